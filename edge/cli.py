@@ -1,0 +1,19 @@
+"""``muster edge ...``: what runs on a collection device."""
+
+from __future__ import annotations
+
+import click
+
+from muster.cli import LazyGroup
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "run": "edge.daemon_cli:run",
+        "read-card": "edge.card_cli:read_card",
+        "snap": "edge.camera_cli:snap",
+    },
+)
+def edge() -> None:
+    """The device daemon and the technician's one-shot device checks."""
