@@ -1,0 +1,11 @@
+"""Fixtures shared by every test tier. Each module under tests/fixtures/ is a pytest plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+pytest_plugins = sorted(
+    f"tests.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    if not p.stem.startswith("_")
+)
