@@ -85,7 +85,9 @@ def load_profile(path_or_name: str | Path) -> FirmwareProfile:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-        raise ConfigError(f"profile {path_or_name!r} not found; shipped profiles: {known}") from None
+        raise ConfigError(
+            f"profile {path_or_name!r} not found; shipped profiles: {known}"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"profile {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -5,7 +5,9 @@ Kept in the package so the drift test and ``scripts/gen_proto.py`` run exactly t
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from muster.errors import MusterError
@@ -19,10 +21,14 @@ def generate(proto_root: Path, out_root: Path) -> list[Path]:
     """Compile every ``muster/v1/*.proto`` under ``proto_root`` into ``out_root/muster/v1``."""
     from grpc_tools import protoc  # dev dependency: only needed when generating
 
-    protos = sorted(str(p.relative_to(proto_root)) for p in (proto_root / "muster/v1").glob("*.proto"))
+    protos = sorted(
+        str(p.relative_to(proto_root)) for p in (proto_root / "muster/v1").glob("*.proto")
+    )
     (out_root / "muster/v1").mkdir(parents=True, exist_ok=True)
-    mypy_plugin = shutil.which("protoc-gen-mypy")
-    mypy_grpc_plugin = shutil.which("protoc-gen-mypy_grpc")
+    # The plugins are console scripts of mypy-protobuf, installed beside this interpreter.
+    search = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    mypy_plugin = shutil.which("protoc-gen-mypy", path=search)
+    mypy_grpc_plugin = shutil.which("protoc-gen-mypy_grpc", path=search)
     if not mypy_plugin or not mypy_grpc_plugin:
         raise ProtoGenerationError("protoc-gen-mypy 不可用: install the dev extras (mypy-protobuf)")
     well_known = Path(protoc.__file__).parent / "_proto"
