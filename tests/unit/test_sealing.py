@@ -66,7 +66,7 @@ def test_tampered_bytes_are_rejected(keys: dict[str, object], field: str) -> Non
     setattr(sealed, field, bytes(raw))
     with pytest.raises(SignatureError):
         verify_record(sealed, keys["device"].public_key())  # type: ignore[attr-defined]
-    with pytest.raises(SealError, match="^sealed record cannot be opened$"):
+    with pytest.raises(SealError, match=r"^sealed record cannot be opened$"):
         open_record(sealed, {3: keys["upload"]})  # type: ignore[dict-item]
 
 
