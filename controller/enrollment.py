@@ -1,0 +1,175 @@
+"""Enrolment (S-06): an enrolment code plus a device-generated key becomes a certificate, a licence
+and a profile. A bad code changes nothing; a good one is spent in the same transaction that
+creates the device."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Device, EnrollmentCode, UploadKey
+from muster.crypto import upload_public_bytes
+from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
+from muster.errors import CertificateError, EnrollmentError
+from muster.licence import FINGERPRINT_COMPONENTS, Licence, sign_licence
+from muster.v1 import enrollment_pb2
+from provisioning.codes import ALPHABET, hash_code, new_code
+from provisioning.pki_store import ControllerPki
+
+
+@dataclass(frozen=True)
+class EnrollmentRefusal:
+    code: str
+    message: str
+
+
+REFUSALS = {
+    "unknown_code": "注册码无效：请核对后重新输入，或向上级管理员申请新的注册码。",
+    "used_code": "注册码已被使用：每个注册码只能注册一台设备，请申请新的注册码。",
+    "expired_code": "注册码已过期：请向上级管理员申请新的注册码。",
+    "bad_csr": "设备证书请求无效：请重新运行注册命令。",
+    "no_fingerprint": "无法读取设备硬件信息：请在设备本机上运行注册命令。",
+}
+
+
+def new_device_id(township_code: str) -> str:
+    return f"{township_code}-" + "".join(secrets.choice(ALPHABET) for _ in range(6))
+
+
+def upload_key_messages(session: Session, now: datetime) -> list[enrollment_pb2.UploadKey]:
+    keys = session.scalars(select(UploadKey).where(UploadKey.not_after > now)).all()
+    out = []
+    for key in sorted(keys, key=lambda k: k.version):
+        msg = enrollment_pb2.UploadKey(version=key.version, x25519_public_key=key.public_key)
+        msg.not_after.FromDatetime(key.not_after)
+        out.append(msg)
+    return out
+
+
+def publish_upload_keys(session: Session, pki: ControllerPki, now: datetime) -> None:
+    """Make sure every upload key on disk has its public half in the database."""
+    known = set(session.scalars(select(UploadKey.version)).all())
+    for version, key in pki.upload_keys.items():
+        if version not in known:
+            session.add(
+                UploadKey(
+                    version=version,
+                    public_key=upload_public_bytes(key),
+                    created_at=now,
+                    not_after=now + timedelta(days=3650),
+                )
+            )
+
+
+class Enroller:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        pki: ControllerPki,
+        *,
+        licence_days: int,
+        mqtt_url: str,
+        data_endpoint: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._pki = pki
+        self._licence_days = licence_days
+        self._mqtt_url = mqtt_url
+        self._data_endpoint = data_endpoint
+        self._clock = clock
+
+    def enroll(self, request: enrollment_pb2.EnrollRequest) -> enrollment_pb2.EnrollResponse:
+        now = self._clock()
+        fingerprint = {c: getattr(request.fingerprint, c) for c in FINGERPRINT_COMPONENTS}
+        if sum(1 for v in fingerprint.values() if v) < 2:
+            raise EnrollmentError(REFUSALS["no_fingerprint"])
+        with self._sessions.begin() as session:
+            code = session.get(
+                EnrollmentCode, hash_code(request.enrollment_code), with_for_update=True
+            )
+            if code is None:
+                raise EnrollmentError(REFUSALS["unknown_code"])
+            if code.used_at is not None:
+                raise EnrollmentError(REFUSALS["used_code"])
+            if code.expires_at <= now:
+                raise EnrollmentError(REFUSALS["expired_code"])
+            device_id = new_device_id(code.township_code)
+            try:
+                cert = issue_device_certificate(
+                    self._pki.ca_key, self._pki.ca_cert, request.csr_der, device_id, now=now
+                )
+            except CertificateError as exc:
+                raise EnrollmentError(f"{REFUSALS['bad_csr']}（{exc}）") from exc
+            features = (
+                ("collect", "generic-device") if code.profile == "generic-pc" else ("collect",)
+            )
+            licence = Licence(
+                device_id=device_id,
+                township_code=code.township_code,
+                profile=code.profile,
+                not_before=now - timedelta(minutes=5),
+                not_after=now + timedelta(days=self._licence_days),
+                fingerprint=fingerprint,
+                features=features,
+                serial=secrets.token_hex(8),
+                issued_at=now,
+            )
+            session.add(
+                Device(
+                    id=device_id,
+                    township_code=code.township_code,
+                    profile=code.profile,
+                    device_model=request.device_model,
+                    certificate_pem=certificate_pem(cert).decode(),
+                    certificate_serial=format(cert.serial_number, "x"),
+                    fingerprint={**fingerprint, "salt": request.fingerprint.salt.hex()},
+                    software_version=request.software_version,
+                    enrolled_at=now,
+                    last_heartbeat={},
+                )
+            )
+            code.used_at = now
+            code.used_by_device = device_id
+            response = enrollment_pb2.EnrollResponse(
+                device_id=device_id,
+                certificate_der=certificate_der(cert),
+                ca_certificate_der=certificate_der(self._pki.ca_cert),
+                licence=sign_licence(licence, self._pki.licence_key),
+                profile=code.profile,
+                township_code=code.township_code,
+                upload_keys=upload_key_messages(session, now),
+                mqtt_url=self._mqtt_url,
+                data_endpoint=self._data_endpoint,
+            )
+            response.server_time.FromDatetime(now)
+        return response
+
+
+def create_enrollment_code(
+    sessions: sessionmaker[Session],
+    *,
+    township_code: str,
+    profile: str,
+    valid_for: timedelta,
+    created_by: str,
+    now: datetime,
+) -> str:
+    code = new_code()
+    with sessions.begin() as session:
+        session.add(
+            EnrollmentCode(
+                code_hash=hash_code(code),
+                township_code=township_code,
+                profile=profile,
+                created_at=now,
+                expires_at=now + valid_for,
+                created_by=created_by,
+            )
+        )
+    return code

@@ -1,0 +1,195 @@
+"""The controller's gRPC services: Enrollment on the server-TLS port; Uploads and Device on the
+mutual-TLS port, where the device id is the verified client certificate's CN and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import grpc
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Device
+from controller.enrollment import Enroller, upload_key_messages
+from controller.ingest import Ingestor
+from controller.settings import ControllerSettings
+from muster.crypto.pki import load_certificate
+from muster.errors import EnrollmentError
+from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
+from provisioning.pki_store import ControllerPki
+
+log = structlog.get_logger(__name__)
+
+_MAX_MESSAGE = 16 * 1024 * 1024
+_SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+class EnrollmentService(enrollment_pb2_grpc.EnrollmentServicer):
+    def __init__(self, enroller: Enroller) -> None:
+        self._enroller = enroller
+
+    async def Enroll(
+        self,
+        request: enrollment_pb2.EnrollRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> enrollment_pb2.EnrollResponse:
+        try:
+            response = await asyncio.to_thread(self._enroller.enroll, request)
+        except EnrollmentError as exc:
+            log.warning("enrolment refused", reason=str(exc))
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        log.info("device enrolled", device_id=response.device_id, township=response.township_code)
+        return response
+
+
+def _peer_identity(context: grpc.aio.ServicerContext[object, object]) -> tuple[str, str]:
+    """(device id, certificate serial) from the TLS layer's verified client certificate."""
+    auth = context.auth_context()
+    pem = list(auth.get("x509_pem_cert", ()))
+    names = list(auth.get("x509_common_name", ()))
+    if not pem or not names:
+        return "", ""
+    cert = load_certificate(pem[0])
+    return names[0].decode(), format(cert.serial_number, "x")
+
+
+class DeviceGate:
+    """Decides whether a connected certificate still belongs to an enrolled, unrevoked device."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def lookup(self, device_id: str, serial: str) -> tuple[bool, bool]:
+        """(known, revoked) for this exact certificate."""
+        with self._sessions() as session:
+            device = session.get(Device, device_id)
+            if device is None or device.certificate_serial != serial:
+                return False, False
+            return True, device.revoked_at is not None
+
+    async def admit(self, context: grpc.aio.ServicerContext[object, object]) -> str:
+        device_id, serial = _peer_identity(context)
+        if not device_id:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "需要设备证书 (client certificate required)"
+            )
+        known, revoked = await asyncio.to_thread(self.lookup, device_id, serial)
+        if not known:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, f"设备 {device_id} 的证书未登记，请重新注册"
+            )
+        if revoked:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"设备 {device_id} 已被吊销")
+        return device_id
+
+
+class UploadsService(data_pb2_grpc.UploadsServicer):
+    def __init__(self, gate: DeviceGate, ingestor: Ingestor, batch: int) -> None:
+        self._gate = gate
+        self._ingestor = ingestor
+        self._batch = batch
+
+    async def Upload(
+        self,
+        request_iterator: AsyncIterator[data_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[data_pb2.UploadResponse]:
+        device_id = await self._gate.admit(context)
+        # A bounded queue is the flow control: a device with a week's backlog can have at most
+        # two batches in flight here, and HTTP/2 windows hold the rest on the device.
+        queue: asyncio.Queue[data_pb2.SealedRecord | None] = asyncio.Queue(maxsize=self._batch * 2)
+
+        async def pump() -> None:
+            try:
+                async for request in request_iterator:
+                    if request.HasField("record"):
+                        await queue.put(request.record)
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(pump(), name=f"upload-read-{device_id}")
+        try:
+            finished = False
+            while not finished:
+                first = await queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self._batch and not queue.empty():
+                    item = queue.get_nowait()
+                    if item is None:
+                        finished = True
+                        break
+                    batch.append(item)
+                acks = await asyncio.to_thread(self._ingestor.ingest_batch, device_id, batch)
+                for ack in acks:
+                    yield data_pb2.UploadResponse(ack=ack)
+        finally:
+            reader.cancel()
+
+
+class DeviceService(data_pb2_grpc.DeviceServicer):
+    def __init__(
+        self,
+        gate: DeviceGate,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._gate = gate
+        self._sessions = sessions
+        self._clock = clock
+
+    async def Health(
+        self, request: data_pb2.HealthRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> data_pb2.HealthResponse:
+        device_id, serial = _peer_identity(context)
+        known, revoked = await asyncio.to_thread(self._gate.lookup, device_id, serial)
+        if not known:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"设备 {device_id} 的证书未登记")
+        now = self._clock()
+        with self._sessions() as session:
+            keys = upload_key_messages(session, now)
+        response = data_pb2.HealthResponse(upload_keys=keys, revoked=revoked)
+        response.server_time.FromDatetime(now)
+        return response
+
+
+def build_servers(
+    settings: ControllerSettings,
+    pki: ControllerPki,
+    sessions: sessionmaker[Session],
+    enroller: Enroller,
+    ingestor: Ingestor,
+) -> tuple[grpc.aio.Server, grpc.aio.Server]:
+    key_pem = pki.server_key_path.read_bytes()
+    cert_pem = pki.server_cert_path.read_bytes()
+    ca_pem = pki.ca_cert_path.read_bytes()
+
+    enrol = grpc.aio.server(options=_SERVER_OPTIONS)
+    enrollment_pb2_grpc.add_EnrollmentServicer_to_server(EnrollmentService(enroller), enrol)
+    enrol.add_secure_port(
+        f"{settings.bind_host}:{settings.enrol_port}",
+        grpc.ssl_server_credentials([(key_pem, cert_pem)]),
+    )
+
+    gate = DeviceGate(sessions)
+    data = grpc.aio.server(options=_SERVER_OPTIONS)
+    data_pb2_grpc.add_UploadsServicer_to_server(
+        UploadsService(gate, ingestor, settings.upload_batch), data
+    )
+    data_pb2_grpc.add_DeviceServicer_to_server(DeviceService(gate, sessions), data)
+    data.add_secure_port(
+        f"{settings.bind_host}:{settings.data_port}",
+        grpc.ssl_server_credentials(
+            [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
+        ),
+    )
+    return enrol, data

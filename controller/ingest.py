@@ -1,0 +1,155 @@
+"""Ingest of sealed records: verify, open, validate, store — then, and only then, acknowledge.
+
+Pure of transport: the gRPC servicer hands in a batch from one device and gets one ack per
+record back after the batch's transaction has committed. Idempotent on (record id, content
+hash): a resend of a stored record is acknowledged as a duplicate and stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Device, Record
+from muster.crypto import (
+    DevicePublicKey,
+    UploadPrivateKey,
+    content_hash,
+    open_record,
+    verify_record,
+)
+from muster.crypto.pki import device_public_key, load_certificate
+from muster.errors import SealError, SignatureError
+from muster.records import RecordError, parse_record
+from muster.v1 import data_pb2
+
+log = structlog.get_logger(__name__)
+
+Ack = data_pb2.RecordAck
+
+REJECTIONS = {
+    "device_mismatch": "记录的设备编号与本机证书不符，请联系技术支持。",
+    "signature": "记录签名无效（可能被篡改），请在本机重新封存该记录。",
+    "unreadable": "中心无法解密该记录（上传密钥已失效），请同步密钥后重新封存。",
+    "record_id_conflict": "该记录编号已上传过不同的内容，请作为新记录重新录入。",
+    "wrong_township": "该记录不属于本机所在乡镇，不能上传。",
+    "schema_mismatch": "记录的表单版本与内容不符，请重新封存。",
+}
+
+
+def _reject(record_id: str, code: str, reason: str | None = None) -> data_pb2.RecordAck:
+    return Ack(
+        record_id=record_id,
+        status=Ack.STATUS_REJECTED,
+        reason_code=code,
+        reason=reason or REJECTIONS[code],
+    )
+
+
+class Ingestor:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        upload_keys: dict[int, UploadPrivateKey],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._upload_keys = upload_keys
+        self._clock = clock
+        self._device_keys: dict[tuple[str, str], DevicePublicKey] = {}
+
+    def _public_key(self, device: Device) -> DevicePublicKey:
+        cache_key = (device.id, device.certificate_serial)
+        key = self._device_keys.get(cache_key)
+        if key is None:
+            key = device_public_key(load_certificate(device.certificate_pem.encode()))
+            self._device_keys[cache_key] = key
+        return key
+
+    def ingest_batch(
+        self, device_id: str, batch: Sequence[data_pb2.SealedRecord]
+    ) -> list[data_pb2.RecordAck]:
+        """Store what is valid in one transaction; return acks only after it has committed."""
+        now = self._clock()
+        acks: list[data_pb2.RecordAck] = []
+        with self._sessions.begin() as session:
+            device = session.get(Device, device_id)
+            if device is None or device.revoked_at is not None:
+                return [_reject(s.record_id, "device_mismatch") for s in batch]
+            public_key = self._public_key(device)
+            ids = list({s.record_id for s in batch})
+            seen: dict[str, str] = dict(
+                session.execute(
+                    select(Record.record_id, Record.content_hash).where(Record.record_id.in_(ids))
+                ).tuples()
+            )
+            stored = 0
+            for sealed in batch:
+                ack = self._one(session, device, public_key, sealed, seen, now)
+                stored += ack.status == Ack.STATUS_STORED
+                acks.append(ack)
+            device.records_received += stored
+            device.last_seen = now
+        for ack in acks:
+            if ack.status == Ack.STATUS_REJECTED:
+                log.warning(
+                    "record rejected",
+                    device_id=device_id,
+                    record_id=ack.record_id,
+                    reason=ack.reason_code,
+                )
+        return acks
+
+    def _one(
+        self,
+        session: Session,
+        device: Device,
+        public_key: DevicePublicKey,
+        sealed: data_pb2.SealedRecord,
+        seen: dict[str, str],
+        now: datetime,
+    ) -> data_pb2.RecordAck:
+        record_id = sealed.record_id
+        if sealed.device_id != device.id:
+            return _reject(record_id, "device_mismatch")
+        try:
+            verify_record(sealed, public_key)
+        except SignatureError:
+            return _reject(record_id, "signature")
+        digest = content_hash(sealed)
+        if record_id in seen:
+            if seen[record_id] == digest:
+                return Ack(record_id=record_id, status=Ack.STATUS_DUPLICATE)
+            return _reject(record_id, "record_id_conflict")
+        try:
+            payload = parse_record(open_record(sealed, self._upload_keys))
+        except SealError:
+            return _reject(record_id, "unreadable")
+        except RecordError as exc:
+            return _reject(record_id, exc.code, str(exc))
+        if payload.record_id != record_id:
+            return _reject(record_id, "schema_mismatch")
+        if payload.township_code != device.township_code:
+            return _reject(record_id, "wrong_township")
+        if sealed.schema_version != f"{payload.category.value}/{payload.form_version}":
+            return _reject(record_id, "schema_mismatch")
+        session.add(
+            Record(
+                record_id=record_id,
+                device_id=device.id,
+                content_hash=digest,
+                schema_version=sealed.schema_version,
+                key_version=sealed.key_version,
+                township_code=payload.township_code,
+                category=payload.category.value,
+                sealed_at=sealed.sealed_at.ToDatetime(tzinfo=UTC),
+                received_at=now,
+                payload=payload.model_dump(mode="json"),
+            )
+        )
+        seen[record_id] = digest
+        return Ack(record_id=record_id, status=Ack.STATUS_STORED)

@@ -1,0 +1,38 @@
+"""Controller settings: command-line flags over ``MUSTER_CONTROLLER_*`` environment variables over
+these defaults (a county on one machine, SQLite, everything on loopback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ControllerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MUSTER_CONTROLLER_", extra="forbid")
+
+    data_dir: Path = Path("var/controller")
+    # Default: SQLite in the data directory. PostgreSQL: postgresql+psycopg://user@host/db
+    database_url: str = ""
+    bind_host: str = "127.0.0.1"
+    # Names and addresses devices use to reach us; they go into the server certificate.
+    public_hostnames: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
+    enrol_port: int = 7443  # server TLS only: devices have no certificate yet
+    data_port: int = 7444  # mutual TLS
+    admin_port: int = 8080
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # The URL devices are told to use (may differ from ours behind NAT or a load balancer).
+    device_mqtt_url: str = ""
+    mqtt_tls: bool = False  # client-certificate TLS to the broker (Mosquitto in production)
+    # MQTT shared-subscription group, so several controller processes split the telemetry.
+    mqtt_shared_group: str = ""
+    licence_days: int = 365
+    telemetry_flush_s: float = 0.2
+    upload_batch: int = 256
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'controller.db').resolve()}"
+
+    def data_endpoint(self) -> str:
+        return f"{self.public_hostnames[0]}:{self.data_port}"

@@ -1,0 +1,149 @@
+"""The record a device collects and the controller stores (S-01, S-02).
+
+This is the envelope every form shares: who the person is, which of the 12 categories they
+belong to, which form version was filled, and who entered and reviewed it. Form fields per
+category live in ``fields`` and are checked against their form definition.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from stdnum.cn import ric
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+from muster.errors import MusterError
+
+
+class Category(StrEnum):
+    """The 12 categories of people collected (S-01)."""
+
+    TRANSFERRED_OFFICER = "transferred_officer"
+    RETIRED_SOLDIER = "retired_soldier"
+    RETIRED_CADRE = "retired_cadre"
+    NON_MILITARY_STAFF = "non_military_staff"
+    RED_ARMY_VETERAN = "red_army_veteran"
+    DEMOBILISED_SOLDIER = "demobilised_soldier"
+    DISABLED_SOLDIER = "disabled_soldier"
+    DISABLED_MILITIA = "disabled_militia"
+    MARTYR_FAMILY = "martyr_family"
+    DUTY_DEATH_FAMILY = "duty_death_family"
+    ILLNESS_DEATH_FAMILY = "illness_death_family"
+    SERVING_SOLDIER_FAMILY = "serving_soldier_family"
+
+
+CATEGORY_NAMES: dict[Category, str] = {
+    Category.TRANSFERRED_OFFICER: "军队转业干部",
+    Category.RETIRED_SOLDIER: "退役士兵",
+    Category.RETIRED_CADRE: "军队离退休干部和退休士官",
+    Category.NON_MILITARY_STAFF: "无军籍退休退职职工",
+    Category.RED_ARMY_VETERAN: "红军老战士（含西路军、失散人员）",
+    Category.DEMOBILISED_SOLDIER: "复员军人",
+    Category.DISABLED_SOLDIER: "残疾军人",
+    Category.DISABLED_MILITIA: "伤残民兵民工",
+    Category.MARTYR_FAMILY: "烈士遗属",
+    Category.DUTY_DEATH_FAMILY: "因公牺牲军人遗属",
+    Category.ILLNESS_DEATH_FAMILY: "病故军人遗属",
+    Category.SERVING_SOLDIER_FAMILY: "现役军人家属",
+}
+
+FAMILY_CATEGORIES = frozenset(
+    {
+        Category.MARTYR_FAMILY,
+        Category.DUTY_DEATH_FAMILY,
+        Category.ILLNESS_DEATH_FAMILY,
+        Category.SERVING_SOLDIER_FAMILY,
+    }
+)
+
+
+class RecordError(MusterError):
+    """A record does not satisfy the record model; ``code`` is stable, the message is for clerks."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def id_number_problem(number: str) -> str | None:
+    """Why a resident ID number is wrong, in the clerk's words, or None when it is valid."""
+    try:
+        ric.validate(number)
+    except InvalidLength:
+        return "公民身份号码应为18位"
+    except InvalidFormat:
+        return "公民身份号码只能由数字和末位X组成"
+    except InvalidChecksum:
+        return "公民身份号码校验位错误，请核对后重新输入"
+    except InvalidComponent:
+        return "公民身份号码中的出生日期或地区码无效"
+    return None
+
+
+class Person(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str
+    sex: str = Field(pattern="^[12]$")  # GB/T 2261.1: 1 male, 2 female
+    birth_date: date
+    ethnicity: str = Field(default="01", pattern=r"^\d{2}$")  # GB/T 3304 code
+
+    @field_validator("id_number")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        value = ric.compact(value)
+        problem = id_number_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class RecordPayload(BaseModel):
+    """What is sealed on the device and opened at the centre."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record_id: str
+    category: Category
+    form_version: str
+    township_code: str = Field(pattern=r"^\d{12}$")
+    person: Person
+    fields: dict[str, Any] = Field(default_factory=dict)
+    collected_at: datetime
+    entered_by: str
+    reviewed_by: str
+    relation: str | None = None  # family categories: parent / spouse / child / sibling ...
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def parse_record(plaintext: bytes) -> RecordPayload:
+    """Parse and check a record; raises ``RecordError`` with a reason a clerk can act on."""
+    try:
+        payload = RecordPayload.model_validate_json(plaintext)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RecordError("schema", f"记录字段 {where} 有误：{first['msg']}") from None
+    except (ValueError, json.JSONDecodeError):
+        raise RecordError("schema", "记录内容不是有效的 JSON") from None
+    cross_check(payload)
+    return payload
+
+
+def cross_check(payload: RecordPayload) -> None:
+    person = payload.person
+    if ric.get_birth_date(person.id_number) != person.birth_date:
+        raise RecordError("id_birth_date", "出生日期与公民身份号码不一致")
+    if int(person.id_number[16]) % 2 != (1 if person.sex == "1" else 0):
+        raise RecordError("id_sex", "性别与公民身份号码不一致")
+    if payload.category in FAMILY_CATEGORIES and not payload.relation:
+        raise RecordError("relation", "遗属和家属类别必须填写与军人的关系")
+    if payload.entered_by == payload.reviewed_by:
+        raise RecordError("review", "录入人和审核人不能是同一人")

@@ -1,0 +1,28 @@
+"""MQTT topic names, in one place: ``muster/v1/dev/{device_id}/{kind}``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+PREFIX = "muster/v1/dev"
+Kind = Literal["status", "telemetry", "event", "cmd", "ack"]
+KINDS: tuple[Kind, ...] = ("status", "telemetry", "event", "cmd", "ack")
+
+
+def topic(device_id: str, kind: Kind) -> str:
+    return f"{PREFIX}/{device_id}/{kind}"
+
+
+def wildcard(kind: Kind, shared_group: str = "") -> str:
+    """Every device's ``kind`` topic; with a group, an MQTT shared subscription so that several
+    controller processes split the messages between them."""
+    base = f"{PREFIX}/+/{kind}"
+    return f"$share/{shared_group}/{base}" if shared_group else base
+
+
+def parse(topic_name: str) -> tuple[str, str] | None:
+    """(device id, kind) of a device topic, or None for anything else."""
+    parts = topic_name.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != PREFIX or parts[4] not in KINDS:
+        return None
+    return parts[3], parts[4]
