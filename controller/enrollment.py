@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode, UploadKey
-from muster.crypto import upload_public_bytes
+from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
 from muster.errors import CertificateError, EnrollmentError
 from muster.licence import FINGERPRINT_COMPONENTS, Licence, sign_licence
@@ -146,6 +146,7 @@ class Enroller:
                 upload_keys=upload_key_messages(session, now),
                 mqtt_url=self._mqtt_url,
                 data_endpoint=self._data_endpoint,
+                licence_authority_key=licence_public_bytes(self._pki.licence_key),
             )
             response.server_time.FromDatetime(now)
         return response

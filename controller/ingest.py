@@ -82,11 +82,12 @@ class Ingestor:
                 return [_reject(s.record_id, "device_mismatch") for s in batch]
             public_key = self._public_key(device)
             ids = list({s.record_id for s in batch})
-            seen: dict[str, str] = dict(
-                session.execute(
+            seen: dict[str, str] = {
+                record_id: digest
+                for record_id, digest in session.execute(
                     select(Record.record_id, Record.content_hash).where(Record.record_id.in_(ids))
-                ).tuples()
-            )
+                )
+            }
             stored = 0
             for sealed in batch:
                 ack = self._one(session, device, public_key, sealed, seen, now)

@@ -38,7 +38,7 @@ class LazyGroup(click.Group):
         "edge": "edge.cli:edge",
         "controller": "controller.cli:controller",
         "provision": "provisioning.cli:provision",
-        "demo": "muster.demo:demo",
+        "demo": "controller.demo:demo",
         "sim": "muster.cli:sim",
     },
 )

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.cn import ric
-from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
 
 from muster.errors import MusterError
+from muster.idnumbers import birth_date_of, id_number_problem, sex_of
 
 
 class Category(StrEnum):
@@ -67,21 +67,6 @@ class RecordError(MusterError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def id_number_problem(number: str) -> str | None:
-    """Why a resident ID number is wrong, in the clerk's words, or None when it is valid."""
-    try:
-        ric.validate(number)
-    except InvalidLength:
-        return "公民身份号码应为18位"
-    except InvalidFormat:
-        return "公民身份号码只能由数字和末位X组成"
-    except InvalidChecksum:
-        return "公民身份号码校验位错误，请核对后重新输入"
-    except InvalidComponent:
-        return "公民身份号码中的出生日期或地区码无效"
-    return None
 
 
 class Person(BaseModel):
@@ -139,9 +124,9 @@ def parse_record(plaintext: bytes) -> RecordPayload:
 
 def cross_check(payload: RecordPayload) -> None:
     person = payload.person
-    if ric.get_birth_date(person.id_number) != person.birth_date:
+    if birth_date_of(person.id_number) != person.birth_date:
         raise RecordError("id_birth_date", "出生日期与公民身份号码不一致")
-    if int(person.id_number[16]) % 2 != (1 if person.sex == "1" else 0):
+    if sex_of(person.id_number) != person.sex:
         raise RecordError("id_sex", "性别与公民身份号码不一致")
     if payload.category in FAMILY_CATEGORIES and not payload.relation:
         raise RecordError("relation", "遗属和家属类别必须填写与军人的关系")

@@ -8,7 +8,18 @@ edge, the eyes at least 207 px above the lower edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+Image = NDArray[np.uint8]
+
+# Where the Haar cascades ship inside the OpenCV wheel (``cv2.data.haarcascades``, which the
+# type stubs do not declare).
+HAAR_DIR: Final = Path(cv2.__file__).resolve().parent / "data"
 
 ID_PHOTO_WIDTH: Final = 358
 ID_PHOTO_HEIGHT: Final = 441
@@ -19,9 +30,14 @@ HEAD_TOP_MAX_PX: Final = 21
 EYES_MIN_FROM_BOTTOM_PX: Final = 207
 
 # A Haar frontal-face box runs from about the hairline to just above the chin and is about as
-# wide as the face at the cheeks. Hair adds roughly 0.3 box heights above it.
-HEAD_ABOVE_FACE_BOX: Final = 0.30
+# wide as the face at the cheeks. Hair adds roughly a third of a box height above it.
+HEAD_ABOVE_FACE_BOX: Final = 0.35
 HEAD_TOP_TARGET_PX: Final = (HEAD_TOP_MIN_PX + HEAD_TOP_MAX_PX) / 2
+
+
+def as_image(array: NDArray[Any]) -> Image:
+    """An OpenCV result typed as the 8-bit image it is (no copy when it already is one)."""
+    return np.asarray(array, dtype=np.uint8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.photo._geometry import Point
+from edge.photo._geometry import Image, Point, as_image
 from edge.photo.quality import (
     DEFAULT_THRESHOLDS,
     Measurements,
@@ -36,8 +36,6 @@ __all__ = [
     "find_document",
     "rectify_document",
 ]
-
-Image = NDArray[np.uint8]
 Quad = tuple[Point, Point, Point, Point]
 """Corners in order: top-left, top-right, bottom-right, bottom-left."""
 
@@ -75,9 +73,15 @@ def _order(points: NDArray[np.float32]) -> Quad:
 def _quads(mask: Image, min_area: float) -> list[tuple[float, NDArray[np.float32]]]:
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     found: list[tuple[float, NDArray[np.float32]]] = []
+    h, w = mask.shape
     for contour in sorted(contours, key=cv2.contourArea, reverse=True)[:5]:
         if cv2.contourArea(contour) < min_area:
             break
+        # A shape cut by the frame's edge is the background or a document partly out of view;
+        # its fourth corner would be the frame's, and the page would come out cropped.
+        x, y, bw, bh = cv2.boundingRect(contour)
+        if x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1:
+            continue
         # The hull bridges notches that a finger or a shadow bites out of an edge.
         hull = cv2.convexHull(contour)
         approx = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
@@ -91,21 +95,17 @@ def _quads(mask: Image, min_area: float) -> list[tuple[float, NDArray[np.float32
 def find_document(frame: Image) -> Quad | None:
     """The corners of the largest four-sided light shape in the frame, or ``None``."""
     gray = to_gray(frame)
-    h, w = gray.shape
-    scale = min(1.0, _WORK_WIDTH / w)
-    small = (
-        gray
-        if scale == 1.0
-        else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    )
-    small = cv2.GaussianBlur(small, (5, 5), 0)
+    scale = min(1.0, _WORK_WIDTH / gray.shape[1])
+    if scale < 1.0:
+        gray = as_image(cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    small = as_image(cv2.GaussianBlur(gray, (5, 5), 0))
     min_area = _MIN_CANDIDATE_AREA * small.shape[0] * small.shape[1]
     kernel = np.ones((3, 3), np.uint8)
 
-    edges = cv2.dilate(cv2.Canny(small, 50, 150), kernel)
+    edges = as_image(cv2.dilate(cv2.Canny(small, 50, 150), kernel))
     # Closing the threshold mask removes the holes that the printing makes in the paper.
     _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, kernel, iterations=3)
+    bright = as_image(cv2.morphologyEx(bright, cv2.MORPH_CLOSE, kernel, iterations=3))
 
     candidates = _quads(edges, min_area) + _quads(bright, min_area)
     if not candidates:
@@ -151,8 +151,7 @@ def rectify_document(
         [[0, 0], [size[0] - 1, 0], [size[0] - 1, size[1] - 1], [0, size[1] - 1]], dtype=np.float32
     )
     matrix = cv2.getPerspectiveTransform(src, dst)
-    rectified: Image = cv2.warpPerspective(frame, matrix, size, flags=cv2.INTER_CUBIC)
-    return rectified
+    return as_image(cv2.warpPerspective(frame, matrix, size, flags=cv2.INTER_CUBIC))
 
 
 def _quad_area(quad: Quad) -> float:

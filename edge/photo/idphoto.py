@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import cv2
-import numpy as np
-from numpy.typing import NDArray
 
 from edge.photo._geometry import (
     EYES_MIN_FROM_BOTTOM_PX,
@@ -24,6 +22,8 @@ from edge.photo._geometry import (
     ID_PHOTO_HEIGHT,
     ID_PHOTO_WIDTH,
     Box,
+    Image,
+    as_image,
     id_photo_window,
 )
 from edge.photo.quality import DEFAULT_THRESHOLDS, QualityReport, Thresholds, check_portrait
@@ -46,8 +46,6 @@ __all__ = [
     "id_photo_window",
     "portrait_photo",
 ]
-
-Image = NDArray[np.uint8]
 
 # The standard names quality factor 70; start above it so a generous cap keeps more detail.
 START_QUALITY: Final = 90
@@ -76,12 +74,11 @@ def _region(frame: Image, x: float, y: float, w: float, h: float, size: tuple[in
     pad_r, pad_b = max(0, x1 - fw), max(0, y1 - fh)
     crop = frame[max(y0, 0) : min(y1, fh), max(x0, 0) : min(x1, fw)]
     if pad_l or pad_t or pad_r or pad_b:
-        crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+        crop = as_image(cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE))
     shrinking = crop.shape[1] > size[0]
-    resized: Image = cv2.resize(
-        crop, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return as_image(
+        cv2.resize(crop, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
     )
-    return resized
 
 
 def crop_id_photo(frame: Image, face: Box) -> Image:
@@ -147,6 +144,8 @@ def encode_jpeg_capped(
                 f"profile's camera.jpeg_max_bytes={max_bytes}; raise the cap"
             )
         factor = max(0.9, min_long_side / long_side)
-        current = cv2.resize(
-            current, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
+        current = as_image(
+            cv2.resize(
+                current, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
+            )
         )

@@ -21,9 +21,8 @@ from typing import Final, Literal
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
 
-from edge.photo._geometry import Box, Point, id_photo_window
+from edge.photo._geometry import HAAR_DIR, Box, Image, Point, as_image, id_photo_window
 from muster.errors import MusterError
 
 __all__ = [
@@ -45,8 +44,6 @@ __all__ = [
     "to_gray",
     "window_overhang",
 ]
-
-Image = NDArray[np.uint8]
 
 
 class InvalidFrameError(MusterError):
@@ -214,8 +211,14 @@ class QualityReport:
             "face": None
             if self.face is None
             else [self.face.x, self.face.y, self.face.w, self.face.h],
-            "eyes": None if self.eyes is None else [[p.x, p.y] for p in self.eyes],
-            "document": None if self.document is None else [[p.x, p.y] for p in self.document],
+            "eyes": (
+                None if self.eyes is None else [[round(p.x, 1), round(p.y, 1)] for p in self.eyes]
+            ),
+            "document": (
+                None
+                if self.document is None
+                else [[round(p.x, 1), round(p.y, 1)] for p in self.document]
+            ),
         }
 
 
@@ -228,9 +231,9 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
         cache = _local.cascades = {}
     cascade = cache.get(name)
     if cascade is None:
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        cascade = cv2.CascadeClassifier(str(HAAR_DIR / name))
         if cascade.empty():
-            raise FileNotFoundError(f"OpenCV cascade {name} missing from {cv2.data.haarcascades}")
+            raise FileNotFoundError(f"OpenCV cascade {name} missing from {HAAR_DIR}")
         cache[name] = cascade
     return cascade
 
@@ -242,9 +245,9 @@ def to_gray(frame: Image) -> Image:
     if frame.ndim == 2:
         gray = frame
     elif frame.ndim == 3 and frame.shape[2] == 3:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        gray = as_image(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
     elif frame.ndim == 3 and frame.shape[2] == 4:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+        gray = as_image(cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY))
     else:
         raise InvalidFrameError(f"a frame must be grey, BGR or BGRA, not of shape {frame.shape}")
     if gray.shape[0] < 32 or gray.shape[1] < 32:
@@ -252,22 +255,29 @@ def to_gray(frame: Image) -> Image:
     return np.ascontiguousarray(gray)
 
 
-def detect_faces(gray: Image, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Box]:
-    """Frontal faces in a grey frame, largest first, in the frame's own coordinates."""
-    h, w = gray.shape
-    scale = min(1.0, thresholds.detect_width / w)
-    small = (
-        gray
-        if scale == 1.0
-        else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    )
-    # Equalising lets the cascade find a face in a dim or washed-out frame, so the operator is
-    # told "too dark" rather than the less helpful "no face".
-    small = cv2.equalizeHist(small)
-    # Half the smallest passing face: anything smaller is reported as too small, not missed.
-    min_side = max(24, int(thresholds.min_face_ratio * h * scale / 2))
+def detect_faces(
+    gray: Image, thresholds: Thresholds = DEFAULT_THRESHOLDS, *, equalize: bool = False
+) -> list[Box]:
+    """Frontal faces in a grey frame, largest first, in the frame's own coordinates.
+
+    ``equalize`` stretches the histogram first, which finds faces in dim or washed-out frames
+    at about twice the cost.
+    """
+    scale = min(1.0, thresholds.detect_width / gray.shape[1])
+    small = gray
+    if scale < 1.0:
+        small = as_image(cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    if equalize:
+        small = as_image(cv2.equalizeHist(small))
+    # Down to 60 % of the smallest passing face, so a face a little too far is reported as too
+    # small rather than missed; every halving of the smallest size roughly doubles the cost.
+    min_side = max(24, int(0.6 * thresholds.min_face_ratio * small.shape[0]))
     found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+        small,
+        scaleFactor=1.15,
+        minNeighbors=5,
+        minSize=(min_side, min_side),
+        maxSize=(small.shape[0], small.shape[0]),
     )
     boxes = [
         Box(round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
@@ -285,14 +295,19 @@ def detect_eyes(gray: Image, face: Box) -> tuple[Point, Point] | None:
     band = gray[max(top, 0) : min(bottom, gray.shape[0]), x0:x1]
     if band.size == 0:
         return None
-    # Work at a fixed face width so the cascade cost does not grow with the camera's resolution.
-    scale = min(1.0, 160 / face.w)
+    # Work at a fixed face width so the cascade cost does not grow with the camera's resolution;
+    # at 120 px an eye is still 25 px, enough for the cascade and for a 2-degree tilt estimate.
+    scale = min(1.0, 120 / face.w)
     if scale < 1.0:
-        band = cv2.resize(band, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        band = as_image(cv2.resize(band, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     side = max(12, int(face.w * scale / 8))
     for name in ("haarcascade_eye.xml", "haarcascade_eye_tree_eyeglasses.xml"):
         found = _cascade(name).detectMultiScale(
-            band, scaleFactor=1.1, minNeighbors=4, minSize=(side, side)
+            band,
+            scaleFactor=1.1,
+            minNeighbors=4,
+            minSize=(side, side),
+            maxSize=(4 * side, 4 * side),
         )
         mid = band.shape[1] / 2
         left: tuple[float, float, float] | None = None
@@ -360,6 +375,11 @@ def check_portrait(frame: Image, thresholds: Thresholds = DEFAULT_THRESHOLDS) ->
     gray = to_gray(frame)
     fh, fw = gray.shape
     faces = detect_faces(gray, t)
+    if not faces:
+        # Look again in a poorly lit frame, so the operator hears about the light first.
+        mean, dark, bright = exposure(gray)
+        if _exposure_reasons(mean, dark, bright, t):
+            faces = detect_faces(gray, t, equalize=True)
     if faces:
         others = [f for f in faces[1:] if f.w >= t.other_face_min_ratio * faces[0].w]
         count = 1 + len(others)
@@ -367,18 +387,24 @@ def check_portrait(frame: Image, thresholds: Thresholds = DEFAULT_THRESHOLDS) ->
         count = 0
     face = faces[0] if faces else None
 
-    # With no face, judge light and focus where a face belongs: the middle of the frame.
-    side = int(min(fw, fh) * 0.4)
-    region = (
-        _crop(gray, face)
-        if face is not None
-        else _crop(gray, Box((fw - side) // 2, (fh - side) // 3, side, side))
-    )
+    if face is not None:
+        region = _crop(gray, face)
+    else:
+        # Judge the light where a face belongs: the middle of the frame.
+        side = int(min(fw, fh) * 0.4)
+        region = _crop(gray, Box((fw - side) // 2, (fh - side) // 3, side, side))
     brightness, dark, bright = exposure(region)
     focus = sharpness(region, 128)
-    reasons = _exposure_reasons(brightness, dark, bright, t)
-    if focus < t.min_sharpness:
-        reasons.append(Reason.BLURRED)
+    if face is not None:
+        reasons = _exposure_reasons(brightness, dark, bright, t)
+        if focus < t.min_sharpness:
+            reasons.append(Reason.BLURRED)
+    else:
+        # A bare wall is evenly lit and has nothing in focus, so without a face only darkness
+        # and blown highlights are certain; the operator is told about them and the missing face.
+        reasons = [Reason.TOO_DARK] if brightness < t.min_brightness else []
+        if bright > t.max_clipped:
+            reasons.append(Reason.TOO_BRIGHT)
 
     base = Measurements(
         brightness=brightness,

@@ -130,6 +130,7 @@ class EnrollResponse(_message.Message):
     MQTT_URL_FIELD_NUMBER: _builtins.int
     DATA_ENDPOINT_FIELD_NUMBER: _builtins.int
     SERVER_TIME_FIELD_NUMBER: _builtins.int
+    LICENCE_AUTHORITY_KEY_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     certificate_der: _builtins.bytes
     ca_certificate_der: _builtins.bytes
@@ -142,6 +143,8 @@ class EnrollResponse(_message.Message):
     """where telemetry goes"""
     data_endpoint: _builtins.str
     """host:port of the mutual-TLS gRPC port"""
+    licence_authority_key: _builtins.bytes
+    """raw Ed25519 public key that signs licences"""
     @_builtins.property
     def upload_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___UploadKey]: ...
     @_builtins.property
@@ -159,10 +162,11 @@ class EnrollResponse(_message.Message):
         mqtt_url: _builtins.str = ...,
         data_endpoint: _builtins.str = ...,
         server_time: _timestamp_pb2.Timestamp | None = ...,
+        licence_authority_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificate_der", b"ca_certificate_der", "certificate_der", b"certificate_der", "data_endpoint", b"data_endpoint", "device_id", b"device_id", "licence", b"licence", "mqtt_url", b"mqtt_url", "profile", b"profile", "server_time", b"server_time", "township_code", b"township_code", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificate_der", b"ca_certificate_der", "certificate_der", b"certificate_der", "data_endpoint", b"data_endpoint", "device_id", b"device_id", "licence", b"licence", "licence_authority_key", b"licence_authority_key", "mqtt_url", b"mqtt_url", "profile", b"profile", "server_time", b"server_time", "township_code", b"township_code", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,10 +14,12 @@ reader that was unplugged, without the daemon restarting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import termios
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol, cast
 
 import serial
 import structlog
@@ -26,6 +28,7 @@ from edge.drivers.sam import protocol
 from edge.drivers.sam.errors import (
     CardDataError,
     FrameError,
+    NoCardError,
     ReaderBrokenError,
     ReaderTimeoutError,
     SamError,
@@ -48,9 +51,22 @@ from muster.profiles import ReaderProfile
 
 log = structlog.get_logger(__name__)
 
+# What a line that went away raises: pyserial wraps most of it, but a pty whose other end
+# vanished fails in termios calls (flush, attributes) that pyserial lets through.
+_LINE_ERRORS: Final = (serial.SerialException, OSError, termios.error)
+
 # How long one blocking read may wait before the pump checks its deadline again. Reads return
 # as soon as the decoder's bytes are in, so this bounds only how late a timeout is noticed.
 _READ_SLICE_S: Final = 0.05
+
+
+class _Line(Protocol):
+    """What the pump needs of a pyserial port; every URL handler's class provides it."""
+
+    def read(self, size: int = 1) -> bytes: ...
+    def write(self, data: bytes, /) -> int | None: ...
+    def reset_input_buffer(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class SamReader:
@@ -63,7 +79,7 @@ class SamReader:
         self.baud = baud
         self.timeout_s = timeout_s
         self.retries = retries
-        self._serial: serial.SerialBase | None = None
+        self._serial: _Line | None = None
         self._decoder = protocol.ReplyDecoder()
 
     @classmethod
@@ -84,22 +100,22 @@ class SamReader:
     def open(self) -> None:
         self.close()
         try:
-            self._serial = serial.serial_for_url(
+            line = serial.serial_for_url(
                 self.port,
                 baudrate=self.baud,
                 timeout=min(self.timeout_s, _READ_SLICE_S),
                 write_timeout=self.timeout_s,
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
+            self._serial = cast(_Line, line)
+        except (*_LINE_ERRORS, ValueError) as exc:
             raise ReaderBrokenError(f"无法打开读卡器 {self.port} / cannot open reader") from exc
 
     def close(self) -> None:
         line, self._serial = self._serial, None
         if line is not None:
-            try:
+            # A line that is already gone has nothing left to release.
+            with contextlib.suppress(*_LINE_ERRORS):
                 line.close()
-            except (serial.SerialException, OSError):
-                pass  # a line that is already gone has nothing left to release
 
     # ---- one exchange ------------------------------------------------------------------
 
@@ -135,10 +151,7 @@ class SamReader:
                 chunk = line.read(self._decoder.bytes_needed())
                 if chunk:
                     self._decoder.feed(chunk)
-        except serial.SerialException as exc:
-            self.close()
-            raise ReaderBrokenError(f"读卡器 {self.port} 连接中断 / reader line broken") from exc
-        except OSError as exc:
+        except _LINE_ERRORS as exc:
             self.close()
             raise ReaderBrokenError(f"读卡器 {self.port} 连接中断 / reader line broken") from exc
 
@@ -173,7 +186,8 @@ class SamReader:
         """Find, select and read the card in the field; :class:`NoCardError` if there is none."""
         started = time.perf_counter()
         if not self.find_card():
-            protocol.raise_for_status(protocol.Reply(0, 0, protocol.Status.NO_CARD, b""))
+            status = protocol.Status.NO_CARD
+            raise NoCardError(status, f"{status.description} (SW3={status:#04x})")
         return self._select_and_read(started, fingerprint=fingerprint)
 
     def _select_and_read(self, started: float, *, fingerprint: bool) -> CardRead:
@@ -194,12 +208,14 @@ class SamReader:
         """One find, as the watcher's poll: True while a card is in the field."""
         return self.find_card()
 
-    def read_found_card(self) -> CardRead:
-        """Select and read a card a :meth:`poll` has just found."""
-        return self._select_and_read(time.perf_counter(), fingerprint=False)
+    def read_found_card(self, *, started: float | None = None) -> CardRead:
+        """Select and read a card a :meth:`poll` has just found. ``started`` is the
+        ``time.perf_counter()`` of that poll, so ``read_ms`` covers find + select + read."""
+        begun = time.perf_counter() if started is None else started
+        return self._select_and_read(begun, fingerprint=False)
 
 
-def fault_from(port: str, exc: MusterErrorLike) -> ReaderFault:
+def fault_from(port: str, exc: SamError | TransportError) -> ReaderFault:
     """The event for an error met while polling or reading."""
     if isinstance(exc, ReaderBrokenError):
         kind = FaultKind.BROKEN
@@ -214,9 +230,6 @@ def fault_from(port: str, exc: MusterErrorLike) -> ReaderFault:
     else:
         kind = FaultKind.FRAME
     return ReaderFault(port, kind, str(exc))
-
-
-MusterErrorLike = SamError | TransportError
 
 
 # ---- the polling watcher ---------------------------------------------------------------
@@ -282,7 +295,9 @@ async def watch(
                 try:
                     sam_id = await asyncio.to_thread(_open_and_identify, reader)
                 except (ReaderBrokenError, ReaderTimeoutError, SamError) as exc:
-                    log.info("sam_reopen_failed", port=profile.port, error=str(exc), retry_s=backoff)
+                    log.info(
+                        "sam_reopen_failed", port=profile.port, error=str(exc), retry_s=backoff
+                    )
                     await sleep(backoff)
                     backoff = min(backoff * 2, reopen_after_s[1])
                     continue
@@ -291,10 +306,11 @@ async def watch(
                 yield ReaderReady(profile.port, str(sam_id))
                 continue
 
+            broken: ReaderBrokenError | None = None
             try:
                 seen = Seen.FOUND if await asyncio.to_thread(reader.poll) else Seen.NOT_FOUND
             except ReaderBrokenError as exc:
-                seen, error = Seen.BROKEN, exc
+                seen, broken = Seen.BROKEN, exc
             except (ReaderTimeoutError, SamError) as exc:
                 # A reader that answers badly is reported but not torn down; the next poll retries.
                 yield fault_from(profile.port, exc)
@@ -303,8 +319,9 @@ async def watch(
 
             state, action = TRANSITIONS[(state, seen)]
             if action is Action.FAULT:
+                assert broken is not None
                 reader.close()
-                yield fault_from(profile.port, error)
+                yield fault_from(profile.port, broken)
                 continue
             if action is Action.REMOVED:
                 yield CardRemoved(profile.port)

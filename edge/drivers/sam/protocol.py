@@ -143,7 +143,7 @@ SET_BAUD_CMD: Final = 0x60
 BAUD_CODES: Final[dict[int, int]] = {115200: 0, 57600: 1, 38400: 2, 19200: 3, 9600: 4}
 
 
-def checksum(data: bytes) -> int:
+def checksum(data: bytes | bytearray) -> int:
     """XOR of ``data``: the frame's LEN bytes and body, without the preamble."""
     value = 0
     for byte in data:

@@ -152,7 +152,9 @@ def _text(raw: bytes, field: str) -> str:
     try:
         value = raw.decode("utf-16-le")
     except UnicodeDecodeError as exc:
-        raise CardDataError(f"字段 {field} 不是有效的 UCS-2 文本 / field {field} is not UCS-2") from exc
+        raise CardDataError(
+            f"字段 {field} 不是有效的 UCS-2 文本 / field {field} is not UCS-2"
+        ) from exc
     return value.rstrip(" \x00")
 
 
@@ -160,7 +162,9 @@ def _date(value: str, field: str, *, open_ended: bool = False) -> dt.date | None
     if open_ended and value == NO_EXPIRY:
         return None
     if len(value) != 8 or not value.isascii() or not value.isdigit():
-        raise CardDataError(f"字段 {field} 不是 YYYYMMDD 日期: {value!r} / field {field} is no date")
+        raise CardDataError(
+            f"字段 {field} 不是 YYYYMMDD 日期: {value!r} / field {field} is no date"
+        )
     try:
         return dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
     except ValueError as exc:

@@ -1,0 +1,115 @@
+"""FastAPI admin: ``/api/v1/...`` for scripts (OpenAPI at ``/docs``) and server-rendered pages.
+No asset comes from the internet: the devices' and admins' networks are private."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.i18n import texts
+from controller.db.models import Device, Record
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+class DeviceView(BaseModel):
+    id: str
+    township_code: str
+    profile: str
+    online: bool
+    status_since: datetime | None
+    last_seen: datetime | None
+    records_received: int
+    outbox_depth: int
+    licence_days_left: int | None
+    collection_allowed: bool
+    collection_refusal: str
+    software_version: str
+    clock_skew_s: float
+    revoked: bool
+
+
+class FleetSummary(BaseModel):
+    devices: int
+    online: int
+    offline: int
+    records: int
+
+
+def _view(device: Device) -> DeviceView:
+    return DeviceView(
+        id=device.id,
+        township_code=device.township_code,
+        profile=device.profile,
+        online=device.online,
+        status_since=device.status_since,
+        last_seen=device.last_seen,
+        records_received=device.records_received,
+        outbox_depth=device.outbox_depth,
+        licence_days_left=device.licence_days_left,
+        collection_allowed=device.collection_allowed,
+        collection_refusal=device.collection_refusal,
+        software_version=device.software_version,
+        clock_skew_s=device.clock_skew_s,
+        revoked=device.revoked_at is not None,
+    )
+
+
+def create_admin_app(sessions: sessionmaker[Session]) -> FastAPI:
+    app = FastAPI(title="muster admin", version="1")
+
+    def list_devices(township: str, online: bool | None, limit: int) -> list[DeviceView]:
+        with sessions() as session:
+            query = select(Device).order_by(Device.township_code, Device.id).limit(limit)
+            if township:
+                query = query.where(Device.township_code.startswith(township))
+            if online is not None:
+                query = query.where(Device.online == online)
+            return [_view(d) for d in session.scalars(query)]
+
+    def summary() -> FleetSummary:
+        with sessions() as session:
+            total = session.scalar(select(func.count()).select_from(Device)) or 0
+            online = session.scalar(select(func.count()).where(Device.online.is_(True))) or 0
+            records = session.scalar(select(func.count()).select_from(Record)) or 0
+        return FleetSummary(devices=total, online=online, offline=total - online, records=records)
+
+    @app.get("/api/v1/devices", response_model=list[DeviceView])
+    def api_devices(
+        township: str = Query("", pattern=r"^\d{0,12}$", description="region code prefix"),
+        online: bool | None = None,
+        limit: int = Query(1000, ge=1, le=10_000),
+    ) -> list[DeviceView]:
+        return list_devices(township, online, limit)
+
+    @app.get("/api/v1/summary", response_model=FleetSummary)
+    def api_summary() -> FleetSummary:
+        return summary()
+
+    @app.get("/", response_class=HTMLResponse)
+    def devices_page(
+        request: Request,
+        lang: str = Query("zh", pattern="^(zh|en)$"),
+        township: str = Query("", pattern=r"^\d{0,12}$"),
+    ) -> Any:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "devices.html",
+            {
+                "t": texts(lang),
+                "lang": lang,
+                "devices": list_devices(township, None, 1000),
+                "summary": summary(),
+                "township": township,
+            },
+        )
+
+    return app

@@ -1,0 +1,125 @@
+"""The controller process: gRPC (enrolment, uploads), the telemetry consumer and the admin web
+server over one database. Stateless apart from that database, so replicas can run side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import grpc
+import structlog
+import uvicorn
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin import create_admin_app
+from controller.db import make_engine, migrate, session_factory
+from controller.enrollment import Enroller, publish_upload_keys
+from controller.grpc_services import build_servers
+from controller.ingest import Ingestor
+from controller.settings import ControllerSettings
+from controller.telemetry import DeviceStateStore, TelemetryConsumer
+from provisioning.pki_store import ControllerPki, ensure_controller_pki
+
+log = structlog.get_logger(__name__)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """Uvicorn without its own signal handling: the process that embeds it decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Controller:
+    settings: ControllerSettings
+    pki: ControllerPki
+    engine: Engine
+    sessions: sessionmaker[Session]
+    consumer: TelemetryConsumer
+    _servers: list[grpc.aio.Server] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _admin: uvicorn.Server | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.settings.bind_host}:{self.settings.admin_port}/"
+
+    @classmethod
+    def prepare(cls, settings: ControllerSettings) -> Controller:
+        """Create keys and bring the schema up to date; nothing is listening yet."""
+        now = datetime.now(UTC)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+        url = settings.resolved_database_url()
+        migrate(url)
+        engine = make_engine(url)
+        sessions = session_factory(engine)
+        with sessions.begin() as session:
+            publish_upload_keys(session, pki, now)
+        consumer = TelemetryConsumer(settings, DeviceStateStore(sessions), pki)
+        return cls(settings, pki, engine, sessions, consumer)
+
+    async def start(self) -> None:
+        settings = self.settings
+        enroller = Enroller(
+            self.sessions,
+            self.pki,
+            licence_days=settings.licence_days,
+            mqtt_url=settings.device_mqtt_url or settings.mqtt_url,
+            data_endpoint=settings.data_endpoint(),
+        )
+        ingestor = Ingestor(self.sessions, self.pki.upload_keys)
+        self._servers = list(build_servers(settings, self.pki, self.sessions, enroller, ingestor))
+        for server in self._servers:
+            await server.start()
+        self._tasks.append(asyncio.create_task(self.consumer.run(), name="telemetry"))
+        config = uvicorn.Config(
+            create_admin_app(self.sessions),
+            host=settings.bind_host,
+            port=settings.admin_port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._admin = _EmbeddedUvicorn(config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.bind_host, settings.admin_port))
+        self._tasks.append(asyncio.create_task(self._admin.serve(sockets=[sock]), name="admin"))
+        log.info(
+            "controller started",
+            enrol=f"{settings.bind_host}:{settings.enrol_port}",
+            data=f"{settings.bind_host}:{settings.data_port}",
+            admin=self.admin_url,
+            database=settings.resolved_database_url().split("@")[-1],
+        )
+
+    async def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.should_exit = True
+        for server in self._servers:
+            await server.stop(grace=2.0)
+        await self.consumer.flush()
+        for task in self._tasks:
+            if task.get_name() != "admin":
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.engine.dispose()
+        log.info("controller stopped")
+
+
+async def run_controller(settings: ControllerSettings, stop: asyncio.Event) -> None:
+    controller = Controller.prepare(settings)
+    await controller.start()
+    try:
+        await stop.wait()
+    finally:
+        await controller.stop()

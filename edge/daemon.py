@@ -1,0 +1,250 @@
+"""The edge daemon: one asyncio process, tasks under one supervisor. A task that fails is
+reported and restarted with backoff; nothing but a stop request ends the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from edge.collector import SimulatedCollector
+from edge.identity import IdentityStore
+from edge.licence_guard import LicenceGuard
+from edge.outbox import Outbox
+from edge.sealer import Sealer
+from edge.settings import EdgeSettings
+from edge.uplink.backoff import Backoff
+from edge.uplink.data import DataLink
+from edge.uplink.telemetry import TelemetryLink
+from muster import __version__
+from muster.errors import BrokenError, ConfigError, EnrollmentError
+from muster.mqtt import client_tls_context, parse_broker_url
+from muster.profiles import FirmwareProfile, load_profile
+from muster.v1 import data_pb2, device_pb2
+from provisioning.enroll import enroll
+
+log = structlog.get_logger(__name__)
+
+LICENCE_CHECK_EVERY_S = 3600.0
+DRAIN_ON_STOP_S = 10.0
+
+
+def simulated_seed(settings: EdgeSettings, profile: FirmwareProfile) -> str | None:
+    """Simulated devices share a host, so each derives its fingerprint from its own state dir."""
+    return str(settings.state_dir.resolve()) if profile.kind == "simulator" else None
+
+
+async def ensure_enrolled(
+    settings: EdgeSettings, profile: FirmwareProfile, store: IdentityStore
+) -> None:
+    if store.is_enrolled():
+        return
+    if not settings.enrollment_code or settings.ca_cert is None:
+        raise ConfigError(
+            "设备尚未注册：请提供注册码和中心 CA 证书 (--code CODE --ca-cert FILE), "
+            "或先运行 muster provision enroll"
+        )
+    backoff = Backoff(maximum=30.0)
+    while True:
+        try:
+            result = await asyncio.to_thread(
+                enroll,
+                controller=settings.controller,
+                code=settings.enrollment_code,
+                ca_cert=settings.ca_cert,
+                state_dir=settings.state_dir,
+                simulated_seed=simulated_seed(settings, profile),
+            )
+        except BrokenError as exc:
+            delay = backoff.next_delay()
+            log.warning(
+                "enrolment: controller unreachable", error=str(exc), retry_in_s=round(delay, 1)
+            )
+            await asyncio.sleep(delay)
+            continue
+        log.info("enrolled", device_id=result.device_id, township=result.township_code)
+        return
+
+
+class Daemon:
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.profile = load_profile(settings.profile)
+        self.store = IdentityStore(settings.state_dir)
+        self.started = time.monotonic()
+        self.sequence = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await ensure_enrolled(self.settings, self.profile, self.store)
+        enrolment = self.store.enrolment()
+        structlog.contextvars.bind_contextvars(device_id=enrolment.device_id)
+        self.outbox = Outbox(
+            self.settings.state_dir / "outbox.sqlite3",
+            max_records=self.profile.outbox.max_records,
+            min_disk_free_bytes=self.profile.outbox.min_disk_free_bytes,
+        )
+        self.guard = LicenceGuard(
+            self.store, simulated_seed=simulated_seed(self.settings, self.profile)
+        )
+        verdict = self.guard.check()
+        if not verdict.allowed:
+            log.warning("collection refused", reason=verdict.reason, message=verdict.message)
+        self.sealer = Sealer(self.store, self.outbox, self.guard)
+        self.data = DataLink(
+            self.store,
+            self.outbox,
+            window=self.profile.uplink.upload_batch * 4,
+            health_every_s=self.settings.health_every_s,
+            on_revoked=self._revoked,
+            on_keys=self._keys,
+            on_rejected=self._rejected,
+        )
+        broker = parse_broker_url(enrolment.mqtt_url)
+        tls = (
+            client_tls_context(self.store.ca_path, self.store.cert_path, self.store.key_path)
+            if broker.tls
+            else None
+        )
+        self.telemetry = TelemetryLink(
+            enrolment.device_id,
+            enrolment.mqtt_url,
+            self.heartbeat,
+            interval_s=self.profile.uplink.heartbeat_interval_s,
+            tls_context=tls,
+        )
+        jobs: dict[str, Callable[[], Awaitable[None]]] = {
+            "telemetry": self.telemetry.run,
+            "data": self.data.run,
+            "licence": self._licence_forever,
+        }
+        if self.profile.simulation is not None:
+            self.collector: SimulatedCollector | None = SimulatedCollector(
+                self.sealer,
+                enrolment.township_code,
+                self.profile.simulation.records_per_minute,
+                on_sealed=self.data.notify_new_record,
+            )
+            jobs["collector"] = self.collector.run
+        else:
+            self.collector = None
+        tasks = [
+            asyncio.create_task(self._supervise(name, job), name=name) for name, job in jobs.items()
+        ]
+        self.telemetry.emit(
+            device_pb2.Event.KIND_STARTED, f"采集守护进程已启动 (muster {__version__})"
+        )
+        log.info("daemon running", profile=self.profile.name, township=enrolment.township_code)
+        try:
+            await stop.wait()
+        finally:
+            by_name = {task.get_name(): task for task in tasks}
+            if "collector" in by_name:
+                by_name["collector"].cancel()
+            await self._drain(DRAIN_ON_STOP_S)
+            await self.telemetry.say_goodbye()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.outbox.close()
+            log.info("daemon stopped")
+
+    async def _drain(self, timeout_s: float) -> None:
+        """On a planned stop, give the uplink a moment to empty the outbox; whatever is left
+        simply waits on disk for the next start."""
+        deadline = time.monotonic() + timeout_s
+        while self.data.connected and time.monotonic() < deadline:
+            if self.outbox.stats().pending == 0:
+                return
+            self.data.notify_new_record()
+            await asyncio.sleep(0.1)
+
+    async def _supervise(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        backoff = Backoff(initial=1.0, maximum=60.0)
+        while True:
+            try:
+                await job()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next_delay()
+                log.exception("task failed; restarting", task=name, retry_in_s=round(delay, 1))
+                self.telemetry.emit(
+                    device_pb2.Event.KIND_UNSPECIFIED,
+                    f"任务 {name} 出错，{delay:.0f} 秒后重启：{exc}",
+                )
+                await asyncio.sleep(delay)
+
+    async def _licence_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LICENCE_CHECK_EVERY_S)
+            previous = self.guard.verdict
+            verdict = await asyncio.to_thread(self.guard.check)
+            if not verdict.allowed and verdict.reason != previous.reason:
+                self.telemetry.emit(
+                    device_pb2.Event.KIND_LICENCE_REFUSED, verdict.message, reason=verdict.reason
+                )
+
+    def _revoked(self) -> None:
+        if self.guard.verdict.reason != "revoked":
+            self.guard.mark_revoked()
+            self.telemetry.emit(
+                device_pb2.Event.KIND_LICENCE_REFUSED, self.guard.verdict.message, reason="revoked"
+            )
+
+    def _keys(self, keys: dict[int, bytes]) -> None:
+        enrolment = self.store.enrolment()
+        fresh = {str(v): k.hex() for v, k in keys.items()}
+        if fresh and fresh != enrolment.upload_keys:
+            enrolment.upload_keys = fresh
+            self.store.save_enrolment(enrolment)
+            log.info("upload keys refreshed", versions=sorted(keys))
+
+    def _rejected(self, ack: data_pb2.RecordAck) -> None:
+        self.telemetry.emit(
+            device_pb2.Event.KIND_UPLOAD_REJECTED,
+            ack.reason,
+            record_id=ack.record_id,
+            reason=ack.reason_code,
+        )
+
+    def heartbeat(self) -> device_pb2.Heartbeat:
+        stats = self.outbox.stats()
+        verdict = self.guard.verdict
+        self.sequence += 1
+        beat = device_pb2.Heartbeat(
+            device_id=self.store.enrolment().device_id,
+            sequence=self.sequence,
+            uptime_s=time.monotonic() - self.started,
+            software_version=__version__,
+            profile=self.profile.name,
+            licence_days_left=verdict.days_left,
+            collection_allowed=verdict.allowed,
+            collection_refusal=verdict.message if not verdict.allowed else "",
+            outbox_depth=stats.pending,
+            oldest_unsent_age_s=stats.oldest_pending_age_s,
+            records_sealed=stats.sealed_total,
+            records_acked=stats.acked,
+            disk_free_bytes=shutil.disk_usage(self.settings.state_dir).free,
+            reader=device_pb2.COMPONENT_STATE_DISABLED
+            if self.profile.reader.kind == "none"
+            else device_pb2.COMPONENT_STATE_UNSPECIFIED,
+            camera=device_pb2.COMPONENT_STATE_DISABLED
+            if self.profile.camera.kind == "none"
+            else device_pb2.COMPONENT_STATE_UNSPECIFIED,
+            clock_skew_s=self.data.clock_skew_s,
+            township_code=self.store.enrolment().township_code,
+        )
+        beat.sent_at.FromDatetime(datetime.now(UTC))
+        return beat
+
+
+async def run_daemon(settings: EdgeSettings, stop: asyncio.Event) -> None:
+    try:
+        await Daemon(settings).run(stop)
+    except EnrollmentError as exc:
+        raise ConfigError(f"注册被拒绝：{exc}") from exc

@@ -1,0 +1,192 @@
+"""The device's outbox: sealed records wait here, durable, until the controller acknowledges them.
+
+SQLite in WAL mode with ``synchronous=FULL``: a record is on disk before ``add`` returns, so the
+operator's "saved" survives power loss and kill -9. Only ciphertext is kept. States::
+
+    sealed ──ack STORED/DUPLICATE──▶ acked
+       │
+       └──ack REJECTED──▶ rejected (kept, with the reason, for the clerk to correct)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from muster.errors import StorageError
+from muster.v1 import data_pb2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id     TEXT NOT NULL UNIQUE,
+    state         TEXT NOT NULL CHECK (state IN ('sealed', 'acked', 'rejected')),
+    schema_version TEXT NOT NULL,
+    sealed        BLOB NOT NULL,
+    content_hash  TEXT NOT NULL,
+    sealed_at     REAL NOT NULL,
+    acked_at      REAL,
+    reject_code   TEXT,
+    reject_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS records_state_seq ON records (state, seq);
+"""
+
+Ack = data_pb2.RecordAck
+
+
+class OutboxFullError(StorageError):
+    """The outbox is at its quota or the disk is too full to keep another record safely."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    seq: int
+    record_id: str
+    sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    sealed_total: int
+    acked: int
+    pending: int
+    rejected: int
+    oldest_pending_age_s: float
+
+
+class Outbox:
+    def __init__(
+        self, path: Path, *, max_records: int = 200_000, min_disk_free_bytes: int = 0
+    ) -> None:
+        self.path = path
+        self._max_records = max_records
+        self._min_free = min_disk_free_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, serialised by a lock: the daemon calls in from worker threads.
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"outbox {path} cannot be opened: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if "disk" in str(exc) or "full" in str(exc):
+                    raise OutboxFullError(
+                        f"磁盘已满，记录未保存：{exc} (disk full; nothing was written)"
+                    ) from exc
+                raise StorageError(f"outbox write failed: {exc}") from exc
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def add(
+        self, sealed: data_pb2.SealedRecord, content_hash: str, *, now: float | None = None
+    ) -> None:
+        """Keep a sealed record durably. Raises ``OutboxFullError`` and writes nothing when full."""
+        free = shutil.disk_usage(self.path.parent).free
+        if free < self._min_free:
+            raise OutboxFullError(
+                f"磁盘剩余空间 {free // 2**20} MB 低于下限 {self._min_free // 2**20} MB，暂停采集，请先上传或清理磁盘"
+            )
+        with self._tx() as db:
+            (count,) = db.execute("SELECT count(*) FROM records WHERE state != 'acked'").fetchone()
+            if count >= self._max_records:
+                raise OutboxFullError(
+                    f"待上传记录已达上限 {self._max_records} 条，请连接网络上传后再采集"
+                )
+            db.execute(
+                "INSERT INTO records (record_id, state, schema_version, sealed, content_hash, sealed_at)"
+                " VALUES (?, 'sealed', ?, ?, ?, ?)",
+                (
+                    sealed.record_id,
+                    sealed.schema_version,
+                    sealed.SerializeToString(),
+                    content_hash,
+                    time.time() if now is None else now,
+                ),
+            )
+
+    def pending(self, after_seq: int, limit: int) -> list[Pending]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, record_id, sealed FROM records WHERE state = 'sealed' AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [Pending(seq, record_id, bytes(blob)) for seq, record_id, blob in rows]
+
+    def apply_acks(self, acks: Iterable[data_pb2.RecordAck], *, now: float | None = None) -> None:
+        """Record the controller's verdicts in one durable transaction."""
+        at = time.time() if now is None else now
+        with self._tx() as db:
+            for ack in acks:
+                if ack.status in (Ack.STATUS_STORED, Ack.STATUS_DUPLICATE):
+                    db.execute(
+                        "UPDATE records SET state = 'acked', acked_at = ?, reject_code = NULL,"
+                        " reject_reason = NULL WHERE record_id = ? AND state = 'sealed'",
+                        (at, ack.record_id),
+                    )
+                elif ack.status == Ack.STATUS_REJECTED:
+                    db.execute(
+                        "UPDATE records SET state = 'rejected', reject_code = ?, reject_reason = ?"
+                        " WHERE record_id = ? AND state = 'sealed'",
+                        (ack.reason_code, ack.reason, ack.record_id),
+                    )
+
+    def stats(self, *, now: float | None = None) -> OutboxStats:
+        at = time.time() if now is None else now
+        with self._lock:
+            rows = dict(
+                self._db.execute("SELECT state, count(*) FROM records GROUP BY state").fetchall()
+            )
+            (oldest,) = self._db.execute(
+                "SELECT min(sealed_at) FROM records WHERE state = 'sealed'"
+            ).fetchone()
+        acked, pending, rejected = (
+            rows.get("acked", 0),
+            rows.get("sealed", 0),
+            rows.get("rejected", 0),
+        )
+        return OutboxStats(
+            sealed_total=acked + pending + rejected,
+            acked=acked,
+            pending=pending,
+            rejected=rejected,
+            oldest_pending_age_s=max(0.0, at - oldest) if oldest is not None else 0.0,
+        )
+
+    def rejected(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return [
+                (r, c or "", m or "")
+                for r, c, m in self._db.execute(
+                    "SELECT record_id, reject_code, reject_reason FROM records WHERE state = 'rejected'"
+                    " ORDER BY seq"
+                )
+            ]

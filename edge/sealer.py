@@ -1,0 +1,63 @@
+"""Sealing on the device: a reviewed, signed record becomes ciphertext the device cannot read
+back, and is in the outbox on disk before the caller is told it is saved."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from edge.identity import IdentityStore
+from edge.licence_guard import LicenceGuard
+from edge.outbox import Outbox
+from muster.crypto import DeviceKey, content_hash, seal_record, upload_public_from_bytes
+from muster.errors import LicenceError
+from muster.records import RecordPayload
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    record_id: str
+    content_hash: str
+    key_version: int
+
+
+class Sealer:
+    def __init__(
+        self,
+        store: IdentityStore,
+        outbox: Outbox,
+        guard: LicenceGuard,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._guard = guard
+        self._clock = clock
+        self._key: DeviceKey = store.device_key()
+        self.sealed_count = 0
+
+    def seal(self, payload: RecordPayload) -> Sealed:
+        """Seal and store; raises ``LicenceError`` (collection refused) or ``StorageError``."""
+        verdict = self._guard.verdict
+        if not verdict.allowed:
+            raise LicenceError(verdict.reason, verdict.message)
+        enrolment = self._store.enrolment()
+        if not enrolment.upload_keys:
+            raise LicenceError("no_upload_key", "尚未从中心获得上传密钥，请连接网络后重试")
+        version = max(int(v) for v in enrolment.upload_keys)
+        sealed = seal_record(
+            payload.to_bytes(),
+            record_id=payload.record_id,
+            device_id=enrolment.device_id,
+            schema_version=f"{payload.category.value}/{payload.form_version}",
+            upload_key=upload_public_from_bytes(bytes.fromhex(enrolment.upload_keys[str(version)])),
+            key_version=version,
+            signing_key=self._key,
+            now=self._clock(),
+        )
+        digest = content_hash(sealed)
+        self._outbox.add(sealed, digest)
+        self.sealed_count += 1
+        return Sealed(payload.record_id, digest, version)

@@ -1,0 +1,172 @@
+"""The data link over gRPC with mutual TLS: uploads the outbox and keeps clock, upload keys and
+revocation in step with the controller.
+
+Upload protocol: one long-lived bidirectional stream. Records go out in outbox order with at most
+``window`` unacknowledged; each ack is written to the outbox before the record is forgotten. A
+broken stream is simply reopened and everything not yet acked is sent again; the controller
+recognises resends by record id and content hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import grpc
+import structlog
+
+from edge.identity import IdentityStore
+from edge.outbox import Outbox
+from edge.uplink.backoff import Backoff
+from muster.v1 import data_pb2, data_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 30_000),
+]
+
+
+class DataLink:
+    def __init__(
+        self,
+        store: IdentityStore,
+        outbox: Outbox,
+        *,
+        window: int = 256,
+        health_every_s: float = 600.0,
+        on_revoked: Callable[[], None] = lambda: None,
+        on_keys: Callable[[dict[int, bytes]], None] = lambda keys: None,
+        on_rejected: Callable[[data_pb2.RecordAck], None] = lambda ack: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._window = window
+        self._health_every = health_every_s
+        self._on_revoked = on_revoked
+        self._on_keys = on_keys
+        self._on_rejected = on_rejected
+        self._clock = clock
+        self._new_records = asyncio.Event()
+        self.clock_skew_s = 0.0
+        self.connected = False
+        self.acks_received = 0
+
+    def notify_new_record(self) -> None:
+        self._new_records.set()
+
+    def _channel(self) -> grpc.aio.Channel:
+        enrolment = self._store.enrolment()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self._store.ca_path.read_bytes(),
+            private_key=self._store.key_path.read_bytes(),
+            certificate_chain=self._store.cert_path.read_bytes(),
+        )
+        return grpc.aio.secure_channel(
+            enrolment.data_endpoint, credentials, options=_CHANNEL_OPTIONS
+        )
+
+    async def run(self) -> None:
+        backoff = Backoff(maximum=60.0)
+        while True:
+            async with self._channel() as channel:
+                try:
+                    await self.health(channel)
+                    backoff.reset()
+                    await self._session(channel, backoff)
+                except grpc.aio.AioRpcError as error:
+                    self.connected = False
+                    log.warning(
+                        "controller unreachable; records stay in the outbox",
+                        code=error.code().name,
+                        details=error.details(),
+                    )
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _session(self, channel: grpc.aio.Channel, backoff: Backoff) -> None:
+        """Upload and refresh health until either fails or the controller ends the stream."""
+        tasks = [
+            asyncio.create_task(self._health_forever(channel), name="health"),
+            asyncio.create_task(self._upload_forever(channel, backoff), name="upload"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for task in done:
+            task.result()  # re-raise the RPC error that ended the session
+
+    async def health(self, channel: grpc.aio.Channel) -> None:
+        stub = data_pb2_grpc.DeviceStub(channel)
+        sent = self._clock()
+        response: data_pb2.HealthResponse = await stub.Health(data_pb2.HealthRequest(), timeout=15)
+        received = self._clock()
+        midpoint = sent + (received - sent) / 2
+        self.clock_skew_s = (midpoint - response.server_time.ToDatetime(tzinfo=UTC)).total_seconds()
+        self.connected = True
+        if response.revoked:
+            self._on_revoked()
+        self._on_keys({k.version: k.x25519_public_key for k in response.upload_keys})
+
+    async def _health_forever(self, channel: grpc.aio.Channel) -> None:
+        while True:
+            await asyncio.sleep(self._health_every)
+            await self.health(channel)
+
+    async def _upload_forever(self, channel: grpc.aio.Channel, backoff: Backoff) -> None:
+        stub = data_pb2_grpc.UploadsStub(channel)
+        in_flight = asyncio.Semaphore(self._window)
+        outstanding = 0
+        last_seq = 0
+
+        async def requests() -> AsyncIterator[data_pb2.UploadRequest]:
+            nonlocal last_seq, outstanding
+            while True:
+                batch = await asyncio.to_thread(self._outbox.pending, last_seq, self._window)
+                if not batch:
+                    self._new_records.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._new_records.wait(), timeout=5.0)
+                    continue
+                for item in batch:
+                    await in_flight.acquire()
+                    last_seq = item.seq
+                    outstanding += 1
+                    yield data_pb2.UploadRequest(
+                        record=data_pb2.SealedRecord.FromString(item.sealed)
+                    )
+
+        call = stub.Upload(requests())
+        acks: list[data_pb2.RecordAck] = []
+        async for response in call:
+            acks.append(response.ack)
+            outstanding -= 1
+            in_flight.release()
+            # Write acks in groups: one fsync per group, not per record. A crash before the
+            # write only means those records are sent again and acknowledged as duplicates.
+            if len(acks) >= 64 or outstanding == 0:
+                await self._commit_acks(acks)
+                acks = []
+                backoff.reset()
+        if acks:
+            await self._commit_acks(acks)
+
+    async def _commit_acks(self, acks: list[data_pb2.RecordAck]) -> None:
+        await asyncio.to_thread(self._outbox.apply_acks, acks)
+        self.acks_received += len(acks)
+        for ack in acks:
+            if ack.status == data_pb2.RecordAck.STATUS_REJECTED:
+                self._on_rejected(ack)

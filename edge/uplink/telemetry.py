@@ -1,0 +1,160 @@
+"""Telemetry over MQTT: a retained ``online`` status with an ``offline`` last will, a heartbeat
+every interval, and events. Never blocks collection: events wait in a bounded buffer while the
+broker is away, and the oldest are dropped (with a warning) if it stays away too long."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aiomqtt
+import structlog
+
+from edge.uplink.backoff import Backoff
+from muster import topics
+from muster.mqtt import parse_broker_url
+from muster.v1 import device_pb2
+
+log = structlog.get_logger(__name__)
+
+Status = device_pb2.DeviceStatus
+
+
+def _status(
+    device_id: str, state: Status.State.ValueType, since: datetime, *, graceful: bool = False
+) -> bytes:
+    message = Status(device_id=device_id, state=state, graceful=graceful)
+    message.since.FromDatetime(since)
+    return message.SerializeToString()
+
+
+class TelemetryLink:
+    def __init__(
+        self,
+        device_id: str,
+        broker_url: str,
+        heartbeat: Callable[[], device_pb2.Heartbeat],
+        *,
+        interval_s: float,
+        tls_context: ssl.SSLContext | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        buffer: int = 1000,
+    ) -> None:
+        self._device_id = device_id
+        self._broker = parse_broker_url(broker_url)
+        self._heartbeat = heartbeat
+        self._interval = interval_s
+        self._tls = tls_context
+        self._clock = clock
+        self._events: collections.deque[device_pb2.Event] = collections.deque(maxlen=buffer)
+        self._event_ready = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.heartbeats_sent = 0
+
+    def emit(self, kind: device_pb2.Event.Kind.ValueType, message: str, **details: str) -> None:
+        event = device_pb2.Event(
+            device_id=self._device_id, kind=kind, message=message, details=details
+        )
+        event.at.FromDatetime(self._clock())
+        if len(self._events) == self._events.maxlen:
+            log.warning("event buffer full; dropping the oldest event")
+        self._events.append(event)
+        self._event_ready.set()
+
+    async def run(self) -> None:
+        backoff = Backoff(maximum=30.0)
+        while True:
+            since = self._clock()
+            will = aiomqtt.Will(
+                topics.topic(self._device_id, "status"),
+                _status(self._device_id, Status.STATE_OFFLINE, since),
+                qos=1,
+                retain=True,
+            )
+            try:
+                async with aiomqtt.Client(
+                    self._broker.host,
+                    self._broker.port,
+                    identifier=self._device_id,
+                    username=self._device_id if self._tls is None else None,
+                    will=will,
+                    tls_context=self._tls,
+                    keepalive=max(10, int(self._interval * 2)),
+                ) as client:
+                    self._client = client
+                    await client.publish(
+                        topics.topic(self._device_id, "status"),
+                        _status(self._device_id, Status.STATE_ONLINE, since),
+                        qos=1,
+                        retain=True,
+                    )
+                    self.connected.set()
+                    backoff.reset()
+                    log.info(
+                        "telemetry connected", broker=f"{self._broker.host}:{self._broker.port}"
+                    )
+                    await self._publish_loop(client)
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                self._client = None
+                delay = backoff.next_delay()
+                log.warning(
+                    "broker unreachable; buffering", error=str(exc), retry_in_s=round(delay, 1)
+                )
+                await asyncio.sleep(delay)
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        while True:
+            while self._events:
+                event = self._events[0]
+                await client.publish(
+                    topics.topic(self._device_id, "event"), event.SerializeToString(), qos=1
+                )
+                self._events.popleft()
+            if loop.time() >= next_beat:
+                beat = self._heartbeat()
+                await client.publish(
+                    topics.topic(self._device_id, "telemetry"), beat.SerializeToString(), qos=1
+                )
+                self.heartbeats_sent += 1
+                next_beat = loop.time() + self._interval
+            self._event_ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._event_ready.wait(), timeout=max(0.0, next_beat - loop.time())
+                )
+
+    async def say_goodbye(self) -> None:
+        """Before a planned stop: a last heartbeat, the buffered events, then a graceful offline
+        status (the last will covers unplanned stops)."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            async with asyncio.timeout(3.0):
+                while self._events:
+                    await client.publish(
+                        topics.topic(self._device_id, "event"),
+                        self._events.popleft().SerializeToString(),
+                        qos=1,
+                    )
+                await client.publish(
+                    topics.topic(self._device_id, "telemetry"),
+                    self._heartbeat().SerializeToString(),
+                    qos=1,
+                )
+                await client.publish(
+                    topics.topic(self._device_id, "status"),
+                    _status(self._device_id, Status.STATE_OFFLINE, self._clock(), graceful=True),
+                    qos=1,
+                    retain=True,
+                )
+        except (aiomqtt.MqttError, TimeoutError):
+            log.warning("could not say goodbye to the broker; the last will will do it")
