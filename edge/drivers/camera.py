@@ -463,6 +463,17 @@ class CameraDriver:
             self._stop.set()
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._read_until_stopped()
+            except Exception as exc:
+                # A bug or an OpenCV surprise must not leave the camera silently dead: report
+                # it like an unplug and start over, as the daemon's supervisor would.
+                log.exception("camera.reader_failed", source=str(self.source))
+                self._went_down(f"the camera reader failed: {exc!r}")
+                self._stop.wait(self._retry_max_s)
+
+    def _read_until_stopped(self) -> None:
         delay = self._retry_initial_s
         pacer = FramePacer(_DEFAULT_FPS)
         while not self._stop.is_set():

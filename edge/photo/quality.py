@@ -132,7 +132,7 @@ class Thresholds:
     """Limits of the checks. The defaults suit a 4:3 or 16:9 camera at arm's length."""
 
     # Detection runs on a copy this wide: Haar cost grows with area, and a face large enough to
-    # pass is still over 60 px wide at this size.
+    # pass is still over 50 px wide at this size (the cascade's window is 24 px).
     detect_width: int = 320
     # A second face counts only if at least this fraction of the largest one's width; smaller
     # hits are passers-by far behind or detector noise.
@@ -368,8 +368,8 @@ def window_overhang(face: Box, frame_w: int, frame_h: int) -> float:
 def check_portrait(frame: Image, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> QualityReport:
     """Check one frame for the ID photo: light, sharpness, one face, its size and place, eyes.
 
-    Every failing check is reported, brightest problems first, so the operator fixes the light
-    before being told to move.
+    Every failing check is reported, the light first, so the operator fixes the light before
+    being told to move.
     """
     t = thresholds
     gray = to_gray(frame)

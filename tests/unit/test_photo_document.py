@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -39,8 +40,11 @@ def gray(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
 def similarity(result: NDArray[np.uint8], original: NDArray[np.uint8]) -> float:
     """Structural similarity of the result with the original brought to the result's size."""
     h, w = result.shape[:2]
-    reference = cv2.resize(original, (w, h), interpolation=cv2.INTER_AREA)
-    return float(structural_similarity(gray(result), gray(reference), data_range=255))
+    reference = np.asarray(
+        cv2.resize(original, (w, h), interpolation=cv2.INTER_AREA), dtype=np.uint8
+    )
+    ssim: Callable[..., float] = structural_similarity
+    return float(ssim(gray(result), gray(reference), data_range=255))
 
 
 def test_corners_of_a_skewed_card_are_found() -> None:

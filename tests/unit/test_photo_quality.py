@@ -86,6 +86,21 @@ def test_tilt_direction_is_measured_with_its_sign() -> None:
     assert tilts[0] < -8 < 8 < tilts[1]
 
 
+def test_eyes_covered_with_skin_are_not_found() -> None:
+    """With both eyes painted over in the colour of the cheek below them (eyes shut), the face
+    is still found but the eyes are not, and that is the only reason."""
+    image = frame().copy()
+    report = check_portrait(image)
+    assert report.face is not None and report.eyes is not None
+    for eye in report.eyes:
+        x, y = round(eye.x), round(eye.y)
+        skin = image[y + 30 : y + 40, x - 5 : x + 5].reshape(-1, 3).mean(axis=0)
+        axes = (round(report.face.w * 0.09), round(report.face.w * 0.05))
+        cv2.ellipse(image, (x, y), axes, 0, 0, 360, tuple(int(v) for v in skin), -1)
+    covered = np.asarray(cv2.GaussianBlur(image, (0, 0), 0.8), dtype=np.uint8)
+    assert check_portrait(covered).reasons == (Reason.EYES_NOT_FOUND,)
+
+
 def test_thresholds_decide_the_verdict() -> None:
     """The limits are parameters: a blurred frame passes when the sharpness limit is lowered."""
     blurred = frame("blur")
@@ -105,7 +120,9 @@ def test_sharpness_falls_with_blur_and_ignores_size() -> None:
         for s in (0.5, 2.0, 5.0)
     ]
     assert scores[0] > scores[1] > scores[2]
-    big = np.asarray(cv2.resize(board, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST))
+    big = np.asarray(
+        cv2.resize(board, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST), dtype=np.uint8
+    )
     assert sharpness(big, 128) == pytest.approx(sharpness(board, 128), rel=0.05)
 
 
