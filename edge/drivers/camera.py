@@ -286,6 +286,9 @@ class CameraDriver:
             raise CameraClosedError(f"camera {self.source} was closed")
         if self._thread is not None:
             return
+        # OpenCV logs its own warning on every failed reopen, every few seconds for as long as
+        # a camera is away; the driver reports the outage itself, once.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         self._loop = asyncio.get_running_loop()
         self._events = asyncio.Queue(self._event_queue_size)
         self._online = asyncio.Event()
@@ -324,6 +327,7 @@ class CameraDriver:
 
     @property
     def status(self) -> Literal["starting", "online", "lost"]:
+        """For the heartbeat: frames flowing, not yet, or lost (see :attr:`lost_reason`)."""
         with self._lock:
             return self._state.value
 
@@ -333,7 +337,8 @@ class CameraDriver:
             return self._lost_reason if self._state is not _State.ONLINE else None
 
     async def events(self) -> AsyncIterator[CameraEvent]:
-        """The driver's events, in order, until it is closed."""
+        """The driver's events, in order, until it is closed. Meant for one consumer: two
+        would each see only part of them."""
         queue = self._require_started()[1]
         while True:
             event = await queue.get()

@@ -157,7 +157,7 @@ class CardOS:
     def _gpo(self) -> bytes:
         if self.selected != "emv":
             return _sw(0x6985)
-        afl = bytes.fromhex("08010100" "10010100")
+        afl = bytes.fromhex("0801010010010100")
         return encode_tlv(0x77, encode_tlv(0x82, b"\x7c\x00") + encode_tlv(0x94, afl)) + _SW_OK
 
 

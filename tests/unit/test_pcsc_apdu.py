@@ -24,7 +24,7 @@ from edge.simulators.vcard import CardOS
 def test_select_social_security_matches_the_document() -> None:
     """SELECT by the AID sx1.sh.社会保障 is the document's 20 bytes, built from the GBK name."""
     document = bytes.fromhex("00 A4 04 00 0F 73 78 31 2E 73 68 2E C9 E7 BB E1 B1 A3 D5 CF")
-    assert apdu.SELECT_SSC == document
+    assert document == apdu.SELECT_SSC
     assert apdu.select_by_name(apdu.SSC_AID) == document
 
 
@@ -32,7 +32,7 @@ def test_command_encodings() -> None:
     """READ RECORD puts the SFI in P2's top five bits; GPO wraps PDOL data in tag 83."""
     assert apdu.read_record(8, 6) == bytes.fromhex("00B2083400")
     assert apdu.read_record(1, 1) == bytes.fromhex("00B2010C00")
-    assert apdu.get_processing_options(b"") == bytes.fromhex("80A80000028300" "00")
+    assert apdu.get_processing_options(b"") == bytes.fromhex("80A8000002830000")
     assert apdu.select_by_name(apdu.PPSE, le=True) == bytes.fromhex(
         "00A404000E325041592E5359532E444446303100"
     )
@@ -69,6 +69,12 @@ def test_tlv_parser_only_raises_tlv_errors(data: bytes) -> None:
     """Any bytes parse or raise TlvError; nothing else escapes."""
     with contextlib.suppress(apdu.TlvError):
         apdu.parse_tlv(data)
+
+
+def test_expiry_with_non_decimal_nibbles_is_unknown() -> None:
+    """An expiry whose BCD holds A-F nibbles reads as unknown rather than failing the card."""
+    record = apdu.encode_tlv(0x5A, b"\x62\x17") + apdu.encode_tlv(0x5F24, b"\x31\x9a\x01")
+    assert apdu.decode_bank_card(b"", [record]).expiry is None
 
 
 @given(st.binary(max_size=120))
@@ -131,9 +137,12 @@ def test_bank_card_read_sans_io() -> None:
 
 def test_ppse_orders_by_priority_and_gpo_format_1() -> None:
     """Applications come out by priority indicator; a format-1 GPO yields the AFL after the AIP."""
-    entry = lambda aid, prio: apdu.encode_tlv(  # noqa: E731
-        0x61, apdu.encode_tlv(0x4F, aid) + apdu.encode_tlv(0x87, bytes((prio,)))
-    )
+
+    def entry(aid: bytes, prio: int) -> bytes:
+        return apdu.encode_tlv(
+            0x61, apdu.encode_tlv(0x4F, aid) + apdu.encode_tlv(0x87, bytes((prio,)))
+        )
+
     fci = apdu.encode_tlv(
         0x6F,
         apdu.encode_tlv(

@@ -95,7 +95,7 @@ def test_eyes_covered_with_skin_are_not_found() -> None:
     for eye in report.eyes:
         x, y = round(eye.x), round(eye.y)
         skin = image[y + 30 : y + 40, x - 5 : x + 5].reshape(-1, 3).mean(axis=0)
-        axes = (round(report.face.w * 0.09), round(report.face.w * 0.05))
+        axes = (round(report.face.w * 0.08), round(report.face.w * 0.04))
         cv2.ellipse(image, (x, y), axes, 0, 0, 360, tuple(int(v) for v in skin), -1)
     covered = np.asarray(cv2.GaussianBlur(image, (0, 0), 0.8), dtype=np.uint8)
     assert check_portrait(covered).reasons == (Reason.EYES_NOT_FOUND,)

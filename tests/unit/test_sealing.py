@@ -49,7 +49,9 @@ def test_round_trip(keys: dict[str, object]) -> None:
     assert PLAINTEXT not in sealed.SerializeToString()
 
 
-def test_content_hash_is_stable_for_resends_and_differs_between_seals(keys: dict[str, object]) -> None:
+def test_content_hash_is_stable_for_resends_and_differs_between_seals(
+    keys: dict[str, object],
+) -> None:
     """A resend of the same sealed bytes has the same content hash; sealing again gives a new one."""
     sealed = _seal(keys)
     again = data_pb2.SealedRecord.FromString(sealed.SerializeToString())

@@ -17,4 +17,6 @@ def test_generated_modules_match_the_proto_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in generated) == committed
     for path in generated:
         ours = (ROOT / "muster/v1" / path.name).read_bytes()
-        assert path.read_bytes() == ours, f"muster/v1/{path.name} is stale: run scripts/gen_proto.py"
+        assert path.read_bytes() == ours, (
+            f"muster/v1/{path.name} is stale: run scripts/gen_proto.py"
+        )

@@ -386,7 +386,7 @@ def parse_afl(afl: bytes) -> list[tuple[int, int]]:
 
 def _expiry(value: bytes) -> dt.date | None:
     digits = value.hex()
-    if len(digits) != 6:
+    if len(digits) != 6 or not digits.isdigit():
         return None
     year, month = 2000 + int(digits[:2]), int(digits[2:4])
     if not 1 <= month <= 12:

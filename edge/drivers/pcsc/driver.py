@@ -65,7 +65,9 @@ class CardChannel:
 
     def __init__(self, handle: Any, protocol: int, reader: str) -> None:
         self._handle = handle
-        self._pci = scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
+        self._pci = (
+            scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
+        )
         self.reader = reader
 
     def transmit(self, command: bytes) -> bytes:
