@@ -91,7 +91,7 @@ async def run_demo(
     print(f"数据目录 data: {data_dir}", flush=True)
 
     now = datetime.now(UTC)
-    edges: list[subprocess.Popen[bytes]] = []
+    edges: list[asyncio.subprocess.Process] = []
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     for i in range(devices):
@@ -106,22 +106,20 @@ async def run_demo(
         env = {**os.environ, "MUSTER_EDGE_ENROLLMENT_CODE": code}
         with (logs / f"device-{i + 1}.log").open("wb") as log_file:
             edges.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "muster",
-                        "edge",
-                        "run",
-                        "--profile",
-                        "simulator",
-                        "--state-dir",
-                        str(data_dir / f"device-{i + 1}"),
-                        "--controller",
-                        f"{host}:{settings.enrol_port}",
-                        "--ca-cert",
-                        str(controller.pki.ca_cert_path),
-                    ],
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "muster",
+                    "edge",
+                    "run",
+                    "--profile",
+                    "simulator",
+                    "--state-dir",
+                    str(data_dir / f"device-{i + 1}"),
+                    "--controller",
+                    f"{host}:{settings.enrol_port}",
+                    "--ca-cert",
+                    str(controller.pki.ca_cert_path),
                     env=env,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
@@ -148,7 +146,7 @@ async def run_demo(
             print(_status_line(numbers, elapsed), file=sys.stderr, flush=True)
             last_print = elapsed
         for i, edge in enumerate(edges):
-            if edge.poll() is not None:
+            if edge.returncode is not None:
                 print(
                     f"\n设备 {i + 1} 已退出 (exit {edge.returncode}); see {logs}/device-{i + 1}.log",
                     file=sys.stderr,
@@ -167,14 +165,16 @@ async def run_demo(
         flush=True,
     )
     for edge in edges:
-        if edge.poll() is None:
+        if edge.returncode is None:
             edge.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while any(e.poll() is None for e in edges) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    for edge in edges:
-        if edge.poll() is None:
-            edge.kill()
+    try:
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(edge.wait() for edge in edges))
+    except TimeoutError:
+        for edge in edges:
+            if edge.returncode is None:
+                edge.kill()
+        await asyncio.gather(*(edge.wait() for edge in edges))
     await asyncio.sleep(0.5)  # let the broker deliver the goodbyes
     await controller.consumer.flush()
     final = await asyncio.to_thread(fleet_numbers, controller)

@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Final, Literal
@@ -104,7 +104,7 @@ class Fault:
                 f"camera fault {spec!r}: write KIND, KIND@START or KIND@START+DURATION"
             ) from None
         if start < 0 or (duration is not None and duration <= 0):
-            raise ConfigError(f"camera fault {spec!r}: times must be positive")
+            raise ConfigError(f"camera fault {spec!r}: START must be >= 0 and DURATION > 0")
         return cls(kind, start, duration)
 
     def active(self, t: float) -> bool:
@@ -119,7 +119,7 @@ class Scene:
     height: int = 480
     fps: float = 15.0
     subject: Literal["portrait", "document"] = "portrait"
-    faults: tuple[Fault, ...] = field(default=())
+    faults: tuple[Fault, ...] = ()
     seed: int = 0
 
     def active_faults(self, t: float) -> frozenset[str]:

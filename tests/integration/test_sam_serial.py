@@ -30,6 +30,7 @@ from edge.simulators.idcard import (
     DEFAULT_CARD,
     FaultRule,
     IdCardSimulator,
+    SimulatorServer,
     SimulatorThread,
     load_card,
     running,
@@ -373,3 +374,23 @@ def test_cli_reports_a_missing_reader() -> None:
     """A port nothing listens on exits 5 saying the line could not be opened."""
     code, _, err = _invoke("--port", "socket://127.0.0.1:1", "--timeout", "0.5")
     assert code == 5 and "cannot open reader" in err
+
+
+async def test_watch_reports_a_reader_missing_at_start_once(tmp_path: Path) -> None:
+    """A reader absent when the daemon starts is reported by one BROKEN fault, not one per
+    reopen attempt, and is picked up when it appears."""
+    simulator = IdCardSimulator(RESIDENT)
+    thread = SimulatorThread(SimulatorServer(simulator))
+    thread.start()
+    url = thread.url
+    thread.call(thread.server.unplug())
+    events = watch(ReaderProfile(port=url), sleep=_fast_sleep, reopen_after_s=(0.02, 0.05))
+    try:
+        fault = await anext(events)
+        assert isinstance(fault, ReaderFault) and fault.kind is FaultKind.BROKEN
+        await asyncio.sleep(0.3)  # several failed attempts, none of them yielded
+        await asyncio.to_thread(thread.call, thread.server.plug())
+        assert isinstance(await anext(events), ReaderReady)
+    finally:
+        await events.aclose()
+        thread.stop()

@@ -289,6 +289,9 @@ async def watch(
     reader = SamReader.from_profile(profile, retries=retries)
     state = State.CLOSED
     backoff = reopen_after_s[0]
+    # One fault per outage: a reader missing at start, or pulled out, is reported once, not at
+    # every reopen attempt.
+    outage_reported = False
     try:
         while True:
             if state is State.CLOSED:
