@@ -42,6 +42,6 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     """Bring the schema to ``revision``; safe to call on every start."""
     command.upgrade(alembic_config(url), revision)
