@@ -57,7 +57,6 @@ def controller() -> None:
 @click.option("--admin-port", type=int, help="admin web UI and API (default 8080)")
 @click.option("--mqtt-url", help="broker for telemetry, mqtt://HOST:PORT or mqtts://HOST:PORT")
 @click.option("--device-mqtt-url", help="broker URL handed to devices, when it differs from ours")
-@click.option("--mqtt-tls/--no-mqtt-tls", default=None, help="client-certificate TLS to the broker")
 @click.option(
     "--shared-group", "mqtt_shared_group", help="MQTT shared-subscription group for replicas"
 )

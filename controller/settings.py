@@ -24,7 +24,6 @@ class ControllerSettings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     # The URL devices are told to use (may differ from ours behind NAT or a load balancer).
     device_mqtt_url: str = ""
-    mqtt_tls: bool = False  # client-certificate TLS to the broker (Mosquitto in production)
     # MQTT shared-subscription group, so several controller processes split the telemetry.
     mqtt_shared_group: str = ""
     licence_days: int = 365

@@ -141,7 +141,7 @@ class TelemetryConsumer:
         """Consume until cancelled, reconnecting with jittered backoff when the broker goes away."""
         address = parse_broker_url(self._settings.mqtt_url)
         tls = None
-        if self._settings.mqtt_tls and self._pki is not None:
+        if address.tls and self._pki is not None:  # mqtts://: TLS with our client certificate
             tls = client_tls_context(
                 self._pki.ca_cert_path, self._pki.client_cert_path, self._pki.client_key_path
             )

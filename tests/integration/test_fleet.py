@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from tests.fixtures.fleet import ControllerProcess, EdgeProcess, Fleet, wait_until, write_profile
 from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.secure_broker import SecureBrokerFactory
 
 
 def stored_ids(controller: ControllerProcess, device_id: str) -> list[str]:
@@ -145,3 +146,22 @@ def test_sigkill_while_uploading_loses_and_doubles_nothing(
     assert stats.pending == 0 and stats.rejected == 0
     assert len(ids) == len(set(ids)) == stats.sealed_total
     assert set(ids) == edge.sealed_ids()
+
+
+def test_fleet_over_mosquitto_with_client_certificates(
+    fleet: Fleet, secure_mosquitto: SecureBrokerFactory, tmp_path: Path
+) -> None:
+    """The production broker shape: TLS, client certificates from the controller's CA, the ACL.
+    Devices enrolled by the controller report through it and the controller sees them."""
+    broker = secure_mosquitto(tmp_path / "controller")
+    controller = fleet.controller(mqtt_url=broker.url)
+    edge = fleet.edge(controller, write_profile(tmp_path / "p.yaml", records_per_minute=120))
+    wait_until(lambda: any(d["online"] for d in controller.devices()), 60, "device online over TLS")
+    wait_until(lambda: int(by_id(controller)[edge.device_id]["outbox_depth"]) >= 0, 5, "heartbeat")  # type: ignore[call-overload]
+    assert f"as {edge.device_id}" in broker.log() or edge.device_id in broker.log()
+    edge.stop()
+    wait_until(
+        lambda: by_id(controller)[edge.device_id]["online"] is False,
+        30,
+        "graceful offline over TLS",
+    )
