@@ -124,6 +124,9 @@ async def run_demo(
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
+                    # Own session: Ctrl-C reaches only the demo, which then stops the devices in
+                    # order (collection first, uploads drained) instead of all at once.
+                    start_new_session=True,
                 )
             )
 
