@@ -17,8 +17,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
+from controller.commands import CommandSender, mqtt_publisher
 from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
+from controller.fleet_state import FleetMonitor
 from controller.grpc_services import build_servers
 from controller.ingest import Ingestor
 from controller.settings import ControllerSettings
@@ -80,8 +82,15 @@ class Controller:
         for server in self._servers:
             await server.start()
         self._tasks.append(asyncio.create_task(self.consumer.run(), name="telemetry"))
+        monitor = FleetMonitor(self.sessions, interval_s=settings.fleet_sweep_s)
+        self._tasks.append(asyncio.create_task(monitor.run(), name="fleet-monitor"))
+        sender = CommandSender(self.sessions)
+        publish = mqtt_publisher(lambda: self.consumer.client)
+        self._tasks.append(asyncio.create_task(sender.run(publish), name="commands"))
+        admin_app = create_admin_app(self.sessions)
+        admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(
-            create_admin_app(self.sessions),
+            admin_app,
             host=settings.bind_host,
             port=settings.admin_port,
             log_level="warning",

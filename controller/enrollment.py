@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode, UploadKey
+from controller.licensing import features_for, fee_for, new_licence, record_grant
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
 from muster.errors import CertificateError, EnrollmentError
-from muster.licence import FINGERPRINT_COMPONENTS, Licence, sign_licence
+from muster.licence import FINGERPRINT_COMPONENTS, sign_licence
 from muster.v1 import enrollment_pb2
 from provisioning.codes import ALPHABET, hash_code, new_code
 from provisioning.pki_store import ControllerPki
@@ -34,6 +35,10 @@ REFUSALS = {
     "expired_code": "注册码已过期：请向上级管理员申请新的注册码。",
     "bad_csr": "设备证书请求无效：请重新运行注册命令。",
     "no_fingerprint": "无法读取设备硬件信息：请在设备本机上运行注册命令。",
+    "wrong_township": (
+        "注册码属于另一个乡镇（{code_township}），与您要注册的乡镇（{expected}）不符；"
+        "注册码未被使用。请核对乡镇代码，或向上级管理员申请本乡镇的注册码。"
+    ),
 }
 
 
@@ -99,6 +104,13 @@ class Enroller:
                 raise EnrollmentError(REFUSALS["used_code"])
             if code.expires_at <= now:
                 raise EnrollmentError(REFUSALS["expired_code"])
+            expected = request.expected_township.strip()
+            if expected and expected != code.township_code:
+                raise EnrollmentError(
+                    REFUSALS["wrong_township"].format(
+                        code_township=code.township_code, expected=expected
+                    )
+                )
             device_id = new_device_id(code.township_code)
             try:
                 cert = issue_device_certificate(
@@ -106,19 +118,14 @@ class Enroller:
                 )
             except CertificateError as exc:
                 raise EnrollmentError(f"{REFUSALS['bad_csr']}（{exc}）") from exc
-            features = (
-                ("collect", "generic-device") if code.profile == "generic-pc" else ("collect",)
-            )
-            licence = Licence(
+            licence = new_licence(
                 device_id=device_id,
                 township_code=code.township_code,
                 profile=code.profile,
-                not_before=now - timedelta(minutes=5),
-                not_after=now + timedelta(days=self._licence_days),
                 fingerprint=fingerprint,
-                features=features,
-                serial=secrets.token_hex(8),
-                issued_at=now,
+                features=features_for(code.profile),
+                days=self._licence_days,
+                now=now,
             )
             session.add(
                 Device(
@@ -134,6 +141,8 @@ class Enroller:
                     last_heartbeat={},
                 )
             )
+            session.flush()  # the device row first: the grant refers to it
+            record_grant(session, licence, kind="enrolment", fee=fee_for(licence.features))
             code.used_at = now
             code.used_by_device = device_id
             response = enrollment_pb2.EnrollResponse(

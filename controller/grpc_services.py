@@ -4,6 +4,7 @@ mutual-TLS port, where the device id is the verified client certificate's CN and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -14,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Device
 from controller.enrollment import Enroller, upload_key_messages
 from controller.ingest import Ingestor
+from controller.licensing import LicenceDesk, reported_fingerprint
 from controller.settings import ControllerSettings
 from muster.crypto.pki import load_certificate
-from muster.errors import EnrollmentError
+from muster.errors import EnrollmentError, LicenceError
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
 from provisioning.pki_store import ControllerPki
 
@@ -91,11 +93,32 @@ class DeviceGate:
         return device_id
 
 
+class IngestTurns:
+    """Turns at the ingest worker, shared by every upload stream of this process.
+
+    ``asyncio.Semaphore`` wakes its waiters in arrival order, and a stream takes one turn per
+    batch of at most ``upload_batch`` records, so a device with a week's backlog gets one batch
+    in, then waits behind every other device that is waiting: round robin, not first come first
+    served. ``slots`` turns run at once; the signature and decryption work releases the GIL.
+    """
+
+    def __init__(self, slots: int = 2) -> None:
+        self._turns = asyncio.Semaphore(slots)
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        async with self._turns:
+            yield
+
+
 class UploadsService(data_pb2_grpc.UploadsServicer):
-    def __init__(self, gate: DeviceGate, ingestor: Ingestor, batch: int) -> None:
+    def __init__(
+        self, gate: DeviceGate, ingestor: Ingestor, batch: int, turns: IngestTurns | None = None
+    ) -> None:
         self._gate = gate
         self._ingestor = ingestor
         self._batch = batch
+        self._turns = turns or IngestTurns()
 
     async def Upload(
         self,
@@ -106,12 +129,18 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
         # A bounded queue is the flow control: a device with a week's backlog can have at most
         # two batches in flight here, and HTTP/2 windows hold the rest on the device.
         queue: asyncio.Queue[data_pb2.SealedRecord | None] = asyncio.Queue(maxsize=self._batch * 2)
+        batched = False  # a device that sends batches gets its acks in batches
 
         async def pump() -> None:
+            nonlocal batched
             try:
                 async for request in request_iterator:
                     if request.HasField("record"):
                         await queue.put(request.record)
+                    elif request.HasField("batch"):
+                        batched = True
+                        for record in request.batch.records:
+                            await queue.put(record)
             finally:
                 await queue.put(None)
 
@@ -129,9 +158,13 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                         finished = True
                         break
                     batch.append(item)
-                acks = await asyncio.to_thread(self._ingestor.ingest_batch, device_id, batch)
-                for ack in acks:
-                    yield data_pb2.UploadResponse(ack=ack)
+                async with self._turns.turn():
+                    acks = await asyncio.to_thread(self._ingestor.ingest_batch, device_id, batch)
+                if batched:
+                    yield data_pb2.UploadResponse(acks=data_pb2.AckBatch(acks=acks))
+                else:
+                    for ack in acks:
+                        yield data_pb2.UploadResponse(ack=ack)
         finally:
             reader.cancel()
 
@@ -142,10 +175,15 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         gate: DeviceGate,
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        licences: LicenceDesk | None = None,
+        trust_bundle_pem: bytes = b"",
     ) -> None:
         self._gate = gate
         self._sessions = sessions
         self._clock = clock
+        self._licences = licences
+        self._trust_bundle = trust_bundle_pem
 
     async def Health(
         self, request: data_pb2.HealthRequest, context: grpc.aio.ServicerContext[object, object]
@@ -157,9 +195,34 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         now = self._clock()
         with self._sessions() as session:
             keys = upload_key_messages(session, now)
-        response = data_pb2.HealthResponse(upload_keys=keys, revoked=revoked)
+        if self._licences is not None and request.HasField("fingerprint"):
+            await asyncio.to_thread(
+                self._licences.note_fingerprint, device_id, reported_fingerprint(request)
+            )
+        response = data_pb2.HealthResponse(
+            upload_keys=keys, revoked=revoked, trust_bundle_pem=self._trust_bundle
+        )
         response.server_time.FromDatetime(now)
         return response
+
+    async def RenewLicence(
+        self,
+        request: data_pb2.RenewLicenceRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> data_pb2.RenewLicenceResponse:
+        device_id = await self._gate.admit(context)
+        if self._licences is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "本中心不办理授权续期")
+        desk = self._licences
+        try:
+            blob = await asyncio.to_thread(desk.renew, device_id, reported_fingerprint(request))
+        except LicenceError as exc:
+            log.warning("licence renewal refused", device_id=device_id, reason=exc.reason)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{exc.reason}: {exc}")
+        log.info("licence renewed", device_id=device_id)
+        return data_pb2.RenewLicenceResponse(
+            licence=blob, licence_authority_key=desk.authority_public_key
+        )
 
 
 def build_servers(
@@ -171,7 +234,8 @@ def build_servers(
 ) -> tuple[grpc.aio.Server, grpc.aio.Server]:
     key_pem = pki.server_key_path.read_bytes()
     cert_pem = pki.server_cert_path.read_bytes()
-    ca_pem = pki.ca_cert_path.read_bytes()
+    # Every CA still honoured (two of them during a rotation), not only the issuing one.
+    ca_pem = pki.trust_bundle_pem or pki.ca_cert_path.read_bytes()
 
     enrol = grpc.aio.server(options=_SERVER_OPTIONS)
     enrollment_pb2_grpc.add_EnrollmentServicer_to_server(EnrollmentService(enroller), enrol)
@@ -185,7 +249,10 @@ def build_servers(
     data_pb2_grpc.add_UploadsServicer_to_server(
         UploadsService(gate, ingestor, settings.upload_batch), data
     )
-    data_pb2_grpc.add_DeviceServicer_to_server(DeviceService(gate, sessions), data)
+    licences = LicenceDesk(sessions, pki.licence_key, licence_days=settings.licence_days)
+    data_pb2_grpc.add_DeviceServicer_to_server(
+        DeviceService(gate, sessions, licences=licences, trust_bundle_pem=ca_pem), data
+    )
     data.add_secure_port(
         f"{settings.bind_host}:{settings.data_port}",
         grpc.ssl_server_credentials(

@@ -28,6 +28,8 @@ class ControllerSettings(BaseSettings):
     mqtt_shared_group: str = ""
     licence_days: int = 365
     telemetry_flush_s: float = 0.2
+    # How often the fleet monitor looks for silent devices and raises or resolves alerts.
+    fleet_sweep_s: float = 10.0
     upload_batch: int = 256
 
     def resolved_database_url(self) -> str:

@@ -17,7 +17,10 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.commands import apply_ack
 from controller.db.models import Device, DeviceEvent
+from controller.fleet_rules import OFFLINE, ONLINE
+from controller.fleet_state import record_state
 from controller.settings import ControllerSettings
 from muster import topics
 from muster.mqtt import client_tls_context, parse_broker_url
@@ -81,6 +84,10 @@ class DeviceStateStore:
             device.status_since = since
             if device.online:
                 device.last_seen = now
+                record_state(session, device, ONLINE, "已连接", since)
+            else:
+                reason = "设备正常关机" if status.graceful else "连接中断（遗嘱消息）"
+                record_state(session, device, OFFLINE, reason, since)
             return True
         if kind == "telemetry":
             beat = device_pb2.Heartbeat.FromString(payload)
@@ -91,6 +98,12 @@ class DeviceStateStore:
             if not device.online:
                 device.online = True
                 device.status_since = now
+            if device.state != ONLINE:
+                record_state(session, device, ONLINE, "心跳恢复", now)
+            if beat.outbox_depth > device.outbox_depth:
+                device.backlog_rising += 1
+            elif beat.outbox_depth < device.outbox_depth or beat.outbox_depth == 0:
+                device.backlog_rising = 0
             device.outbox_depth = beat.outbox_depth
             device.licence_days_left = beat.licence_days_left
             device.collection_allowed = beat.collection_allowed
@@ -120,6 +133,8 @@ class DeviceStateStore:
                 )
             )
             return True
+        if kind == "ack":
+            return apply_ack(session, device.id, device_pb2.CommandAck.FromString(payload), now)
         return False
 
 
@@ -136,6 +151,9 @@ class TelemetryConsumer:
         self._pending: list[Message] = []
         self.connected = asyncio.Event()
         self.messages_applied = 0
+        self.messages_received = 0
+        # The live broker connection, for whoever publishes through it (the command sender).
+        self.client: aiomqtt.Client | None = None
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with jittered backoff when the broker goes away."""
@@ -157,18 +175,21 @@ class TelemetryConsumer:
                         tls_context=tls,
                         keepalive=30,
                     ) as client:
-                        for kind in ("status", "telemetry", "event"):
+                        for kind in ("status", "telemetry", "event", "ack"):
                             await client.subscribe(
                                 topics.wildcard(kind, self._settings.mqtt_shared_group), qos=1
                             )
+                        self.client = client
                         self.connected.set()
                         log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
                         backoff = 0.5
                         async for message in client.messages:
                             parsed = topics.parse(str(message.topic))
                             if parsed is not None and isinstance(message.payload, bytes):
+                                self.messages_received += 1
                                 self._pending.append((parsed[0], parsed[1], message.payload))
                 except aiomqtt.MqttError as exc:
+                    self.client = None
                     self.connected.clear()
                     log.warning(
                         "broker unreachable; retrying", error=str(exc), retry_in_s=round(backoff, 1)

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 import structlog
 
 from edge.collector import SimulatedCollector
+from edge.commands import CommandHandler, CommandHooks, erase_device_state
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
+from edge.log_tail import LogTail
 from edge.outbox import Outbox
 from edge.sealer import Sealer
 from edge.settings import EdgeSettings
@@ -77,8 +79,14 @@ class Daemon:
         self.store = IdentityStore(settings.state_dir)
         self.started = time.monotonic()
         self.sequence = 0
+        self.log_tail = LogTail()
+        self.log_tail.install()
+        # Filled by the other parts of the daemon that take commands (slices, licence renewal).
+        self.command_hooks = CommandHooks(on_revoked=self._revoked)
+        self.wipe_requested = False
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         await ensure_enrolled(self.settings, self.profile, self.store)
         enrolment = self.store.enrolment()
         structlog.contextvars.bind_contextvars(device_id=enrolment.device_id)
@@ -98,6 +106,7 @@ class Daemon:
             self.store,
             self.outbox,
             window=self.profile.uplink.upload_batch * 4,
+            batch=self.profile.uplink.upload_batch,
             health_every_s=self.settings.health_every_s,
             on_revoked=self._revoked,
             on_keys=self._keys,
@@ -115,6 +124,14 @@ class Daemon:
             self.heartbeat,
             interval_s=self.profile.uplink.heartbeat_interval_s,
             tls_context=tls,
+            on_command=self._on_command,
+        )
+        self.commands = CommandHandler(
+            enrolment.device_id,
+            self.settings.state_dir,
+            self.guard,
+            self.log_tail,
+            self.command_hooks,
         )
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
             "telemetry": self.telemetry.run,
@@ -150,6 +167,8 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.outbox.close()
+            if self.wipe_requested:
+                log.warning("wiped on command", removed=erase_device_state(self.settings.state_dir))
             log.info("daemon stopped")
 
     async def _drain(self, timeout_s: float) -> None:
@@ -188,6 +207,17 @@ class Daemon:
                 self.telemetry.emit(
                     device_pb2.Event.KIND_LICENCE_REFUSED, verdict.message, reason=verdict.reason
                 )
+
+    async def _on_command(self, payload: bytes) -> None:
+        outcome = await self.commands.handle(payload)
+        if outcome is None:
+            return
+        await self.telemetry.send_ack(outcome.ack)
+        if outcome.then:
+            # Restart is a clean exit for the service manager to start us again; a wipe erases
+            # the state dir once everything that writes to it has stopped.
+            self.wipe_requested = outcome.then == "wipe"
+            self._stop.set()
 
     def _revoked(self) -> None:
         if self.guard.verdict.reason != "revoked":

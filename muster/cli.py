@@ -52,6 +52,7 @@ def cli() -> None:
     lazy={
         "idcard": "edge.simulators.idcard_cli:idcard",
         "camera": "edge.simulators.camera_cli:camera",
+        "dataset": "muster.dataset_cli:dataset",
     },
 )
 def sim() -> None:

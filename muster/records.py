@@ -13,10 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from stdnum.cn import ric
-
 from muster.errors import MusterError
-from muster.idnumbers import birth_date_of, id_number_problem, sex_of
+from muster.idnumbers import birth_date_of, compact, id_number_problem, sex_of
 
 
 class Category(StrEnum):
@@ -81,7 +79,7 @@ class Person(BaseModel):
     @field_validator("id_number")
     @classmethod
     def _valid_id(cls, value: str) -> str:
-        value = ric.compact(value)
+        value = compact(value)
         problem = id_number_problem(value)
         if problem:
             raise ValueError(problem)

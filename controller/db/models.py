@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -69,6 +70,11 @@ class Device(Base):
     clock_skew_s: Mapped[float] = mapped_column(Float, default=0.0)
     records_received: Mapped[int] = mapped_column(BigInteger, default=0)
     last_heartbeat: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Fleet health (controller/fleet_state.py): online / stale / offline with the reason, and how
+    # many heartbeats in a row the outbox grew.
+    state: Mapped[str] = mapped_column(String(16), default="offline", index=True)
+    state_reason: Mapped[str] = mapped_column(String(200), default="")
+    backlog_rising: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class EnrollmentCode(Base):
@@ -119,3 +125,148 @@ class DeviceEvent(Base):
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DeviceStateChange(Base):
+    """Each transition between online, stale and offline, with why."""
+
+    __tablename__ = "device_state_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Alert(Base):
+    """An alert stays open (``resolved_at`` NULL) until its rule no longer holds. ``open_key`` is
+    ``device:kind`` while open and NULL once resolved, so a unique index lets at most one alert of
+    a kind be open per device even with several controller processes evaluating the rules."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    message: Mapped[str] = mapped_column(String(300), default="")
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    open_key: Mapped[str | None] = mapped_column(String(80), unique=True, default=None)
+
+
+class Command(Base):
+    """A command to one device and what became of it: pending (not yet handed to the broker),
+    sent, then acked / failed / rejected by the device, or expired when no ack came in time."""
+
+    __tablename__ = "commands"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    issued_by: Mapped[str] = mapped_column(String(64), default="")
+    issued_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    send_count: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    result_message: Mapped[str] = mapped_column(Text, default="")
+    output: Mapped[str] = mapped_column(Text, default="")
+
+
+class FleetSample(Base):
+    """The whole fleet's counts at one moment, for the data-flow charts (one row a minute)."""
+
+    __tablename__ = "fleet_samples"
+
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    devices: Mapped[int] = mapped_column(Integer)
+    online: Mapped[int] = mapped_column(Integer)
+    stale: Mapped[int] = mapped_column(Integer)
+    offline: Mapped[int] = mapped_column(Integer)
+    alerting: Mapped[int] = mapped_column(Integer)
+    backlog: Mapped[int] = mapped_column(BigInteger)
+
+
+class LicenceGrant(Base):
+    """Every licence the centre has signed, at enrolment and at each renewal, with the
+    authorisation fee a generic market device owes (S-06)."""
+
+    __tablename__ = "licence_grants"
+
+    serial: Mapped[str] = mapped_column(String(32), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # enrolment | renewal
+    issued_at: Mapped[datetime] = mapped_column()
+    not_before: Mapped[datetime] = mapped_column()
+    not_after: Mapped[datetime] = mapped_column()
+    features: Mapped[list[str]] = mapped_column(JSON)
+    fee_amount_fen: Mapped[int] = mapped_column(Integer, default=0)
+    fee_currency: Mapped[str] = mapped_column(String(3), default="")
+
+
+class FingerprintChange(Base):
+    """A device reported hardware that differs from what it enrolled with."""
+
+    __tablename__ = "fingerprint_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    at: Mapped[datetime] = mapped_column()
+    changed: Mapped[list[str]] = mapped_column(JSON)  # component names
+    fingerprint: Mapped[dict[str, Any]] = mapped_column()  # salted hashes as reported
+    within_tolerance: Mapped[bool] = mapped_column(Boolean)
+
+
+class DeviceSuccession(Base):
+    """A replaced device and the one that took its place; the successor may forward the
+    predecessor's sealed records (see controller/replacement.py)."""
+
+    __tablename__ = "device_successions"
+
+    predecessor_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    successor_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    at: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class PersonRow(Base):
+    """A person of the initial data (S-04), owned by one township. ``version`` is the township's
+    slice version at which this row last changed, so a delta is ``version > have``; a person
+    who moves away stays as a ``removed`` row (a tombstone devices apply as a deletion)."""
+
+    __tablename__ = "people"
+
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]] = mapped_column()
+    content_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(BigInteger)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_people_township_version", "township_code", "version"),)
+
+
+class TownshipSlice(Base):
+    """The current version of one township's slice, and whether it was withdrawn."""
+
+    __tablename__ = "township_slices"
+
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    people: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column()
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_reason: Mapped[str] = mapped_column(String(200), default="")

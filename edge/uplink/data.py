@@ -42,6 +42,7 @@ class DataLink:
         outbox: Outbox,
         *,
         window: int = 256,
+        batch: int = 64,
         health_every_s: float = 600.0,
         on_revoked: Callable[[], None] = lambda: None,
         on_keys: Callable[[dict[int, bytes]], None] = lambda keys: None,
@@ -51,6 +52,7 @@ class DataLink:
         self._store = store
         self._outbox = outbox
         self._window = window
+        self._batch = max(1, min(batch, window))
         self._health_every = health_every_s
         self._on_revoked = on_revoked
         self._on_keys = on_keys
@@ -135,26 +137,31 @@ class DataLink:
         async def requests() -> AsyncIterator[data_pb2.UploadRequest]:
             nonlocal last_seq, outstanding
             while True:
-                batch = await asyncio.to_thread(self._outbox.pending, last_seq, self._window)
+                batch = await asyncio.to_thread(self._outbox.pending, last_seq, self._batch)
                 if not batch:
                     self._new_records.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._new_records.wait(), timeout=5.0)
                     continue
-                for item in batch:
+                for _ in batch:
                     await in_flight.acquire()
-                    last_seq = item.seq
-                    outstanding += 1
-                    yield data_pb2.UploadRequest(
-                        record=data_pb2.SealedRecord.FromString(item.sealed)
+                last_seq = batch[-1].seq
+                outstanding += len(batch)
+                # The outbox holds the serialised SealedRecord; it goes out as it is.
+                yield data_pb2.UploadRequest(
+                    batch=data_pb2.RecordBatch(
+                        records=[data_pb2.SealedRecord.FromString(item.sealed) for item in batch]
                     )
+                )
 
         call = stub.Upload(requests())
         acks: list[data_pb2.RecordAck] = []
         async for response in call:
-            acks.append(response.ack)
-            outstanding -= 1
-            in_flight.release()
+            received = list(response.acks.acks) if response.HasField("acks") else [response.ack]
+            acks.extend(received)
+            outstanding -= len(received)
+            for _ in received:
+                in_flight.release()
             # Write acks in groups: one fsync per group, not per record. A crash before the
             # write only means those records are sent again and acknowledged as duplicates.
             if len(acks) >= 64 or outstanding == 0:

@@ -8,7 +8,7 @@ import asyncio
 import collections
 import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiomqtt
@@ -43,6 +43,7 @@ class TelemetryLink:
         tls_context: ssl.SSLContext | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         buffer: int = 1000,
+        on_command: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         self._device_id = device_id
         self._broker = parse_broker_url(broker_url)
@@ -51,6 +52,9 @@ class TelemetryLink:
         self._tls = tls_context
         self._clock = clock
         self._events: collections.deque[device_pb2.Event] = collections.deque(maxlen=buffer)
+        # Acks that could not be published yet wait here (the controller times out the rest).
+        self._acks: collections.deque[device_pb2.CommandAck] = collections.deque(maxlen=buffer)
+        self._on_command = on_command
         self._event_ready = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
@@ -85,6 +89,8 @@ class TelemetryLink:
                     will=will,
                     tls_context=self._tls,
                     keepalive=max(10, int(self._interval * 2)),
+                    # A persistent session: the broker keeps commands sent while we are away.
+                    clean_session=False,
                 ) as client:
                     self._client = client
                     await client.publish(
@@ -93,12 +99,14 @@ class TelemetryLink:
                         qos=1,
                         retain=True,
                     )
+                    if self._on_command is not None:
+                        await client.subscribe(topics.topic(self._device_id, "cmd"), qos=1)
                     self.connected.set()
                     backoff.reset()
                     log.info(
                         "telemetry connected", broker=f"{self._broker.host}:{self._broker.port}"
                     )
-                    await self._publish_loop(client)
+                    await self._serve(client)
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self._client = None
@@ -108,10 +116,50 @@ class TelemetryLink:
                 )
                 await asyncio.sleep(delay)
 
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Publish and receive commands side by side until either fails."""
+        tasks = [asyncio.create_task(self._publish_loop(client), name="telemetry-publish")]
+        if self._on_command is not None:
+            tasks.append(asyncio.create_task(self._command_loop(client), name="telemetry-cmd"))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _command_loop(self, client: aiomqtt.Client) -> None:
+        assert self._on_command is not None
+        own = topics.topic(self._device_id, "cmd")
+        async for message in client.messages:
+            if str(message.topic) == own and isinstance(message.payload, bytes):
+                await self._on_command(message.payload)
+
+    async def send_ack(self, ack: device_pb2.CommandAck) -> None:
+        """Publish an ack now if the broker is there (waiting for it to take it), else queue it."""
+        client = self._client
+        if client is not None:
+            try:
+                await client.publish(
+                    topics.topic(self._device_id, "ack"), ack.SerializeToString(), qos=1
+                )
+                return
+            except aiomqtt.MqttError:
+                log.warning("ack not published; queued", command_id=ack.command_id)
+        self._acks.append(ack)
+        self._event_ready.set()
+
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         while True:
+            while self._acks:
+                await client.publish(
+                    topics.topic(self._device_id, "ack"), self._acks[0].SerializeToString(), qos=1
+                )
+                self._acks.popleft()
             while self._events:
                 event = self._events[0]
                 await client.publish(
@@ -139,6 +187,12 @@ class TelemetryLink:
             return
         try:
             async with asyncio.timeout(3.0):
+                while self._acks:
+                    await client.publish(
+                        topics.topic(self._device_id, "ack"),
+                        self._acks.popleft().SerializeToString(),
+                        qos=1,
+                    )
                 while self._events:
                     await client.publish(
                         topics.topic(self._device_id, "event"),

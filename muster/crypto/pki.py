@@ -194,3 +194,74 @@ def verify_issued_by(cert: Certificate, ca_cert: Certificate, *, now: datetime) 
             f"{cert.not_valid_after_utc:%Y-%m-%d})"
         )
     return common_name(cert)
+
+
+def load_certificates(data: bytes) -> list[Certificate]:
+    """Every certificate in a PEM bundle (a trust bundle holds several CAs during a rotation)."""
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise CertificateError("not a PEM bundle of X.509 certificates") from exc
+
+
+def verify_issued_by_any(
+    cert: Certificate, authorities: list[Certificate], *, now: datetime
+) -> str:
+    """Like ``verify_issued_by`` against whichever CA of a trust bundle issued ``cert``."""
+    failure: CertificateError | None = None
+    for authority in authorities:
+        try:
+            return verify_issued_by(cert, authority, now=now)
+        except CertificateError as exc:
+            failure = exc
+    raise failure or CertificateError("the trust bundle holds no CA certificate")
+
+
+def issued_by(cert: Certificate, authority: Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(authority)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def build_crl(
+    ca_key: DeviceKey,
+    ca_cert: Certificate,
+    revoked: list[tuple[int, datetime]],
+    *,
+    now: datetime,
+    valid_for: timedelta = timedelta(days=30),
+) -> bytes:
+    """A PEM CRL signed by ``ca_key`` listing ``(serial, revoked_at)`` pairs.
+
+    Brokers with CRL checking refuse every client of a CA that has no current CRL, so an empty
+    one is still issued for each CA; ``valid_for`` is long because a broker that kept a stale
+    CRL would otherwise lock out the whole fleet.
+    """
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + valid_for)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+    )
+    for serial, at in sorted(revoked):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at).build()
+        )
+    crl = builder.sign(ca_key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def crl_serials(pem: bytes) -> set[int]:
+    """Serial numbers listed in every CRL of a PEM file (for checks and tests)."""
+    serials: set[int] = set()
+    for block in pem.split(b"-----END X509 CRL-----"):
+        if b"-----BEGIN X509 CRL-----" in block:
+            crl = x509.load_pem_x509_crl(block + b"-----END X509 CRL-----\n")
+            serials |= {entry.serial_number for entry in crl}
+    return serials

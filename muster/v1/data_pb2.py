@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from muster.v1 import enrollment_pb2 as muster_dot_v1_dot_enrollment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14muster/v1/data.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1amuster/v1/enrollment.proto\"\xe4\x01\n\x0cSealedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\t\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\x12\x1c\n\x14\x65phemeral_public_key\x18\x05 \x01(\x0c\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\nciphertext\x18\x07 \x01(\x0c\x12-\n\tsealed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\t \x01(\x0c\"B\n\rUploadRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x17.muster.v1.SealedRecordH\x00\x42\x06\n\x04\x62ody\"\xd0\x01\n\tRecordAck\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.muster.v1.RecordAck.Status\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"^\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n\rSTATUS_STORED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\"=\n\x0eUploadResponse\x12#\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x14.muster.v1.RecordAckH\x00\x42\x06\n\x04\x62ody\"$\n\x0cSliceRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\"G\n\nSliceChunk\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x02 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\"\x0f\n\rHealthRequest\"}\n\x0eHealthResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0bupload_keys\x18\x02 \x03(\x0b\x32\x14.muster.v1.UploadKey\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x32L\n\x07Uploads\x12\x41\n\x06Upload\x12\x18.muster.v1.UploadRequest\x1a\x19.muster.v1.UploadResponse(\x01\x30\x01\x32\x42\n\x06Slices\x12\x38\n\x04Pull\x12\x17.muster.v1.SliceRequest\x1a\x15.muster.v1.SliceChunk0\x01\x32G\n\x06\x44\x65vice\x12=\n\x06Health\x12\x18.muster.v1.HealthRequest\x1a\x19.muster.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14muster/v1/data.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1amuster/v1/enrollment.proto\"\xe4\x01\n\x0cSealedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\t\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\x12\x1c\n\x14\x65phemeral_public_key\x18\x05 \x01(\x0c\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\nciphertext\x18\x07 \x01(\x0c\x12-\n\tsealed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\t \x01(\x0c\"7\n\x0bRecordBatch\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.muster.v1.SealedRecord\"l\n\rUploadRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x17.muster.v1.SealedRecordH\x00\x12(\n\x05\x62\x61tch\x18\xac\x02 \x01(\x0b\x32\x16.muster.v1.RecordBatchH\x00\x42\x06\n\x04\x62ody\"\xd0\x01\n\tRecordAck\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.muster.v1.RecordAck.Status\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"^\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n\rSTATUS_STORED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\".\n\x08\x41\x63kBatch\x12\"\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x14.muster.v1.RecordAck\"c\n\x0eUploadResponse\x12#\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x14.muster.v1.RecordAckH\x00\x12$\n\x04\x61\x63ks\x18\xac\x02 \x01(\x0b\x32\x13.muster.v1.AckBatchH\x00\x42\x06\n\x04\x62ody\"i\n\x0cSliceRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\x12\x15\n\rtownship_code\x18\x02 \x01(\t\x12\x16\n\x0eresume_version\x18\x03 \x01(\x04\x12\x14\n\x0cresume_after\x18\x04 \x01(\t\"\xba\x02\n\rSliceManifest\x12\x15\n\rtownship_code\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x05 \x01(\x08\x12-\n\tissued_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x14\n\x0cresume_after\x18\t \x01(\t\x12\x1c\n\x14\x65phemeral_public_key\x18\n \x01(\x0c\x12\x12\n\nwrap_nonce\x18\x0b \x01(\x0c\x12\x13\n\x0bwrapped_key\x18\x0c \x01(\x0c\":\n\x13SignedSliceManifest\x12\x10\n\x08manifest\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"B\n\x0bSlicePerson\x12\x11\n\tid_number\x18\x01 \x01(\t\x12\x0f\n\x07removed\x18\x02 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x03 \x01(\x0c\"5\n\x0bSlicePeople\x12&\n\x06people\x18\x01 \x03(\x0b\x32\x16.muster.v1.SlicePerson\"[\n\tSliceData\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0e\n\x06people\x18\x04 \x01(\r\x12\x0c\n\x04last\x18\x05 \x01(\x08\"n\n\nSliceChunk\x12\x32\n\x08manifest\x18\x01 \x01(\x0b\x32\x1e.muster.v1.SignedSliceManifestH\x00\x12$\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x14.muster.v1.SliceDataH\x00\x42\x06\n\x04\x62ody\"D\n\rHealthRequest\x12\x33\n\x0b\x66ingerprint\x18\x64 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\"\x97\x01\n\x0eHealthResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0bupload_keys\x18\x02 \x03(\x0b\x32\x14.muster.v1.UploadKey\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x12\x18\n\x10trust_bundle_pem\x18\x64 \x01(\x0c\"b\n\x13RenewLicenceRequest\x12\x33\n\x0b\x66ingerprint\x18\x01 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\x12\x16\n\x0e\x63urrent_serial\x18\x02 \x01(\t\"F\n\x14RenewLicenceResponse\x12\x0f\n\x07licence\x18\x01 \x01(\x0c\x12\x1d\n\x15licence_authority_key\x18\x02 \x01(\x0c\"\xac\x01\n\x0cOutboxExport\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x15\n\rtownship_code\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x03 \x01(\x0c\x12/\n\x0b\x65xported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07records\x18\x05 \x03(\x0b\x32\x17.muster.v1.SealedRecord2L\n\x07Uploads\x12\x41\n\x06Upload\x12\x18.muster.v1.UploadRequest\x1a\x19.muster.v1.UploadResponse(\x01\x30\x01\x32\x42\n\x06Slices\x12\x38\n\x04Pull\x12\x17.muster.v1.SliceRequest\x1a\x15.muster.v1.SliceChunk0\x01\x32\x98\x01\n\x06\x44\x65vice\x12=\n\x06Health\x12\x18.muster.v1.HealthRequest\x1a\x19.muster.v1.HealthResponse\x12O\n\x0cRenewLicence\x12\x1e.muster.v1.RenewLicenceRequest\x1a\x1f.muster.v1.RenewLicenceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEALEDRECORD']._serialized_start=97
   _globals['_SEALEDRECORD']._serialized_end=325
-  _globals['_UPLOADREQUEST']._serialized_start=327
-  _globals['_UPLOADREQUEST']._serialized_end=393
-  _globals['_RECORDACK']._serialized_start=396
-  _globals['_RECORDACK']._serialized_end=604
-  _globals['_RECORDACK_STATUS']._serialized_start=510
-  _globals['_RECORDACK_STATUS']._serialized_end=604
-  _globals['_UPLOADRESPONSE']._serialized_start=606
-  _globals['_UPLOADRESPONSE']._serialized_end=667
-  _globals['_SLICEREQUEST']._serialized_start=669
-  _globals['_SLICEREQUEST']._serialized_end=705
-  _globals['_SLICECHUNK']._serialized_start=707
-  _globals['_SLICECHUNK']._serialized_end=778
-  _globals['_HEALTHREQUEST']._serialized_start=780
-  _globals['_HEALTHREQUEST']._serialized_end=795
-  _globals['_HEALTHRESPONSE']._serialized_start=797
-  _globals['_HEALTHRESPONSE']._serialized_end=922
-  _globals['_UPLOADS']._serialized_start=924
-  _globals['_UPLOADS']._serialized_end=1000
-  _globals['_SLICES']._serialized_start=1002
-  _globals['_SLICES']._serialized_end=1068
-  _globals['_DEVICE']._serialized_start=1070
-  _globals['_DEVICE']._serialized_end=1141
+  _globals['_RECORDBATCH']._serialized_start=327
+  _globals['_RECORDBATCH']._serialized_end=382
+  _globals['_UPLOADREQUEST']._serialized_start=384
+  _globals['_UPLOADREQUEST']._serialized_end=492
+  _globals['_RECORDACK']._serialized_start=495
+  _globals['_RECORDACK']._serialized_end=703
+  _globals['_RECORDACK_STATUS']._serialized_start=609
+  _globals['_RECORDACK_STATUS']._serialized_end=703
+  _globals['_ACKBATCH']._serialized_start=705
+  _globals['_ACKBATCH']._serialized_end=751
+  _globals['_UPLOADRESPONSE']._serialized_start=753
+  _globals['_UPLOADRESPONSE']._serialized_end=852
+  _globals['_SLICEREQUEST']._serialized_start=854
+  _globals['_SLICEREQUEST']._serialized_end=959
+  _globals['_SLICEMANIFEST']._serialized_start=962
+  _globals['_SLICEMANIFEST']._serialized_end=1276
+  _globals['_SIGNEDSLICEMANIFEST']._serialized_start=1278
+  _globals['_SIGNEDSLICEMANIFEST']._serialized_end=1336
+  _globals['_SLICEPERSON']._serialized_start=1338
+  _globals['_SLICEPERSON']._serialized_end=1404
+  _globals['_SLICEPEOPLE']._serialized_start=1406
+  _globals['_SLICEPEOPLE']._serialized_end=1459
+  _globals['_SLICEDATA']._serialized_start=1461
+  _globals['_SLICEDATA']._serialized_end=1552
+  _globals['_SLICECHUNK']._serialized_start=1554
+  _globals['_SLICECHUNK']._serialized_end=1664
+  _globals['_HEALTHREQUEST']._serialized_start=1666
+  _globals['_HEALTHREQUEST']._serialized_end=1734
+  _globals['_HEALTHRESPONSE']._serialized_start=1737
+  _globals['_HEALTHRESPONSE']._serialized_end=1888
+  _globals['_RENEWLICENCEREQUEST']._serialized_start=1890
+  _globals['_RENEWLICENCEREQUEST']._serialized_end=1988
+  _globals['_RENEWLICENCERESPONSE']._serialized_start=1990
+  _globals['_RENEWLICENCERESPONSE']._serialized_end=2060
+  _globals['_OUTBOXEXPORT']._serialized_start=2063
+  _globals['_OUTBOXEXPORT']._serialized_end=2235
+  _globals['_UPLOADS']._serialized_start=2237
+  _globals['_UPLOADS']._serialized_end=2313
+  _globals['_SLICES']._serialized_start=2315
+  _globals['_SLICES']._serialized_end=2381
+  _globals['_DEVICE']._serialized_start=2384
+  _globals['_DEVICE']._serialized_end=2536
 # @@protoc_insertion_point(module_scope)

@@ -75,22 +75,50 @@ class SealedRecord(_message.Message):
 Global___SealedRecord: _TypeAlias = SealedRecord  # noqa: Y015
 
 @_typing.final
+class RecordBatch(_message.Message):
+    """Records in outbox order. A batch is the same as its records sent one by one; it only saves
+    per-message overhead on the stream.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SealedRecord]: ...
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___SealedRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordBatch: _TypeAlias = RecordBatch  # noqa: Y015
+
+@_typing.final
 class UploadRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORD_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def record(self) -> Global___SealedRecord: ...
+    @_builtins.property
+    def batch(self) -> Global___RecordBatch: ...
     def __init__(
         self,
         *,
         record: Global___SealedRecord | None = ...,
+        batch: Global___RecordBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "body", b"body", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "body", b"body", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["record"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["record", "batch"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -149,22 +177,48 @@ class RecordAck(_message.Message):
 Global___RecordAck: _TypeAlias = RecordAck  # noqa: Y015
 
 @_typing.final
+class AckBatch(_message.Message):
+    """The acks of one committed batch, in the order the records came."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordAck]: ...
+    def __init__(
+        self,
+        *,
+        acks: _abc.Iterable[Global___RecordAck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AckBatch: _TypeAlias = AckBatch  # noqa: Y015
+
+@_typing.final
 class UploadResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACK_FIELD_NUMBER: _builtins.int
+    ACKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ack(self) -> Global___RecordAck: ...
+    @_builtins.property
+    def acks(self) -> Global___AckBatch: ...
     def __init__(
         self,
         *,
         ack: Global___RecordAck | None = ...,
+        acks: Global___AckBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "acks", b"acks", "body", b"body"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "acks", b"acks", "body", b"body"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["ack"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["ack", "acks"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -172,49 +226,232 @@ Global___UploadResponse: _TypeAlias = UploadResponse  # noqa: Y015
 
 @_typing.final
 class SliceRequest(_message.Message):
+    """Slices (S-04): a township's initial data, signed by the controller and encrypted to the
+    device that pulls it. The device id and its township come from the client certificate.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HAVE_VERSION_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_CODE_FIELD_NUMBER: _builtins.int
+    RESUME_VERSION_FIELD_NUMBER: _builtins.int
+    RESUME_AFTER_FIELD_NUMBER: _builtins.int
     have_version: _builtins.int
     """0 for a full slice"""
+    township_code: _builtins.str
+    """optional; when given it must be the device's own township"""
+    resume_version: _builtins.int
+    """an interrupted transfer of this version ..."""
+    resume_after: _builtins.str
+    """... whose entries up to this id number are already applied"""
     def __init__(
         self,
         *,
         have_version: _builtins.int = ...,
+        township_code: _builtins.str = ...,
+        resume_version: _builtins.int = ...,
+        resume_after: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["have_version", b"have_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["have_version", b"have_version", "resume_after", b"resume_after", "resume_version", b"resume_version", "township_code", b"township_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SliceRequest: _TypeAlias = SliceRequest  # noqa: Y015
 
 @_typing.final
-class SliceChunk(_message.Message):
+class SliceManifest(_message.Message):
+    """What the controller signs: which slice this is and the data key, wrapped to the device's
+    certificate key (ephemeral ECDH P-256 + HKDF-SHA256 + AES-256-GCM).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
+    TOWNSHIP_CODE_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    BASE_VERSION_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     FULL_FIELD_NUMBER: _builtins.int
-    DATA_FIELD_NUMBER: _builtins.int
-    LAST_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    RESUME_AFTER_FIELD_NUMBER: _builtins.int
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    WRAP_NONCE_FIELD_NUMBER: _builtins.int
+    WRAPPED_KEY_FIELD_NUMBER: _builtins.int
+    township_code: _builtins.str
+    device_id: _builtins.str
+    base_version: _builtins.int
+    """the delta applies on top of this version (0: full slice)"""
     version: _builtins.int
+    """the version the device holds once every chunk is applied"""
     full: _builtins.bool
-    data: _builtins.bytes
+    revoked: _builtins.bool
+    """the slice is withdrawn: wipe it now"""
+    resume_after: _builtins.str
+    """entries start after this id number (a resumed transfer)"""
+    ephemeral_public_key: _builtins.bytes
+    wrap_nonce: _builtins.bytes
+    wrapped_key: _builtins.bytes
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def not_after(self) -> _timestamp_pb2.Timestamp:
+        """the device wipes the slice after this"""
+
+    def __init__(
+        self,
+        *,
+        township_code: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        base_version: _builtins.int = ...,
+        version: _builtins.int = ...,
+        full: _builtins.bool = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        not_after: _timestamp_pb2.Timestamp | None = ...,
+        revoked: _builtins.bool = ...,
+        resume_after: _builtins.str = ...,
+        ephemeral_public_key: _builtins.bytes = ...,
+        wrap_nonce: _builtins.bytes = ...,
+        wrapped_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at", "not_after", b"not_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_version", b"base_version", "device_id", b"device_id", "ephemeral_public_key", b"ephemeral_public_key", "full", b"full", "issued_at", b"issued_at", "not_after", b"not_after", "resume_after", b"resume_after", "revoked", b"revoked", "township_code", b"township_code", "version", b"version", "wrap_nonce", b"wrap_nonce", "wrapped_key", b"wrapped_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SliceManifest: _TypeAlias = SliceManifest  # noqa: Y015
+
+@_typing.final
+class SignedSliceManifest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANIFEST_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    manifest: _builtins.bytes
+    """serialised SliceManifest"""
+    signature: _builtins.bytes
+    """Ed25519 by the controller's document key (the licence authority)"""
+    def __init__(
+        self,
+        *,
+        manifest: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["manifest", b"manifest", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedSliceManifest: _TypeAlias = SignedSliceManifest  # noqa: Y015
+
+@_typing.final
+class SlicePerson(_message.Message):
+    """One entry of a slice: a person's initial data, or the removal of one (moved away, deleted)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    id_number: _builtins.str
+    removed: _builtins.bool
+    details: _builtins.bytes
+    """UTF-8 JSON of the imported fields"""
+    def __init__(
+        self,
+        *,
+        id_number: _builtins.str = ...,
+        removed: _builtins.bool = ...,
+        details: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "id_number", b"id_number", "removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlicePerson: _TypeAlias = SlicePerson  # noqa: Y015
+
+@_typing.final
+class SlicePeople(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def people(self) -> _containers.RepeatedCompositeFieldContainer[Global___SlicePerson]: ...
+    def __init__(
+        self,
+        *,
+        people: _abc.Iterable[Global___SlicePerson] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["people", b"people"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlicePeople: _TypeAlias = SlicePeople  # noqa: Y015
+
+@_typing.final
+class SliceData(_message.Message):
+    """zlib-compressed SlicePeople under the data key; AAD binds township, versions and index."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_FIELD_NUMBER: _builtins.int
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    nonce: _builtins.bytes
+    ciphertext: _builtins.bytes
+    people: _builtins.int
     last: _builtins.bool
     def __init__(
         self,
         *,
-        version: _builtins.int = ...,
-        full: _builtins.bool = ...,
-        data: _builtins.bytes = ...,
+        index: _builtins.int = ...,
+        nonce: _builtins.bytes = ...,
+        ciphertext: _builtins.bytes = ...,
+        people: _builtins.int = ...,
         last: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "full", b"full", "last", b"last", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "index", b"index", "last", b"last", "nonce", b"nonce", "people", b"people"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SliceData: _TypeAlias = SliceData  # noqa: Y015
+
+@_typing.final
+class SliceChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MANIFEST_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def manifest(self) -> Global___SignedSliceManifest: ...
+    @_builtins.property
+    def data(self) -> Global___SliceData: ...
+    def __init__(
+        self,
+        *,
+        manifest: Global___SignedSliceManifest | None = ...,
+        data: Global___SliceData | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "data", b"data", "manifest", b"manifest"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "data", b"data", "manifest", b"manifest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["manifest", "data"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___SliceChunk: _TypeAlias = SliceChunk  # noqa: Y015
 
@@ -222,12 +459,19 @@ Global___SliceChunk: _TypeAlias = SliceChunk  # noqa: Y015
 class HealthRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fingerprint(self) -> _enrollment_pb2.HardwareFingerprint:
+        """The hardware as it is now, hashed with the enrolment salt; the controller records changes."""
+
     def __init__(
         self,
+        *,
+        fingerprint: _enrollment_pb2.HardwareFingerprint | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -240,7 +484,10 @@ class HealthResponse(_message.Message):
     SERVER_TIME_FIELD_NUMBER: _builtins.int
     UPLOAD_KEYS_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
+    TRUST_BUNDLE_PEM_FIELD_NUMBER: _builtins.int
     revoked: _builtins.bool
+    trust_bundle_pem: _builtins.bytes
+    """Every CA certificate the device should trust (PEM, concatenated); grows during a CA rotation."""
     @_builtins.property
     def server_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -251,11 +498,102 @@ class HealthResponse(_message.Message):
         server_time: _timestamp_pb2.Timestamp | None = ...,
         upload_keys: _abc.Iterable[_enrollment_pb2.UploadKey] | None = ...,
         revoked: _builtins.bool = ...,
+        trust_bundle_pem: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked", b"revoked", "server_time", b"server_time", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked", b"revoked", "server_time", b"server_time", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthResponse: _TypeAlias = HealthResponse  # noqa: Y015
+
+@_typing.final
+class RenewLicenceRequest(_message.Message):
+    """A device asks for a fresh licence before its current one expires. The binding (device,
+    township, profile, enrolled fingerprint, features) stays as it is; only the window moves.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    CURRENT_SERIAL_FIELD_NUMBER: _builtins.int
+    current_serial: _builtins.str
+    @_builtins.property
+    def fingerprint(self) -> _enrollment_pb2.HardwareFingerprint:
+        """as now, hashed with the enrolment salt"""
+
+    def __init__(
+        self,
+        *,
+        fingerprint: _enrollment_pb2.HardwareFingerprint | None = ...,
+        current_serial: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_serial", b"current_serial", "fingerprint", b"fingerprint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewLicenceRequest: _TypeAlias = RenewLicenceRequest  # noqa: Y015
+
+@_typing.final
+class RenewLicenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_FIELD_NUMBER: _builtins.int
+    LICENCE_AUTHORITY_KEY_FIELD_NUMBER: _builtins.int
+    licence: _builtins.bytes
+    licence_authority_key: _builtins.bytes
+    """raw Ed25519 public key that signed it (may be a rotated one)"""
+    def __init__(
+        self,
+        *,
+        licence: _builtins.bytes = ...,
+        licence_authority_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["licence", b"licence", "licence_authority_key", b"licence_authority_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewLicenceResponse: _TypeAlias = RenewLicenceResponse  # noqa: Y015
+
+@_typing.final
+class OutboxExport(_message.Message):
+    """The unacknowledged sealed records of a replaced device, carried to its successor, which
+    uploads them unopened. Each record keeps the predecessor's id and signature.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_CODE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    EXPORTED_AT_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    township_code: _builtins.str
+    certificate_der: _builtins.bytes
+    """the predecessor's certificate, to check signatures on import"""
+    @_builtins.property
+    def exported_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SealedRecord]: ...
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        township_code: _builtins.str = ...,
+        certificate_der: _builtins.bytes = ...,
+        exported_at: _timestamp_pb2.Timestamp | None = ...,
+        records: _abc.Iterable[Global___SealedRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exported_at", b"exported_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_der", b"certificate_der", "device_id", b"device_id", "exported_at", b"exported_at", "records", b"records", "township_code", b"township_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutboxExport: _TypeAlias = OutboxExport  # noqa: Y015

@@ -183,6 +183,11 @@ class DeviceStub:
                 request_serializer=muster_dot_v1_dot_data__pb2.HealthRequest.SerializeToString,
                 response_deserializer=muster_dot_v1_dot_data__pb2.HealthResponse.FromString,
                 _registered_method=True)
+        self.RenewLicence = channel.unary_unary(
+                '/muster.v1.Device/RenewLicence',
+                request_serializer=muster_dot_v1_dot_data__pb2.RenewLicenceRequest.SerializeToString,
+                response_deserializer=muster_dot_v1_dot_data__pb2.RenewLicenceResponse.FromString,
+                _registered_method=True)
 
 
 class DeviceServicer:
@@ -195,6 +200,13 @@ class DeviceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewLicence(self, request, context):
+        """A fresh licence with the same binding; refused when revoked or the hardware changed too much.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeviceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +214,11 @@ def add_DeviceServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=muster_dot_v1_dot_data__pb2.HealthRequest.FromString,
                     response_serializer=muster_dot_v1_dot_data__pb2.HealthResponse.SerializeToString,
+            ),
+            'RenewLicence': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLicence,
+                    request_deserializer=muster_dot_v1_dot_data__pb2.RenewLicenceRequest.FromString,
+                    response_serializer=muster_dot_v1_dot_data__pb2.RenewLicenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +248,33 @@ class Device:
             '/muster.v1.Device/Health',
             muster_dot_v1_dot_data__pb2.HealthRequest.SerializeToString,
             muster_dot_v1_dot_data__pb2.HealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLicence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/muster.v1.Device/RenewLicence',
+            muster_dot_v1_dot_data__pb2.RenewLicenceRequest.SerializeToString,
+            muster_dot_v1_dot_data__pb2.RenewLicenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

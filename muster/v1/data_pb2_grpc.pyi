@@ -79,12 +79,16 @@ class DeviceStub:
     def __new__(cls, channel: _aio.Channel) -> DeviceAsyncStub: ...
     Health: _grpc.UnaryUnaryMultiCallable[_data_pb2.HealthRequest, _data_pb2.HealthResponse]
     """Clock and key refresh; the device learns of its own revocation here too."""
+    RenewLicence: _grpc.UnaryUnaryMultiCallable[_data_pb2.RenewLicenceRequest, _data_pb2.RenewLicenceResponse]
+    """A fresh licence with the same binding; refused when revoked or the hardware changed too much."""
 
 @_typing.type_check_only
 class DeviceAsyncStub(DeviceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Health: _aio.UnaryUnaryMultiCallable[_data_pb2.HealthRequest, _data_pb2.HealthResponse]  # type: ignore[assignment]
     """Clock and key refresh; the device learns of its own revocation here too."""
+    RenewLicence: _aio.UnaryUnaryMultiCallable[_data_pb2.RenewLicenceRequest, _data_pb2.RenewLicenceResponse]  # type: ignore[assignment]
+    """A fresh licence with the same binding; refused when revoked or the hardware changed too much."""
 
 class DeviceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -94,5 +98,13 @@ class DeviceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_data_pb2.HealthResponse, _abc.Awaitable[_data_pb2.HealthResponse]]:
         """Clock and key refresh; the device learns of its own revocation here too."""
+
+    @_abc_1.abstractmethod
+    def RenewLicence(
+        self,
+        request: _data_pb2.RenewLicenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_data_pb2.RenewLicenceResponse, _abc.Awaitable[_data_pb2.RenewLicenceResponse]]:
+        """A fresh licence with the same binding; refused when revoked or the hardware changed too much."""
 
 def add_DeviceServicer_to_server(servicer: DeviceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -414,10 +414,15 @@ class CommandAck(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     device_id: _builtins.str
     result: Global___CommandAck.Result.ValueType
     message: _builtins.str
+    output: _builtins.str
+    """What the command produced beyond its result, size-capped by the device: for upload-logs, the
+    tail of the daemon's log (already redacted).
+    """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -428,10 +433,11 @@ class CommandAck(_message.Message):
         result: Global___CommandAck.Result.ValueType = ...,
         message: _builtins.str = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        output: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "command_id", b"command_id", "device_id", b"device_id", "message", b"message", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "command_id", b"command_id", "device_id", b"device_id", "message", b"message", "output", b"output", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

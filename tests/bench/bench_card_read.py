@@ -5,7 +5,7 @@ needs on the wire (protocols/idcard-sam.md); the target is at most 1.15x. The wh
 also carries the find and select frames and the three commands, 65 bytes or 5.6 ms more, so
 1.05x is the floor a perfect host could reach.
 
-Run it as ``python tests/bench/bench_card_read.py [READS]`` or ``pytest tests/bench -s``.
+Run it as ``python tests/bench/bench_card_read.py [READS]`` or ``pytest tests/bench/bench_card_read.py -s``.
 It prints figures and asserts nothing about time.
 """
 

@@ -301,10 +301,14 @@ async def watch(
                     log.info(
                         "sam_reopen_failed", port=profile.port, error=str(exc), retry_s=backoff
                     )
+                    if not outage_reported:
+                        outage_reported = True
+                        yield fault_from(profile.port, exc)
                     await sleep(backoff)
                     backoff = min(backoff * 2, reopen_after_s[1])
                     continue
                 backoff = reopen_after_s[0]
+                outage_reported = False
                 state, _ = TRANSITIONS[(state, Seen.OPENED)]
                 yield ReaderReady(profile.port, str(sam_id))
                 continue
@@ -323,6 +327,7 @@ async def watch(
             state, action = TRANSITIONS[(state, seen)]
             if action is Action.FAULT:
                 assert broken is not None
+                outage_reported = True
                 reader.close()
                 yield fault_from(profile.port, broken)
                 continue
@@ -333,6 +338,7 @@ async def watch(
                     yield await asyncio.to_thread(reader.read_found_card)
                 except ReaderBrokenError as exc:
                     state = State.CLOSED
+                    outage_reported = True
                     reader.close()
                     yield fault_from(profile.port, exc)
                     continue

@@ -1,7 +1,10 @@
 """Checking the number on a card (GB 11643) and whether it agrees with the card's own fields.
 
-The arithmetic and the region table are ``stdnum.cn.ric``'s; this module adds what a reader
-knows and ``stdnum`` does not: which document the number came from (residence permits use the
+The arithmetic and the region table are ``stdnum.cn.ric``'s. For resident cards the verdict on
+the region is :mod:`muster.idnumbers`', so a card the device reads and the record the
+controller ingests are judged by one rule (it accepts a region code created after the holder's
+birth, as numbers first issued in 1984-85 carry). This module adds what a reader knows and
+neither of those does: which document the number came from (residence permits use the
 810000/820000/830000 regions, the 2023 foreigner's card starts with 9, the 2017 card has no
 published check), and the birth date and sex printed on the same chip.
 """
@@ -17,6 +20,7 @@ from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
 from edge.drivers.sam.textblock import CardText, CardType, Sex
+from muster.idnumbers import id_number_problem_code
 
 _PERMIT_REGIONS: Final = frozenset({"810000", "820000", "830000"})
 
@@ -75,10 +79,13 @@ def check_number(
         problems.append(IdProblem.BIRTH_DATE)
     if card_type is CardType.RESIDENT:
         if in_number is not None:
-            try:
-                ric.get_birth_place(number)
-            except ValidationError:
+            # The record model reports only its first problem; with the check character put
+            # right, what is left for it to say is about the date or the region.
+            code = id_number_problem_code(number[:17] + ric.calc_check_digit(number))
+            if code == "region":
                 problems.append(IdProblem.REGION)
+            elif code == "future":
+                problems.append(IdProblem.BIRTH_DATE)
     elif card_type is CardType.HMT_RESIDENCE_PERMIT:
         if number[:6] not in _PERMIT_REGIONS:
             problems.append(IdProblem.REGION)

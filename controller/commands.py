@@ -1,0 +1,240 @@
+"""Commands to devices, tracked from issue to ack.
+
+A command is stored ``pending`` first (so it survives a controller restart), then handed to the
+broker with QoS 1 on the device's ``cmd`` topic (``sent``). Devices hold a persistent MQTT session,
+so the broker keeps it for a device that is offline and delivers it when the device returns. The
+device's ack on ``.../ack`` ends it as ``acked``, ``failed`` or ``rejected``; without an ack before
+``expires_at`` it ends ``expired``. A command still waiting when its device comes back online is
+sent again (the broker may have lost the session); devices ignore a command id they already ran.
+
+Several controller processes may run the sender: a command is claimed with a conditional UPDATE,
+so only one of them publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import structlog
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Command, Device
+from muster import commands as catalogue
+from muster import topics
+from muster.errors import ConfigError
+from muster.v1 import device_pb2
+
+log = structlog.get_logger(__name__)
+
+PENDING, SENT, ACKED, FAILED, REJECTED, EXPIRED = (
+    "pending",
+    "sent",
+    "acked",
+    "failed",
+    "rejected",
+    "expired",
+)
+OPEN_STATES = (PENDING, SENT)
+_RESULTS = {
+    device_pb2.CommandAck.RESULT_OK: ACKED,
+    device_pb2.CommandAck.RESULT_FAILED: FAILED,
+    device_pb2.CommandAck.RESULT_REJECTED: REJECTED,
+}
+
+
+def issue_command(
+    session: Session,
+    device_id: str,
+    kind: str,
+    arguments: dict[str, str] | None = None,
+    *,
+    now: datetime,
+    expires_in: timedelta | None = None,
+    issued_by: str = "",
+) -> Command:
+    """Store a new command for one device. Raises ConfigError (nothing stored) for an unknown
+    device, kind or argument."""
+    clean = catalogue.validate(kind, dict(arguments or {}))
+    validity = catalogue.validity(expires_in)
+    device = session.get(Device, device_id)
+    if device is None:
+        raise ConfigError(f"没有编号为 {device_id} 的设备：请检查设备编号")
+    command = Command(
+        id=uuid.uuid4().hex,
+        device_id=device_id,
+        kind=kind,
+        arguments=clean,
+        state=PENDING,
+        issued_by=issued_by,
+        issued_at=now,
+        expires_at=now + validity,
+        send_count=0,
+        result_message="",
+        output="",
+    )
+    session.add(command)
+    if kind == "revoke" and device.revoked_at is None:
+        # Revocation must hold even if the device never receives the command: its uploads are
+        # refused from now on, and the data link tells it so at its next contact.
+        device.revoked_at = now
+        device.revoked_reason = clean.get("reason") or "由管理员通过命令撤销"
+    return command
+
+
+def encode(command: Command) -> bytes:
+    return catalogue.build(
+        command.id,
+        command.kind,
+        {str(k): str(v) for k, v in command.arguments.items()},
+        issued_at=command.issued_at,
+        expires_at=command.expires_at,
+    ).SerializeToString()
+
+
+def apply_ack(session: Session, device_id: str, ack: device_pb2.CommandAck, now: datetime) -> bool:
+    """Record a device's ack. Only the device a command was for can end it (its topic says who
+    sent the ack, and the broker's ACL ties the topic to the certificate); a repeated ack or one
+    for an already finished command changes nothing."""
+    command = session.get(Command, ack.command_id)
+    if command is None or command.device_id != device_id:
+        log.warning("ack for an unknown command", device_id=device_id, command_id=ack.command_id)
+        return False
+    if command.state not in OPEN_STATES:
+        return False
+    command.state = _RESULTS.get(ack.result, FAILED)
+    command.finished_at = ack.at.ToDatetime(tzinfo=UTC) if ack.HasField("at") else now
+    command.result_message = ack.message
+    command.output = ack.output[: catalogue.MAX_LOG_BYTES]
+    return True
+
+
+def expire_due(session: Session, now: datetime) -> int:
+    """Commands whose validity ran out without an ack end as expired."""
+    result = session.execute(
+        update(Command)
+        .where(Command.state.in_(OPEN_STATES), Command.expires_at < now)
+        .values(state=EXPIRED, finished_at=now, result_message="超时：设备未在有效期内确认")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def due_for_sending(session: Session, limit: int = 500) -> list[Command]:
+    """Pending commands, and sent ones whose device came back online after they were sent."""
+    query = (
+        select(Command)
+        .join(Device, Device.id == Command.device_id)
+        .where(
+            or_(
+                Command.state == PENDING,
+                and_(
+                    Command.state == SENT,
+                    Device.online.is_(True),
+                    Device.status_since > Command.sent_at,
+                ),
+            )
+        )
+        .order_by(Command.issued_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def claim(session: Session, command: Command, now: datetime) -> bool:
+    """Mark one command sent, unless another controller process got there first."""
+    result = session.execute(
+        update(Command)
+        .where(
+            Command.id == command.id,
+            Command.state == command.state,
+            Command.send_count == command.send_count,
+        )
+        .values(state=SENT, sent_at=now, send_count=command.send_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+@dataclass
+class CommandSender:
+    """Hands due commands to the broker and expires the overdue ones, every ``interval_s``."""
+
+    sessions: sessionmaker[Session]
+    interval_s: float = 0.5
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sent: int = 0
+
+    def _claim_due(self) -> list[tuple[str, str, bytes]]:
+        now = self.clock()
+        out: list[tuple[str, str, bytes]] = []
+        with self.sessions.begin() as session:
+            expired = expire_due(session, now)
+            if expired:
+                log.info("commands expired", count=expired)
+            for command in due_for_sending(session):
+                if claim(session, command, now):
+                    out.append((command.id, command.device_id, encode(command)))
+        return out
+
+    def _unclaim(self, command_id: str) -> None:
+        # The broker went away between the claim and the publish: try again later.
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Command)
+                .where(Command.id == command_id, Command.state == SENT)
+                .values(state=PENDING)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def send_due(self, publish: Publish) -> int:
+        batch = await asyncio.to_thread(self._claim_due)
+        done = 0
+        for command_id, device_id, payload in batch:
+            try:
+                await publish(topics.topic(device_id, "cmd"), payload)
+            except Exception:
+                log.warning("command not handed to the broker; will retry", command_id=command_id)
+                await asyncio.to_thread(self._unclaim, command_id)
+                continue
+            done += 1
+            log.info("command sent", command_id=command_id, device_id=device_id)
+        self.sent += done
+        return done
+
+    async def run(self, publish: Callable[[], Publish | None]) -> None:
+        """``publish()`` gives the current broker connection's publish, or None while it is down."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            sender = publish()
+            if sender is None:
+                continue
+            try:
+                await self.send_due(sender)
+            except Exception:
+                log.exception("command sender failed; retrying")
+
+
+def mqtt_publisher(client: Callable[[], aiomqtt.Client | None]) -> Callable[[], Publish | None]:
+    """Publish through whatever broker connection ``client()`` currently returns: QoS 1, never
+    retained (a retained command would run again on every reconnect)."""
+
+    def current() -> Publish | None:
+        live = client()
+        if live is None:
+            return None
+
+        async def publish(topic: str, payload: bytes) -> None:
+            await live.publish(topic, payload, qos=1, retain=False)
+
+        return publish
+
+    return current

@@ -1,0 +1,204 @@
+"""The initial data (S-04): one row per person, as the centre imports it from the merged public
+security and military records and as the slices carry it to the township's devices.
+
+Sans-I/O: a row (a mapping of column to text) in, an ``InitialPerson`` or a ``RowRejected``
+naming the column and what to fix out. Columns are the basic fields of S-02, the category
+(S-01) and the township; headers may be the Chinese ones or the English keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from muster.classified import find_designation
+from muster.errors import MusterError
+from muster.idnumbers import birth_date_of, compact, id_number_problem, sex_of
+from muster.records import CATEGORY_NAMES, FAMILY_CATEGORIES, Category
+from muster.regions import parse_township
+
+__all__ = [
+    "COLUMNS",
+    "HEADERS",
+    "InitialPerson",
+    "RowRejected",
+    "parse_row",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    header: str  # the Chinese header of the import template
+    required: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("township_code", "乡镇代码", required=True),
+    Column("name", "姓名", required=True),
+    Column("id_number", "公民身份号码", required=True),
+    Column("sex", "性别", required=True),
+    Column("ethnicity", "民族"),
+    Column("birth_date", "出生日期", required=True),
+    Column("category", "优抚对象类别", required=True),
+    Column("relation", "与军人关系"),
+    Column("political_status", "政治面貌"),
+    Column("enlistment_date", "入伍时间"),
+    Column("discharge_date", "退役时间"),
+    Column("rank_class", "服役期间级别"),
+    Column("service_unit", "服役单位"),
+    Column("service_number", "军人证件号"),
+    Column("household_registration", "户籍地"),
+)
+HEADERS: dict[str, str] = {c.header: c.key for c in COLUMNS} | {c.key: c.key for c in COLUMNS}
+
+RANK_CLASSES = {"军官": "officer", "士官": "nco", "义务兵": "conscript"}
+RELATIONS = ("父母", "配偶", "子女", "兄弟姐妹", "抚养人")
+_CATEGORY_BY_NAME = {name: category for category, name in CATEGORY_NAMES.items()}
+_FREE_TEXT = ("service_unit", "household_registration", "political_status", "service_number")
+
+
+class RowRejected(MusterError):
+    """A row of the initial data cannot be imported; ``code`` is stable, the message names the
+    column and what to write instead."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class InitialPerson:
+    township_code: str
+    id_number: str
+    name: str
+    category: str
+    details: dict[str, str]
+
+    @property
+    def content_hash(self) -> str:
+        """Identity of the row's content: re-importing the same person changes nothing."""
+        canonical = json.dumps(
+            [self.township_code, self.details], ensure_ascii=False, sort_keys=True
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _date(value: str, column: str) -> dt.date:
+    text = value.strip().replace("/", "-").replace(".", "-")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        try:
+            return dt.datetime.strptime(text, "%Y%m%d").date()
+        except ValueError:
+            raise RowRejected(
+                "date", f"“{column}”的日期“{value}”无法识别：请写成 YYYY-MM-DD，如 1968-07-01"
+            ) from None
+
+
+def _category(value: str) -> Category:
+    text = value.strip()
+    if text in _CATEGORY_BY_NAME:
+        return _CATEGORY_BY_NAME[text]
+    try:
+        return Category(text)
+    except ValueError:
+        known = "、".join(CATEGORY_NAMES.values())
+        raise RowRejected(
+            "category", f"“优抚对象类别”的“{value}”不是12类之一：请填写其中之一：{known}"
+        ) from None
+
+
+def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
+    """Check one row; raises ``RowRejected`` with the first problem found."""
+    row: dict[str, str] = {}
+    for header, value in raw.items():
+        key = HEADERS.get(str(header).strip()) if header is not None else None
+        if key is None:
+            continue
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        text = value.isoformat() if isinstance(value, dt.date) else str(value or "").strip()
+        row[key] = text
+    for column in COLUMNS:
+        if column.required and not row.get(column.key):
+            raise RowRejected("missing", f"缺少“{column.header}”：该列必须填写")
+    try:
+        township = parse_township(row["township_code"]).code
+    except MusterError:
+        raise RowRejected(
+            "township",
+            f"“乡镇代码”的“{row['township_code']}”不是12位乡镇代码：请写成如 370902001000",
+        ) from None
+    number = compact(row["id_number"])
+    problem = id_number_problem(number, today=today)
+    if problem:
+        raise RowRejected("id_number", f"“公民身份号码”{number}：{problem}")
+    birth = _date(row["birth_date"], "出生日期")
+    if birth != birth_date_of(number):
+        raise RowRejected("id_birth_date", "“出生日期”与公民身份号码中的出生日期不一致，请核对")
+    sex = {"男": "1", "女": "2"}.get(row["sex"], row["sex"])
+    if sex not in ("1", "2"):
+        raise RowRejected("sex", f"“性别”的“{row['sex']}”无效：请填写 男 或 女")
+    if sex != sex_of(number):
+        raise RowRejected("id_sex", "“性别”与公民身份号码不一致，请核对")
+    ethnicity = row.get("ethnicity") or "01"
+    if not (len(ethnicity) == 2 and ethnicity.isdigit()):
+        raise RowRejected("ethnicity", f"“民族”的“{ethnicity}”无效：请填写两位民族代码，如汉族 01")
+    category = _category(row["category"])
+    relation = row.get("relation", "")
+    if category in FAMILY_CATEGORIES:
+        if relation not in RELATIONS:
+            raise RowRejected(
+                "relation",
+                f"遗属和家属类别必须填写“与军人关系”，为 {'、'.join(RELATIONS)} 之一",
+            )
+    elif relation:
+        raise RowRejected("relation", "只有遗属和家属类别填写“与军人关系”，本行请留空")
+    dates: dict[str, dt.date] = {}
+    for key, header in (("enlistment_date", "入伍时间"), ("discharge_date", "退役时间")):
+        if row.get(key):
+            dates[key] = _date(row[key], header)
+            if dates[key] > today:
+                raise RowRejected("date", f"“{header}”晚于今天，请核对")
+            if dates[key] < birth:
+                raise RowRejected("date", f"“{header}”早于出生日期，请核对")
+    if "enlistment_date" in dates and "discharge_date" in dates:
+        if dates["discharge_date"] < dates["enlistment_date"]:
+            raise RowRejected("date", "“退役时间”早于“入伍时间”，请核对")
+    rank = row.get("rank_class", "")
+    if rank and rank not in RANK_CLASSES:
+        raise RowRejected("rank_class", "“服役期间级别”应为 军官、士官 或 义务兵")
+    for key in _FREE_TEXT:
+        finding = find_designation(row.get(key, ""), next(c.header for c in COLUMNS if c.key == key))
+        if finding:
+            raise RowRejected("classified", finding.message)
+    details = {
+        "name": row["name"],
+        "id_number": number,
+        "sex": sex,
+        "ethnicity": ethnicity,
+        "birth_date": birth.isoformat(),
+        "category": category.value,
+        "relation": relation,
+        "political_status": row.get("political_status", ""),
+        "enlistment_date": dates["enlistment_date"].isoformat() if "enlistment_date" in dates else "",
+        "discharge_date": dates["discharge_date"].isoformat() if "discharge_date" in dates else "",
+        "rank_class": rank,
+        "service_unit": row.get("service_unit", ""),
+        "service_number": row.get("service_number", ""),
+        "household_registration": row.get("household_registration", ""),
+    }
+    if len(details["name"]) > 64:
+        raise RowRejected("name", "“姓名”超过64个字符，请核对")
+    return InitialPerson(
+        township_code=township,
+        id_number=number,
+        name=details["name"],
+        category=category.value,
+        details=details,
+    )
