@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,11 +27,48 @@ from controller.app import Controller
 from controller.db.models import Device, Record
 from controller.embedded_broker import EmbeddedBroker
 from controller.enrollment import create_enrollment_code
+from controller.importer import Importer
 from controller.settings import ControllerSettings
+from muster.dataset import synthetic_rows
 from muster.logs import configure_logging
 
 # Townships of Tai'an's Taishan district (370902), where the campaign's most detailed plan comes from.
 DEMO_TOWNSHIPS = [f"370902{n:03d}000" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 100, 101)]
+
+
+MUSTER = (sys.executable, "-m", "muster")
+
+
+def device_profile(reader_url: str, camera_file: Path) -> str:
+    """The simulator profile with the simulated reader and camera plugged in."""
+    return (
+        "name: simulator\n"
+        "model: muster simulated collection device\n"
+        "kind: simulator\n"
+        f"reader: {{kind: sam, port: '{reader_url}', baud: 115200}}\n"
+        f"camera: {{kind: opencv, source: '{camera_file}'}}\n"
+        "uplink: {heartbeat_interval_s: 5, upload_batch: 64, offline_alert_after_s: 60}\n"
+        "outbox: {min_disk_free_bytes: 0}\n"
+        "simulation: {records_per_minute: 0}\n"
+    )
+
+
+async def _run_quiet(*command: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    _, err = await process.communicate()
+    if process.returncode != 0:
+        raise click.ClickException(
+            f"{' '.join(command[2:])} failed: {err.decode(errors='replace')}"
+        )
+
+
+def import_demo_people(controller: Controller, devices: int, per_township: int = 300) -> int:
+    townships = DEMO_TOWNSHIPS[: min(devices, len(DEMO_TOWNSHIPS))]
+    rows = synthetic_rows(per_township * len(townships), townships, random.Random(2018))
+    report = Importer(controller.sessions).import_rows(enumerate(rows, start=2))
+    return report.added + report.unchanged + report.changed
 
 
 def free_port(preferred: int = 0, host: str = "127.0.0.1") -> int:
@@ -87,6 +125,9 @@ async def run_demo(
     )
     controller = Controller.prepare(settings)
     await controller.start()
+    # The centre's initial data for the demo townships (S-04): devices sync it as their slice.
+    people = await asyncio.to_thread(import_demo_people, controller, devices)
+    print(f"初始数据 initial data: {people} 人 people imported", flush=True)
     print(f"管理界面 admin UI: {controller.admin_url}", flush=True)
     print(f"数据目录 data: {data_dir}", flush=True)
 
@@ -94,10 +135,49 @@ async def run_demo(
     edges: list[asyncio.subprocess.Process] = []
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    # Simulated hardware on real transports: one SAM reader simulator per device with a queue of
+    # visitors from its county, and one recorded camera they all watch.
+    camera_file = data_dir / "camera.avi"
+    await _run_quiet(
+        sys.executable, "-m", "muster", "sim", "camera", "--out", str(camera_file), "--seconds", "4"
+    )
+    simulators: list[asyncio.subprocess.Process] = []
     for i in range(devices):
+        township = DEMO_TOWNSHIPS[i % len(DEMO_TOWNSHIPS)]
+        reader_port = free_port()
+        with (logs / f"reader-{i + 1}.log").open("wb") as log_file:
+            simulators.append(
+                await asyncio.create_subprocess_exec(
+                    *MUSTER,
+                    "sim",
+                    "idcard",
+                    "--listen",
+                    f"{host}:{reader_port}",
+                    "--queue",
+                    "200",
+                    "--county",
+                    township[:6],
+                    "--seed",
+                    str(i),
+                    "--dwell-s",
+                    "0.8",
+                    "--gap-s",
+                    "0.4",
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+        state_dir = data_dir / f"device-{i + 1}"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        profile = state_dir / "profile.yaml"
+        profile.write_text(
+            device_profile(f"socket://{host}:{reader_port}", camera_file), encoding="utf-8"
+        )
         code = create_enrollment_code(
             controller.sessions,
-            township_code=DEMO_TOWNSHIPS[i % len(DEMO_TOWNSHIPS)],
+            township_code=township,
             profile="simulator",
             valid_for=timedelta(hours=1),
             created_by="demo",
@@ -107,15 +187,13 @@ async def run_demo(
         with (logs / f"device-{i + 1}.log").open("wb") as log_file:
             edges.append(
                 await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "muster",
+                    *MUSTER,
                     "edge",
                     "run",
                     "--profile",
-                    "simulator",
+                    str(profile),
                     "--state-dir",
-                    str(data_dir / f"device-{i + 1}"),
+                    str(state_dir),
                     "--controller",
                     f"{host}:{settings.enrol_port}",
                     "--ca-cert",
@@ -178,6 +256,10 @@ async def run_demo(
             if edge.returncode is None:
                 edge.kill()
         await asyncio.gather(*(edge.wait() for edge in edges))
+    for simulator in simulators:
+        if simulator.returncode is None:
+            simulator.terminate()
+    await asyncio.gather(*(simulator.wait() for simulator in simulators))
     await asyncio.sleep(0.5)  # let the broker deliver the goodbyes
     await controller.consumer.flush()
     final = await asyncio.to_thread(fleet_numbers, controller)

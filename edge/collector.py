@@ -7,18 +7,47 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import structlog
 
+from edge.drivers.sam.events import CardRead
+from edge.drivers.sam.textblock import CardType
 from edge.sealer import Sealer
 from muster.errors import LicenceError, StorageError
-from muster.records import Person, RecordPayload
-from muster.synthetic import person
+from muster.records import FAMILY_CATEGORIES, Category, Person, RecordPayload
+from muster.synthetic import CATEGORY_WEIGHTS, RELATIONS, person
 
 log = structlog.get_logger(__name__)
 
 FORM_VERSION = "1"
+
+
+def record_from_card(
+    rng: random.Random, township_code: str, read: CardRead, now: datetime
+) -> RecordPayload:
+    """What a clerk starts from after reading a visitor's card: the card's identity, a category."""
+    card = read.card
+    category = rng.choices(list(CATEGORY_WEIGHTS), weights=list(CATEGORY_WEIGHTS.values()))[0]
+    return RecordPayload(
+        record_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        category=category,
+        form_version=FORM_VERSION,
+        township_code=township_code,
+        person=Person(
+            name=card.name,
+            id_number=card.id_number,
+            sex=card.sex.value,
+            birth_date=card.birth_date,
+            ethnicity=card.ethnicity.code if card.ethnicity else "01",
+        ),
+        fields={"address": card.address or "", "card_photo_sha256": read.photo_sha256},
+        collected_at=now,
+        entered_by="clerk-a",
+        reviewed_by="clerk-b",
+        relation=rng.choice(RELATIONS) if category in FAMILY_CATEGORIES else None,
+    )
 
 
 def simulated_record(rng: random.Random, township_code: str, now: datetime) -> RecordPayload:
@@ -37,6 +66,34 @@ def simulated_record(rng: random.Random, township_code: str, now: datetime) -> R
     )
 
 
+def record_from_slice(
+    rng: random.Random, township_code: str, details: dict[str, Any], now: datetime
+) -> RecordPayload:
+    """What a clerk does with the initial data (S-04): finds the person, verifies, completes."""
+    return RecordPayload(
+        record_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        category=Category(details["category"]),
+        form_version=FORM_VERSION,
+        township_code=township_code,
+        person=Person(
+            name=details["name"],
+            id_number=details["id_number"],
+            sex=details["sex"],
+            birth_date=date.fromisoformat(details["birth_date"]),
+            ethnicity=details.get("ethnicity") or "01",
+        ),
+        fields={
+            "phone": f"1{rng.randrange(3, 9)}{rng.randrange(10**9):09d}",
+            "main_requests": "",
+            "from_initial_data": True,
+        },
+        collected_at=now,
+        entered_by="clerk-a",
+        reviewed_by="clerk-b",
+        relation=details.get("relation") or None,
+    )
+
+
 class SimulatedCollector:
     def __init__(
         self,
@@ -47,22 +104,64 @@ class SimulatedCollector:
         on_sealed: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cards: asyncio.Queue[CardRead] | None = None,
+        initial_data: Callable[[random.Random], dict[str, Any] | None] | None = None,
+        find_initial: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
+        self._initial_data = initial_data
+        self._find_initial = find_initial
         self._sealer = sealer
         self._township = township_code
         self._rate = records_per_minute
         self._on_sealed = on_sealed
         self._rng = rng or random.Random()
         self._clock = clock
+        self._cards = cards
         self.refusal = ""
 
+    async def _next_record(self, mean_gap: float) -> RecordPayload:
+        # With a reader, every record starts from a real card read (resident cards only: the
+        # other permits do not carry a resident ID number the forms ask for).
+        if self._cards is not None:
+            while True:
+                read = await self._cards.get()
+                if read.card.card_type is CardType.RESIDENT and read.id_check.valid:
+                    record = record_from_card(self._rng, self._township, read, self._clock())
+                    return await self._complete_from_initial_data(record)
+                log.info(
+                    "card skipped: not a valid resident card", card_type=read.card.card_type.value
+                )
+        await asyncio.sleep(self._rng.expovariate(1.0 / mean_gap))
+        # Clerks verify and complete people from the township's initial data; someone the
+        # centre does not know yet (S-12: people appear at any time) is typed from scratch.
+        if self._initial_data is not None:
+            details = await asyncio.to_thread(self._initial_data, self._rng)
+            if details is not None:
+                return record_from_slice(self._rng, self._township, details, self._clock())
+        return simulated_record(self._rng, self._township, self._clock())
+
+    async def _complete_from_initial_data(self, record: RecordPayload) -> RecordPayload:
+        """A person the initial data knows: the clerk verifies its category and relation
+        instead of choosing them."""
+        if self._find_initial is None:
+            return record
+        details = await asyncio.to_thread(self._find_initial, record.person.id_number)
+        if details is None:
+            return record
+        return record.model_copy(
+            update={
+                "category": Category(details["category"]),
+                "relation": details.get("relation") or None,
+                "fields": {**record.fields, "from_initial_data": True},
+            }
+        )
+
     async def run(self) -> None:
-        if self._rate <= 0:
+        if self._rate <= 0 and self._cards is None:
             return
-        mean_gap = 60.0 / self._rate
+        mean_gap = 60.0 / self._rate if self._rate > 0 else 0.0
         while True:
-            await asyncio.sleep(self._rng.expovariate(1.0 / mean_gap))
-            record = simulated_record(self._rng, self._township, self._clock())
+            record = await self._next_record(mean_gap)
             try:
                 await asyncio.to_thread(self._sealer.seal, record)
             except LicenceError as exc:

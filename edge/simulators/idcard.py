@@ -445,3 +445,77 @@ def running(
         yield thread
     finally:
         thread.stop()
+
+
+def _newest_name(code: str, key: str) -> str:
+    from stdnum import numdb
+
+    info = {k: v for _part, props in numdb.get("cn/loc").info(code) for k, v in props.items()}
+    # Entries carry validity spans like "[1985-]泰山区"; the last one is the current name.
+    return info.get(key, "").split(",")[-1].split("]")[-1]
+
+
+def place_names(county: str) -> tuple[str, str, str]:
+    """(province, city, county) names for a 6-digit county code, from python-stdnum's table."""
+    city = _newest_name(county[:4] + "00", "county")
+    return (
+        _newest_name(county, "province"),
+        "" if city in ("市辖区", "县") else city,
+        _newest_name(county, "county"),
+    )
+
+
+def synthetic_cards(county: str, count: int, *, seed: int = 0) -> list[SimCard]:
+    """Resident cards of ``count`` plausible people registered in ``county``, for a reader that
+    sees a queue of visitors: valid ID numbers, names, addresses and issuing authorities."""
+    import random
+
+    from muster.synthetic import person
+
+    rng = random.Random(seed)
+    province, city, county_part = place_names(county)
+    place = province + (city if city != province else "") + county_part
+    # Districts have a branch of the city's bureau; counties a bureau of their own.
+    authority = (
+        f"{city}公安局{county_part[:-1]}分局"
+        if county_part.endswith("区") and city
+        else f"{county_part}公安局"
+    )
+    cards = []
+    for _ in range(count):
+        p = person(rng, county)
+        issued = max(p.birth_date.replace(year=p.birth_date.year + 16), dt.date(2005, 1, 1))
+        issued += dt.timedelta(days=rng.randrange(0, 3650))
+        long_term = (issued.year - p.birth_date.year) >= 46  # issued at 46+: valid for life
+        cards.append(
+            card_from_dict(
+                {
+                    "name": p.name,
+                    "sex": p.sex,
+                    "ethnicity": rng.choices(["01", "02", "03", "05", "08"], [92, 2, 2, 2, 2])[0],
+                    "birth_date": p.birth_date.isoformat(),
+                    "address": f"{place}{rng.choice('东西南北中')}关路{rng.randrange(1, 300)}号",
+                    "id_number": p.id_number,
+                    "authority": authority,
+                    "valid_from": issued.isoformat(),
+                    "valid_to": "长期"
+                    if long_term
+                    else issued.replace(year=issued.year + 20).isoformat(),
+                    "serial": f"{rng.getrandbits(64):016x}",
+                }
+            )
+        )
+    return cards
+
+
+async def present_in_turn(
+    simulator: IdCardSimulator, cards: list[SimCard], *, dwell_s: float, gap_s: float
+) -> None:
+    """A queue of visitors: each card lies on the reader for ``dwell_s``, then the field is empty
+    for ``gap_s``, then the next; round and round."""
+    while True:
+        for card in cards:
+            simulator.insert(card)
+            await asyncio.sleep(dwell_s)
+            simulator.remove()
+            await asyncio.sleep(gap_s)

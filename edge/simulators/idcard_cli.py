@@ -13,8 +13,11 @@ from edge.simulators.idcard import (
     Fault,
     FaultRule,
     IdCardSimulator,
+    SimCard,
     SimulatorServer,
     load_card,
+    present_in_turn,
+    synthetic_cards,
 )
 
 
@@ -60,6 +63,28 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option(
     "--slow-s", type=float, default=1.0, show_default=True, help="Delay of the 'slow' fault."
 )
+@click.option(
+    "--queue",
+    "queue_size",
+    type=click.IntRange(min=1),
+    help="A queue of N synthetic visitors: each card is presented in turn instead of --card.",
+)
+@click.option(
+    "--county", default="370902", show_default=True, help="6-digit county of the visitors"
+)
+@click.option(
+    "--dwell-s",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds each card lies on the reader.",
+)
+@click.option(
+    "--gap-s", type=float, default=1.0, show_default=True, help="Seconds between two cards."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the synthetic visitors."
+)
 def idcard(
     listen: str,
     card_path: Path | None,
@@ -67,21 +92,36 @@ def idcard(
     baud: str,
     fault_specs: tuple[str, ...],
     slow_s: float,
+    queue_size: int | None,
+    county: str,
+    dwell_s: float,
+    gap_s: float,
+    seed: int,
 ) -> None:
     """Simulated SAM ID-card reader (模拟二代证读卡器) on a real TCP transport."""
     host, port = _listen(listen)
     if no_card and card_path is not None:
         raise click.UsageError("--card and --no-card exclude each other")
+    if queue_size and (card_path is not None or no_card):
+        raise click.UsageError("--queue presents its own cards; leave out --card and --no-card")
+    if queue_size and not (len(county) == 6 and county.isdigit()):
+        raise click.BadParameter(f"{county!r} is not a 6-digit county code", param_hint="--county")
     try:
         faults = [FaultRule.parse(spec) for spec in fault_specs]
-        card = None if no_card else load_card(card_path or DEFAULT_CARD)
+        queue = synthetic_cards(county, queue_size, seed=seed) if queue_size else []
+        card = None if no_card or queue else load_card(card_path or DEFAULT_CARD)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     simulator = IdCardSimulator(card, baud=int(baud), slow_s=slow_s, faults=faults)
-    asyncio.run(_serve(SimulatorServer(simulator, host, port)))
+    asyncio.run(_serve(SimulatorServer(simulator, host, port), queue, dwell_s, gap_s))
 
 
-async def _serve(server: SimulatorServer) -> None:
+async def _serve(
+    server: SimulatorServer,
+    queue: list[SimCard] | None = None,
+    dwell_s: float = 2.0,
+    gap_s: float = 1.0,
+) -> None:
     try:
         await server.plug()
     except OSError as exc:
@@ -90,8 +130,15 @@ async def _serve(server: SimulatorServer) -> None:
         ) from exc
     card = server.simulator.card
     what = f"{card.text.name} ({card.text.card_type.label})" if card else "无卡 / no card"
-    click.echo(f"SAM 读卡器模拟器 / SAM reader simulator: {server.url}  卡 / card: {what}")
+    if queue:
+        what = f"{len(queue)} 位来访者轮流读卡 / {len(queue)} visitors in turn"
+    click.echo(
+        f"SAM 读卡器模拟器 / SAM reader simulator: {server.url}  卡 / card: {what}", err=bool(queue)
+    )
     try:
-        await asyncio.Event().wait()
+        if queue:
+            await present_in_turn(server.simulator, queue, dwell_s=dwell_s, gap_s=gap_s)
+        else:
+            await asyncio.Event().wait()
     finally:
         await server.unplug()
