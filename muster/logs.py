@@ -13,7 +13,7 @@ import structlog
 
 # 18-character resident ID numbers; the last character may be X.
 _ID_NUMBER = re.compile(r"\b(\d{6})\d{8}(\d{3}[\dXx])\b")
-_SECRET_KEYS = frozenset({"password", "code", "enrollment_code", "private_key", "token", "secret"})
+_SECRET_KEYS = frozenset({"password", "enrollment_code", "private_key", "token", "secret"})
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
