@@ -23,9 +23,10 @@ from controller.enrollment import Enroller, publish_upload_keys
 from controller.fleet_state import FleetMonitor
 from controller.grpc_services import build_servers
 from controller.ingest import Ingestor
+from controller.revocation import CrlPublisher
 from controller.settings import ControllerSettings
 from controller.telemetry import DeviceStateStore, TelemetryConsumer
-from provisioning.pki_store import ControllerPki, ensure_controller_pki
+from provisioning.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 
 log = structlog.get_logger(__name__)
 
@@ -77,11 +78,17 @@ class Controller:
             mqtt_url=settings.device_mqtt_url or settings.mqtt_url,
             data_endpoint=settings.data_endpoint(),
         )
-        ingestor = Ingestor(self.sessions, self.pki.upload_keys)
+        ingestor = Ingestor(
+            self.sessions,
+            dict(self.pki.upload_keys),
+            reload_keys=lambda: load_upload_keys(self.pki.directory),
+        )
         self._servers = list(build_servers(settings, self.pki, self.sessions, enroller, ingestor))
         for server in self._servers:
             await server.start()
         self._tasks.append(asyncio.create_task(self.consumer.run(), name="telemetry"))
+        crl = CrlPublisher(self.sessions, self.pki, broker_pid_file=settings.broker_pid_file)
+        self._tasks.append(asyncio.create_task(crl.run(), name="crl"))
         monitor = FleetMonitor(self.sessions, interval_s=settings.fleet_sweep_s)
         self._tasks.append(asyncio.create_task(monitor.run(), name="fleet-monitor"))
         sender = CommandSender(self.sessions)

@@ -60,6 +60,11 @@ def controller() -> None:
 @click.option(
     "--shared-group", "mqtt_shared_group", help="MQTT shared-subscription group for replicas"
 )
+@click.option(
+    "--broker-pid-file",
+    type=click.Path(path_type=Path),
+    help="a local Mosquitto's pid file; it gets SIGHUP to re-read pki/crl.pem after a revocation",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(log_level: str, **options: object) -> None:
     """Run the controller until SIGINT/SIGTERM."""
@@ -88,3 +93,167 @@ def migrate(**options: object) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     do_migrate(settings.resolved_database_url())
     click.echo("数据库结构已是最新 (schema is up to date)")
+
+
+@controller.command(name="import")
+@_with_common
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="initial data, .csv or .xlsx (headers as written by `muster sim dataset`)",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="write the rejected rows and their reasons here (CSV; default FILE.rejected.csv)",
+)
+def import_(path: Path, report_path: Path | None, **options: object) -> None:
+    """Import the initial data (S-04): validate every row, store by township, idempotently."""
+    import json
+
+    from rich.progress import Progress
+
+    from controller.db import make_engine, session_factory
+    from controller.db import migrate as do_migrate
+    from controller.importer import count_rows, import_file, write_rejections
+    from muster.errors import ConfigError
+
+    settings = _settings(**options)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    do_migrate(url)
+    engine = make_engine(url)
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("导入 importing", total=count_rows(path))
+            report = import_file(
+                session_factory(engine), path, progress=lambda n: progress.advance(task, n)
+            )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    if report.rejected:
+        report_path = report_path or path.with_name(path.name + ".rejected.csv")
+        write_rejections(report_path, report.rejected)
+        for rejected in report.rejected[:10]:
+            click.echo(f"  第 {rejected.line} 行：{rejected.reason}", err=True)
+        click.echo(f"{len(report.rejected)} 行未导入，原因见 {report_path}", err=True)
+    s = report.summary()
+    click.echo(
+        f"共 {s['rows']} 行：新增 {s['added']}，更新 {s['changed']}，迁出 {s['moved']}，"
+        f"未变 {s['unchanged']}，拒绝 {s['rejected']}；{s['townships_changed']} 个乡镇的数据切片已更新"
+    )
+    click.echo(json.dumps(s))
+
+
+@controller.command(name="rotate-upload-key")
+@_with_common
+def rotate_upload_key_command(**options: object) -> None:
+    """Add a new upload key version; devices seal to it after their next health check, and
+    records sealed to older versions still open."""
+    from datetime import UTC, datetime
+
+    from controller.db import make_engine, session_factory
+    from controller.db import migrate as do_migrate
+    from controller.enrollment import publish_upload_keys
+    from provisioning.pki_store import ensure_controller_pki, rotate_upload_key
+
+    settings = _settings(**options)
+    now = datetime.now(UTC)
+    pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+    version = rotate_upload_key(pki)
+    url = settings.resolved_database_url()
+    do_migrate(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            publish_upload_keys(
+                session,
+                ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now),
+                now,
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"上传密钥已轮换为第 {version} 版；设备在下次健康检查后改用新密钥，旧版本的记录照常解密"
+    )
+
+
+@controller.command(name="slice")
+@_with_common
+@click.option("--township", required=True, help="12-digit township code")
+@click.option("--revoke", is_flag=True, help="withdraw the slice: devices wipe it at next sync")
+@click.option("--restore", is_flag=True, help="undo a withdrawal")
+@click.option("--expires", help="devices wipe the slice after this date (YYYY-MM-DD)")
+@click.option("--reason", default="", help="why (kept with the withdrawal)")
+def slice_command(
+    township: str,
+    revoke: bool,
+    restore: bool,
+    expires: str | None,
+    reason: str,
+    **options: object,
+) -> None:
+    """Show, withdraw (revoke) or set the expiry of a township's slice."""
+    from controller.db import make_engine, session_factory
+    from controller.db import migrate as do_migrate
+    from controller.slices import set_slice_state
+    from muster.errors import ConfigError
+
+    settings = _settings(**options)
+    url = settings.resolved_database_url()
+    do_migrate(url)
+    engine = make_engine(url)
+    try:
+        state = set_slice_state(
+            session_factory(engine),
+            township,
+            revoke=revoke,
+            restore=restore,
+            expires=expires,
+            reason=reason,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo(state)
+
+
+@controller.command("register-simulated")
+@_with_common
+@click.option("--devices", "count", type=click.IntRange(1, 1_000_000), required=True)
+@click.option("--first", type=click.IntRange(min=0), default=0, help="index of the first device")
+def register_simulated(count: int, first: int, **options: object) -> None:
+    """Register `muster sim fleet`'s simulated devices in bulk (for load tests and UI trials)."""
+    from datetime import UTC, datetime
+
+    from controller.db import make_engine, session_factory
+    from controller.db import migrate as do_migrate
+    from controller.simulated_fleet import register_simulated as register
+
+    settings = _settings(**options)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    do_migrate(url)
+    engine = make_engine(url)
+    try:
+        added = register(
+            session_factory(engine), count, first=first, now=datetime.now(UTC), progress=True
+        )
+    finally:
+        engine.dispose()
+    click.echo(f"新登记模拟设备 {added} 台 (registered {added} simulated devices)")
+
+
+def _clerk_group() -> None:
+    from controller.clerk_cli import clerk
+
+    controller.add_command(clerk)
+
+
+_clerk_group()

@@ -1,8 +1,8 @@
 """Keeps each device's state (online / stale / offline), its state history and its alerts in the
 database, applying the rules of ``controller.fleet_rules``.
 
-Transitions driven by messages (a status, a heartbeat) are recorded by the telemetry store as they
-arrive, through :func:`record_state`. What only the passing of time reveals (a device gone silent,
+Transitions driven by messages (a status, a heartbeat) are recorded by the telemetry store
+(``controller.device_state``) as they arrive. What only the passing of time reveals (a device gone silent,
 an offline period growing past what its profile allows) is found by :class:`FleetMonitor`, which
 sweeps the whole fleet every few seconds in a handful of set-based queries, so 100,000 devices
 cost well under a second. Several controller processes may sweep at once: writes are conditional
@@ -16,10 +16,10 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,16 +40,6 @@ def uplink_of(profile_name: str) -> UplinkProfile:
         return load_profile(profile_name).uplink
     except ConfigError:
         return UplinkProfile()
-
-
-def record_state(session: Session, device: Device, state: str, reason: str, at: datetime) -> None:
-    """Set a device's state, adding a history row when it changed."""
-    if device.state == state and device.state_reason == reason:
-        return
-    if device.state != state:
-        session.add(DeviceStateChange(device_id=device.id, at=at, state=state, reason=reason))
-    device.state = state
-    device.state_reason = reason
 
 
 @dataclass
@@ -191,11 +181,13 @@ class FleetMonitor:
                         )
             to_resolve = [alert_id for key, alert_id in open_alerts.items() if key not in holding]
             if changes:
+                # Core, not ORM: a conditional executemany, so a heartbeat that arrived since
+                # the snapshot (state already changed) is not overwritten.
+                devices = cast(Table, Device.__table__)
                 session.execute(
-                    update(Device)
-                    .where(Device.id == bindparam("b_id"), Device.state == bindparam("b_old"))
-                    .values(state=bindparam("state"), state_reason=bindparam("state_reason"))
-                    .execution_options(synchronize_session=False),
+                    update(devices)
+                    .where(devices.c.id == bindparam("b_id"), devices.c.state == bindparam("b_old"))
+                    .values(state=bindparam("state"), state_reason=bindparam("state_reason")),
                     changes,
                 )
                 session.execute(insert(DeviceStateChange), history)
@@ -252,4 +244,4 @@ class FleetMonitor:
             await asyncio.sleep(self._interval)
 
 
-__all__ = ["FleetMonitor", "SweepResult", "record_state", "uplink_of"]
+__all__ = ["FleetMonitor", "SweepResult", "uplink_of"]

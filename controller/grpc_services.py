@@ -12,11 +12,13 @@ import grpc
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.clerks import clerk_messages
 from controller.db.models import Device
 from controller.enrollment import Enroller, upload_key_messages
 from controller.ingest import Ingestor
 from controller.licensing import LicenceDesk, reported_fingerprint
 from controller.settings import ControllerSettings
+from controller.slices import device_slice_status
 from muster.crypto.pki import load_certificate
 from muster.errors import EnrollmentError, LicenceError
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
@@ -195,12 +197,19 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         now = self._clock()
         with self._sessions() as session:
             keys = upload_key_messages(session, now)
+            slice_version, slice_revoked = device_slice_status(session, device_id, now)
+            clerks = clerk_messages(session, device_id)
         if self._licences is not None and request.HasField("fingerprint"):
             await asyncio.to_thread(
                 self._licences.note_fingerprint, device_id, reported_fingerprint(request)
             )
         response = data_pb2.HealthResponse(
-            upload_keys=keys, revoked=revoked, trust_bundle_pem=self._trust_bundle
+            upload_keys=keys,
+            revoked=revoked,
+            trust_bundle_pem=self._trust_bundle,
+            slice_version=slice_version,
+            slice_revoked=slice_revoked,
+            clerks=clerks,
         )
         response.server_time.FromDatetime(now)
         return response
@@ -244,6 +253,8 @@ def build_servers(
         grpc.ssl_server_credentials([(key_pem, cert_pem)]),
     )
 
+    from controller.slice_service import SlicesService  # it builds on DeviceGate above
+
     gate = DeviceGate(sessions)
     data = grpc.aio.server(options=_SERVER_OPTIONS)
     data_pb2_grpc.add_UploadsServicer_to_server(
@@ -253,6 +264,7 @@ def build_servers(
     data_pb2_grpc.add_DeviceServicer_to_server(
         DeviceService(gate, sessions, licences=licences, trust_bundle_pem=ca_pem), data
     )
+    data_pb2_grpc.add_SlicesServicer_to_server(SlicesService(gate, sessions, pki.licence_key), data)
     data.add_secure_port(
         f"{settings.bind_host}:{settings.data_port}",
         grpc.ssl_server_credentials(

@@ -11,7 +11,6 @@ version: that is what a device's delta is cut from.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +24,15 @@ from controller.db.models import PersonRow, TownshipSlice
 from muster.errors import ConfigError
 from muster.initial_data import HEADERS, InitialPerson, RowRejected, parse_row
 
-__all__ = ["ImportReport", "Importer", "Rejected", "read_rows", "write_rejections"]
+__all__ = [
+    "ImportReport",
+    "Importer",
+    "Rejected",
+    "count_rows",
+    "import_file",
+    "read_rows",
+    "write_rejections",
+]
 
 CHUNK = 2000
 
@@ -211,10 +218,9 @@ class Importer:
                 elif here.content_hash == digest and not here.removed:
                     report.unchanged += 1
                 else:
-                    if here.removed:
-                        bumped_slice = bumped.get(person.township_code)
-                        version_of(person.township_code)
-                        (bumped_slice or bumped[person.township_code]).people += 1
+                    version = version_of(person.township_code)
+                    if here.removed:  # back after having moved away
+                        bumped[person.township_code].people += 1
                         report.added += 1
                     else:
                         report.changed += 1
@@ -223,7 +229,7 @@ class Importer:
                     here.details = person.details
                     here.content_hash = digest
                     here.removed = False
-                    here.version = version_of(person.township_code)
+                    here.version = version
                     here.updated_at = now
             if new_rows:
                 session.execute(insert(PersonRow), new_rows)
@@ -252,6 +258,3 @@ def count_rows(path: Path) -> int:
         return max(0, (book.worksheets[0].max_row or 1) - 1)
     finally:
         book.close()
-
-
-_ = dt  # dates arrive from openpyxl as datetime objects; parse_row handles them

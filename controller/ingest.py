@@ -63,9 +63,11 @@ class Ingestor:
         sessions: sessionmaker[Session],
         upload_keys: dict[int, UploadPrivateKey],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reload_keys: Callable[[], dict[int, UploadPrivateKey]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._upload_keys = upload_keys
+        self._reload_keys = reload_keys
         self._clock = clock
         self._device_keys: dict[tuple[str, str], DevicePublicKey] = {}
 
@@ -174,6 +176,10 @@ class Ingestor:
             if seen[record_id] == digest:
                 return Ack(record_id=record_id, status=Ack.STATUS_DUPLICATE)
             return _reject(record_id, "record_id_conflict")
+        if sealed.key_version not in self._upload_keys and self._reload_keys is not None:
+            # Rotated by `muster controller rotate-upload-key` while we were running: devices
+            # learn the new public key from Health, so we must find its private half on disk.
+            self._upload_keys.update(self._reload_keys())
         try:
             payload = parse_record(open_record(sealed, self._upload_keys))
         except SealError:

@@ -31,6 +31,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.commands import issue_command
 from controller.db.models import Device, DeviceEvent
 from muster.crypto import write_public_file
 from muster.crypto.pki import build_crl, issued_by, load_certificate
@@ -40,6 +41,14 @@ from provisioning.pki_store import ControllerPki
 log = structlog.get_logger(__name__)
 
 MAX_REASON = 200
+
+
+class UnknownDevice(ConfigError):
+    """No device has this id."""
+
+
+class AlreadyRevoked(ConfigError):
+    """The device was revoked before; the first revocation stands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +72,20 @@ def revoke_device(
     with sessions.begin() as session:
         device = session.get(Device, device_id, with_for_update=True)
         if device is None:
-            raise ConfigError(
+            raise UnknownDevice(
                 f"没有编号为 {device_id} 的设备 (no such device); 设备编号见管理页面或 "
                 "GET /api/v1/devices"
             )
         if device.revoked_at is not None:
-            raise ConfigError(
+            raise AlreadyRevoked(
                 f"设备 {device_id} 已于 {device.revoked_at:%Y-%m-%d %H:%M} UTC 被吊销"
                 f"（{device.revoked_reason}）(already revoked)"
             )
         device.revoked_at = now
         device.revoked_reason = reason
         device.collection_allowed = False
+        # Tell the device at once over MQTT as well; Health tells it at the latest next contact.
+        issue_command(session, device_id, "revoke", {"reason": reason}, now=now, issued_by=by)
         session.add(
             DeviceEvent(
                 device_id=device_id,

@@ -27,6 +27,9 @@ class ControllerSettings(BaseSettings):
     # MQTT shared-subscription group, so several controller processes split the telemetry.
     mqtt_shared_group: str = ""
     licence_days: int = 365
+    # A local Mosquitto's pid file: the controller sends it SIGHUP to re-read pki/crl.pem
+    # whenever the set of revoked devices changes.
+    broker_pid_file: Path | None = None
     telemetry_flush_s: float = 0.2
     # How often the fleet monitor looks for silent devices and raises or resolves alerts.
     fleet_sweep_s: float = 10.0

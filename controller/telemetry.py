@@ -7,135 +7,17 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import aiomqtt
 import structlog
-from google.protobuf.message import DecodeError
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
-from controller.commands import apply_ack
-from controller.db.models import Device, DeviceEvent
-from controller.fleet_rules import OFFLINE, ONLINE
-from controller.fleet_state import record_state
+from controller.device_state import DeviceStateStore, Message
 from controller.settings import ControllerSettings
 from muster import topics
 from muster.mqtt import client_tls_context, parse_broker_url
-from muster.v1 import device_pb2
 from provisioning.pki_store import ControllerPki
 
 log = structlog.get_logger(__name__)
-
-Message = tuple[str, str, bytes]  # device id, kind, payload
-
-
-def _ts(message: Any, field: str) -> datetime | None:
-    if not message.HasField(field):
-        return None
-    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    return value
-
-
-class DeviceStateStore:
-    """Applies decoded telemetry to the devices table."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._sessions = sessions
-        self._clock = clock
-
-    def apply(self, batch: list[Message]) -> int:
-        """Apply a batch; returns how many messages changed something."""
-        now = self._clock()
-        ids = {device_id for device_id, _, _ in batch}
-        applied = 0
-        with self._sessions.begin() as session:
-            devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
-            for device_id, kind, payload in batch:
-                device = devices.get(device_id)
-                if device is None:
-                    continue  # not enrolled here (yet): nothing to keep state on
-                try:
-                    applied += self._apply_one(session, device, kind, payload, now)
-                except DecodeError:
-                    log.warning("undecodable telemetry", device_id=device_id, kind=kind)
-        return applied
-
-    def _apply_one(
-        self, session: Session, device: Device, kind: str, payload: bytes, now: datetime
-    ) -> bool:
-        if kind == "status":
-            status = device_pb2.DeviceStatus.FromString(payload)
-            since = _ts(status, "since") or now
-            current = (
-                device.status_since.replace(tzinfo=UTC)
-                if device.status_since and device.status_since.tzinfo is None
-                else device.status_since
-            )
-            if current is not None and since < current:
-                return False  # an older retained status than what we know
-            device.online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
-            device.status_since = since
-            if device.online:
-                device.last_seen = now
-                record_state(session, device, ONLINE, "已连接", since)
-            else:
-                reason = "设备正常关机" if status.graceful else "连接中断（遗嘱消息）"
-                record_state(session, device, OFFLINE, reason, since)
-            return True
-        if kind == "telemetry":
-            beat = device_pb2.Heartbeat.FromString(payload)
-            if beat.sequence and beat.sequence <= device.heartbeat_sequence and device.online:
-                return False  # duplicate delivery (QoS 1 may deliver twice)
-            device.heartbeat_sequence = beat.sequence
-            device.last_seen = now
-            if not device.online:
-                device.online = True
-                device.status_since = now
-            if device.state != ONLINE:
-                record_state(session, device, ONLINE, "心跳恢复", now)
-            if beat.outbox_depth > device.outbox_depth:
-                device.backlog_rising += 1
-            elif beat.outbox_depth < device.outbox_depth or beat.outbox_depth == 0:
-                device.backlog_rising = 0
-            device.outbox_depth = beat.outbox_depth
-            device.licence_days_left = beat.licence_days_left
-            device.collection_allowed = beat.collection_allowed
-            device.collection_refusal = beat.collection_refusal
-            device.clock_skew_s = beat.clock_skew_s
-            device.software_version = beat.software_version or device.software_version
-            device.last_heartbeat = {
-                "uptime_s": beat.uptime_s,
-                "records_sealed": beat.records_sealed,
-                "records_acked": beat.records_acked,
-                "oldest_unsent_age_s": beat.oldest_unsent_age_s,
-                "disk_free_bytes": beat.disk_free_bytes,
-                "reader": device_pb2.ComponentState.Name(beat.reader),
-                "camera": device_pb2.ComponentState.Name(beat.camera),
-                "sent_at": (_ts(beat, "sent_at") or now).isoformat(),
-            }
-            return True
-        if kind == "event":
-            event = device_pb2.Event.FromString(payload)
-            session.add(
-                DeviceEvent(
-                    device_id=device.id,
-                    at=_ts(event, "at") or now,
-                    kind=device_pb2.Event.Kind.Name(event.kind),
-                    message=event.message,
-                    details=dict(event.details),
-                )
-            )
-            return True
-        if kind == "ack":
-            return apply_ack(session, device.id, device_pb2.CommandAck.FromString(payload), now)
-        return False
 
 
 class TelemetryConsumer:
@@ -211,3 +93,6 @@ class TelemetryConsumer:
         except Exception:
             log.exception("telemetry batch failed; it will be retried", size=len(batch))
             self._pending[:0] = batch
+
+
+__all__ = ["DeviceStateStore", "Message", "TelemetryConsumer"]

@@ -16,12 +16,27 @@ from edge.drivers.sam.events import CardRead
 from edge.drivers.sam.textblock import CardType
 from edge.sealer import Sealer
 from muster.errors import LicenceError, StorageError
-from muster.records import FAMILY_CATEGORIES, Category, Person, RecordPayload
+from muster.forms import CURRENT_VERSION, current_form
+from muster.forms.samples import sample_fields
+from muster.records import FAMILY_CATEGORIES, AuditEntry, Category, Person, RecordPayload
 from muster.synthetic import CATEGORY_WEIGHTS, RELATIONS, person
 
 log = structlog.get_logger(__name__)
 
-FORM_VERSION = "1"
+FORM_VERSION = CURRENT_VERSION
+
+
+def _filled(
+    rng: random.Random, category: Category, birth_date: date, now: datetime
+) -> dict[str, Any]:
+    return sample_fields(current_form(category.value), rng, birth_date, now.date())
+
+
+def _audit(now: datetime) -> tuple[AuditEntry, ...]:
+    return (
+        AuditEntry(at=now, clerk="clerk-a", action="entered"),
+        AuditEntry(at=now, clerk="clerk-b", action="reviewed"),
+    )
 
 
 def record_from_card(
@@ -42,10 +57,12 @@ def record_from_card(
             birth_date=card.birth_date,
             ethnicity=card.ethnicity.code if card.ethnicity else "01",
         ),
-        fields={"address": card.address or "", "card_photo_sha256": read.photo_sha256},
+        fields=_filled(rng, category, card.birth_date, now)
+        | ({"address": card.address} if card.address else {}),
         collected_at=now,
         entered_by="clerk-a",
         reviewed_by="clerk-b",
+        audit=_audit(now),
         relation=rng.choice(RELATIONS) if category in FAMILY_CATEGORIES else None,
     )
 
@@ -58,10 +75,11 @@ def simulated_record(rng: random.Random, township_code: str, now: datetime) -> R
         form_version=FORM_VERSION,
         township_code=township_code,
         person=Person(name=p.name, id_number=p.id_number, sex=p.sex, birth_date=p.birth_date),
-        fields={"phone": f"1{rng.randrange(3, 9)}{rng.randrange(10**9):09d}", "main_requests": ""},
+        fields=_filled(rng, p.category, p.birth_date, now),
         collected_at=now,
         entered_by="clerk-a",
         reviewed_by="clerk-b",
+        audit=_audit(now),
         relation=p.relation,
     )
 
@@ -70,26 +88,25 @@ def record_from_slice(
     rng: random.Random, township_code: str, details: dict[str, Any], now: datetime
 ) -> RecordPayload:
     """What a clerk does with the initial data (S-04): finds the person, verifies, completes."""
+    category = Category(details["category"])
+    birth = date.fromisoformat(details["birth_date"])
     return RecordPayload(
         record_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        category=Category(details["category"]),
+        category=category,
         form_version=FORM_VERSION,
         township_code=township_code,
         person=Person(
             name=details["name"],
             id_number=details["id_number"],
             sex=details["sex"],
-            birth_date=date.fromisoformat(details["birth_date"]),
+            birth_date=birth,
             ethnicity=details.get("ethnicity") or "01",
         ),
-        fields={
-            "phone": f"1{rng.randrange(3, 9)}{rng.randrange(10**9):09d}",
-            "main_requests": "",
-            "from_initial_data": True,
-        },
+        fields=_filled(rng, category, birth, now),
         collected_at=now,
         entered_by="clerk-a",
         reviewed_by="clerk-b",
+        audit=_audit(now),
         relation=details.get("relation") or None,
     )
 
@@ -148,11 +165,13 @@ class SimulatedCollector:
         details = await asyncio.to_thread(self._find_initial, record.person.id_number)
         if details is None:
             return record
+        category = Category(details["category"])
         return record.model_copy(
             update={
-                "category": Category(details["category"]),
+                "category": category,
                 "relation": details.get("relation") or None,
-                "fields": {**record.fields, "from_initial_data": True},
+                "fields": _filled(self._rng, category, record.person.birth_date, self._clock())
+                | ({"address": record.fields["address"]} if "address" in record.fields else {}),
             }
         )
 

@@ -9,18 +9,24 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import grpc
 import structlog
 
 from edge.collector import SimulatedCollector
 from edge.commands import CommandHandler, CommandHooks, erase_device_state
+from edge.console.service import Console
+from edge.hardware import Hardware
 from edge.identity import IdentityStore
-from edge.licence_guard import LicenceGuard
+from edge.licence_guard import LicenceGuard, required_features
 from edge.log_tail import LogTail
+from edge.membership import Membership
 from edge.outbox import Outbox
 from edge.sealer import Sealer
 from edge.settings import EdgeSettings
+from edge.slice_store import SliceStore
 from edge.uplink.backoff import Backoff
 from edge.uplink.data import DataLink
+from edge.uplink.slices import SliceSync
 from edge.uplink.telemetry import TelemetryLink
 from muster import __version__
 from muster.errors import BrokenError, ConfigError, EnrollmentError
@@ -96,12 +102,16 @@ class Daemon:
             min_disk_free_bytes=self.profile.outbox.min_disk_free_bytes,
         )
         self.guard = LicenceGuard(
-            self.store, simulated_seed=simulated_seed(self.settings, self.profile)
+            self.store,
+            simulated_seed=simulated_seed(self.settings, self.profile),
+            required_features=required_features(self.profile),
         )
         verdict = self.guard.check()
         if not verdict.allowed:
             log.warning("collection refused", reason=verdict.reason, message=verdict.message)
         self.sealer = Sealer(self.store, self.outbox, self.guard)
+        self.membership = Membership(self.store, self.guard)
+        self.command_hooks.renew_licence = self.membership.renew_now
         self.data = DataLink(
             self.store,
             self.outbox,
@@ -111,7 +121,22 @@ class Daemon:
             on_revoked=self._revoked,
             on_keys=self._keys,
             on_rejected=self._rejected,
+            health_request=self.membership.health_request,
+            after_health=self._after_health,
         )
+        self.slices = SliceStore(
+            self.settings.state_dir / "slices" / "slice.sqlite3",
+            self.store.directory / "slice.key",
+        )
+        self.slice_sync = SliceSync(
+            self.store,
+            self.slices,
+            every_s=self.settings.slice_every_s,
+            on_event=lambda message: self.telemetry.emit(
+                device_pb2.Event.KIND_UNSPECIFIED, message
+            ),
+        )
+        self.command_hooks.sync_slice = self._sync_slice_now
         broker = parse_broker_url(enrolment.mqtt_url)
         tls = (
             client_tls_context(self.store.ca_path, self.store.cert_path, self.store.key_path)
@@ -133,10 +158,17 @@ class Daemon:
             self.log_tail,
             self.command_hooks,
         )
+        self.hardware = Hardware(
+            self.profile,
+            lambda kind, message, details: self.telemetry.emit(kind, message, **details),
+        )
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
             "telemetry": self.telemetry.run,
             "data": self.data.run,
             "licence": self._licence_forever,
+            "reader": self.hardware.run_reader,
+            "camera": self.hardware.run_camera,
+            "slices": self.slice_sync.run,
         }
         if self.profile.simulation is not None:
             self.collector: SimulatedCollector | None = SimulatedCollector(
@@ -144,10 +176,30 @@ class Daemon:
                 enrolment.township_code,
                 self.profile.simulation.records_per_minute,
                 on_sealed=self.data.notify_new_record,
+                cards=self.hardware.cards if self.hardware.has_reader else None,
+                initial_data=self.slices.random_person,
+                find_initial=self.slices.find,
             )
             jobs["collector"] = self.collector.run
         else:
             self.collector = None
+        self.console: Console | None = None
+        if self.profile.console_enabled:
+            self.console = Console(
+                profile=self.profile,
+                state_dir=self.settings.state_dir,
+                identity_dir=self.store.directory,
+                township_code=enrolment.township_code,
+                hardware=self.hardware,
+                sealer=self.sealer,
+                outbox=self.outbox,
+                guard=self.guard,
+                slices=self.slices,
+                online=lambda: self.data.connected,
+                on_sealed=self.data.notify_new_record,
+            )
+            jobs["console"] = self.console.run
+            log.info("console listening", url=self.console.url)
         tasks = [
             asyncio.create_task(self._supervise(name, job), name=name) for name, job in jobs.items()
         ]
@@ -167,6 +219,9 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.outbox.close()
+            self.slices.close()
+            if self.console is not None:
+                self.console.close()
             if self.wipe_requested:
                 log.warning("wiped on command", removed=erase_device_state(self.settings.state_dir))
             log.info("daemon stopped")
@@ -219,6 +274,26 @@ class Daemon:
             self.wipe_requested = outcome.then == "wipe"
             self._stop.set()
 
+    async def _after_health(
+        self, channel: grpc.aio.Channel, response: data_pb2.HealthResponse
+    ) -> None:
+        self.slice_sync.observe_health(response)
+        await self.membership.after_health(channel, response)
+        if self.console is not None and await asyncio.to_thread(
+            self.console.accounts.replace, response.clerks
+        ):
+            log.info("clerk accounts updated", clerks=len(response.clerks))
+
+    async def _sync_slice_now(self, arguments: dict[str, str]) -> str:
+        self.slice_sync.synced.clear()
+        self.slice_sync.request_sync()
+        try:
+            async with asyncio.timeout(float(arguments.get("timeout_s", "60"))):
+                await self.slice_sync.synced.wait()
+        except TimeoutError:
+            return f"同步未完成，将在连接恢复后继续：{self.slice_sync.last_error}"
+        return f"初始数据已同步到第 {self.slices.version} 版，共 {self.slices.count()} 人"
+
     def _revoked(self) -> None:
         if self.guard.verdict.reason != "revoked":
             self.guard.mark_revoked()
@@ -260,16 +335,14 @@ class Daemon:
             records_sealed=stats.sealed_total,
             records_acked=stats.acked,
             disk_free_bytes=shutil.disk_usage(self.settings.state_dir).free,
-            reader=device_pb2.COMPONENT_STATE_DISABLED
-            if self.profile.reader.kind == "none"
-            else device_pb2.COMPONENT_STATE_UNSPECIFIED,
-            camera=device_pb2.COMPONENT_STATE_DISABLED
-            if self.profile.camera.kind == "none"
-            else device_pb2.COMPONENT_STATE_UNSPECIFIED,
+            reader=self.hardware.reader_state,
+            camera=self.hardware.camera_state,
             clock_skew_s=self.data.clock_skew_s,
             township_code=self.store.enrolment().township_code,
         )
         beat.sent_at.FromDatetime(datetime.now(UTC))
+        if self.hardware.last_card_read is not None:
+            beat.last_card_read.FromDatetime(self.hardware.last_card_read)
         return beat
 
 

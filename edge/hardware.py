@@ -47,6 +47,9 @@ class Hardware:
         )
         self.last_card_read: datetime | None = None
         self.camera: CameraDriver | None = None
+        # The card lying on the reader now (None once removed), for the console's "read card".
+        self.card_on_reader: CardRead | None = None
+        self._card_arrived = asyncio.Event()
 
     @property
     def camera_state(self) -> Component.ValueType:
@@ -74,12 +77,15 @@ class Hardware:
                 case CardRead():
                     self.reader_state = Component.COMPONENT_STATE_OK
                     self.last_card_read = self._clock()
+                    self.card_on_reader = event
+                    self._card_arrived.set()
+                    self._card_arrived = asyncio.Event()
                     if self.cards.full():
                         log.warning("card reads are not being consumed; dropping the oldest")
                         self.cards.get_nowait()
                     self.cards.put_nowait(event)
                 case CardRemoved():
-                    pass
+                    self.card_on_reader = None
                 case ReaderFault():
                     self.reader_state = Component.COMPONENT_STATE_FAULT
                     self._emit(
@@ -87,7 +93,7 @@ class Hardware:
                         event.message,
                         {
                             "port": event.port,
-                            "kind": event.kind.value,
+                            "fault": event.kind.value,
                             "status": str(event.status or ""),
                         },
                     )
@@ -123,3 +129,15 @@ class Hardware:
         if self.camera is None:
             raise ConfigError("本机未配置摄像头 (this device's profile has no camera)")
         return await self.camera.capture_photo(document=document)
+
+    async def read_card(self, timeout_s: float) -> CardRead | None:
+        """The card on the reader now, or the next one presented within ``timeout_s``."""
+        if self.card_on_reader is not None:
+            return self.card_on_reader
+        arrived = self._card_arrived
+        try:
+            async with asyncio.timeout(timeout_s):
+                await arrived.wait()
+        except TimeoutError:
+            return None
+        return self.card_on_reader

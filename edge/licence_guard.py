@@ -12,6 +12,7 @@ from edge.identity import IdentityStore
 from muster.crypto import licence_public_from_bytes, write_public_file
 from muster.errors import LicenceError
 from muster.licence import REASONS, check_licence
+from muster.profiles import FirmwareProfile
 from provisioning.fingerprint import hashed_fingerprint, raw_fingerprint
 
 # Clocks drift and NTP steps them back a little; more than this is a rollback.
@@ -26,6 +27,11 @@ class Verdict:
     days_left: int
 
 
+def required_features(profile: FirmwareProfile) -> tuple[str, ...]:
+    """A device bought on the open market collects only under the paid feature (S-06)."""
+    return ("generic-device",) if profile.kind == "generic" else ()
+
+
 class LicenceGuard:
     def __init__(
         self,
@@ -33,9 +39,11 @@ class LicenceGuard:
         *,
         simulated_seed: str | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        required_features: tuple[str, ...] = (),
     ) -> None:
         self._store = store
         self._seed = simulated_seed
+        self._required = required_features
         self._clock = clock
         self.verdict = Verdict(False, "missing", REASONS["missing"], 0)
 
@@ -63,10 +71,14 @@ class LicenceGuard:
             write_public_file(self._high_water_path, now.isoformat().encode())
         return False
 
+    def current_fingerprint(self) -> dict[str, str]:
+        """This machine's fingerprint now, hashed with the salt chosen at enrolment."""
+        salt = bytes.fromhex(self._store.enrolment().fingerprint_salt)
+        return hashed_fingerprint(raw_fingerprint(self._seed), salt)
+
     def check(self) -> Verdict:
         now = self._clock()
         enrolment = self._store.enrolment()
-        salt = bytes.fromhex(enrolment.fingerprint_salt)
         try:
             if self._clock_rolled_back(now):
                 raise LicenceError("clock_rollback", REASONS["clock_rollback"])
@@ -74,9 +86,10 @@ class LicenceGuard:
                 self._store.licence(),
                 authority=licence_public_from_bytes(bytes.fromhex(enrolment.licence_authority_key)),
                 device_id=enrolment.device_id,
-                fingerprint=hashed_fingerprint(raw_fingerprint(self._seed), salt),
+                fingerprint=self.current_fingerprint(),
                 now=now,
                 revoked=self._revoked_path.exists(),
+                required_features=self._required,
             )
         except LicenceError as exc:
             self.verdict = Verdict(False, exc.reason, str(exc), 0)

@@ -132,6 +132,14 @@ class Outbox:
                 ),
             )
 
+    def contains(self, record_id: str) -> bool:
+        """Whether ``record_id`` was sealed already (the console's seal is then done)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM records WHERE record_id = ?", (record_id,)
+            ).fetchone()
+        return row is not None
+
     def pending(self, after_seq: int, limit: int) -> list[Pending]:
         with self._lock:
             rows = self._db.execute(

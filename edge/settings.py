@@ -18,3 +18,5 @@ class EdgeSettings(BaseSettings):
     enrollment_code: str = ""
     log_level: str = "INFO"
     health_every_s: float = 600.0
+    # Deltas are pulled when Health says the township's slice moved; this is the fallback.
+    slice_every_s: float = 300.0

@@ -52,6 +52,7 @@ def cli() -> None:
     lazy={
         "idcard": "edge.simulators.idcard_cli:idcard",
         "camera": "edge.simulators.camera_cli:camera",
+        "fleet": "edge.simulators.fleet_cli:fleet",
         "dataset": "muster.dataset_cli:dataset",
     },
 )

@@ -167,14 +167,19 @@ def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
                 raise RowRejected("date", f"“{header}”晚于今天，请核对")
             if dates[key] < birth:
                 raise RowRejected("date", f"“{header}”早于出生日期，请核对")
-    if "enlistment_date" in dates and "discharge_date" in dates:
-        if dates["discharge_date"] < dates["enlistment_date"]:
-            raise RowRejected("date", "“退役时间”早于“入伍时间”，请核对")
+    if (
+        "enlistment_date" in dates
+        and "discharge_date" in dates
+        and dates["discharge_date"] < dates["enlistment_date"]
+    ):
+        raise RowRejected("date", "“退役时间”早于“入伍时间”，请核对")
     rank = row.get("rank_class", "")
     if rank and rank not in RANK_CLASSES:
         raise RowRejected("rank_class", "“服役期间级别”应为 军官、士官 或 义务兵")
     for key in _FREE_TEXT:
-        finding = find_designation(row.get(key, ""), next(c.header for c in COLUMNS if c.key == key))
+        finding = find_designation(
+            row.get(key, ""), next(c.header for c in COLUMNS if c.key == key)
+        )
         if finding:
             raise RowRejected("classified", finding.message)
     details = {
@@ -186,7 +191,9 @@ def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
         "category": category.value,
         "relation": relation,
         "political_status": row.get("political_status", ""),
-        "enlistment_date": dates["enlistment_date"].isoformat() if "enlistment_date" in dates else "",
+        "enlistment_date": dates["enlistment_date"].isoformat()
+        if "enlistment_date" in dates
+        else "",
         "discharge_date": dates["discharge_date"].isoformat() if "discharge_date" in dates else "",
         "rank_class": rank,
         "service_unit": row.get("service_unit", ""),

@@ -62,6 +62,7 @@ REASONS: dict[str, str] = {
     "expired": "授权许可已过期，不能采集。请联系技术支持续期。",
     "revoked": "本机授权已被中心吊销，不能采集。",
     "clock_rollback": "检测到系统时间被回拨，已停止采集。请校正系统时间。",
+    "feature_missing": "本机为市场采购的通用设备，授权中没有已付费的通用设备许可，不能采集。请联系技术支持办理授权。",
 }
 
 
@@ -127,6 +128,7 @@ def check_licence(
     fingerprint: dict[str, str],
     now: datetime,
     revoked: bool = False,
+    required_features: tuple[str, ...] = (),
 ) -> Licence:
     """Return the licence if this device may collect now, else raise ``LicenceError`` naming why."""
     if blob is None:
@@ -142,4 +144,6 @@ def check_licence(
         raise _refuse("not_yet_valid")
     if now >= licence.not_after:
         raise _refuse("expired")
+    if not set(required_features) <= set(licence.features):
+        raise _refuse("feature_missing")
     return licence

@@ -64,6 +64,17 @@ class SimulationProfile(_Strict):
     records_per_minute: float = Field(default=30.0, ge=0)
 
 
+class ConsoleProfile(_Strict):
+    """The clerks' local console (FastAPI on 127.0.0.1)."""
+
+    # Default: on for real devices, off for the simulator (many share one host in the demo).
+    enabled: bool | None = None
+    port: int = Field(default=8700, ge=1, le=65535)
+    # Home-visit mode (S-05): said on every page; default on for portable devices.
+    home_visit: bool | None = None
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+
+
 class FirmwareProfile(_Strict):
     name: str
     model: str
@@ -74,6 +85,19 @@ class FirmwareProfile(_Strict):
     uplink: UplinkProfile = UplinkProfile()
     outbox: OutboxProfile = OutboxProfile()
     simulation: SimulationProfile | None = None
+    console: ConsoleProfile = ConsoleProfile()
+
+    @property
+    def console_enabled(self) -> bool:
+        if self.console.enabled is not None:
+            return self.console.enabled
+        return self.kind != "simulator"
+
+    @property
+    def home_visit(self) -> bool:
+        if self.console.home_visit is not None:
+            return self.console.home_visit
+        return self.kind == "portable"
 
 
 def load_profile(path_or_name: str | Path) -> FirmwareProfile:

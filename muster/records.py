@@ -13,7 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from muster.errors import MusterError
+from muster.forms import PersonFacts, form_for, validate_fields
 from muster.idnumbers import birth_date_of, compact, id_number_problem, sex_of
 
 
@@ -86,6 +88,27 @@ class Person(BaseModel):
         return value
 
 
+AUDIT_ACTIONS = frozenset({"entered", "edited", "reviewed", "returned", "signed", "sealed"})
+# Photo and signature travel inside the sealed record; these caps keep one record a few hundred
+# KB at most (base64 characters).
+ATTACHMENT_MAX_CHARS = 400_000
+ATTACHMENTS_MAX_CHARS = 800_000
+ATTACHMENT_NAMES = frozenset({"photo.jpg", "signature.png", "signed_sheet.jpg"})
+
+
+class AuditEntry(BaseModel):
+    """One step of a record's life on the device (S-07): who did what, when, what changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime
+    clerk: str
+    action: str
+    # field -> [before, after]; "before" of the first entry is the initial data (S-04)
+    changes: dict[str, tuple[Any, Any]] = Field(default_factory=dict)
+    note: str = ""
+
+
 class RecordPayload(BaseModel):
     """What is sealed on the device and opened at the centre."""
 
@@ -101,6 +124,8 @@ class RecordPayload(BaseModel):
     entered_by: str
     reviewed_by: str
     relation: str | None = None  # family categories: parent / spouse / child / sibling ...
+    audit: tuple[AuditEntry, ...] = ()
+    attachments: dict[str, str] = Field(default_factory=dict)  # name -> base64
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -130,3 +155,52 @@ def cross_check(payload: RecordPayload) -> None:
         raise RecordError("relation", "遗属和家属类别必须填写与军人的关系")
     if payload.entered_by == payload.reviewed_by:
         raise RecordError("review", "录入人和审核人不能是同一人")
+    _check_audit(payload)
+    _check_attachments(payload)
+    _check_form(payload)
+
+
+def _check_audit(payload: RecordPayload) -> None:
+    if not payload.audit:
+        return
+    for entry in payload.audit:
+        if entry.action not in AUDIT_ACTIONS:
+            raise RecordError("audit", f"审计记录的操作“{entry.action}”无效，请升级设备软件")
+    entered = [e.clerk for e in payload.audit if e.action == "entered"]
+    reviewed = [e.clerk for e in payload.audit if e.action == "reviewed"]
+    if entered[:1] != [payload.entered_by] or reviewed[-1:] != [payload.reviewed_by]:
+        raise RecordError("audit", "审计记录中的录入人或审核人与记录不符，请重新审核后封存")
+
+
+def _check_attachments(payload: RecordPayload) -> None:
+    total = 0
+    for name, data in payload.attachments.items():
+        if name not in ATTACHMENT_NAMES:
+            raise RecordError("attachment", f"附件“{name}”不是照片或签名，不能上传")
+        if len(data) > ATTACHMENT_MAX_CHARS:
+            raise RecordError("attachment", f"附件“{name}”过大，请重新拍摄或签名")
+        total += len(data)
+    if total > ATTACHMENTS_MAX_CHARS:
+        raise RecordError("attachment", "附件总量过大，请重新拍摄照片后封存")
+
+
+def _check_form(payload: RecordPayload) -> None:
+    """The fields against the form version the record names, as the console checked them."""
+    form = form_for(payload.category.value, payload.form_version)
+    if form is None:
+        raise RecordError(
+            "form_unknown",
+            f"中心不认识表单 {payload.category.value}/{payload.form_version}，请升级设备软件",
+        )
+    person = payload.person
+    checked = validate_fields(
+        form,
+        payload.fields,
+        person=PersonFacts(person.id_number, person.sex, person.birth_date),
+        relation=payload.relation,
+        today=payload.collected_at.date(),
+    )
+    if checked.problems:
+        first = checked.problems[0]
+        code = "classified" if first.code == "classified" else "form"
+        raise RecordError(code, first.message)

@@ -7,6 +7,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,7 +29,13 @@ def parse_validity(text: str) -> timedelta:
 
 @click.group()
 def provision() -> None:
-    """Enrolment codes, device enrolment and self-test."""
+    """Enrolment codes, device enrolment, self-test, revocation, replacement and key rotation.
+
+    \b
+    On the controller host:  code create, revoke, replace, rotate ca|licence-key, crl
+    On the device:           enroll, selftest, import-outbox
+    Wherever the old disk is: export-outbox
+    """
 
 
 @provision.group()
@@ -127,6 +134,10 @@ def code_create(
 @click.option("--controller", required=True, help="controller enrolment endpoint HOST:PORT")
 @click.option("--code", "enrol_code", required=True, help="enrolment code from the centre")
 @click.option(
+    "--township",
+    help="the 12-digit township you are enrolling for; a code of another township is refused",
+)
+@click.option(
     "--ca-cert",
     required=True,
     type=click.Path(path_type=Path, exists=True),
@@ -138,12 +149,33 @@ def code_create(
 @click.option(
     "--simulated", is_flag=True, help="derive a simulated fingerprint (simulator profile)"
 )
+@click.option(
+    "--profile",
+    "profile_path",
+    help="firmware profile YAML for the self-test (default: the profile granted)",
+)
+@click.option("--no-selftest", is_flag=True, help="do not run the self-test after enrolling")
 def enroll_command(
-    controller: str, enrol_code: str, ca_cert: Path, state_dir: Path, simulated: bool
+    controller: str,
+    enrol_code: str,
+    township: str | None,
+    ca_cert: Path,
+    state_dir: Path,
+    simulated: bool,
+    profile_path: str | None,
+    no_selftest: bool,
 ) -> None:
-    """Enrol this device: key generated here, certificate and licence from the controller."""
+    """Enrol this device: key generated here, certificate and licence from the controller,
+    then the self-test. A refused code changes nothing on this device."""
     from edge.identity import IdentityStore
+    from muster.regions import parse_township
     from provisioning.enroll import enroll
+
+    if township is not None:
+        try:
+            township = parse_township(township).code
+        except MusterError as exc:
+            raise click.BadParameter(str(exc), param_hint="--township") from None
 
     if IdentityStore(state_dir).is_enrolled():
         click.echo(
@@ -157,6 +189,7 @@ def enroll_command(
             ca_cert=ca_cert,
             state_dir=state_dir,
             simulated_seed=str(state_dir.resolve()) if simulated else None,
+            expected_township=township or "",
         )
     except MusterError as exc:
         click.echo(f"注册失败 (enrolment failed): {exc}", err=True)
@@ -164,3 +197,315 @@ def enroll_command(
     click.echo(
         f"注册成功 enrolled: device {result.device_id}, township {result.township_code}, profile {result.profile}"
     )
+    if not no_selftest:
+        failed = _selftest(state_dir, profile_path or result.profile, as_json=False, timeout=10.0)
+        if failed:
+            click.echo("注册已完成，但自检有未通过的项目，请按上表的修复建议处理。", err=True)
+
+
+def _controller_sessions(data_dir: Path | None, database_url: str | None) -> tuple[Any, Any]:
+    """(settings, sessions) for commands run on the controller host."""
+    from controller.db import make_engine, migrate, session_factory
+    from controller.settings import ControllerSettings
+
+    settings = ControllerSettings(
+        **{k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}  # type: ignore[arg-type]
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    migrate(url)
+    return settings, session_factory(make_engine(url))
+
+
+def _controller_pki(settings: Any) -> Any:
+    from provisioning.pki_store import ensure_controller_pki
+
+    return ensure_controller_pki(
+        settings.data_dir, settings.public_hostnames, now=datetime.now(UTC)
+    )
+
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="controller data dir (default var/controller)",
+)
+_database_option = click.option(
+    "--database-url", help="controller database (default: SQLite in the data dir)"
+)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"错误 (error): {exc}", err=True)
+    sys.exit(2)
+
+
+@provision.command("revoke")
+@click.argument("device_id")
+@click.option("--reason", required=True, help="why, in a few words (kept with the device)")
+@_data_dir_option
+@_database_option
+@click.option("--by", default="cli", show_default=True, help="who revokes (kept in the history)")
+@click.option(
+    "--broker-pid-file",
+    type=click.Path(path_type=Path),
+    help="a local Mosquitto's pid file: send it SIGHUP so it re-reads the CRL now",
+)
+def revoke_command(
+    device_id: str,
+    reason: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    by: str,
+    broker_pid_file: Path | None,
+) -> None:
+    """Revoke a device (run on the controller host). Its uploads are refused at once, the
+    broker refuses its certificate once it has re-read pki/crl.pem, and the device stops
+    collecting at its next contact."""
+    from controller.revocation import revoke_device, signal_broker, write_crl
+
+    try:
+        settings, sessions = _controller_sessions(data_dir, database_url)
+        revoked = revoke_device(sessions, device_id, reason=reason, by=by, now=datetime.now(UTC))
+        crl = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(f"已吊销 revoked: {revoked.device_id}（乡镇 {revoked.township_code}）：{reason}")
+    click.echo(f"证书吊销列表 CRL: {crl}")
+    if signal_broker(broker_pid_file):
+        click.echo("已通知消息服务重新读取 CRL (broker signalled)")
+    else:
+        click.echo(
+            "消息服务在重新读取 CRL 后拒绝该设备：运行中的中心（--broker-pid-file）会自动通知，"
+            "或手动执行 kill -HUP <mosquitto pid>"
+        )
+
+
+@provision.command("crl")
+@_data_dir_option
+@_database_option
+def crl_command(data_dir: Path | None, database_url: str | None) -> None:
+    """Write pki/crl.pem now (for a broker's `crlfile`); the controller keeps it current."""
+    from controller.revocation import write_crl
+
+    try:
+        settings, sessions = _controller_sessions(data_dir, database_url)
+        path = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(str(path))
+
+
+@provision.command("replace")
+@click.argument("old_device")
+@click.argument("new_device")
+@click.option("--reason", default="设备损坏，已更换", show_default=True)
+@_data_dir_option
+@_database_option
+@click.option("--by", default="cli", show_default=True)
+def replace_command(
+    old_device: str,
+    new_device: str,
+    reason: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    by: str,
+) -> None:
+    """Record that NEW_DEVICE replaces OLD_DEVICE (same township): OLD is revoked, and NEW may
+    upload OLD's remaining sealed records (see export-outbox and import-outbox)."""
+    from controller.replacement import register_succession
+    from controller.revocation import write_crl
+
+    try:
+        settings, sessions = _controller_sessions(data_dir, database_url)
+        succession = register_succession(
+            sessions, old_device, new_device, reason=reason, by=by, now=datetime.now(UTC)
+        )
+        write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"{succession.successor_id} 接替 {succession.predecessor_id}"
+        f"（乡镇 {succession.township_code}）"
+        + ("，旧设备已吊销" if succession.revoked_now else "")
+    )
+    click.echo(
+        "下一步 next: 在能读取旧设备磁盘的机器上运行 muster provision export-outbox "
+        "--state-dir 旧状态目录 --out old.outbox；在新设备上运行 muster provision import-outbox old.outbox"
+    )
+
+
+@provision.group()
+def rotate() -> None:
+    """Rotate the controller's CA or licence-authority key (run on the controller host)."""
+
+
+@rotate.command("ca")
+@_data_dir_option
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="second step: issue from the new CA (after devices have picked up the bundle)",
+)
+def rotate_ca(data_dir: Path | None, activate: bool) -> None:
+    """Two steps: first a new CA joins the trust bundle (devices receive it at their next
+    contact); then, with --activate, it becomes the issuing CA. Restart the controller and
+    give brokers pki/ca-bundle.crt as their cafile after each step."""
+    from controller.settings import ControllerSettings
+    from provisioning.pki_store import (
+        activate_next_ca,
+        begin_ca_rotation,
+        ensure_controller_pki,
+    )
+
+    settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    try:
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+        cert = activate_next_ca(pki) if activate else begin_ca_rotation(pki, now=now)
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    step = (
+        "已启用新 CA (now issuing from)" if activate else "新 CA 已加入信任包 (added to the bundle)"
+    )
+    click.echo(f"{step}: {cert.subject.rfc4514_string()} serial {cert.serial_number:x}")
+    click.echo(f"信任包 trust bundle: {pki.trust_bundle_path}（{len(pki.authorities)} 个 CA）")
+    if not activate:
+        click.echo(
+            "重启中心后，设备在下一次联系中心时取得信任包；全部设备联系过后运行 "
+            "muster provision rotate ca --activate"
+        )
+
+
+@rotate.command("licence-key")
+@_data_dir_option
+def rotate_licence_key_command(data_dir: Path | None) -> None:
+    """A new licence-authority key. Licences already issued stay valid; devices take the new
+    public key with their next renewal. Restart the controller afterwards."""
+    from controller.settings import ControllerSettings
+    from provisioning.pki_store import ensure_controller_pki, rotate_licence_key
+
+    settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    try:
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+        old = rotate_licence_key(pki, now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(f"新的授权签发密钥已生成；旧密钥保存在 {old}（不再签发）")
+
+
+@provision.command("export-outbox")
+@click.option(
+    "--state-dir",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="the OLD device's state dir (its disk mounted here)",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="file to write")
+def export_outbox_command(state_dir: Path, out: Path) -> None:
+    """Export a replaced device's unacknowledged records, still sealed and signed."""
+    from provisioning.outbox_transfer import export_outbox
+
+    try:
+        result = export_outbox(state_dir, out, now=datetime.now(UTC))
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(f"已导出 exported: {result.records} 条待上传记录（设备 {result.device_id}）→ {out}")
+
+
+@provision.command("import-outbox")
+@click.argument("export_file", type=click.Path(path_type=Path))
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/edge"),
+    show_default=True,
+    help="this (new) device's state dir",
+)
+def import_outbox_command(export_file: Path, state_dir: Path) -> None:
+    """Queue a predecessor's exported records for upload from this device. They stay sealed:
+    this device cannot read them. The daemon may keep running meanwhile."""
+    from provisioning.outbox_transfer import import_outbox
+
+    try:
+        result = import_outbox(export_file, state_dir, now=datetime.now(UTC))
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"已导入 imported: {result.added} 条（设备 {result.predecessor_id}），"
+        f"{result.already_present} 条此前已导入；守护进程会随本机记录一起上传"
+    )
+
+
+def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeout: float) -> bool:
+    """Run and print the self-test; True when something failed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge.identity import IdentityStore
+    from muster.profiles import load_profile
+    from provisioning.selftest import FAIL, PASS, run_selftest
+
+    store = IdentityStore(state_dir)
+    try:
+        name = profile_name or (store.enrolment().profile if store.is_enrolled() else "simulator")
+        profile = load_profile(name)
+    except MusterError as exc:
+        _fail(exc)
+        return True
+    seed = str(state_dir.resolve()) if profile.kind == "simulator" else None
+    err = Console(stderr=True)
+    with err.status("自检中 self-test …") as status:
+        checks = run_selftest(
+            state_dir,
+            profile,
+            simulated_seed=seed,
+            timeout_s=timeout,
+            progress=lambda key: status.update(f"自检中 self-test: {key} …"),
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"check": c.name, "verdict": c.verdict, "detail": c.detail, "fix": c.fix}
+                    for c in checks
+                ],
+                ensure_ascii=False,
+            )
+        )
+    else:
+        table = Table(title=f"设备自检 self-test — {state_dir}")
+        for column in ("项目 check", "结果 result", "情况 detail", "修复建议 fix"):
+            table.add_column(column, overflow="fold")
+        marks = {PASS: "[green]通过 ok[/]", FAIL: "[red]未通过 FAIL[/]"}
+        for c in checks:
+            table.add_row(c.name, marks.get(c.verdict, "[dim]跳过 skipped[/]"), c.detail, c.fix)
+        Console(width=max(120, Console().width)).print(table)
+    return any(c.verdict == FAIL for c in checks)
+
+
+@provision.command("selftest")
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path), default=Path("var/edge"), show_default=True
+)
+@click.option(
+    "--profile", "profile_name", help="firmware profile YAML or name (default: the one granted)"
+)
+@click.option("--timeout", default=10.0, show_default=True, help="seconds per network check")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+def selftest_command(
+    state_dir: Path, profile_name: str | None, timeout: float, as_json: bool
+) -> None:
+    """Check licence, certificate, controller (gRPC), broker (MQTT), reader, camera, clock and
+    disk; print a table with a fix for every failure. Exit status 1 when anything failed."""
+    if _selftest(state_dir, profile_name, as_json=as_json, timeout=timeout):
+        sys.exit(1)

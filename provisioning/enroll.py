@@ -34,6 +34,7 @@ def enroll(
     state_dir: Path,
     simulated_seed: str | None = None,
     timeout_s: float = 30.0,
+    expected_township: str = "",
 ) -> EnrolResult:
     """Enrol this device. A refusal raises ``EnrollmentError`` and leaves the state dir untouched."""
     store = IdentityStore(state_dir)
@@ -46,6 +47,7 @@ def enroll(
         fingerprint=enrollment_pb2.HardwareFingerprint(salt=salt, **hashed),
         software_version=__version__,
         device_model=platform.machine(),
+        expected_township=expected_township,
     )
     try:
         ca_pem = ca_cert.read_bytes()

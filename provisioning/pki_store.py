@@ -137,9 +137,7 @@ def ensure_controller_pki(data_dir: Path, hostnames: list[str], *, now: datetime
     upload_dir = pki / "upload"
     if not any(upload_dir.glob("v*.key")):
         write_private_key(upload_dir / "v1.key", generate_upload_key())
-    upload_keys = {
-        int(path.stem[1:]): load_upload_private_key(path) for path in upload_dir.glob("v*.key")
-    }
+    upload_keys = load_upload_keys(pki)
     authorities = [(ca_key, ca_cert)]
     if (pki / "ca-next.crt").exists():
         authorities.append(_load_ca(pki / "ca-next.key", pki / "ca-next.crt"))
@@ -223,6 +221,14 @@ def rotate_licence_key(pki: ControllerPki, *, now: datetime) -> Path:
     (pki.directory / "licence-authority.key").replace(old)
     write_private_key(pki.directory / "licence-authority.key", generate_licence_authority_key())
     return old
+
+
+def load_upload_keys(pki_dir: Path) -> dict[int, UploadPrivateKey]:
+    """Every upload key version on disk (``upload/v{N}.key``)."""
+    return {
+        int(path.stem[1:]): load_upload_private_key(path)
+        for path in (pki_dir / "upload").glob("v*.key")
+    }
 
 
 def rotate_upload_key(pki: ControllerPki) -> int:

@@ -21,12 +21,15 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # pcscd and vpcd: PC/SC card readers and the virtual reader the simulators plug into.
 # mosquitto, postgresql, chromium: the real broker, database and browser the tests run against.
 # socat: linked ptys for the serial ID-card reader simulator.
+# fonts-droid-fallback, fonts-dejavu-core: CJK and Latin TrueType fonts for the console's
+# printable confirmation sheet.
 # gcc, libpcsclite-dev, python3-dev: pyscard builds from source.
 APT_PACKAGES=(
     libpcsclite-dev pcscd vsmartcard-vpcd
     mosquitto mosquitto-clients socat
     postgresql
     chromium chromium-driver
+    fonts-droid-fallback fonts-dejavu-core
     gcc python3-dev python3-venv
 )
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Query
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.admin.i18n import texts
+from controller.admin.codes import codes_router
+from controller.admin.fleet import fleet_router
 from controller.db.models import Device, Record
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -35,6 +34,8 @@ class DeviceView(BaseModel):
     software_version: str
     clock_skew_s: float
     revoked: bool
+    state: str
+    state_reason: str
 
 
 class FleetSummary(BaseModel):
@@ -60,6 +61,8 @@ def _view(device: Device) -> DeviceView:
         software_version=device.software_version,
         clock_skew_s=device.clock_skew_s,
         revoked=device.revoked_at is not None,
+        state=device.state,
+        state_reason=device.state_reason,
     )
 
 
@@ -94,22 +97,6 @@ def create_admin_app(sessions: sessionmaker[Session]) -> FastAPI:
     def api_summary() -> FleetSummary:
         return summary()
 
-    @app.get("/", response_class=HTMLResponse)
-    def devices_page(
-        request: Request,
-        lang: str = Query("zh", pattern="^(zh|en)$"),
-        township: str = Query("", pattern=r"^\d{0,12}$"),
-    ) -> Any:
-        return TEMPLATES.TemplateResponse(
-            request,
-            "devices.html",
-            {
-                "t": texts(lang),
-                "lang": lang,
-                "devices": list_devices(township, None, 1000),
-                "summary": summary(),
-                "township": township,
-            },
-        )
-
+    app.include_router(fleet_router(sessions))
+    app.include_router(codes_router(sessions))
     return app

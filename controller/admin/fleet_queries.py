@@ -192,7 +192,7 @@ def records_per_hour(
         query = query.where(Record.township_code.startswith(prefix))
     if device_id:
         query = query.where(Record.device_id == device_id)
-    counts = dict(session.execute(query.group_by(bucket)).all())
+    counts: dict[str, int] = dict(session.execute(query.group_by(bucket)).tuples().all())
     labels = [(start + timedelta(hours=i)).strftime("%Y-%m-%d %H:00") for i in range(hours)]
     return [(label, int(counts.get(label, 0))) for label in labels]
 
@@ -225,7 +225,10 @@ def device_detail(session: Session, device_id: str, now: datetime) -> DeviceDeta
     def latest(model: Any, column: Any, limit: int = 50) -> list[Any]:
         return list(
             session.scalars(
-                select(model).where(model.device_id == device_id).order_by(column.desc()).limit(limit)
+                select(model)
+                .where(model.device_id == device_id)
+                .order_by(column.desc())
+                .limit(limit)
             )
         )
 

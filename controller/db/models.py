@@ -270,3 +270,18 @@ class TownshipSlice(Base):
     not_after: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Clerk(Base):
+    """A township clerk's console account (S-07); devices of the township receive it through
+    Health and check passwords locally, so a console works offline."""
+
+    __tablename__ = "clerks"
+
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -47,6 +47,9 @@ class DataLink:
         on_revoked: Callable[[], None] = lambda: None,
         on_keys: Callable[[dict[int, bytes]], None] = lambda keys: None,
         on_rejected: Callable[[data_pb2.RecordAck], None] = lambda ack: None,
+        health_request: Callable[[], data_pb2.HealthRequest] = data_pb2.HealthRequest,
+        after_health: Callable[[grpc.aio.Channel, data_pb2.HealthResponse], Awaitable[None]]
+        | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -57,6 +60,8 @@ class DataLink:
         self._on_revoked = on_revoked
         self._on_keys = on_keys
         self._on_rejected = on_rejected
+        self._health_request = health_request
+        self._after_health = after_health
         self._clock = clock
         self._new_records = asyncio.Event()
         self.clock_skew_s = 0.0
@@ -114,7 +119,7 @@ class DataLink:
     async def health(self, channel: grpc.aio.Channel) -> None:
         stub = data_pb2_grpc.DeviceStub(channel)
         sent = self._clock()
-        response: data_pb2.HealthResponse = await stub.Health(data_pb2.HealthRequest(), timeout=15)
+        response: data_pb2.HealthResponse = await stub.Health(self._health_request(), timeout=15)
         received = self._clock()
         midpoint = sent + (received - sent) / 2
         self.clock_skew_s = (midpoint - response.server_time.ToDatetime(tzinfo=UTC)).total_seconds()
@@ -122,6 +127,8 @@ class DataLink:
         if response.revoked:
             self._on_revoked()
         self._on_keys({k.version: k.x25519_public_key for k in response.upload_keys})
+        if self._after_health is not None:
+            await self._after_health(channel, response)
 
     async def _health_forever(self, channel: grpc.aio.Channel) -> None:
         while True:

@@ -485,13 +485,24 @@ class HealthResponse(_message.Message):
     UPLOAD_KEYS_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
     TRUST_BUNDLE_PEM_FIELD_NUMBER: _builtins.int
+    SLICE_VERSION_FIELD_NUMBER: _builtins.int
+    SLICE_REVOKED_FIELD_NUMBER: _builtins.int
+    CLERKS_FIELD_NUMBER: _builtins.int
     revoked: _builtins.bool
     trust_bundle_pem: _builtins.bytes
     """Every CA certificate the device should trust (PEM, concatenated); grows during a CA rotation."""
+    slice_version: _builtins.int
+    """the township's current slice version: pull when it moved"""
+    slice_revoked: _builtins.bool
+    """the township's slice was withdrawn: wipe it"""
     @_builtins.property
     def server_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def upload_keys(self) -> _containers.RepeatedCompositeFieldContainer[_enrollment_pb2.UploadKey]: ...
+    @_builtins.property
+    def clerks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClerkAccount]:
+        """The township's clerk accounts for the device's console (the whole list, every time)."""
+
     def __init__(
         self,
         *,
@@ -499,14 +510,50 @@ class HealthResponse(_message.Message):
         upload_keys: _abc.Iterable[_enrollment_pb2.UploadKey] | None = ...,
         revoked: _builtins.bool = ...,
         trust_bundle_pem: _builtins.bytes = ...,
+        slice_version: _builtins.int = ...,
+        slice_revoked: _builtins.bool = ...,
+        clerks: _abc.Iterable[Global___ClerkAccount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked", b"revoked", "server_time", b"server_time", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clerks", b"clerks", "revoked", b"revoked", "server_time", b"server_time", "slice_revoked", b"slice_revoked", "slice_version", b"slice_version", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthResponse: _TypeAlias = HealthResponse  # noqa: Y015
+
+@_typing.final
+class ClerkAccount(_message.Message):
+    """A clerk who may log in to the consoles of one township; the password is checked on the
+    device against the scrypt hash, so the console works offline.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_HASH_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    display_name: _builtins.str
+    password_hash: _builtins.str
+    """scrypt$N$r$p$salt$hash"""
+    disabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        password_hash: _builtins.str = ...,
+        disabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disabled", b"disabled", "display_name", b"display_name", "password_hash", b"password_hash", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClerkAccount: _TypeAlias = ClerkAccount  # noqa: Y015
 
 @_typing.final
 class RenewLicenceRequest(_message.Message):

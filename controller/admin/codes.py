@@ -1,0 +1,263 @@
+"""Enrolment codes in the admin UI and API, and device revocation through the API.
+
+``/codes``: create a code for a township and profile with an expiry; the new code is shown once,
+as text and as a QR code (inline SVG from segno, no external asset), because only its hash is
+kept. The list below shows every code with its status (unused, used by which device, expired).
+``POST /api/v1/enrollment-codes`` and ``GET /api/v1/enrollment-codes`` do the same for scripts;
+``POST /api/v1/devices/{id}/revoke`` revokes a device as ``muster provision revoke`` does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import segno
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.fleet_i18n import fleet_texts
+from controller.db.models import EnrollmentCode
+from controller.enrollment import create_enrollment_code
+from controller.revocation import AlreadyRevoked, UnknownDevice, revoke_device
+from muster.errors import MusterError
+from muster.profiles import PROFILE_DIR, load_profile
+from muster.regions import parse_township
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+LANG = "^(zh|en)$"
+VALIDITY_CHOICES_H = (1, 12, 24, 72, 168, 720)
+MAX_VALIDITY_H = 720
+
+CODES_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "nav_codes": "注册码",
+        "codes_title": "设备注册码",
+        "codes_new": "新建注册码",
+        "codes_township": "乡镇代码（12位）",
+        "codes_profile": "设备型号",
+        "codes_valid": "有效期",
+        "codes_hours": "小时",
+        "codes_create": "生成",
+        "codes_created": "新注册码（只显示这一次，请抄下或扫码）",
+        "codes_single": "只能注册一台设备。技术人员在设备上运行：",
+        "codes_list": "已发放的注册码",
+        "codes_id": "编号",
+        "codes_created_at": "发放时间",
+        "codes_expires": "有效期至",
+        "codes_status": "状态",
+        "codes_unused": "未使用",
+        "codes_used": "已使用",
+        "codes_expired": "已过期",
+        "codes_none": "尚未发放注册码。",
+        "codes_by": "发放人",
+    },
+    "en": {
+        "nav_codes": "Enrolment codes",
+        "codes_title": "Enrolment codes",
+        "codes_new": "New code",
+        "codes_township": "Township (12 digits)",
+        "codes_profile": "Profile",
+        "codes_valid": "Valid for",
+        "codes_hours": "hours",
+        "codes_create": "Create",
+        "codes_created": "New code (shown only now: copy it or scan it)",
+        "codes_single": "Enrols one device only. On the device the technician runs:",
+        "codes_list": "Codes issued",
+        "codes_id": "Id",
+        "codes_created_at": "Created",
+        "codes_expires": "Expires",
+        "codes_status": "Status",
+        "codes_unused": "unused",
+        "codes_used": "used",
+        "codes_expired": "expired",
+        "codes_none": "No code issued yet.",
+        "codes_by": "Issued by",
+    },
+}
+
+
+class CodeRequest(BaseModel):
+    township: str = Field(pattern=r"^\d{12}$", description="12-digit township code")
+    profile: str = Field(description="firmware profile name, e.g. fixed-kiosk")
+    valid_hours: int = Field(default=168, ge=1, le=MAX_VALIDITY_H)
+
+
+class NewCode(BaseModel):
+    code: str
+    township: str
+    profile: str
+    expires_at: datetime
+    qr_svg: str
+    qr_text: str
+
+
+class CodeView(BaseModel):
+    id: str  # the first characters of the stored hash: the code itself is not kept
+    township: str
+    profile: str
+    created_at: datetime
+    expires_at: datetime
+    created_by: str
+    status: str  # unused | used | expired
+    used_by_device: str | None
+
+
+class RevokeRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class RevokedView(BaseModel):
+    device_id: str
+    township_code: str
+    revoked_at: datetime
+    reason: str
+
+
+def shipped_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def _status(code: EnrollmentCode, now: datetime) -> str:
+    if code.used_at is not None:
+        return "used"
+    return "expired" if code.expires_at <= now else "unused"
+
+
+def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
+    router = APIRouter()
+
+    def create(body: CodeRequest, created_by: str) -> NewCode:
+        region = parse_township(body.township)
+        load_profile(body.profile)
+        now = datetime.now(UTC)
+        text = create_enrollment_code(
+            sessions,
+            township_code=region.code,
+            profile=body.profile,
+            valid_for=timedelta(hours=body.valid_hours),
+            created_by=created_by,
+            now=now,
+        )
+        qr_text = f"MUSTER-ENROL:{text}"
+        qr = segno.make(qr_text, error="m")
+        return NewCode(
+            code=text,
+            township=region.code,
+            profile=body.profile,
+            expires_at=now + timedelta(hours=body.valid_hours),
+            qr_svg=qr.svg_inline(scale=5, title=qr_text),
+            qr_text=qr_text,
+        )
+
+    def listing(limit: int = 200) -> list[CodeView]:
+        now = datetime.now(UTC)
+        with sessions() as session:
+            rows = session.scalars(
+                select(EnrollmentCode).order_by(EnrollmentCode.created_at.desc()).limit(limit)
+            ).all()
+        return [
+            CodeView(
+                id=row.code_hash[:10],
+                township=row.township_code,
+                profile=row.profile,
+                created_at=row.created_at,
+                expires_at=row.expires_at,
+                created_by=row.created_by,
+                status=_status(row, now),
+                used_by_device=row.used_by_device,
+            )
+            for row in rows
+        ]
+
+    def page(
+        request: Request,
+        lang: str,
+        *,
+        new: NewCode | None = None,
+        error: str = "",
+        form: dict[str, str] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        other = "en" if lang == "zh" else "zh"
+        return TEMPLATES.TemplateResponse(
+            request,
+            "codes.html",
+            {
+                "t": {**fleet_texts(lang), **CODES_TEXT[lang]},
+                "lang": lang,
+                "path": request.url.path,
+                "switch_url": f"{request.url.path}?lang={other}",
+                "codes": listing(),
+                "new": new,
+                "error": error,
+                "form": form or {},
+                "profiles": shipped_profiles(),
+                "validities": VALIDITY_CHOICES_H,
+            },
+            status_code=status_code,
+        )
+
+    @router.get("/codes", response_class=HTMLResponse, include_in_schema=False)
+    def codes_page(request: Request, lang: str = Query("zh", pattern=LANG)) -> Response:
+        return page(request, lang)
+
+    @router.post("/codes", response_class=HTMLResponse, include_in_schema=False)
+    async def codes_create(request: Request) -> Response:
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode()).items()}
+        lang = form.get("lang") if form.get("lang") in ("zh", "en") else "zh"
+        assert lang is not None
+        try:
+            body = CodeRequest(
+                township=form.get("township", "").strip(),
+                profile=form.get("profile", ""),
+                valid_hours=int(form.get("valid_hours") or 168),
+            )
+            new = create(body, "admin-ui")
+        except (MusterError, ValueError) as exc:
+            message = (
+                "乡镇代码应为12位数字，有效期为1至720小时 (township: 12 digits; 1–720 hours)"
+                if not isinstance(exc, MusterError)
+                else str(exc)
+            )
+            return page(request, lang, error=message, form=form, status_code=400)
+        # No redirect: the code exists only in this response.
+        return page(request, lang, new=new)
+
+    @router.post("/api/v1/enrollment-codes", response_model=NewCode, status_code=201)
+    def api_create(body: CodeRequest) -> NewCode:
+        try:
+            return create(body, "api")
+        except MusterError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+    @router.get("/api/v1/enrollment-codes", response_model=list[CodeView])
+    def api_list(limit: int = Query(200, ge=1, le=5000)) -> list[CodeView]:
+        return listing(limit)
+
+    @router.post("/api/v1/devices/{device_id}/revoke", response_model=RevokedView)
+    def api_revoke(device_id: str, body: RevokeRequest) -> RevokedView:
+        try:
+            revoked = revoke_device(
+                sessions, device_id, reason=body.reason, by="api", now=datetime.now(UTC)
+            )
+        except UnknownDevice as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        except AlreadyRevoked as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        return RevokedView(
+            device_id=revoked.device_id,
+            township_code=revoked.township_code,
+            revoked_at=revoked.at,
+            reason=revoked.reason,
+        )
+
+    return router
+
+
+__all__ = ["codes_router"]

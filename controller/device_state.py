@@ -1,0 +1,201 @@
+"""Applies decoded telemetry (retained status, heartbeats, events, command acks) to the devices
+table, a batch at a time, so one controller process keeps up with a national fleet.
+
+A batch costs three statements whatever its size: one SELECT of the devices it names, one
+executemany UPDATE of those that changed, and executemany INSERTs of their events and state
+changes. Messages are applied in arrival order in memory first, so a device's last heartbeat and
+its goodbye in the same batch end as "offline", as they happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import structlog
+from google.protobuf.message import DecodeError
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.commands import apply_ack
+from controller.db.models import Device, DeviceEvent, DeviceStateChange
+from controller.fleet_rules import OFFLINE, ONLINE
+from muster.v1 import device_pb2
+
+log = structlog.get_logger(__name__)
+
+Message = tuple[str, str, bytes]  # device id, kind, payload
+
+_DEVICES = cast(Table, Device.__table__)
+# The columns telemetry owns; every UPDATE writes all of them so one statement serves the batch.
+_MANAGED = (
+    "online",
+    "status_since",
+    "last_seen",
+    "heartbeat_sequence",
+    "outbox_depth",
+    "licence_days_left",
+    "collection_allowed",
+    "collection_refusal",
+    "clock_skew_s",
+    "software_version",
+    "last_heartbeat",
+    "state",
+    "state_reason",
+    "backlog_rising",
+)
+_UPDATE = (
+    update(_DEVICES)
+    .where(_DEVICES.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"v_{name}") for name in _MANAGED})
+)
+
+
+def _ts(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    return value
+
+
+class DeviceStateStore:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    def apply(self, batch: list[Message]) -> int:
+        """Apply a batch; returns how many messages changed something."""
+        now = self._clock()
+        ids = {device_id for device_id, _, _ in batch}
+        applied = 0
+        with self._sessions.begin() as session:
+            rows: dict[str, dict[str, Any]] = {
+                row["id"]: dict(row)
+                for row in session.execute(
+                    select(_DEVICES.c.id, *(_DEVICES.c[name] for name in _MANAGED)).where(
+                        _DEVICES.c.id.in_(ids)
+                    )
+                ).mappings()
+            }
+            dirty: set[str] = set()
+            events: list[dict[str, Any]] = []
+            history: list[dict[str, Any]] = []
+            for device_id, kind, payload in batch:
+                row = rows.get(device_id)
+                if row is None:
+                    continue  # not enrolled here (yet): nothing to keep state on
+                try:
+                    if kind == "event":
+                        events.append(self._event(device_id, payload, now))
+                        changed = True
+                    elif kind == "ack":
+                        ack = device_pb2.CommandAck.FromString(payload)
+                        changed = apply_ack(session, device_id, ack, now)
+                    elif kind == "status":
+                        changed = self._status(row, payload, now, history)
+                    elif kind == "telemetry":
+                        changed = self._heartbeat(row, payload, now, history)
+                    else:
+                        changed = False
+                except DecodeError:
+                    log.warning("undecodable telemetry", device_id=device_id, kind=kind)
+                    continue
+                if changed and kind in ("status", "telemetry"):
+                    dirty.add(device_id)
+                applied += changed
+            if dirty:
+                session.execute(
+                    _UPDATE,
+                    [
+                        {"b_id": device_id, **{f"v_{n}": rows[device_id][n] for n in _MANAGED}}
+                        for device_id in dirty
+                    ],
+                )
+            if history:
+                session.execute(insert(DeviceStateChange), history)
+            if events:
+                session.execute(insert(DeviceEvent), events)
+        return applied
+
+    @staticmethod
+    def _set_state(
+        row: dict[str, Any], state: str, reason: str, at: datetime, history: list[dict[str, Any]]
+    ) -> None:
+        if row["state"] == state and row["state_reason"] == reason:
+            return
+        if row["state"] != state:
+            history.append({"device_id": row["id"], "at": at, "state": state, "reason": reason})
+        row["state"], row["state_reason"] = state, reason
+
+    def _status(
+        self, row: dict[str, Any], payload: bytes, now: datetime, history: list[dict[str, Any]]
+    ) -> bool:
+        status = device_pb2.DeviceStatus.FromString(payload)
+        since = _ts(status, "since") or now
+        if row["status_since"] is not None and since < row["status_since"]:
+            return False  # an older retained status than what we know
+        row["online"] = status.state == device_pb2.DeviceStatus.STATE_ONLINE
+        row["status_since"] = since
+        if row["online"]:
+            row["last_seen"] = now
+            self._set_state(row, ONLINE, "已连接", since, history)
+        else:
+            reason = "设备正常关机" if status.graceful else "连接中断（遗嘱消息）"
+            self._set_state(row, OFFLINE, reason, since, history)
+        return True
+
+    def _heartbeat(
+        self, row: dict[str, Any], payload: bytes, now: datetime, history: list[dict[str, Any]]
+    ) -> bool:
+        beat = device_pb2.Heartbeat.FromString(payload)
+        if beat.sequence and beat.sequence <= row["heartbeat_sequence"] and row["online"]:
+            return False  # duplicate delivery (QoS 1 may deliver twice)
+        row["heartbeat_sequence"] = beat.sequence
+        row["last_seen"] = now
+        if not row["online"]:
+            row["online"] = True
+            row["status_since"] = now
+        if row["state"] != ONLINE:
+            self._set_state(row, ONLINE, "心跳恢复", now, history)
+        if beat.outbox_depth > row["outbox_depth"]:
+            row["backlog_rising"] += 1
+        elif beat.outbox_depth < row["outbox_depth"] or beat.outbox_depth == 0:
+            row["backlog_rising"] = 0
+        row["outbox_depth"] = beat.outbox_depth
+        row["licence_days_left"] = beat.licence_days_left
+        row["collection_allowed"] = beat.collection_allowed
+        row["collection_refusal"] = beat.collection_refusal
+        row["clock_skew_s"] = beat.clock_skew_s
+        row["software_version"] = beat.software_version or row["software_version"]
+        last_card = _ts(beat, "last_card_read")
+        row["last_heartbeat"] = {
+            "uptime_s": beat.uptime_s,
+            "records_sealed": beat.records_sealed,
+            "records_acked": beat.records_acked,
+            "oldest_unsent_age_s": beat.oldest_unsent_age_s,
+            "disk_free_bytes": beat.disk_free_bytes,
+            "reader": device_pb2.ComponentState.Name(beat.reader),
+            "camera": device_pb2.ComponentState.Name(beat.camera),
+            "sent_at": (_ts(beat, "sent_at") or now).isoformat(),
+            "last_card_read": last_card.isoformat() if last_card else "",
+        }
+        return True
+
+    @staticmethod
+    def _event(device_id: str, payload: bytes, now: datetime) -> dict[str, Any]:
+        event = device_pb2.Event.FromString(payload)
+        return {
+            "device_id": device_id,
+            "at": _ts(event, "at") or now,
+            "kind": device_pb2.Event.Kind.Name(event.kind),
+            "message": event.message,
+            "details": dict(event.details),
+        }
+
+
+__all__ = ["DeviceStateStore", "Message"]

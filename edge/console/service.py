@@ -1,0 +1,98 @@
+"""Running the console under the daemon: its parts wired to the device's, uvicorn on 127.0.0.1.
+
+The console only binds to loopback: a kiosk's or tablet's own browser uses it; nothing on the
+township's network can reach it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import uvicorn
+
+from edge.console.accounts import ClerkAccounts
+from edge.console.app import ConsoleServices, create_console_app
+from edge.console.drafts import DraftStore
+from edge.console.search import PeopleSearch
+from edge.hardware import Hardware
+from edge.licence_guard import LicenceGuard
+from edge.outbox import Outbox
+from edge.sealer import Sealer
+from edge.slice_store import SliceStore
+from muster.profiles import FirmwareProfile
+from muster.region_names import describe
+
+HOST = "127.0.0.1"
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """Uvicorn without its own signal handling: the daemon decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Console:
+    def __init__(
+        self,
+        *,
+        profile: FirmwareProfile,
+        state_dir: Path,
+        identity_dir: Path,
+        township_code: str,
+        hardware: Hardware,
+        sealer: Sealer,
+        outbox: Outbox,
+        guard: LicenceGuard,
+        slices: SliceStore,
+        online: Callable[[], bool],
+        on_sealed: Callable[[], None],
+    ) -> None:
+        self.profile = profile
+        self.accounts = ClerkAccounts(state_dir / "console")
+        self.drafts = DraftStore(
+            state_dir / "console" / "drafts.sqlite3", identity_dir / "drafts.key"
+        )
+        self.services = ConsoleServices(
+            accounts=self.accounts,
+            drafts=self.drafts,
+            people=PeopleSearch(slices.people, lambda: slices.version),
+            township_code=township_code,
+            township_name=describe(township_code),
+            verdict=lambda: guard.verdict,
+            seal=sealer.seal,
+            already_sealed=outbox.contains,
+            read_card=hardware.read_card if hardware.has_reader else None,
+            capture_photo=hardware.capture_photo if profile.camera.kind != "none" else None,
+            online=online,
+            on_sealed=on_sealed,
+            home_visit=profile.home_visit,
+            session_idle=dt.timedelta(minutes=profile.console.session_idle_minutes),
+        )
+        self.app = create_console_app(self.services)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.profile.console.port}/"
+
+    async def run(self) -> None:
+        config = uvicorn.Config(
+            self.app,
+            host=HOST,
+            port=self.profile.console.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        server = _EmbeddedUvicorn(config)
+        try:
+            await server.serve()
+        finally:
+            server.should_exit = True
+
+    def close(self) -> None:
+        self.drafts.close()

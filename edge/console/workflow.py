@@ -1,0 +1,412 @@
+"""A record's way through the console (S-07): one clerk enters, another reviews, the person
+signs, then it is sealed. Sans-I/O: a :class:`Draft` and an action in, a new Draft out, or a
+:class:`WorkflowError` saying why not. The transitions are a table; every step appends an
+:class:`~muster.records.AuditEntry` naming the clerk, the time and what changed.
+
+States: ``draft`` (being typed) → ``entered`` (submitted for review) → ``reviewed`` (approved by
+a second clerk) → ``signed`` (the person's signature or a scan of the signed sheet) → sealed
+(the draft is deleted; only the ciphertext in the outbox remains).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from muster.errors import MusterError
+from muster.forms import (
+    CURRENT_VERSION,
+    FORMS,
+    FormDefinition,
+    PersonFacts,
+    Problem,
+    Validated,
+    current_form,
+    person_problems,
+    validate_fields,
+)
+from muster.forms.codelists import ETHNICITIES, POLITICAL_STATUSES, RANK_CLASSES
+from muster.records import AuditEntry, Person, RecordPayload
+
+__all__ = [
+    "Draft",
+    "WorkflowError",
+    "changes_against_initial",
+    "check",
+    "edit",
+    "new_draft",
+    "review",
+    "sign",
+    "submit",
+    "to_record",
+]
+
+State = Literal["draft", "entered", "reviewed", "signed"]
+
+# (state, action) -> next state. Anything else is refused with the state's message.
+TRANSITIONS: Final[dict[tuple[str, str], str]] = {
+    ("draft", "edit"): "draft",
+    ("draft", "submit"): "entered",
+    ("entered", "approve"): "reviewed",
+    ("entered", "return"): "draft",
+    ("reviewed", "sign"): "signed",
+    ("signed", "sign"): "signed",
+    ("signed", "seal"): "sealed",
+}
+
+STATE_NAMES: Final[dict[str, str]] = {
+    "draft": "录入中",
+    "entered": "待审核",
+    "reviewed": "待签字",
+    "signed": "待封存",
+}
+
+_WRONG_STATE: Final[dict[str, str]] = {
+    "draft": "该记录尚未提交审核",
+    "entered": "该记录已提交审核，录入人不能再修改；如需修改请由审核人退回",
+    "reviewed": "该记录已审核，等待本人签字",
+    "signed": "该记录已签字，等待封存",
+}
+
+PERSON_KEYS: Final = ("name", "id_number", "sex", "birth_date", "ethnicity")
+PERSON_LABELS: Final[dict[str, str]] = {
+    "name": "姓名",
+    "id_number": "公民身份号码",
+    "sex": "性别",
+    "birth_date": "出生日期",
+    "ethnicity": "民族",
+    "category": "类别",
+    "relation": "与军人关系",
+}
+
+
+class WorkflowError(MusterError):
+    """An action the record's state or the clerk may not take; the message says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Draft(BaseModel):
+    """A record before sealing: plaintext, so it lives only in the encrypted draft store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str
+    state: State = "draft"
+    category: str
+    relation: str = ""
+    person: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    # What the initial data (S-04) said, as person and form values: the review shows the changes.
+    initial: dict[str, Any] = Field(default_factory=dict)
+    card: dict[str, str] = Field(default_factory=dict)  # what the ID card said
+    photo_jpeg: str = ""  # base64
+    photo_reasons: list[str] = Field(default_factory=list)
+    signature_png: str = ""  # base64
+    signed_sheet_jpeg: str = ""  # base64: a scan of the signed paper sheet instead
+    entered_by: str = ""
+    reviewed_by: str = ""
+    review_note: str = ""
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    audit: list[AuditEntry] = Field(default_factory=list)
+
+    @property
+    def form(self) -> FormDefinition:
+        return current_form(self.category)
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES[self.state]
+
+    def current_values(self) -> dict[str, Any]:
+        """Person, category and form fields as one flat mapping (what the review compares)."""
+        return {
+            **{k: self.person.get(k, "") for k in PERSON_KEYS},
+            "category": self.category,
+            "relation": self.relation,
+            **self.fields,
+        }
+
+
+def _transition(draft: Draft, action: str) -> str:
+    nxt = TRANSITIONS.get((draft.state, action))
+    if nxt is None:
+        raise WorkflowError("state", _WRONG_STATE[draft.state])
+    return nxt
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    keys = [*before, *(k for k in after if k not in before)]
+    return {
+        k: (before.get(k), after.get(k))
+        for k in keys
+        if _blank(before.get(k)) != _blank(after.get(k))
+    }
+
+
+def _blank(value: Any) -> Any:
+    return None if value in ("", [], None) else value
+
+
+def initial_values(details: dict[str, Any]) -> dict[str, Any]:
+    """The initial data's person, category and the form fields it already answers, in the form's
+    codes: political status and rank class are imported as their Chinese labels."""
+    political = {v: k for k, v in POLITICAL_STATUSES.items()}
+    rank = {v: k for k, v in RANK_CLASSES.items()}
+    out: dict[str, Any] = {k: str(details.get(k) or "") for k in PERSON_KEYS}
+    out["category"] = str(details.get("category") or "")
+    out["relation"] = str(details.get("relation") or "")
+    fields = {
+        "political_status": political.get(str(details.get("political_status") or ""), ""),
+        "enlistment_date": details.get("enlistment_date") or "",
+        "discharge_date": details.get("discharge_date") or "",
+        "rank_class": rank.get(str(details.get("rank_class") or ""), ""),
+        "service_unit": details.get("service_unit") or "",
+        "service_number": details.get("service_number") or "",
+        "household_registration": details.get("household_registration") or "",
+    }
+    out.update({k: v for k, v in fields.items() if v})
+    return out
+
+
+def new_draft(
+    *,
+    record_id: str,
+    clerk: str,
+    now: dt.datetime,
+    category: str,
+    details: dict[str, Any] | None = None,
+) -> Draft:
+    """A new record, from a person of the initial data (``details``) or from scratch."""
+    if (category, CURRENT_VERSION) not in FORMS:
+        raise WorkflowError("category", f"类别“{category}”不存在，请从列表中选择")
+    initial = initial_values(details) if details else {}
+    form = current_form(category)
+    return Draft(
+        record_id=record_id,
+        category=category,
+        relation=initial.get("relation", "") if form.relation_required else "",
+        person={k: initial.get(k, "") for k in PERSON_KEYS} if initial else {"ethnicity": "01"},
+        fields={k: v for k, v in initial.items() if k in form.by_key},
+        initial=initial,
+        created_by=clerk,
+        created_at=now,
+        updated_at=now,
+        audit=[AuditEntry(at=now, clerk=clerk, action="edited", note="新建记录")],
+    )
+
+
+def edit(
+    draft: Draft,
+    *,
+    clerk: str,
+    now: dt.datetime,
+    person: dict[str, str] | None = None,
+    category: str | None = None,
+    relation: str | None = None,
+    fields: dict[str, Any] | None = None,
+    card: dict[str, str] | None = None,
+    photo_jpeg: bytes | None = None,
+    photo_reasons: list[str] | None = None,
+    note: str = "",
+) -> Draft:
+    """Change what a clerk typed (or what the card and camera gave); audited field by field."""
+    _transition(draft, "edit")
+    before = draft.current_values()
+    update: dict[str, Any] = {"updated_at": now}
+    if category is not None and category != draft.category:
+        if (category, CURRENT_VERSION) not in FORMS:
+            raise WorkflowError("category", f"类别“{category}”不存在，请从列表中选择")
+        update["category"] = category
+    new_form = current_form(update.get("category", draft.category))
+    if person is not None:
+        update["person"] = {k: str(person.get(k, "")).strip() for k in PERSON_KEYS}
+    if relation is not None:
+        update["relation"] = relation.strip()
+    if not new_form.relation_required:
+        update["relation"] = ""
+    if fields is not None:
+        update["fields"] = {k: v for k, v in fields.items() if k in new_form.by_key}
+    elif "category" in update:
+        update["fields"] = {k: v for k, v in draft.fields.items() if k in new_form.by_key}
+    if card is not None:
+        update["card"] = card
+    if photo_jpeg is not None:
+        update["photo_jpeg"] = base64.b64encode(photo_jpeg).decode()
+        update["photo_reasons"] = photo_reasons or []
+    changed = draft.model_copy(update=update)
+    changes = _diff(before, changed.current_values())
+    if photo_jpeg is not None:
+        changes["photo"] = (bool(draft.photo_jpeg), True)
+    if changes or note:
+        changed.audit = [
+            *draft.audit,
+            AuditEntry(at=now, clerk=clerk, action="edited", changes=changes, note=note),
+        ]
+    return changed
+
+
+def check(draft: Draft, today: dt.date) -> Validated:
+    """Every problem of the draft as it stands, the person's included."""
+    facts, person_issues = _person_facts(draft)
+    if facts is None:
+        return Validated(values={}, problems=tuple(person_issues))
+    checked = validate_fields(
+        draft.form, draft.fields, person=facts, relation=draft.relation or None, today=today
+    )
+    return Validated(checked.values, (*person_issues, *checked.problems))
+
+
+def _person_facts(draft: Draft) -> tuple[PersonFacts | None, list[Problem]]:
+    p = draft.person
+    problems: list[Problem] = []
+    for key in PERSON_KEYS:
+        if not p.get(key):
+            problems.append(Problem(key, "required", f"“{PERSON_LABELS[key]}”必须填写"))
+    if p.get("sex") and p["sex"] not in ("1", "2"):
+        problems.append(Problem("sex", "code", "“性别”请选择 男 或 女"))
+    if p.get("ethnicity") and p["ethnicity"] not in ETHNICITIES:
+        problems.append(Problem("ethnicity", "code", "“民族”请从列表中选择"))
+    try:
+        birth = dt.date.fromisoformat(p.get("birth_date", ""))
+    except ValueError:
+        if p.get("birth_date"):
+            problems.append(Problem("birth_date", "type", "“出生日期”应写成 YYYY-MM-DD"))
+        return None, problems
+    if problems:
+        return None, problems
+    facts = PersonFacts(p["id_number"].strip().upper(), p["sex"], birth)
+    return facts, person_problems(facts)
+
+
+def changes_against_initial(draft: Draft) -> dict[str, tuple[Any, Any]]:
+    """What the clerk changed or added against the initial data (empty for a new person)."""
+    if not draft.initial:
+        return {}
+    return _diff(draft.initial, draft.current_values())
+
+
+def submit(draft: Draft, *, clerk: str, now: dt.datetime) -> Draft:
+    """Entry done: hand the record to a second clerk. Refused while any problem remains."""
+    _transition(draft, "submit")
+    problems = check(draft, now.date()).problems
+    if problems:
+        raise WorkflowError("invalid", f"还有 {len(problems)} 处需要修改：{problems[0].message}")
+    if not draft.photo_jpeg:
+        raise WorkflowError("photo", "请先为本人拍摄近期免冠照片")
+    entry = AuditEntry(
+        at=now, clerk=clerk, action="entered", changes=changes_against_initial(draft)
+    )
+    return draft.model_copy(
+        update={
+            "state": "entered",
+            "entered_by": clerk,
+            "updated_at": now,
+            "review_note": "",
+            "audit": [*draft.audit, entry],
+        }
+    )
+
+
+def review(draft: Draft, *, clerk: str, now: dt.datetime, approve: bool, note: str = "") -> Draft:
+    """The second clerk's verdict (S-07); the clerk who entered the record may not review it."""
+    nxt = _transition(draft, "approve" if approve else "return")
+    if clerk == draft.entered_by:
+        raise WorkflowError("same_clerk", "不能审核自己录入的记录：请由另一名工作人员登录后审核")
+    if not approve and not note.strip():
+        raise WorkflowError("note", "退回时请写明需要修改的内容")
+    entry = AuditEntry(
+        at=now, clerk=clerk, action="reviewed" if approve else "returned", note=note.strip()
+    )
+    return draft.model_copy(
+        update={
+            "state": nxt,
+            "reviewed_by": clerk if approve else "",
+            "review_note": "" if approve else note.strip(),
+            "updated_at": now,
+            "audit": [*draft.audit, entry],
+        }
+    )
+
+
+MAX_SIGNATURE_BYTES: Final = 200_000
+MAX_SCAN_BYTES: Final = 280_000
+
+
+def sign(
+    draft: Draft,
+    *,
+    clerk: str,
+    now: dt.datetime,
+    signature_png: bytes | None = None,
+    signed_sheet_jpeg: bytes | None = None,
+) -> Draft:
+    """The person's signature drawn on screen, or a scan of the signed confirmation sheet."""
+    _transition(draft, "sign")
+    if signature_png:
+        if not signature_png.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise WorkflowError("signature", "签名图像无效，请重新签字")
+        if len(signature_png) > MAX_SIGNATURE_BYTES:
+            raise WorkflowError("signature", "签名图像过大，请清除后重新签字")
+        update = {
+            "signature_png": base64.b64encode(signature_png).decode(),
+            "signed_sheet_jpeg": "",
+        }
+        note = "本人在屏幕上签字"
+    elif signed_sheet_jpeg:
+        if not signed_sheet_jpeg.startswith(b"\xff\xd8"):
+            raise WorkflowError("signature", "扫描件须为 JPEG 图片，请重新拍摄签字的确认单")
+        if len(signed_sheet_jpeg) > MAX_SCAN_BYTES:
+            raise WorkflowError("signature", "扫描件过大（上限 280 KB），请降低分辨率后重新拍摄")
+        update = {
+            "signed_sheet_jpeg": base64.b64encode(signed_sheet_jpeg).decode(),
+            "signature_png": "",
+        }
+        note = "上传签字确认单扫描件"
+    else:
+        raise WorkflowError("signature", "请本人在签字框内签字，或上传签字确认单的扫描件")
+    entry = AuditEntry(at=now, clerk=clerk, action="signed", note=note)
+    return draft.model_copy(
+        update={**update, "state": "signed", "updated_at": now, "audit": [*draft.audit, entry]}
+    )
+
+
+def to_record(draft: Draft, *, township_code: str, clerk: str, now: dt.datetime) -> RecordPayload:
+    """The record to seal: normalised values, the whole audit, the photo and the signature."""
+    _transition(draft, "seal")
+    checked = check(draft, now.date())
+    if checked.problems:
+        raise WorkflowError("invalid", checked.problems[0].message)
+    p = draft.person
+    attachments = {"photo.jpg": draft.photo_jpeg}
+    if draft.signature_png:
+        attachments["signature.png"] = draft.signature_png
+    if draft.signed_sheet_jpeg:
+        attachments["signed_sheet.jpg"] = draft.signed_sheet_jpeg
+    return RecordPayload(
+        record_id=draft.record_id,
+        category=draft.category,  # type: ignore[arg-type]
+        form_version=CURRENT_VERSION,
+        township_code=township_code,
+        person=Person(
+            name=p["name"],
+            id_number=p["id_number"].strip().upper(),
+            sex=p["sex"],
+            birth_date=dt.date.fromisoformat(p["birth_date"]),
+            ethnicity=p["ethnicity"],
+        ),
+        fields=checked.values,
+        collected_at=now,
+        entered_by=draft.entered_by,
+        reviewed_by=draft.reviewed_by,
+        relation=draft.relation or None,
+        audit=(*draft.audit, AuditEntry(at=now, clerk=clerk, action="sealed")),
+        attachments={k: v for k, v in attachments.items() if v},
+    )

@@ -1,0 +1,370 @@
+"""Telemetry throughput of one controller process at national scale, against the broker's raw
+delivery rate to a bare subscriber measured in the same run; then 100,000 devices at a 60 s
+heartbeat held over time; then the admin pages' load time with 100,000 devices.
+
+Parts, all real: Mosquitto (plain listener: the simulator multiplexes many devices per
+connection, which the per-device TLS ACL would refuse), one ``muster controller run`` process on
+SQLite (WAL, synchronous=FULL), ``muster sim fleet``'s simulator in this process, and
+``mosquitto_sub`` (C) as the bare subscriber.
+
+1. raw:        the simulator sends M heartbeats as fast as it can; time until mosquitto_sub has
+               received all M.
+2. controller: the same burst; time until the controller has applied all M to the database.
+3. sustained:  N devices, each heartbeat every 60 s (N/60 msg/s), for D seconds; per 10 s window
+               the rate sent, received and applied, and the lag (sent - applied) at its end.
+4. pages:      server time of the fleet pages, and Chromium's load of the overview.
+
+    python tests/bench/bench_fleet.py [--devices 100000] [--burst 100000] [--sustain 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from edge.simulators.fleet import FleetShape, FleetSimulator
+from muster.fleet_layout import simulated_device
+from tests.fixtures.components import free_port, require, terminate, wait_for_port
+from tests.fixtures.mosquitto import MosquittoBroker
+
+MUSTER = [sys.executable, "-m", "muster"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class ControllerUnderTest:
+    def __init__(self, directory: Path, broker_url: str) -> None:
+        self.data_dir = directory / "controller"
+        self.admin_port = free_port()
+        self.log = directory / "controller.log"
+        self.broker_url = broker_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def register(self, devices: int) -> None:
+        subprocess.run(
+            [
+                *MUSTER,
+                "controller",
+                "register-simulated",
+                "--devices",
+                str(devices),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *MUSTER,
+                    "controller",
+                    "run",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--mqtt-url",
+                    self.broker_url,
+                    "--admin-port",
+                    str(self.admin_port),
+                    "--enrol-port",
+                    str(free_port()),
+                    "--data-port",
+                    str(free_port()),
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(
+            "127.0.0.1",
+            self.admin_port,
+            60,
+            process=self.process,
+            log_path=self.log,
+            what="controller",
+        )
+        while not self.telemetry()["connected"]:
+            time.sleep(0.1)
+
+    def telemetry(self) -> dict[str, Any]:
+        stats: dict[str, Any] = httpx.get(f"{self.url}/api/v1/telemetry", timeout=30).json()
+        return stats
+
+    def wait_applied(self, target: int, timeout: float, interval: float = 0.05) -> float:
+        """Monotonic time at which ``messages_applied`` reached ``target``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            applied = self.telemetry()["messages_applied"]
+            if applied >= target:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"controller applied {applied} of {target} in {timeout:.0f} s")
+            time.sleep(interval)
+
+    def settle(self) -> int:
+        """Wait until the controller has applied everything it received; returns the count."""
+        last = -1
+        while True:
+            stats = self.telemetry()
+            if stats["messages_applied"] == stats["messages_received"] == last:
+                return int(last)
+            last = (
+                stats["messages_received"]
+                if stats["messages_applied"] == stats["messages_received"]
+                else -1
+            )
+            time.sleep(1.0)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            terminate(self.process, grace=15)
+
+
+def raw_rate(broker: MosquittoBroker, sim: FleetSimulator, count: int) -> float:
+    sub = subprocess.Popen(
+        [
+            require("mosquitto_sub", "as the bare subscriber"),
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-q",
+            "1",
+            "-t",
+            "muster/v1/dev/+/telemetry",
+            "-C",
+            str(count),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # subscribed
+    start = time.monotonic()
+    sim.burst(count)
+    sub.wait(timeout=600)
+    return count / (time.monotonic() - start)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def controller_rate(
+    controller: ControllerUnderTest, sim: FleetSimulator, count: int
+) -> tuple[float, float]:
+    """(messages applied per second, controller CPU microseconds per message)."""
+    before = controller.settle()
+    assert controller.process is not None
+    cpu = cpu_seconds(controller.process.pid)
+    start = time.monotonic()
+    sim.burst(count)
+    done = controller.wait_applied(before + count, timeout=600)
+    used = cpu_seconds(controller.process.pid) - cpu
+    return count / (done - start), used / count * 1e6
+
+
+def sustained(
+    controller: ControllerUnderTest, sim: FleetSimulator, seconds: float
+) -> list[dict[str, float]]:
+    stop = threading.Event()
+    base = controller.telemetry()
+    sent0 = sim.sent
+    thread = threading.Thread(target=sim.run, args=(seconds,), kwargs={"stop": stop})
+    thread.start()
+    windows: list[dict[str, float]] = []
+    t0 = time.monotonic()
+    last = {"sent": 0, "received": 0, "applied": 0, "t": t0}
+    try:
+        while thread.is_alive():
+            thread.join(10.0)
+            now = time.monotonic()
+            stats = controller.telemetry()
+            cur = {
+                "sent": sim.sent - sent0,
+                "received": stats["messages_received"] - base["messages_received"],
+                "applied": stats["messages_applied"] - base["messages_applied"],
+                "t": now,
+            }
+            span = now - last["t"]
+            window = {
+                "at_s": round(now - t0, 1),
+                "sent_per_s": (cur["sent"] - last["sent"]) / span,
+                "received_per_s": (cur["received"] - last["received"]) / span,
+                "applied_per_s": (cur["applied"] - last["applied"]) / span,
+                "lag_messages": cur["sent"] - cur["applied"],
+            }
+            windows.append(window)
+            say(
+                f"  [{window['at_s']:5.0f}s] sent {window['sent_per_s']:7.0f}/s · received "
+                f"{window['received_per_s']:7.0f}/s · applied {window['applied_per_s']:7.0f}/s · "
+                f"lag {window['lag_messages']:.0f} messages"
+            )
+            last = cur
+    finally:
+        stop.set()
+        thread.join()
+    return windows
+
+
+def page_times(controller: ControllerUnderTest, devices: int) -> dict[str, float]:
+    device = simulated_device(devices // 2).device_id
+    paths = {
+        "overview /": "/",
+        "province /?region=37": "/?region=37",
+        "offline devices": "/devices?state=offline",
+        "search by id": f"/devices?q={device[-9:]}",
+        "device page": f"/devices/{device}",
+        "alerts": "/alerts",
+        "data flow": "/flow",
+    }
+    out: dict[str, float] = {}
+    with httpx.Client(base_url=controller.url, timeout=60) as client:
+        for name, path in paths.items():
+            samples = []
+            for _ in range(5):
+                start = time.perf_counter()
+                client.get(path).raise_for_status()
+                samples.append(time.perf_counter() - start)
+            out[name] = statistics.median(samples)
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+            )
+            page = browser.new_page()
+            samples = []
+            for _ in range(3):
+                start = time.perf_counter()
+                page.goto(controller.url + "/", wait_until="load")
+                samples.append(time.perf_counter() - start)
+            out["chromium: overview load"] = statistics.median(samples)
+            browser.close()
+    except Exception as exc:  # the figure is optional; the server times above are not
+        say(f"  (no Chromium figure: {exc})")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--burst", type=int, default=100_000)
+    parser.add_argument("--sustain", type=float, default=120.0, help="seconds at 60 s heartbeats")
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="muster-bench-fleet-") as tmp:
+        directory = Path(tmp)
+        broker = MosquittoBroker(directory / "broker", extra_config="max_queued_messages 1000000")
+        broker.start()
+        controller = ControllerUnderTest(directory, broker.url)
+        try:
+            say(f"registering {args.devices} simulated devices…")
+            controller.register(args.devices)
+            shape = FleetShape(
+                offline_share=0.0,
+                hang_share=0.0,
+                stuck_share=0.0,
+                reader_faults_per_hour=0.0,
+                interval_s=60.0,
+            )
+            sim = FleetSimulator(
+                broker.url, args.devices, connections=args.connections, shape=shape
+            )
+            sim.connect()
+
+            say(f"1. raw: {args.burst} heartbeats to mosquitto_sub…")
+            raw = raw_rate(broker, sim, args.burst)
+            say(f"   {raw:,.0f} msg/s")
+
+            say("2. controller: starting, announcing every device's status…")
+            controller.start()
+            sim.announce()
+            say(f"   {args.burst} heartbeats to the controller…")
+            ctl, cpu_us = controller_rate(controller, sim, args.burst)
+            say(f"   {ctl:,.0f} msg/s, {cpu_us:.0f} µs of controller CPU per message")
+
+            say(
+                f"3. sustained: {args.devices} devices at a 60 s heartbeat for {args.sustain:.0f} s…"
+            )
+            windows = sustained(controller, sim, args.sustain)
+            sim.close()
+            controller.settle()
+
+            say("4. pages at this fleet size…")
+            pages = page_times(controller, args.devices)
+        finally:
+            controller.stop()
+            broker.stop()
+
+    target = args.devices / 60.0
+    steady = windows[1:] or windows
+    applied = statistics.mean(w["applied_per_s"] for w in steady)
+    lags = [w["lag_messages"] for w in windows]
+    ratio = ctl / raw
+    print(f"{'what':<58} {'figure':>12}")
+    print(f"{'broker raw delivery to a bare subscriber (msg/s)':<58} {raw:>12,.0f}")
+    print(f"{'one controller process: heartbeats applied (msg/s)':<58} {ctl:>12,.0f}")
+    print(f"{'ratio controller / raw (target >= 0.8)':<58} {ratio:>12.3f}")
+    print(f"{'controller CPU per heartbeat (µs)':<58} {cpu_us:>12.0f}")
+    print(
+        f"{f'sustained: offered load, {args.devices} devices @60 s (msg/s)':<58} {target:>12,.0f}"
+    )
+    print(f"{'sustained: applied, mean after the first window (msg/s)':<58} {applied:>12,.0f}")
+    print(f"{'sustained: lag at each window end (messages)':<58} {[round(x) for x in lags]!s:>12}")
+    for name, seconds in pages.items():
+        print(f"{'page ' + name + ' (ms)':<58} {seconds * 1000:>12.0f}")
+    print(
+        json.dumps(
+            {
+                "devices": args.devices,
+                "raw_msg_per_s": round(raw),
+                "controller_msg_per_s": round(ctl),
+                "ratio": round(ratio, 3),
+                "controller_cpu_us_per_msg": round(cpu_us),
+                "sustained_target_msg_per_s": round(target),
+                "sustained_applied_msg_per_s": round(applied),
+                "sustained_lag_messages": [round(x) for x in lags],
+                "page_ms": {k: round(v * 1000) for k, v in pages.items()},
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Device state (online / stale / offline, with the reason and its history) and alerts, raised
+and resolved automatically, in virtual time on a migrated database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Alert, Device, DeviceEvent, DeviceStateChange, FleetSample
+from controller.fleet_rules import DeviceSnapshot, alerts, classify
+from controller.fleet_state import FleetMonitor
+from controller.simulated_fleet import register_simulated
+from controller.telemetry import DeviceStateStore
+from muster.fleet_layout import simulated_device
+from muster.v1 import device_pb2
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+KIOSK = simulated_device(0).device_id  # fixed-kiosk profile: 60 s heartbeat, alert after 900 s
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def status(online: bool, since: datetime, *, graceful: bool = False) -> bytes:
+    message = device_pb2.DeviceStatus(
+        device_id=KIOSK,
+        state=device_pb2.DeviceStatus.STATE_ONLINE
+        if online
+        else device_pb2.DeviceStatus.STATE_OFFLINE,
+        graceful=graceful,
+    )
+    message.since.FromDatetime(since)
+    return message.SerializeToString()
+
+
+def beat(sequence: int, **fields: object) -> bytes:
+    values: dict[str, object] = {"licence_days_left": 300, "collection_allowed": True} | fields
+    return device_pb2.Heartbeat(
+        device_id=KIOSK,
+        sequence=sequence,
+        **values,  # type: ignore[arg-type]
+    ).SerializeToString()
+
+
+def open_alerts(sessions: sessionmaker[Session]) -> set[str]:
+    with sessions() as session:
+        return set(
+            session.scalars(
+                select(Alert.kind).where(Alert.device_id == KIOSK, Alert.resolved_at.is_(None))
+            )
+        )
+
+
+def device(sessions: sessionmaker[Session]) -> Device:
+    with sessions() as session:
+        found = session.get(Device, KIOSK)
+        assert found is not None
+        return found
+
+
+def setup(sessions: sessionmaker[Session]) -> tuple[Clock, DeviceStateStore, FleetMonitor]:
+    register_simulated(sessions, 1, now=T0)
+    clock = Clock(T0)
+    return clock, DeviceStateStore(sessions, clock=clock), FleetMonitor(sessions, clock=clock)
+
+
+def test_states_follow_status_heartbeats_and_silence(sessions: sessionmaker[Session]) -> None:
+    """Online on status and heartbeats; stale after 3 silent intervals though the retained status
+    still says online; online again on the next heartbeat; offline on the last will, each with
+    its reason, and every transition kept in the history."""
+    clock, store, monitor = setup(sessions)
+    store.apply([(KIOSK, "status", status(True, T0)), (KIOSK, "telemetry", beat(1))])
+    assert device(sessions).state == "online"
+
+    clock.now = T0 + timedelta(seconds=170)
+    monitor.sweep()
+    assert device(sessions).state == "online"  # under 3 x 60 s
+    clock.now = T0 + timedelta(seconds=190)
+    monitor.sweep()
+    assert device(sessions).state == "stale"
+    assert "没有心跳" in device(sessions).state_reason
+
+    store.apply([(KIOSK, "telemetry", beat(2))])
+    assert (device(sessions).state, device(sessions).state_reason) == ("online", "心跳恢复")
+
+    clock.now += timedelta(seconds=5)
+    store.apply([(KIOSK, "status", status(False, clock.now))])
+    assert (device(sessions).state, device(sessions).state_reason) == (
+        "offline",
+        "连接中断（遗嘱消息）",
+    )
+    with sessions() as session:
+        history = [
+            h.state
+            for h in session.scalars(select(DeviceStateChange).order_by(DeviceStateChange.id))
+        ]
+    assert history == ["online", "stale", "online", "offline"]
+
+
+def test_offline_alert_after_the_profiles_allowance_and_resolved_on_return(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The offline alert waits for the profile's offline_alert_after_s (900 s for a kiosk), stays
+    open while the device is away, and resolves by itself when it is back."""
+    clock, store, monitor = setup(sessions)
+    store.apply([(KIOSK, "status", status(True, T0)), (KIOSK, "telemetry", beat(1))])
+    store.apply([(KIOSK, "status", status(False, T0 + timedelta(seconds=10), graceful=True))])
+    clock.now = T0 + timedelta(seconds=800)
+    monitor.sweep()
+    assert open_alerts(sessions) == set()
+    clock.now = T0 + timedelta(seconds=1000)
+    monitor.sweep()
+    monitor.sweep()  # a second pass (or a second controller) raises nothing new
+    assert open_alerts(sessions) == {"offline"}
+    with sessions() as session:
+        assert len(list(session.scalars(select(Alert)))) == 1
+
+    store.apply([(KIOSK, "status", status(True, clock.now)), (KIOSK, "telemetry", beat(2))])
+    monitor.sweep()
+    assert open_alerts(sessions) == set()
+    with sessions() as session:
+        alert = session.scalars(select(Alert)).one()
+    assert alert.resolved_at == clock.now and alert.open_key is None
+
+
+def test_backlog_licence_skew_and_reader_fault_alerts(sessions: sessionmaker[Session]) -> None:
+    """Each rule raises its alert while it holds and resolves when it no longer does: backlog
+    growing over 5 heartbeats, licence under 30 days, clock skew over 300 s, 3 reader faults in
+    an hour."""
+    clock, store, monitor = setup(sessions)
+    store.apply([(KIOSK, "status", status(True, T0))])
+    for n in range(1, 7):
+        store.apply([(KIOSK, "telemetry", beat(n, outbox_depth=n * 10))])
+    store.apply(
+        [(KIOSK, "telemetry", beat(7, outbox_depth=80, licence_days_left=12, clock_skew_s=-420.0))]
+    )
+    for minute in (1, 2, 3):
+        event = device_pb2.Event(device_id=KIOSK, kind=device_pb2.Event.KIND_READER_FAULT)
+        event.at.FromDatetime(T0 + timedelta(minutes=minute))
+        store.apply([(KIOSK, "event", event.SerializeToString())])
+    clock.now = T0 + timedelta(minutes=4)
+    monitor.sweep()
+    assert open_alerts(sessions) == {"backlog", "licence", "clock_skew", "reader_faults"}
+
+    store.apply(
+        [(KIOSK, "telemetry", beat(8, outbox_depth=0, clock_skew_s=0.5, licence_days_left=12))]
+    )
+    clock.now = T0 + timedelta(minutes=4, seconds=30)
+    monitor.sweep()
+    assert open_alerts(sessions) == {"licence", "reader_faults"}
+    clock.now = T0 + timedelta(minutes=70)  # the faults age out of the hour
+    store.apply([(KIOSK, "telemetry", beat(9, licence_days_left=200))])
+    monitor.sweep()
+    assert open_alerts(sessions) == set()
+    with sessions() as session:
+        assert session.scalars(select(FleetSample)).first() is not None
+        assert len(list(session.scalars(select(DeviceEvent)))) == 3
+
+
+def test_rules_are_pure_and_say_why() -> None:
+    """The rules decide from a snapshot alone and their messages say what is wrong."""
+    snapshot = DeviceSnapshot(
+        device_id="d",
+        online=True,
+        state="online",
+        state_reason="",
+        status_since=T0,
+        last_seen=T0,
+        enrolled_at=T0,
+        revoked=False,
+        heartbeat_interval_s=60,
+        offline_alert_after_s=900,
+        licence_days_left=3,
+        collection_allowed=True,
+        clock_skew_s=0,
+        backlog_rising=0,
+        outbox_depth=0,
+        reader_faults_last_hour=0,
+    )
+    later = T0 + timedelta(hours=2)
+    verdict = classify(snapshot, later)
+    assert verdict.state == "stale" and "2.0 小时" in verdict.reason
+    found = alerts(snapshot, verdict.state, later)
+    assert set(found) == {"offline", "licence"}
+    assert "3 天" in found["licence"]
