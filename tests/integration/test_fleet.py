@@ -131,9 +131,19 @@ def test_sigkill_while_uploading_loses_and_doubles_nothing(
     wait_until(lambda: (edge.state_dir / "outbox.sqlite3").exists(), 60, "the device to enrol")
     rng = random.Random(7)
     kills = 0
-    for _ in range(5):
-        wait_until(lambda: edge.outbox_stats().acked > 0, 60, "uploads to be under way")
-        time.sleep(rng.uniform(0.5, 2.5))
+    for round_ in range(1, 6):
+        # Kill only once this round has sealed and uploaded something of its own, so every
+        # kill lands in the middle of real work however slow the machine is today.
+        sealed, acked = edge.outbox_stats().sealed_total, edge.outbox_stats().acked
+        wait_until(
+            lambda sealed=sealed, acked=acked: (
+                edge.outbox_stats().sealed_total >= sealed + 30
+                and edge.outbox_stats().acked > acked
+            ),
+            120,
+            f"round {round_}: sealing and uploads under way",
+        )
+        time.sleep(rng.uniform(0.1, 1.0))
         edge.kill()
         kills += 1
         edge.start()
