@@ -113,8 +113,12 @@ def import_people(controller: ControllerProcess, cards: list[SimCard], path: Pat
                     category,
                     "" if veteran else "父母",
                     "群众",
-                    t.birth_date.replace(year=t.birth_date.year + 18).isoformat() if veteran else "",
-                    t.birth_date.replace(year=t.birth_date.year + 21).isoformat() if veteran else "",
+                    t.birth_date.replace(year=t.birth_date.year + 18).isoformat()
+                    if veteran
+                    else "",
+                    t.birth_date.replace(year=t.birth_date.year + 21).isoformat()
+                    if veteran
+                    else "",
                     "义务兵" if veteran else "",
                     "泰安市泰山区",
                 ]
@@ -298,6 +302,7 @@ def test_enter_review_sign_seal_in_chromium(
             expect(clerk_b.locator("#message")).to_contain_text("审核通过")
 
             pad = clerk_b.locator("#pad")
+            pad.scroll_into_view_if_needed()
             box = pad.bounding_box()
             assert box is not None
             clerk_b.mouse.move(box["x"] + 40, box["y"] + 120)

@@ -37,7 +37,9 @@ def seal_to(dev: Dev, seed: int, version: int, public: bytes) -> data_pb2.Sealed
 
 
 def test_rotation_while_running_opens_old_and_new_versions(
-    sessions: sessionmaker[Session], pki: ControllerPki, device: Dev  # noqa: F811
+    sessions: sessionmaker[Session],
+    pki: ControllerPki,
+    device: Dev,  # noqa: F811
 ) -> None:
     """A running ingestor that has only v1 opens a record sealed to v2 (it finds the new key on
     disk), and still opens v1 records sealed before the rotation."""
