@@ -112,6 +112,15 @@ class Record(Base):
     sealed_at: Mapped[datetime] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(index=True)
     payload: Mapped[dict[str, Any]] = mapped_column()
+    # Review up the chain (controller/review.py): the person it is about, where it stands
+    # (collected / returned / approved / superseded) and the highest level that approved it.
+    id_number: Mapped[str | None] = mapped_column(String(18), default=None)
+    review_status: Mapped[str] = mapped_column(
+        String(16), default="collected", server_default="collected"
+    )
+    approved_level: Mapped[str] = mapped_column(String(12), default="", server_default="")
+
+    __table_args__ = (Index("ix_records_township_person", "township_code", "id_number"),)
 
 
 class DeviceEvent(Base):
@@ -285,3 +294,132 @@ class Clerk(Base):
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Region(Base):
+    """One node of the division-code tree (controller/region_tree.py): province, city, county,
+    township. ``name_known`` is false for townships named only by their code."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)  # 2, 4, 6 or 9 digits
+    level: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(64))
+    parent: Mapped[str] = mapped_column(String(12), index=True)
+    name_known: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AdminUser(Base):
+    """A central admin (controller/admin_accounts.py): a role and the region prefix it acts in."""
+
+    __tablename__ = "admin_users"
+
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    region_prefix: Mapped[str] = mapped_column(String(12))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    token_created_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column()
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdminSession(Base):
+    """A browser login; only a hash of the cookie is kept."""
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("admin_users.username"), index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class AccessDenial(Base):
+    """Every request an admin was refused: out of their region, beyond their role, or not
+    logged in."""
+
+    __tablename__ = "access_denials"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(32), default="")
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(300))
+
+
+class ReviewEvent(Base):
+    """The audit of the review chain (S-09): declarations, returns, approvals, forwards."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16), index=True)
+    township_code: Mapped[str] = mapped_column(String(12), index=True)
+    record_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TownshipDeclaration(Base):
+    """A township declared its collection complete (S-09), and how many of its slice had no
+    record at that moment."""
+
+    __tablename__ = "township_declarations"
+
+    township_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    declared_at: Mapped[datetime] = mapped_column()
+    declared_by: Mapped[str] = mapped_column(String(32))
+    missing: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class PhaseDeadline(Base):
+    """When a phase must be done in a region (S-11); the longest matching prefix applies."""
+
+    __tablename__ = "phase_deadlines"
+
+    phase: Mapped[str] = mapped_column(String(16), primary_key=True)
+    region_prefix: Mapped[str] = mapped_column(String(12), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column()
+    set_by: Mapped[str] = mapped_column(String(32), default="")
+    set_at: Mapped[datetime] = mapped_column()
+
+
+class ImportedDataset(Base):
+    """A data set received from the level below (controller/datasets.py), once per content."""
+
+    __tablename__ = "imported_datasets"
+
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    area: Mapped[str] = mapped_column(String(12))
+    source: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(12))
+    records: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+    imported_at: Mapped[datetime] = mapped_column()
+
+
+class ImportedRecord(Base):
+    """An approved record that came up in a data set; kept apart from ``records`` because no
+    device of ours sent it."""
+
+    __tablename__ = "imported_records"
+
+    record_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("imported_datasets.dataset_id"), index=True)
+    township_code: Mapped[str] = mapped_column(String(12), index=True)
+    category: Mapped[str] = mapped_column(String(40))
+    id_number: Mapped[str] = mapped_column(String(18))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    approved_level: Mapped[str] = mapped_column(String(12))
+    payload: Mapped[dict[str, Any]] = mapped_column()
