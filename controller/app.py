@@ -94,7 +94,9 @@ class Controller:
         sender = CommandSender(self.sessions)
         publish = mqtt_publisher(lambda: self.consumer.client)
         self._tasks.append(asyncio.create_task(sender.run(publish), name="commands"))
-        admin_app = create_admin_app(self.sessions)
+        admin_app = create_admin_app(
+            self.sessions, upload_keys=lambda: load_upload_keys(self.pki.directory)
+        )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(
             admin_app,

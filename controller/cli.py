@@ -257,3 +257,13 @@ def _clerk_group() -> None:
 
 
 _clerk_group()
+
+
+def _admin_groups() -> None:
+    from controller.admin_cli import admin, dataset, regions
+
+    for group in (admin, regions, dataset):
+        controller.add_command(group)
+
+
+_admin_groups()

@@ -110,6 +110,25 @@ def _status_line(n: FleetNumbers, elapsed: float) -> str:
     )
 
 
+def _demo_admin(controller: Controller) -> tuple[str, str]:
+    """A national admin for the demo's UI, with a fresh password printed once."""
+    import secrets
+
+    from controller.admin_accounts import add_admin
+
+    password = "demo-" + secrets.token_hex(4)
+    with controller.sessions.begin() as session:
+        add_admin(
+            session,
+            username="demo",
+            role="ministry",
+            region="",
+            password=password,
+            now=datetime.now(UTC),
+        )
+    return "demo", password
+
+
 async def run_demo(
     devices: int, duration: float | None, data_dir: Path, admin_port: int
 ) -> dict[str, Any]:
@@ -129,6 +148,8 @@ async def run_demo(
     people = await asyncio.to_thread(import_demo_people, controller, devices)
     print(f"初始数据 initial data: {people} 人 people imported", flush=True)
     print(f"管理界面 admin UI: {controller.admin_url}", flush=True)
+    login = await asyncio.to_thread(_demo_admin, controller)
+    print(f"管理员 admin login: {login[0]} / {login[1]}", flush=True)
     print(f"数据目录 data: {data_dir}", flush=True)
 
     now = datetime.now(UTC)

@@ -17,6 +17,7 @@ from controller.db.models import Device
 from controller.enrollment import Enroller, upload_key_messages
 from controller.ingest import Ingestor
 from controller.licensing import LicenceDesk, reported_fingerprint
+from controller.review import returned_messages
 from controller.settings import ControllerSettings
 from controller.slices import device_slice_status
 from muster.crypto.pki import load_certificate
@@ -95,6 +96,11 @@ class DeviceGate:
         return device_id
 
 
+# Chunks of at most 256 KiB: a turn carries at most 8 MiB of them, so a device sending photos
+# takes no longer turns at the ingest worker than one sending bare records.
+_CHUNKS_PER_TURN = 32
+
+
 class IngestTurns:
     """Turns at the ingest worker, shared by every upload stream of this process.
 
@@ -130,7 +136,9 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
         device_id = await self._gate.admit(context)
         # A bounded queue is the flow control: a device with a week's backlog can have at most
         # two batches in flight here, and HTTP/2 windows hold the rest on the device.
-        queue: asyncio.Queue[data_pb2.SealedRecord | None] = asyncio.Queue(maxsize=self._batch * 2)
+        queue: asyncio.Queue[data_pb2.SealedRecord | data_pb2.AttachmentChunk | None] = (
+            asyncio.Queue(maxsize=self._batch * 2)
+        )
         batched = False  # a device that sends batches gets its acks in batches
 
         async def pump() -> None:
@@ -143,6 +151,8 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                         batched = True
                         for record in request.batch.records:
                             await queue.put(record)
+                    elif request.HasField("chunk"):
+                        await queue.put(request.chunk)
             finally:
                 await queue.put(None)
 
@@ -153,15 +163,30 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                 first = await queue.get()
                 if first is None:
                     break
-                batch = [first]
-                while len(batch) < self._batch and not queue.empty():
+                # Chunks ride with the records after them (at most a batch of records per turn,
+                # and a few MiB of chunks); a record's chunks always come before it.
+                batch: list[data_pb2.SealedRecord] = []
+                chunks: list[data_pb2.AttachmentChunk] = []
+                item: data_pb2.SealedRecord | data_pb2.AttachmentChunk | None = first
+                while True:
+                    if isinstance(item, data_pb2.AttachmentChunk):
+                        chunks.append(item)
+                    elif item is not None:
+                        batch.append(item)
+                    if len(batch) >= self._batch or len(chunks) >= _CHUNKS_PER_TURN:
+                        break
+                    if queue.empty():
+                        break
                     item = queue.get_nowait()
                     if item is None:
                         finished = True
                         break
-                    batch.append(item)
                 async with self._turns.turn():
-                    acks = await asyncio.to_thread(self._ingestor.ingest_batch, device_id, batch)
+                    acks = await asyncio.to_thread(
+                        self._ingestor.ingest_batch, device_id, batch, chunks
+                    )
+                if not acks:
+                    continue
                 if batched:
                     yield data_pb2.UploadResponse(acks=data_pb2.AckBatch(acks=acks))
                 else:
@@ -199,6 +224,7 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
             keys = upload_key_messages(session, now)
             slice_version, slice_revoked = device_slice_status(session, device_id, now)
             clerks = clerk_messages(session, device_id)
+            returned = returned_messages(session, device_id)
         if self._licences is not None and request.HasField("fingerprint"):
             await asyncio.to_thread(
                 self._licences.note_fingerprint, device_id, reported_fingerprint(request)
@@ -210,6 +236,7 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
             slice_version=slice_version,
             slice_revoked=slice_revoked,
             clerks=clerks,
+            returned_records=returned,
         )
         response.server_time.FromDatetime(now)
         return response

@@ -21,6 +21,7 @@ from edge.licence_guard import LicenceGuard, required_features
 from edge.log_tail import LogTail
 from edge.membership import Membership
 from edge.outbox import Outbox
+from edge.returned_records import write_returned
 from edge.sealer import Sealer
 from edge.settings import EdgeSettings
 from edge.slice_store import SliceStore
@@ -279,6 +280,10 @@ class Daemon:
     ) -> None:
         self.slice_sync.observe_health(response)
         await self.membership.after_health(channel, response)
+        if await asyncio.to_thread(
+            write_returned, self.settings.state_dir, response.returned_records
+        ):
+            log.info("records returned for correction", count=len(response.returned_records))
         if self.console is not None and await asyncio.to_thread(
             self.console.accounts.replace, response.clerks
         ):

@@ -1,7 +1,9 @@
 """The device's outbox: sealed records wait here, durable, until the controller acknowledges them.
 
 SQLite in WAL mode with ``synchronous=FULL``: a record is on disk before ``add`` returns, so the
-operator's "saved" survives power loss and kill -9. Only ciphertext is kept. States::
+operator's "saved" survives power loss and kill -9. Only ciphertext is kept: a record's sealed
+attachments (photo, signature) wait beside it as serialised chunks, written in the same
+transaction, and are deleted once the record is acknowledged. States::
 
     sealed ──ack STORED/DUPLICATE──▶ acked
        │
@@ -15,7 +17,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,13 @@ CREATE TABLE IF NOT EXISTS records (
     reject_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS records_state_seq ON records (state, seq);
+CREATE TABLE IF NOT EXISTS attachment_chunks (
+    record_id   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    chunk       BLOB NOT NULL,
+    PRIMARY KEY (record_id, name, chunk_index)
+);
 """
 
 Ack = data_pb2.RecordAck
@@ -50,6 +59,7 @@ class Pending:
     seq: int
     record_id: str
     sealed: bytes
+    chunks: tuple[bytes, ...] = ()  # serialised AttachmentChunks, to go up before the record
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,12 @@ class Outbox:
                 raise
 
     def add(
-        self, sealed: data_pb2.SealedRecord, content_hash: str, *, now: float | None = None
+        self,
+        sealed: data_pb2.SealedRecord,
+        content_hash: str,
+        *,
+        chunks: Sequence[data_pb2.AttachmentChunk] = (),
+        now: float | None = None,
     ) -> None:
         """Keep a sealed record durably. Raises ``OutboxFullError`` and writes nothing when full."""
         free = shutil.disk_usage(self.path.parent).free
@@ -131,6 +146,11 @@ class Outbox:
                     time.time() if now is None else now,
                 ),
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO attachment_chunks (record_id, name, chunk_index, chunk)"
+                " VALUES (?, ?, ?, ?)",
+                [(c.record_id, c.name, c.index, c.SerializeToString()) for c in chunks],
+            )
 
     def contains(self, record_id: str) -> bool:
         """Whether ``record_id`` was sealed already (the console's seal is then done)."""
@@ -140,14 +160,49 @@ class Outbox:
             ).fetchone()
         return row is not None
 
-    def pending(self, after_seq: int, limit: int) -> list[Pending]:
+    def pending(
+        self, after_seq: int, limit: int, *, max_chunk_bytes: int = 16 * 2**20
+    ) -> list[Pending]:
+        """The next sealed records after ``after_seq`` with their chunks, in outbox order.
+
+        Fewer than ``limit`` when their attachments would pass ``max_chunk_bytes`` (always at
+        least one record), so a batch of photo-laden records stays a few MiB in memory.
+        """
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, record_id, sealed FROM records WHERE state = 'sealed' AND seq > ?"
                 " ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [Pending(seq, record_id, bytes(blob)) for seq, record_id, blob in rows]
+            if not rows:
+                return []
+            marks = ",".join("?" * len(rows))
+            sizes = dict(
+                self._db.execute(
+                    "SELECT record_id, sum(length(chunk)) FROM attachment_chunks"
+                    f" WHERE record_id IN ({marks}) GROUP BY record_id",
+                    [r[1] for r in rows],
+                ).fetchall()
+            )
+            total = 0
+            for count, (_, record_id, _) in enumerate(rows):
+                total += sizes.get(record_id, 0)
+                if count and total > max_chunk_bytes:
+                    rows = rows[:count]
+                    break
+            chunks: dict[str, list[bytes]] = {}
+            if sizes:
+                marks = ",".join("?" * len(rows))
+                for record_id, blob in self._db.execute(
+                    f"SELECT record_id, chunk FROM attachment_chunks WHERE record_id IN ({marks})"
+                    " ORDER BY record_id, name, chunk_index",
+                    [r[1] for r in rows],
+                ):
+                    chunks.setdefault(record_id, []).append(bytes(blob))
+        return [
+            Pending(seq, record_id, bytes(blob), tuple(chunks.get(record_id, ())))
+            for seq, record_id, blob in rows
+        ]
 
     def apply_acks(self, acks: Iterable[data_pb2.RecordAck], *, now: float | None = None) -> None:
         """Record the controller's verdicts in one durable transaction."""
@@ -159,6 +214,10 @@ class Outbox:
                         "UPDATE records SET state = 'acked', acked_at = ?, reject_code = NULL,"
                         " reject_reason = NULL WHERE record_id = ? AND state = 'sealed'",
                         (at, ack.record_id),
+                    )
+                    # The centre holds them now; the device need not keep even the ciphertext.
+                    db.execute(
+                        "DELETE FROM attachment_chunks WHERE record_id = ?", (ack.record_id,)
                     )
                 elif ack.status == Ack.STATUS_REJECTED:
                     db.execute(

@@ -3,16 +3,22 @@ back, and is in the outbox on disk before the caller is told it is saved."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
 from edge.outbox import Outbox
-from muster.crypto import DeviceKey, content_hash, seal_record, upload_public_from_bytes
+from muster.crypto import (
+    DeviceKey,
+    content_hash,
+    seal_attachment,
+    seal_record,
+    upload_public_from_bytes,
+)
 from muster.errors import LicenceError
-from muster.records import RecordPayload
+from muster.records import RecordError, RecordPayload, describe_attachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +44,20 @@ class Sealer:
         self._key: DeviceKey = store.device_key()
         self.sealed_count = 0
 
-    def seal(self, payload: RecordPayload) -> Sealed:
-        """Seal and store; raises ``LicenceError`` (collection refused) or ``StorageError``."""
+    def seal(
+        self, payload: RecordPayload, attachments: Mapping[str, bytes] | None = None
+    ) -> Sealed:
+        """Seal and store; raises ``LicenceError`` (collection refused) or ``StorageError``.
+
+        ``attachments`` are the plaintexts the payload describes; each is sealed on its own and
+        kept beside the record. ``RecordError`` when they do not match the payload's descriptors.
+        """
+        given = dict(attachments or {})
+        if set(given) != set(payload.attachments):
+            raise RecordError("attachment", "记录所列附件与实际附件不符，请重新拍摄或签名后封存")
+        for name, data in given.items():
+            if describe_attachment(name, data) != payload.attachments[name]:
+                raise RecordError("attachment", f"附件“{name}”与记录所列不符，请重新封存")
         verdict = self._guard.verdict
         if not verdict.allowed:
             raise LicenceError(verdict.reason, verdict.message)
@@ -47,17 +65,30 @@ class Sealer:
         if not enrolment.upload_keys:
             raise LicenceError("no_upload_key", "尚未从中心获得上传密钥，请连接网络后重试")
         version = max(int(v) for v in enrolment.upload_keys)
+        upload_key = upload_public_from_bytes(bytes.fromhex(enrolment.upload_keys[str(version)]))
         sealed = seal_record(
             payload.to_bytes(),
             record_id=payload.record_id,
             device_id=enrolment.device_id,
             schema_version=f"{payload.category.value}/{payload.form_version}",
-            upload_key=upload_public_from_bytes(bytes.fromhex(enrolment.upload_keys[str(version)])),
+            upload_key=upload_key,
             key_version=version,
             signing_key=self._key,
             now=self._clock(),
         )
+        chunks = [
+            chunk
+            for name, data in sorted(given.items())
+            for chunk in seal_attachment(
+                data,
+                record_id=payload.record_id,
+                device_id=enrolment.device_id,
+                name=name,
+                upload_key=upload_key,
+                key_version=version,
+            )
+        ]
         digest = content_hash(sealed)
-        self._outbox.add(sealed, digest)
+        self._outbox.add(sealed, digest, chunks=chunks)
         self.sealed_count += 1
         return Sealed(payload.record_id, digest, version)

@@ -7,6 +7,7 @@ category live in ``fields`` and are checked against their form definition.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime
 from enum import StrEnum
@@ -89,11 +90,43 @@ class Person(BaseModel):
 
 
 AUDIT_ACTIONS = frozenset({"entered", "edited", "reviewed", "returned", "signed", "sealed"})
-# Photo and signature travel inside the sealed record; these caps keep one record a few hundred
-# KB at most (base64 characters).
-ATTACHMENT_MAX_CHARS = 400_000
-ATTACHMENTS_MAX_CHARS = 800_000
-ATTACHMENT_NAMES = frozenset({"photo.jpg", "signature.png", "signed_sheet.jpg"})
+# Photo, signature and scanned sheet are sealed apart from the record and sent in chunks
+# (muster/crypto/sealing.py); the record only names them. 8 MiB is several times a good ID photo
+# or a phone scan of an A4 sheet, and bounds what one record can make the centre hold.
+ATTACHMENT_MAX_BYTES = 8 * 1024 * 1024
+ATTACHMENT_MEDIA_TYPES = {
+    "photo.jpg": "image/jpeg",
+    "signature.png": "image/png",
+    "signed_sheet.jpg": "image/jpeg",
+}
+ATTACHMENT_NAMES = frozenset(ATTACHMENT_MEDIA_TYPES)
+
+
+class AttachmentRef(BaseModel):
+    """What a record says about one attachment; the bytes travel sealed on their own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    media_type: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+def describe_attachment(name: str, data: bytes) -> AttachmentRef:
+    """The descriptor of ``data`` as attachment ``name``; ``RecordError`` when it may not go."""
+    if name not in ATTACHMENT_NAMES:
+        raise RecordError("attachment", f"附件“{name}”不是照片、签名或签字确认单，不能上传")
+    if len(data) > ATTACHMENT_MAX_BYTES:
+        raise RecordError(
+            "attachment",
+            f"附件“{name}”有 {len(data) / 2**20:.1f} MB，超过 "
+            f"{ATTACHMENT_MAX_BYTES // 2**20} MB 上限，请重新拍摄或扫描后再封存",
+        )
+    return AttachmentRef(
+        media_type=ATTACHMENT_MEDIA_TYPES[name],
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 class AuditEntry(BaseModel):
@@ -125,7 +158,7 @@ class RecordPayload(BaseModel):
     reviewed_by: str
     relation: str | None = None  # family categories: parent / spouse / child / sibling ...
     audit: tuple[AuditEntry, ...] = ()
-    attachments: dict[str, str] = Field(default_factory=dict)  # name -> base64
+    attachments: dict[str, AttachmentRef] = Field(default_factory=dict)  # sealed separately
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -173,15 +206,13 @@ def _check_audit(payload: RecordPayload) -> None:
 
 
 def _check_attachments(payload: RecordPayload) -> None:
-    total = 0
-    for name, data in payload.attachments.items():
+    for name, ref in payload.attachments.items():
         if name not in ATTACHMENT_NAMES:
-            raise RecordError("attachment", f"附件“{name}”不是照片或签名，不能上传")
-        if len(data) > ATTACHMENT_MAX_CHARS:
+            raise RecordError("attachment", f"附件“{name}”不是照片、签名或签字确认单，不能上传")
+        if ref.size > ATTACHMENT_MAX_BYTES:
             raise RecordError("attachment", f"附件“{name}”过大，请重新拍摄或签名")
-        total += len(data)
-    if total > ATTACHMENTS_MAX_CHARS:
-        raise RecordError("attachment", "附件总量过大，请重新拍摄照片后封存")
+        if ref.media_type != ATTACHMENT_MEDIA_TYPES[name]:
+            raise RecordError("attachment", f"附件“{name}”的类型不符，请升级设备软件")
 
 
 def _check_form(payload: RecordPayload) -> None:

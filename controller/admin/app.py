@@ -3,18 +3,23 @@ No asset comes from the internet: the devices' and admins' networks are private.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.admin.access import admin_of, install_access_control
+from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
 from controller.admin.fleet import fleet_router
+from controller.admin.progress_pages import progress_router
 from controller.db.models import Device, Record
+from muster.crypto import UploadPrivateKey
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -66,7 +71,11 @@ def _view(device: Device) -> DeviceView:
     )
 
 
-def create_admin_app(sessions: sessionmaker[Session]) -> FastAPI:
+def create_admin_app(
+    sessions: sessionmaker[Session],
+    *,
+    upload_keys: Callable[[], Mapping[int, UploadPrivateKey]] | None = None,
+) -> FastAPI:
     app = FastAPI(title="muster admin", version="1")
 
     def list_devices(township: str, online: bool | None, limit: int) -> list[DeviceView]:
@@ -78,25 +87,40 @@ def create_admin_app(sessions: sessionmaker[Session]) -> FastAPI:
                 query = query.where(Device.online == online)
             return [_view(d) for d in session.scalars(query)]
 
-    def summary() -> FleetSummary:
+    def summary(area: str) -> FleetSummary:
+        in_area = Device.township_code.startswith(area)
         with sessions() as session:
-            total = session.scalar(select(func.count()).select_from(Device)) or 0
-            online = session.scalar(select(func.count()).where(Device.online.is_(True))) or 0
-            records = session.scalar(select(func.count()).select_from(Record)) or 0
+            total = session.scalar(select(func.count()).select_from(Device).where(in_area)) or 0
+            online = (
+                session.scalar(select(func.count()).where(Device.online.is_(True), in_area)) or 0
+            )
+            records = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(Record)
+                    .where(Record.township_code.startswith(area))
+                )
+                or 0
+            )
         return FleetSummary(devices=total, online=online, offline=total - online, records=records)
 
     @app.get("/api/v1/devices", response_model=list[DeviceView])
     def api_devices(
+        request: Request,
         township: str = Query("", pattern=r"^\d{0,12}$", description="region code prefix"),
         online: bool | None = None,
         limit: int = Query(1000, ge=1, le=10_000),
     ) -> list[DeviceView]:
-        return list_devices(township, online, limit)
+        return list_devices(admin_of(request).narrow(township), online, limit)
 
     @app.get("/api/v1/summary", response_model=FleetSummary)
-    def api_summary() -> FleetSummary:
-        return summary()
+    def api_summary(request: Request) -> FleetSummary:
+        return summary(admin_of(request).prefix)
 
     app.include_router(fleet_router(sessions))
     app.include_router(codes_router(sessions))
+    app.include_router(progress_router(sessions))
+    install_access_control(app, sessions)  # login, scopes and roles on every route above
+    if upload_keys is not None:  # only a controller holding the upload keys can open photos
+        app.include_router(attachments_router(sessions, upload_keys))
     return app

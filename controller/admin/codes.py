@@ -21,7 +21,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.admin.access import admin_of
 from controller.admin.fleet_i18n import fleet_texts
+from controller.admin_accounts import AccessError, AdminIdentity
 from controller.db.models import EnrollmentCode
 from controller.enrollment import create_enrollment_code
 from controller.revocation import AlreadyRevoked, UnknownDevice, revoke_device
@@ -132,8 +134,10 @@ def _status(code: EnrollmentCode, now: datetime) -> str:
 def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
     router = APIRouter()
 
-    def create(body: CodeRequest, created_by: str) -> NewCode:
+    def create(body: CodeRequest, admin: AdminIdentity) -> NewCode:
         region = parse_township(body.township)
+        admin.require_covers(region.code, f"乡镇 {region.code}")
+        created_by = admin.username
         load_profile(body.profile)
         now = datetime.now(UTC)
         text = create_enrollment_code(
@@ -155,11 +159,14 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
             qr_text=qr_text,
         )
 
-    def listing(limit: int = 200) -> list[CodeView]:
+    def listing(area: str, limit: int = 200) -> list[CodeView]:
         now = datetime.now(UTC)
         with sessions() as session:
             rows = session.scalars(
-                select(EnrollmentCode).order_by(EnrollmentCode.created_at.desc()).limit(limit)
+                select(EnrollmentCode)
+                .where(EnrollmentCode.township_code.startswith(area))
+                .order_by(EnrollmentCode.created_at.desc())
+                .limit(limit)
             ).all()
         return [
             CodeView(
@@ -193,7 +200,7 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
                 "lang": lang,
                 "path": request.url.path,
                 "switch_url": f"{request.url.path}?lang={other}",
-                "codes": listing(),
+                "codes": listing(admin_of(request).prefix),
                 "new": new,
                 "error": error,
                 "form": form or {},
@@ -218,7 +225,9 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
                 profile=form.get("profile", ""),
                 valid_hours=int(form.get("valid_hours") or 168),
             )
-            new = create(body, "admin-ui")
+            new = create(body, admin_of(request))
+        except AccessError:
+            raise  # logged and answered 403 by the access control, not shown as a form error
         except (MusterError, ValueError) as exc:
             message = (
                 "乡镇代码应为12位数字，有效期为1至720小时 (township: 12 digits; 1–720 hours)"
@@ -230,21 +239,27 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
         return page(request, lang, new=new)
 
     @router.post("/api/v1/enrollment-codes", response_model=NewCode, status_code=201)
-    def api_create(body: CodeRequest) -> NewCode:
+    def api_create(request: Request, body: CodeRequest) -> NewCode:
         try:
-            return create(body, "api")
+            return create(body, admin_of(request))
+        except AccessError:
+            raise
         except MusterError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
 
     @router.get("/api/v1/enrollment-codes", response_model=list[CodeView])
-    def api_list(limit: int = Query(200, ge=1, le=5000)) -> list[CodeView]:
-        return listing(limit)
+    def api_list(request: Request, limit: int = Query(200, ge=1, le=5000)) -> list[CodeView]:
+        return listing(admin_of(request).prefix, limit)
 
     @router.post("/api/v1/devices/{device_id}/revoke", response_model=RevokedView)
-    def api_revoke(device_id: str, body: RevokeRequest) -> RevokedView:
+    def api_revoke(request: Request, device_id: str, body: RevokeRequest) -> RevokedView:
         try:
             revoked = revoke_device(
-                sessions, device_id, reason=body.reason, by="api", now=datetime.now(UTC)
+                sessions,
+                device_id,
+                reason=body.reason,
+                by=admin_of(request).username,
+                now=datetime.now(UTC),
             )
         except UnknownDevice as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import fleet_queries as q
+from controller.admin.access import admin_of
 from controller.admin.charts import bar_chart
 from controller.admin.fleet_i18n import fleet_texts
 from controller.commands import OPEN_STATES, issue_command
@@ -173,13 +174,15 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
     # --- API ------------------------------------------------------------------------------
 
     @router.get("/api/v1/regions", response_model=list[RegionView], tags=["fleet"])
-    def api_regions(prefix: str = Query("", pattern=REGION)) -> list[RegionView]:
+    def api_regions(request: Request, prefix: str = Query("", pattern=REGION)) -> list[RegionView]:
         """Counts per child region of ``prefix`` (province → city → county → township)."""
+        prefix = admin_of(request).narrow(prefix)
         with sessions() as session:
             return [RegionView(**vars(row)) for row in q.regions(session, prefix)]
 
     @router.get("/api/v1/alerts", response_model=list[AlertView], tags=["fleet"])
-    def api_alerts(region: str = Query("", pattern=REGION)) -> list[AlertView]:
+    def api_alerts(request: Request, region: str = Query("", pattern=REGION)) -> list[AlertView]:
+        region = admin_of(request).narrow(region)
         with sessions() as session:
             return [
                 AlertView(
@@ -199,10 +202,10 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
         status_code=201,
         tags=["commands"],
     )
-    def api_issue(device_id: str, body: CommandRequest) -> CommandView:
+    def api_issue(request: Request, device_id: str, body: CommandRequest) -> CommandView:
         """Queue a command; it is delivered when the device is (or comes back) online."""
         try:
-            return _command_view(issue(device_id, body, "api"))
+            return _command_view(issue(device_id, body, admin_of(request).username))
         except ConfigError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
 
@@ -247,6 +250,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
         lang: str = Query("zh", pattern=LANG),
         region: str = Query("", pattern=REGION),
     ) -> Response:
+        region = admin_of(request).narrow(region)
         with sessions() as session:
             rows = q.regions(session, region)
             totals = q.totals(session, region)
@@ -274,6 +278,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
         q_: str = Query("", alias="q", max_length=40),
         page_no: int = Query(1, alias="page", ge=1),
     ) -> Response:
+        region = admin_of(request).narrow(region)
         f = q.DeviceFilter(region, state, alerting, q_, page_no)
         with sessions() as session:
             result = q.devices(session, f)
@@ -331,7 +336,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
                 arguments=_parse_arguments(form.get("arguments", "")),
                 expires_in_s=minutes * 60 if minutes else None,
             )
-            issue(device_id, body, "admin-ui")
+            issue(device_id, body, admin_of(request).username)
         except (ConfigError, ValueError) as exc:
             return device_page(request, device_id, lang, error=str(exc), status_code=400)
         return RedirectResponse(f"/devices/{device_id}?lang={lang}", status_code=303)
@@ -342,6 +347,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
         lang: str = Query("zh", pattern=LANG),
         region: str = Query("", pattern=REGION),
     ) -> Response:
+        region = admin_of(request).narrow(region)
         with sessions() as session:
             rows = q.open_alerts(session, region)
         return page(request, "fleet_alerts.html", lang, alerts=rows, region=region)
@@ -354,9 +360,12 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
     ) -> Response:
         now = datetime.now(UTC)
         t = fleet_texts(lang)
+        admin = admin_of(request)
+        region = admin.narrow(region)
         with sessions() as session:
             per_hour = q.records_per_hour(session, now, prefix=region)
-            samples = q.fleet_series(session, now)
+            # The samples count the whole fleet: only a national admin may see them.
+            samples = q.fleet_series(session, now) if not admin.prefix else []
             totals = q.totals(session, region)
         series = [(s.at.strftime("%m-%d %H:%M"), s) for s in samples]
         return page(

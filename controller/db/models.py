@@ -123,6 +123,30 @@ class Record(Base):
     __table_args__ = (Index("ix_records_township_person", "township_code", "id_number"),)
 
 
+class Attachment(Base):
+    """One sealed chunk of a record's photo, signature or scanned sheet, as the device sent it.
+
+    Chunks are kept as they arrive (a resend of the same key changes nothing once verified);
+    ``verified_at`` is set in the transaction that stores the record naming them, after every
+    chunk has been decrypted and the whole matched the size and SHA-256 the record gives. The
+    centre decrypts them again on demand with the upload key.
+    """
+
+    __tablename__ = "attachments"
+
+    record_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    key_version: Mapped[int] = mapped_column(Integer)
+    ephemeral_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column()
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class DeviceEvent(Base):
     __tablename__ = "device_events"
 

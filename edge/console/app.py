@@ -13,7 +13,7 @@ import binascii
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from edge.console.workflow import (
     STATE_NAMES,
     Draft,
     WorkflowError,
+    attachments_of,
     changes_against_initial,
     check,
     edit,
@@ -50,7 +51,7 @@ from edge.licence_guard import Verdict
 from muster.errors import ConfigError, LicenceError, MusterError, StorageError
 from muster.forms import SECTIONS, Problem, current_form
 from muster.forms.codelists import ETHNICITIES, RELATIONS
-from muster.records import CATEGORY_NAMES, Category, RecordPayload
+from muster.records import CATEGORY_NAMES, Category, RecordError, RecordPayload
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,8 @@ class ConsoleServices:
     township_code: str
     township_name: str
     verdict: Callable[[], Verdict]
-    seal: Callable[[RecordPayload], object]  # Sealer.seal: LicenceError / StorageError
+    # Sealer.seal(record, attachment bytes): LicenceError / StorageError / RecordError
+    seal: Callable[[RecordPayload, Mapping[str, bytes]], object]
     already_sealed: Callable[[str], bool]
     read_card: Callable[[float], Awaitable[CardRead | None]] | None = None
     capture_photo: Callable[[], Awaitable[CapturedPhoto]] | None = None
@@ -600,8 +602,8 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
             )
             # A crash between sealing and deleting the draft leaves both: the seal is done.
             if not await asyncio.to_thread(s.already_sealed, record_id):
-                await asyncio.to_thread(s.seal, record)
-        except WorkflowError as exc:
+                await asyncio.to_thread(s.seal, record, attachments_of(draft))
+        except (WorkflowError, RecordError) as exc:
             return record_page(request, session, draft, error=str(exc), status_code=409)
         except LicenceError as exc:
             return record_page(request, session, draft, error=f"采集已暂停：{exc}", status_code=409)

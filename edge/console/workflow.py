@@ -29,11 +29,12 @@ from muster.forms import (
     validate_fields,
 )
 from muster.forms.codelists import ETHNICITIES, POLITICAL_STATUSES, RANK_CLASSES
-from muster.records import AuditEntry, Person, RecordPayload
+from muster.records import AuditEntry, Person, RecordError, RecordPayload, describe_attachment
 
 __all__ = [
     "Draft",
     "WorkflowError",
+    "attachments_of",
     "changes_against_initial",
     "check",
     "edit",
@@ -385,11 +386,12 @@ def to_record(draft: Draft, *, township_code: str, clerk: str, now: dt.datetime)
     if checked.problems:
         raise WorkflowError("invalid", checked.problems[0].message)
     p = draft.person
-    attachments = {"photo.jpg": draft.photo_jpeg}
-    if draft.signature_png:
-        attachments["signature.png"] = draft.signature_png
-    if draft.signed_sheet_jpeg:
-        attachments["signed_sheet.jpg"] = draft.signed_sheet_jpeg
+    try:
+        attachments = {
+            name: describe_attachment(name, data) for name, data in attachments_of(draft).items()
+        }
+    except RecordError as exc:
+        raise WorkflowError("attachment", str(exc)) from None
     return RecordPayload(
         record_id=draft.record_id,
         category=draft.category,  # type: ignore[arg-type]
@@ -408,5 +410,15 @@ def to_record(draft: Draft, *, township_code: str, clerk: str, now: dt.datetime)
         reviewed_by=draft.reviewed_by,
         relation=draft.relation or None,
         audit=(*draft.audit, AuditEntry(at=now, clerk=clerk, action="sealed")),
-        attachments={k: v for k, v in attachments.items() if v},
+        attachments=attachments,
     )
+
+
+def attachments_of(draft: Draft) -> dict[str, bytes]:
+    """The photo, signature and scanned sheet a draft holds, as the bytes to seal beside it."""
+    encoded = {
+        "photo.jpg": draft.photo_jpeg,
+        "signature.png": draft.signature_png,
+        "signed_sheet.jpg": draft.signed_sheet_jpeg,
+    }
+    return {name: base64.b64decode(data) for name, data in encoded.items() if data}

@@ -5,6 +5,11 @@ Upload protocol: one long-lived bidirectional stream. Records go out in outbox o
 ``window`` unacknowledged; each ack is written to the outbox before the record is forgotten. A
 broken stream is simply reopened and everything not yet acked is sent again; the controller
 recognises resends by record id and content hash.
+
+A record's sealed attachment chunks go up just before it, outside the window (HTTP/2 flow
+control paces them). When the controller answers ``STATUS_INCOMPLETE`` (it lacks a chunk), the
+stream is closed once the acks in hand are written and reopened, which sends every unacked record
+and its chunks again.
 """
 
 from __future__ import annotations
@@ -154,6 +159,11 @@ class DataLink:
                     await in_flight.acquire()
                 last_seq = batch[-1].seq
                 outstanding += len(batch)
+                for item in batch:
+                    for chunk in item.chunks:
+                        yield data_pb2.UploadRequest(
+                            chunk=data_pb2.AttachmentChunk.FromString(chunk)
+                        )
                 # The outbox holds the serialised SealedRecord; it goes out as it is.
                 yield data_pb2.UploadRequest(
                     batch=data_pb2.RecordBatch(
@@ -169,12 +179,21 @@ class DataLink:
             outstanding -= len(received)
             for _ in received:
                 in_flight.release()
+            incomplete = [a for a in received if a.status == data_pb2.RecordAck.STATUS_INCOMPLETE]
             # Write acks in groups: one fsync per group, not per record. A crash before the
             # write only means those records are sent again and acknowledged as duplicates.
-            if len(acks) >= 64 or outstanding == 0:
+            if len(acks) >= 64 or outstanding == 0 or incomplete:
                 await self._commit_acks(acks)
                 acks = []
                 backoff.reset()
+            if incomplete:
+                log.warning(
+                    "controller lacks attachments; sending the records again",
+                    records=len(incomplete),
+                    record_id=incomplete[0].record_id,
+                )
+                call.cancel()
+                return
         if acks:
             await self._commit_acks(acks)
 

@@ -1,6 +1,7 @@
 """Cryptography as recipes. This package is the only place that touches ``cryptography.hazmat``.
 
 - ``seal_record`` / ``open_record`` / ``verify_record``: records a device uploads and cannot read.
+- ``seal_attachment`` / ``open_attachment``: a record's photo and signature, sealed in chunks.
 - ``pki``: the controller's CA, device and server certificates.
 - ``licence_signing``: Ed25519 over canonical licence documents.
 """
@@ -27,10 +28,19 @@ from muster.crypto.keys import (
     write_public_file,
     write_secret_file,
 )
-from muster.crypto.sealing import content_hash, open_record, seal_record, verify_record
+from muster.crypto.sealing import (
+    ATTACHMENT_CHUNK_BYTES,
+    content_hash,
+    open_attachment,
+    open_record,
+    seal_attachment,
+    seal_record,
+    verify_record,
+)
 from muster.crypto.signing import sign_ed25519, verify_ed25519
 
 __all__ = [
+    "ATTACHMENT_CHUNK_BYTES",
     "DeviceKey",
     "DevicePublicKey",
     "LicenceAuthorityKey",
@@ -46,8 +56,10 @@ __all__ = [
     "load_device_key",
     "load_licence_authority_key",
     "load_upload_private_key",
+    "open_attachment",
     "open_record",
     "private_key_pem",
+    "seal_attachment",
     "seal_record",
     "sign_ed25519",
     "upload_public_bytes",

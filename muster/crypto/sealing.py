@@ -4,6 +4,13 @@ A record is encrypted to the centre's upload key (ephemeral X25519, HKDF-SHA256,
 with the record id, device id, schema version and key version bound as associated data, then
 signed by the device's P-256 key over every field. ``open_record`` fails with one opaque
 ``SealError`` whatever went wrong, so a probe learns nothing from the error.
+
+Attachments (photo, signature, scanned sheet) are sealed apart from their record with the same
+recipe, in chunks of at most ``ATTACHMENT_CHUNK_BYTES`` of plaintext, so a record stays small and
+a photo travels in pieces a stream can interleave. Their associated data binds record id, device
+id, attachment name, key version and the chunk's index and count: a chunk cannot be moved to
+another record, attachment or position. The record names each attachment's SHA-256, so the
+device's signature over the record covers the attachments too.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -33,6 +40,10 @@ from muster.v1 import data_pb2
 _AAD_LABEL = b"muster.v1.seal\x00"
 _SIGN_LABEL = b"muster.v1.SealedRecord\x00"
 _HKDF_INFO = b"muster.v1.seal.aes256gcm"
+_ATTACHMENT_AAD_LABEL = b"muster.v1.attachment\x00"
+_ATTACHMENT_HKDF_INFO = b"muster.v1.attachment.aes256gcm"
+
+ATTACHMENT_CHUNK_BYTES = 256 * 1024
 
 
 def _lp(value: bytes) -> bytes:
@@ -49,12 +60,14 @@ def _aad(record_id: str, device_id: str, schema_version: str, key_version: int) 
     )
 
 
-def _derive_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+def _derive_key(
+    shared: bytes, ephemeral_public: bytes, recipient_public: bytes, info: bytes = _HKDF_INFO
+) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(),
         length=32,
         salt=ephemeral_public + recipient_public,
-        info=_HKDF_INFO,
+        info=info,
     ).derive(shared)
 
 
@@ -139,3 +152,100 @@ def open_record(
         return AESGCM(aes_key).decrypt(sealed.nonce, sealed.ciphertext, aad)
     except (InvalidTag, ValueError):
         raise SealError("sealed record cannot be opened") from None
+
+
+def _attachment_aad(
+    record_id: str, device_id: str, name: str, key_version: int, index: int, count: int
+) -> bytes:
+    return (
+        _ATTACHMENT_AAD_LABEL
+        + _lp(record_id.encode())
+        + _lp(device_id.encode())
+        + _lp(name.encode())
+        + struct.pack(">III", key_version, index, count)
+    )
+
+
+def seal_attachment(
+    plaintext: bytes,
+    *,
+    record_id: str,
+    device_id: str,
+    name: str,
+    upload_key: UploadPublicKey,
+    key_version: int,
+    chunk_bytes: int = ATTACHMENT_CHUNK_BYTES,
+) -> list[data_pb2.AttachmentChunk]:
+    """Seal one attachment to the upload key as chunks of at most ``chunk_bytes`` plaintext.
+
+    An empty attachment is one empty chunk, so every attachment has at least one.
+    """
+    if not 0 < chunk_bytes <= ATTACHMENT_CHUNK_BYTES:
+        raise ValueError(f"chunk size must be 1..{ATTACHMENT_CHUNK_BYTES} bytes")
+    ephemeral = x25519.X25519PrivateKey.generate()
+    ephemeral_public = upload_public_bytes(ephemeral)
+    aes = AESGCM(
+        _derive_key(
+            ephemeral.exchange(upload_key),
+            ephemeral_public,
+            upload_public_bytes(upload_key),
+            _ATTACHMENT_HKDF_INFO,
+        )
+    )
+    pieces = [plaintext[i : i + chunk_bytes] for i in range(0, len(plaintext), chunk_bytes)]
+    pieces = pieces or [b""]
+    chunks = []
+    for index, piece in enumerate(pieces):
+        nonce = os.urandom(12)
+        aad = _attachment_aad(record_id, device_id, name, key_version, index, len(pieces))
+        chunks.append(
+            data_pb2.AttachmentChunk(
+                record_id=record_id,
+                device_id=device_id,
+                name=name,
+                key_version=key_version,
+                index=index,
+                count=len(pieces),
+                ephemeral_public_key=ephemeral_public,
+                nonce=nonce,
+                ciphertext=aes.encrypt(nonce, piece, aad),
+            )
+        )
+    return chunks
+
+
+def open_attachment(
+    chunks: Sequence[data_pb2.AttachmentChunk], upload_keys: Mapping[int, UploadPrivateKey]
+) -> bytes:
+    """Join and decrypt every chunk of one attachment, given in index order.
+
+    Raises one opaque ``SealError`` when a chunk is missing, foreign, reordered or tampered with.
+    """
+    if not chunks:
+        raise SealError("attachment cannot be opened")
+    first = chunks[0]
+    key = upload_keys.get(first.key_version)
+    if key is None or len(chunks) != first.count:
+        raise SealError("attachment cannot be opened")
+    try:
+        peer = x25519.X25519PublicKey.from_public_bytes(first.ephemeral_public_key)
+        aes = AESGCM(
+            _derive_key(
+                key.exchange(peer),
+                first.ephemeral_public_key,
+                upload_public_bytes(key),
+                _ATTACHMENT_HKDF_INFO,
+            )
+        )
+        parts = []
+        for index, chunk in enumerate(chunks):
+            if chunk.ephemeral_public_key != first.ephemeral_public_key:
+                raise SealError("attachment cannot be opened")
+            # The AAD is built from the expected position, not the chunk's own claim of it.
+            aad = _attachment_aad(
+                first.record_id, first.device_id, first.name, first.key_version, index, first.count
+            )
+            parts.append(aes.decrypt(chunk.nonce, chunk.ciphertext, aad))
+        return b"".join(parts)
+    except (InvalidTag, ValueError):
+        raise SealError("attachment cannot be opened") from None

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from muster.v1 import enrollment_pb2 as muster_dot_v1_dot_enrollment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14muster/v1/data.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1amuster/v1/enrollment.proto\"\xe4\x01\n\x0cSealedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\t\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\x12\x1c\n\x14\x65phemeral_public_key\x18\x05 \x01(\x0c\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\nciphertext\x18\x07 \x01(\x0c\x12-\n\tsealed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\t \x01(\x0c\"7\n\x0bRecordBatch\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.muster.v1.SealedRecord\"l\n\rUploadRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x17.muster.v1.SealedRecordH\x00\x12(\n\x05\x62\x61tch\x18\xac\x02 \x01(\x0b\x32\x16.muster.v1.RecordBatchH\x00\x42\x06\n\x04\x62ody\"\xd0\x01\n\tRecordAck\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.muster.v1.RecordAck.Status\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"^\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n\rSTATUS_STORED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\".\n\x08\x41\x63kBatch\x12\"\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x14.muster.v1.RecordAck\"c\n\x0eUploadResponse\x12#\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x14.muster.v1.RecordAckH\x00\x12$\n\x04\x61\x63ks\x18\xac\x02 \x01(\x0b\x32\x13.muster.v1.AckBatchH\x00\x42\x06\n\x04\x62ody\"i\n\x0cSliceRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\x12\x15\n\rtownship_code\x18\x02 \x01(\t\x12\x16\n\x0eresume_version\x18\x03 \x01(\x04\x12\x14\n\x0cresume_after\x18\x04 \x01(\t\"\xba\x02\n\rSliceManifest\x12\x15\n\rtownship_code\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x05 \x01(\x08\x12-\n\tissued_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x14\n\x0cresume_after\x18\t \x01(\t\x12\x1c\n\x14\x65phemeral_public_key\x18\n \x01(\x0c\x12\x12\n\nwrap_nonce\x18\x0b \x01(\x0c\x12\x13\n\x0bwrapped_key\x18\x0c \x01(\x0c\":\n\x13SignedSliceManifest\x12\x10\n\x08manifest\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"B\n\x0bSlicePerson\x12\x11\n\tid_number\x18\x01 \x01(\t\x12\x0f\n\x07removed\x18\x02 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x03 \x01(\x0c\"5\n\x0bSlicePeople\x12&\n\x06people\x18\x01 \x03(\x0b\x32\x16.muster.v1.SlicePerson\"[\n\tSliceData\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0e\n\x06people\x18\x04 \x01(\r\x12\x0c\n\x04last\x18\x05 \x01(\x08\"n\n\nSliceChunk\x12\x32\n\x08manifest\x18\x01 \x01(\x0b\x32\x1e.muster.v1.SignedSliceManifestH\x00\x12$\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x14.muster.v1.SliceDataH\x00\x42\x06\n\x04\x62ody\"D\n\rHealthRequest\x12\x33\n\x0b\x66ingerprint\x18\x64 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\"\xf1\x01\n\x0eHealthResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0bupload_keys\x18\x02 \x03(\x0b\x32\x14.muster.v1.UploadKey\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x12\x18\n\x10trust_bundle_pem\x18\x64 \x01(\x0c\x12\x16\n\rslice_version\x18\xac\x02 \x01(\x04\x12\x16\n\rslice_revoked\x18\xad\x02 \x01(\x08\x12(\n\x06\x63lerks\x18\x90\x03 \x03(\x0b\x32\x17.muster.v1.ClerkAccount\"_\n\x0c\x43lerkAccount\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x15\n\rpassword_hash\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\"b\n\x13RenewLicenceRequest\x12\x33\n\x0b\x66ingerprint\x18\x01 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\x12\x16\n\x0e\x63urrent_serial\x18\x02 \x01(\t\"F\n\x14RenewLicenceResponse\x12\x0f\n\x07licence\x18\x01 \x01(\x0c\x12\x1d\n\x15licence_authority_key\x18\x02 \x01(\x0c\"\xac\x01\n\x0cOutboxExport\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x15\n\rtownship_code\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x03 \x01(\x0c\x12/\n\x0b\x65xported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07records\x18\x05 \x03(\x0b\x32\x17.muster.v1.SealedRecord2L\n\x07Uploads\x12\x41\n\x06Upload\x12\x18.muster.v1.UploadRequest\x1a\x19.muster.v1.UploadResponse(\x01\x30\x01\x32\x42\n\x06Slices\x12\x38\n\x04Pull\x12\x17.muster.v1.SliceRequest\x1a\x15.muster.v1.SliceChunk0\x01\x32\x98\x01\n\x06\x44\x65vice\x12=\n\x06Health\x12\x18.muster.v1.HealthRequest\x1a\x19.muster.v1.HealthResponse\x12O\n\x0cRenewLicence\x12\x1e.muster.v1.RenewLicenceRequest\x1a\x1f.muster.v1.RenewLicenceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14muster/v1/data.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1amuster/v1/enrollment.proto\"\xe4\x01\n\x0cSealedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\t\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\x12\x1c\n\x14\x65phemeral_public_key\x18\x05 \x01(\x0c\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\nciphertext\x18\x07 \x01(\x0c\x12-\n\tsealed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\t \x01(\x0c\"7\n\x0bRecordBatch\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.muster.v1.SealedRecord\"\xb9\x01\n\x0f\x41ttachmentChunk\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bkey_version\x18\x04 \x01(\r\x12\r\n\x05index\x18\x05 \x01(\r\x12\r\n\x05\x63ount\x18\x06 \x01(\r\x12\x1c\n\x14\x65phemeral_public_key\x18\x07 \x01(\x0c\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x12\n\nciphertext\x18\t \x01(\x0c\"\x9a\x01\n\rUploadRequest\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x17.muster.v1.SealedRecordH\x00\x12(\n\x05\x62\x61tch\x18\xac\x02 \x01(\x0b\x32\x16.muster.v1.RecordBatchH\x00\x12,\n\x05\x63hunk\x18\xd8\x04 \x01(\x0b\x32\x1a.muster.v1.AttachmentChunkH\x00\x42\x06\n\x04\x62ody\"\xe8\x01\n\tRecordAck\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.muster.v1.RecordAck.Status\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"v\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n\rSTATUS_STORED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\x12\x16\n\x11STATUS_INCOMPLETE\x10\xd8\x04\".\n\x08\x41\x63kBatch\x12\"\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x14.muster.v1.RecordAck\"c\n\x0eUploadResponse\x12#\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x14.muster.v1.RecordAckH\x00\x12$\n\x04\x61\x63ks\x18\xac\x02 \x01(\x0b\x32\x13.muster.v1.AckBatchH\x00\x42\x06\n\x04\x62ody\"i\n\x0cSliceRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\x12\x15\n\rtownship_code\x18\x02 \x01(\t\x12\x16\n\x0eresume_version\x18\x03 \x01(\x04\x12\x14\n\x0cresume_after\x18\x04 \x01(\t\"\xba\x02\n\rSliceManifest\x12\x15\n\rtownship_code\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12\x0c\n\x04\x66ull\x18\x05 \x01(\x08\x12-\n\tissued_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x14\n\x0cresume_after\x18\t \x01(\t\x12\x1c\n\x14\x65phemeral_public_key\x18\n \x01(\x0c\x12\x12\n\nwrap_nonce\x18\x0b \x01(\x0c\x12\x13\n\x0bwrapped_key\x18\x0c \x01(\x0c\":\n\x13SignedSliceManifest\x12\x10\n\x08manifest\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"B\n\x0bSlicePerson\x12\x11\n\tid_number\x18\x01 \x01(\t\x12\x0f\n\x07removed\x18\x02 \x01(\x08\x12\x0f\n\x07\x64\x65tails\x18\x03 \x01(\x0c\"5\n\x0bSlicePeople\x12&\n\x06people\x18\x01 \x03(\x0b\x32\x16.muster.v1.SlicePerson\"[\n\tSliceData\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0e\n\x06people\x18\x04 \x01(\r\x12\x0c\n\x04last\x18\x05 \x01(\x08\"n\n\nSliceChunk\x12\x32\n\x08manifest\x18\x01 \x01(\x0b\x32\x1e.muster.v1.SignedSliceManifestH\x00\x12$\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x14.muster.v1.SliceDataH\x00\x42\x06\n\x04\x62ody\"D\n\rHealthRequest\x12\x33\n\x0b\x66ingerprint\x18\x64 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\"\xa7\x02\n\x0eHealthResponse\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0bupload_keys\x18\x02 \x03(\x0b\x32\x14.muster.v1.UploadKey\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x12\x18\n\x10trust_bundle_pem\x18\x64 \x01(\x0c\x12\x16\n\rslice_version\x18\xac\x02 \x01(\x04\x12\x16\n\rslice_revoked\x18\xad\x02 \x01(\x08\x12(\n\x06\x63lerks\x18\x90\x03 \x03(\x0b\x32\x17.muster.v1.ClerkAccount\x12\x34\n\x10returned_records\x18\xf4\x03 \x03(\x0b\x32\x19.muster.v1.ReturnedRecord\"\x85\x01\n\x0eReturnedRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0breturned_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x0c\x43lerkAccount\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x15\n\rpassword_hash\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\"b\n\x13RenewLicenceRequest\x12\x33\n\x0b\x66ingerprint\x18\x01 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\x12\x16\n\x0e\x63urrent_serial\x18\x02 \x01(\t\"F\n\x14RenewLicenceResponse\x12\x0f\n\x07licence\x18\x01 \x01(\x0c\x12\x1d\n\x15licence_authority_key\x18\x02 \x01(\x0c\"\xac\x01\n\x0cOutboxExport\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x15\n\rtownship_code\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x03 \x01(\x0c\x12/\n\x0b\x65xported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07records\x18\x05 \x03(\x0b\x32\x17.muster.v1.SealedRecord2L\n\x07Uploads\x12\x41\n\x06Upload\x12\x18.muster.v1.UploadRequest\x1a\x19.muster.v1.UploadResponse(\x01\x30\x01\x32\x42\n\x06Slices\x12\x38\n\x04Pull\x12\x17.muster.v1.SliceRequest\x1a\x15.muster.v1.SliceChunk0\x01\x32\x98\x01\n\x06\x44\x65vice\x12=\n\x06Health\x12\x18.muster.v1.HealthRequest\x1a\x19.muster.v1.HealthResponse\x12O\n\x0cRenewLicence\x12\x1e.muster.v1.RenewLicenceRequest\x1a\x1f.muster.v1.RenewLicenceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,46 +37,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEALEDRECORD']._serialized_end=325
   _globals['_RECORDBATCH']._serialized_start=327
   _globals['_RECORDBATCH']._serialized_end=382
-  _globals['_UPLOADREQUEST']._serialized_start=384
-  _globals['_UPLOADREQUEST']._serialized_end=492
-  _globals['_RECORDACK']._serialized_start=495
-  _globals['_RECORDACK']._serialized_end=703
-  _globals['_RECORDACK_STATUS']._serialized_start=609
-  _globals['_RECORDACK_STATUS']._serialized_end=703
-  _globals['_ACKBATCH']._serialized_start=705
-  _globals['_ACKBATCH']._serialized_end=751
-  _globals['_UPLOADRESPONSE']._serialized_start=753
-  _globals['_UPLOADRESPONSE']._serialized_end=852
-  _globals['_SLICEREQUEST']._serialized_start=854
-  _globals['_SLICEREQUEST']._serialized_end=959
-  _globals['_SLICEMANIFEST']._serialized_start=962
-  _globals['_SLICEMANIFEST']._serialized_end=1276
-  _globals['_SIGNEDSLICEMANIFEST']._serialized_start=1278
-  _globals['_SIGNEDSLICEMANIFEST']._serialized_end=1336
-  _globals['_SLICEPERSON']._serialized_start=1338
-  _globals['_SLICEPERSON']._serialized_end=1404
-  _globals['_SLICEPEOPLE']._serialized_start=1406
-  _globals['_SLICEPEOPLE']._serialized_end=1459
-  _globals['_SLICEDATA']._serialized_start=1461
-  _globals['_SLICEDATA']._serialized_end=1552
-  _globals['_SLICECHUNK']._serialized_start=1554
-  _globals['_SLICECHUNK']._serialized_end=1664
-  _globals['_HEALTHREQUEST']._serialized_start=1666
-  _globals['_HEALTHREQUEST']._serialized_end=1734
-  _globals['_HEALTHRESPONSE']._serialized_start=1737
-  _globals['_HEALTHRESPONSE']._serialized_end=1978
-  _globals['_CLERKACCOUNT']._serialized_start=1980
-  _globals['_CLERKACCOUNT']._serialized_end=2075
-  _globals['_RENEWLICENCEREQUEST']._serialized_start=2077
-  _globals['_RENEWLICENCEREQUEST']._serialized_end=2175
-  _globals['_RENEWLICENCERESPONSE']._serialized_start=2177
-  _globals['_RENEWLICENCERESPONSE']._serialized_end=2247
-  _globals['_OUTBOXEXPORT']._serialized_start=2250
-  _globals['_OUTBOXEXPORT']._serialized_end=2422
-  _globals['_UPLOADS']._serialized_start=2424
-  _globals['_UPLOADS']._serialized_end=2500
-  _globals['_SLICES']._serialized_start=2502
-  _globals['_SLICES']._serialized_end=2568
-  _globals['_DEVICE']._serialized_start=2571
-  _globals['_DEVICE']._serialized_end=2723
+  _globals['_ATTACHMENTCHUNK']._serialized_start=385
+  _globals['_ATTACHMENTCHUNK']._serialized_end=570
+  _globals['_UPLOADREQUEST']._serialized_start=573
+  _globals['_UPLOADREQUEST']._serialized_end=727
+  _globals['_RECORDACK']._serialized_start=730
+  _globals['_RECORDACK']._serialized_end=962
+  _globals['_RECORDACK_STATUS']._serialized_start=844
+  _globals['_RECORDACK_STATUS']._serialized_end=962
+  _globals['_ACKBATCH']._serialized_start=964
+  _globals['_ACKBATCH']._serialized_end=1010
+  _globals['_UPLOADRESPONSE']._serialized_start=1012
+  _globals['_UPLOADRESPONSE']._serialized_end=1111
+  _globals['_SLICEREQUEST']._serialized_start=1113
+  _globals['_SLICEREQUEST']._serialized_end=1218
+  _globals['_SLICEMANIFEST']._serialized_start=1221
+  _globals['_SLICEMANIFEST']._serialized_end=1535
+  _globals['_SIGNEDSLICEMANIFEST']._serialized_start=1537
+  _globals['_SIGNEDSLICEMANIFEST']._serialized_end=1595
+  _globals['_SLICEPERSON']._serialized_start=1597
+  _globals['_SLICEPERSON']._serialized_end=1663
+  _globals['_SLICEPEOPLE']._serialized_start=1665
+  _globals['_SLICEPEOPLE']._serialized_end=1718
+  _globals['_SLICEDATA']._serialized_start=1720
+  _globals['_SLICEDATA']._serialized_end=1811
+  _globals['_SLICECHUNK']._serialized_start=1813
+  _globals['_SLICECHUNK']._serialized_end=1923
+  _globals['_HEALTHREQUEST']._serialized_start=1925
+  _globals['_HEALTHREQUEST']._serialized_end=1993
+  _globals['_HEALTHRESPONSE']._serialized_start=1996
+  _globals['_HEALTHRESPONSE']._serialized_end=2291
+  _globals['_RETURNEDRECORD']._serialized_start=2294
+  _globals['_RETURNEDRECORD']._serialized_end=2427
+  _globals['_CLERKACCOUNT']._serialized_start=2429
+  _globals['_CLERKACCOUNT']._serialized_end=2524
+  _globals['_RENEWLICENCEREQUEST']._serialized_start=2526
+  _globals['_RENEWLICENCEREQUEST']._serialized_end=2624
+  _globals['_RENEWLICENCERESPONSE']._serialized_start=2626
+  _globals['_RENEWLICENCERESPONSE']._serialized_end=2696
+  _globals['_OUTBOXEXPORT']._serialized_start=2699
+  _globals['_OUTBOXEXPORT']._serialized_end=2871
+  _globals['_UPLOADS']._serialized_start=2873
+  _globals['_UPLOADS']._serialized_end=2949
+  _globals['_SLICES']._serialized_start=2951
+  _globals['_SLICES']._serialized_end=3017
+  _globals['_DEVICE']._serialized_start=3020
+  _globals['_DEVICE']._serialized_end=3172
 # @@protoc_insertion_point(module_scope)

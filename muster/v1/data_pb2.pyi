@@ -99,26 +99,82 @@ class RecordBatch(_message.Message):
 Global___RecordBatch: _TypeAlias = RecordBatch  # noqa: Y015
 
 @_typing.final
+class AttachmentChunk(_message.Message):
+    """One piece of an attachment (photo, signature, scanned sheet) sealed apart from its record:
+    ephemeral X25519 + HKDF-SHA256 + AES-256-GCM to the upload key, one ephemeral key per
+    attachment, with (record_id, device_id, name, key_version, index, count) as associated data.
+    The record's payload names each attachment with its size and the SHA-256 of its plaintext, and
+    the device signature over the record covers that, so chunks carry no signature of their own.
+    Chunks go up the Upload stream before the record that names them; at most 256 KiB of
+    plaintext each.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    KEY_VERSION_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    device_id: _builtins.str
+    name: _builtins.str
+    key_version: _builtins.int
+    index: _builtins.int
+    count: _builtins.int
+    ephemeral_public_key: _builtins.bytes
+    nonce: _builtins.bytes
+    ciphertext: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        key_version: _builtins.int = ...,
+        index: _builtins.int = ...,
+        count: _builtins.int = ...,
+        ephemeral_public_key: _builtins.bytes = ...,
+        nonce: _builtins.bytes = ...,
+        ciphertext: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "count", b"count", "device_id", b"device_id", "ephemeral_public_key", b"ephemeral_public_key", "index", b"index", "key_version", b"key_version", "name", b"name", "nonce", b"nonce", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentChunk: _TypeAlias = AttachmentChunk  # noqa: Y015
+
+@_typing.final
 class UploadRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORD_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def record(self) -> Global___SealedRecord: ...
     @_builtins.property
     def batch(self) -> Global___RecordBatch: ...
+    @_builtins.property
+    def chunk(self) -> Global___AttachmentChunk: ...
     def __init__(
         self,
         *,
         record: Global___SealedRecord | None = ...,
         batch: Global___RecordBatch | None = ...,
+        chunk: Global___AttachmentChunk | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "body", b"body", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "body", b"body", "chunk", b"chunk", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "body", b"body", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "body", b"body", "chunk", b"chunk", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["record", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["record", "batch", "chunk"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -141,6 +197,10 @@ class RecordAck(_message.Message):
         """committed before: the resend is acknowledged, not stored again"""
         STATUS_REJECTED: RecordAck._Status.ValueType  # 3
         """not stored; keep it and show the reason"""
+        STATUS_INCOMPLETE: RecordAck._Status.ValueType  # 600
+        """Not stored yet: an attachment the record names has not (completely) arrived. Nothing is
+        wrong with the record; the device keeps it and sends the chunks and the record again.
+        """
 
     class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
     STATUS_UNSPECIFIED: RecordAck.Status.ValueType  # 0
@@ -150,6 +210,10 @@ class RecordAck(_message.Message):
     """committed before: the resend is acknowledged, not stored again"""
     STATUS_REJECTED: RecordAck.Status.ValueType  # 3
     """not stored; keep it and show the reason"""
+    STATUS_INCOMPLETE: RecordAck.Status.ValueType  # 600
+    """Not stored yet: an attachment the record names has not (completely) arrived. Nothing is
+    wrong with the record; the device keeps it and sends the chunks and the record again.
+    """
 
     RECORD_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
@@ -488,6 +552,7 @@ class HealthResponse(_message.Message):
     SLICE_VERSION_FIELD_NUMBER: _builtins.int
     SLICE_REVOKED_FIELD_NUMBER: _builtins.int
     CLERKS_FIELD_NUMBER: _builtins.int
+    RETURNED_RECORDS_FIELD_NUMBER: _builtins.int
     revoked: _builtins.bool
     trust_bundle_pem: _builtins.bytes
     """Every CA certificate the device should trust (PEM, concatenated); grows during a CA rotation."""
@@ -503,6 +568,12 @@ class HealthResponse(_message.Message):
     def clerks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClerkAccount]:
         """The township's clerk accounts for the device's console (the whole list, every time)."""
 
+    @_builtins.property
+    def returned_records(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReturnedRecord]:
+        """Records the county sent back for correction (S-09), with its reason: the township's whole
+        list, every time. A record leaves the list when its corrected record arrives.
+        """
+
     def __init__(
         self,
         *,
@@ -513,14 +584,47 @@ class HealthResponse(_message.Message):
         slice_version: _builtins.int = ...,
         slice_revoked: _builtins.bool = ...,
         clerks: _abc.Iterable[Global___ClerkAccount] | None = ...,
+        returned_records: _abc.Iterable[Global___ReturnedRecord] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clerks", b"clerks", "revoked", b"revoked", "server_time", b"server_time", "slice_revoked", b"slice_revoked", "slice_version", b"slice_version", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clerks", b"clerks", "returned_records", b"returned_records", "revoked", b"revoked", "server_time", b"server_time", "slice_revoked", b"slice_revoked", "slice_version", b"slice_version", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthResponse: _TypeAlias = HealthResponse  # noqa: Y015
+
+@_typing.final
+class ReturnedRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RETURNED_AT_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    id_number: _builtins.str
+    name: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def returned_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        returned_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["returned_at", b"returned_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_number", b"id_number", "name", b"name", "reason", b"reason", "record_id", b"record_id", "returned_at", b"returned_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnedRecord: _TypeAlias = ReturnedRecord  # noqa: Y015
 
 @_typing.final
 class ClerkAccount(_message.Message):

@@ -14,12 +14,15 @@ from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
+from controller.admin_accounts import add_admin
 from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
 from provisioning.pki_store import ControllerPki, ensure_controller_pki
+from tests.fixtures.admin_login import login
 from tests.fixtures.components import free_port, require, wait_for_port
 from tests.unit.test_enrollment import request
 
+PASSWORD = "Ops-passw0rd"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -42,6 +45,7 @@ def admin(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], Controll
     sessions = session_factory(engine)
     with sessions.begin() as session:
         publish_upload_keys(session, pki, now)
+        add_admin(session, username="ops", role="ministry", region="", password=PASSWORD, now=now)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_admin_app(sessions), host="127.0.0.1", port=port, log_level="error")
@@ -72,6 +76,7 @@ def test_admin_creates_a_code_shown_as_text_and_qr_and_sees_it_used(
     by that device. A bad township is refused on the page with a message, creating nothing."""
     base, sessions, pki = admin
     page = browser.new_page()
+    login(page, base, "ops", PASSWORD)
     page.goto(f"{base}/codes")
     assert page.locator("h1").inner_text() == "设备注册码"
 

@@ -9,6 +9,7 @@ with its audit, photo and signature. Screenshots land in artifacts/screenshots/c
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -17,10 +18,15 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
 
+from controller.db.models import Attachment
+from controller.ingest import attachment_chunk
 from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_cards
 from muster.classified import ADVICE
+from muster.crypto import open_attachment
+from provisioning.pki_store import load_upload_keys
 from tests.fixtures.components import free_port, require, wait_for_port
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -178,6 +184,26 @@ def controller_payloads(controller: ControllerProcess) -> list[dict[str, Any]]:
     finally:
         engine.dispose()
     return [json.loads(p) if isinstance(p, str) else p for (p,) in rows]
+
+
+def controller_attachment(controller: ControllerProcess, record_id: str, name: str) -> bytes:
+    """An attachment as the centre holds it: verified chunks, opened with its upload keys."""
+    engine = create_engine(f"sqlite:///{controller.data_dir / 'controller.db'}")
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(
+                select(Attachment)
+                .where(
+                    Attachment.record_id == record_id,
+                    Attachment.name == name,
+                    Attachment.verified_at.is_not(None),
+                )
+                .order_by(Attachment.chunk_index)
+            ).all()
+            chunks = [attachment_chunk(row) for row in rows]
+    finally:
+        engine.dispose()
+    return open_attachment(chunks, load_upload_keys(controller.data_dir / "pki"))
 
 
 def test_enter_review_sign_seal_in_chromium(
@@ -340,6 +366,12 @@ def test_enter_review_sign_seal_in_chromium(
         entered = next(a for a in payload["audit"] if a["action"] == "entered")
         assert "political_status" in entered["changes"], "the change against the initial data"
         assert set(payload["attachments"]) == {"photo.jpg", "signature.png"}
+        for name, ref in payload["attachments"].items():
+            data = controller_attachment(controller, payload["record_id"], name)
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (ref["size"], ref["sha256"])
+        assert controller_attachment(controller, payload["record_id"], "photo.jpg")[:2] == (
+            b"\xff\xd8"
+        ), "the photo arrives as the JPEG the camera took"
         assert payload["fields"]["main_requests"] == "希望解决看病报销比例低的问题"
     assert stored[0]["fields"]["service_unit"] == "陆军"
     assert stored[2]["relation"] == "父母"

@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from edge.simulators.fleet import FleetShape, FleetSimulator
 from muster.fleet_layout import simulated_fleet
 from muster.region_names import region_name
+from tests.fixtures.admin_login import login
 from tests.fixtures.components import require
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -98,6 +99,8 @@ def test_admin_finds_an_offline_device_and_commands_an_online_one(
         "the simulated fleet online",
     )
     page = chromium.new_page()
+    controller.add_admin("ops-ui", "ministry", "", "Ops-passw0rd")
+    login(page, controller.admin_url, "ops-ui", "Ops-passw0rd")
     page.goto(controller.admin_url + "/")
     expect(page.locator("h1")).to_have_text("按地区查看设备")
     expect(page.get_by_test_id("count-devices")).to_contain_text(str(DEVICES))

@@ -18,6 +18,7 @@ def send(
 ) -> dict[str, Any]:
     response = httpx.post(
         f"{controller.admin_url}/api/v1/devices/{device_id}/commands",
+        headers=controller.auth,
         json={"kind": kind, "arguments": arguments},
         timeout=10,
     )
@@ -27,7 +28,9 @@ def send(
 
 
 def command(controller: ControllerProcess, command_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{controller.admin_url}/api/v1/commands/{command_id}", timeout=10)
+    response = httpx.get(
+        f"{controller.admin_url}/api/v1/commands/{command_id}", headers=controller.auth, timeout=10
+    )
     response.raise_for_status()
     found: dict[str, Any] = response.json()
     return found
@@ -103,12 +106,15 @@ def test_commands_are_acked_with_their_results(
     # A bad command is refused before anything is stored or sent.
     bad = httpx.post(
         f"{controller.admin_url}/api/v1/devices/{edge.device_id}/commands",
+        headers=controller.auth,
         json={"kind": "set-log-level", "arguments": {"level": "LOUD"}},
         timeout=10,
     )
     assert bad.status_code == 422 and "level" in bad.json()["detail"]
     listed = httpx.get(
-        f"{controller.admin_url}/api/v1/devices/{edge.device_id}/commands", timeout=10
+        f"{controller.admin_url}/api/v1/devices/{edge.device_id}/commands",
+        headers=controller.auth,
+        timeout=10,
     ).json()
     assert len(listed) == 5
 
@@ -137,6 +143,7 @@ def test_command_waits_for_an_offline_device_and_restart_exits_cleanly(
     waiting = send(controller, edge.device_id, "upload-logs")
     short = httpx.post(
         f"{controller.admin_url}/api/v1/devices/{edge.device_id}/commands",
+        headers=controller.auth,
         json={"kind": "set-log-level", "arguments": {"level": "DEBUG"}, "expires_in_s": 2},
         timeout=10,
     ).json()
@@ -179,6 +186,7 @@ def test_wipe_erases_identity_and_outbox_after_acking(
     )
     unconfirmed = httpx.post(
         f"{controller.admin_url}/api/v1/devices/{edge.device_id}/commands",
+        headers=controller.auth,
         json={"kind": "wipe"},
         timeout=10,
     )

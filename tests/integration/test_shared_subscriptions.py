@@ -19,7 +19,9 @@ EVENTS = 2000
 
 
 def received(controller: ControllerProcess) -> int:
-    stats = httpx.get(f"{controller.admin_url}/api/v1/telemetry", timeout=10).json()
+    stats = httpx.get(
+        f"{controller.admin_url}/api/v1/telemetry", headers=controller.auth, timeout=10
+    ).json()
     return int(stats["messages_received"])
 
 
@@ -56,7 +58,9 @@ def test_two_controllers_split_the_load_without_loss_or_doubles(
     )
     wait_until(
         lambda: all(
-            httpx.get(f"{c.admin_url}/api/v1/telemetry", timeout=5).json()["connected"]
+            httpx.get(f"{c.admin_url}/api/v1/telemetry", headers=c.auth, timeout=5).json()[
+                "connected"
+            ]
             for c in (first, second)
         ),
         30,

@@ -136,7 +136,7 @@ def make_app(
         township_code="370902001000",
         township_name="泰山区 001 乡镇",
         verdict=lambda: verdict,
-        seal=sealed.append,
+        seal=lambda record, attachments: sealed.append(record),
         already_sealed=lambda record_id: False,
         clock=Clock(),
     )

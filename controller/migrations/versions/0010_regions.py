@@ -130,9 +130,7 @@ def upgrade() -> None:
     with op.batch_alter_table("review_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_review_events_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_review_events_at"), ["at"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_review_events_record_id"), ["record_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_review_events_record_id"), ["record_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_review_events_township_code"), ["township_code"], unique=False
         )

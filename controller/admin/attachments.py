@@ -1,0 +1,85 @@
+"""A stored record's photo, signature or scanned sheet, decrypted for the centre.
+
+The chunks stay sealed in the database as the device sent them; this route joins and opens them
+with the upload keys on each request and checks the result against the size and SHA-256 the
+record names, so what an admin downloads is exactly what the clerk sealed. Region scopes apply
+through the ``record_id`` in the path (controller/admin/access.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Attachment, Record
+from controller.ingest import attachment_chunk
+from muster.crypto import UploadPrivateKey, open_attachment
+from muster.errors import SealError
+from muster.records import ATTACHMENT_MEDIA_TYPES, AttachmentRef
+
+
+def attachments_router(
+    sessions: sessionmaker[Session],
+    upload_keys: Callable[[], Mapping[int, UploadPrivateKey]],
+) -> APIRouter:
+    router = APIRouter()
+
+    def load(record_id: str, name: str) -> tuple[bytes, str]:
+        with sessions() as session:
+            record = session.get(Record, record_id)
+            if record is None:
+                raise HTTPException(404, f"没有记录 {record_id}")
+            described = record.payload.get("attachments", {}).get(name)
+            if described is None:
+                raise HTTPException(404, f"记录 {record_id} 没有附件“{name}”")
+            ref = AttachmentRef.model_validate(described)
+            rows = session.scalars(
+                select(Attachment)
+                .where(
+                    Attachment.record_id == record_id,
+                    Attachment.name == name,
+                    Attachment.verified_at.is_not(None),
+                )
+                .order_by(Attachment.chunk_index)
+            ).all()
+            chunks = [attachment_chunk(row) for row in rows]
+        try:
+            data = open_attachment(chunks, upload_keys())
+        except SealError:
+            # Verified at ingest, so only a lost upload key or a damaged database gets here.
+            raise HTTPException(
+                500, f"记录 {record_id} 的附件“{name}”无法解密：请检查上传密钥是否齐全"
+            ) from None
+        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise HTTPException(500, f"记录 {record_id} 的附件“{name}”与记录不符：数据库可能已损坏")
+        return data, ref.media_type
+
+    @router.get(
+        "/api/v1/records/{record_id}/attachments/{name}",
+        response_class=Response,
+        responses={200: {"content": {t: {} for t in set(ATTACHMENT_MEDIA_TYPES.values())}}},
+    )
+    def api_attachment(
+        record_id: str = Path(max_length=40),
+        name: str = Path(description="photo.jpg, signature.png or signed_sheet.jpg"),
+    ) -> Response:
+        if name not in ATTACHMENT_MEDIA_TYPES:
+            raise HTTPException(
+                404, f"附件名“{name}”无效：可取 {', '.join(sorted(ATTACHMENT_MEDIA_TYPES))}"
+            )
+        data, media_type = load(record_id, name)
+        return Response(
+            data,
+            media_type=media_type,
+            headers={
+                "Content-Disposition": f'inline; filename="{record_id}-{name}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    return router

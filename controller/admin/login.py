@@ -1,0 +1,157 @@
+"""Logging in and out of the admin pages, and who the current admin is.
+
+``POST /login`` checks the password (scrypt, see controller/admin_accounts.py) and sets an
+HttpOnly, SameSite=Strict session cookie: the browser never sends it with a request another
+site started, which is what keeps the pages' forms safe from cross-site posts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.access import SESSION_COOKIE, admin_of
+from controller.admin.fleet_i18n import fleet_texts
+from controller.admin.progress_i18n import progress_texts
+from controller.admin_accounts import (
+    ABSOLUTE_TIMEOUT,
+    ACTIONS,
+    PERMISSIONS,
+    ROLES,
+    AccessDenied,
+    login,
+    logout,
+    record_denial,
+)
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+LANG = "^(zh|en)$"
+
+
+class MeView(BaseModel):
+    username: str
+    role: str
+    role_name: str
+    region: str
+    may: list[str]
+
+
+def _safe_next(target: str) -> str:
+    # Only a path on this site: never an absolute URL someone slipped into the link.
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def login_router(sessions: sessionmaker[Session]) -> APIRouter:
+    router = APIRouter()
+
+    def form(
+        request: Request, lang: str, next_: str, error: str = "", status_code: int = 200
+    ) -> Response:
+        other = "en" if lang == "zh" else "zh"
+        return TEMPLATES.TemplateResponse(
+            request,
+            "login.html",
+            {
+                "t": {**fleet_texts(lang), **progress_texts(lang)},
+                "lang": lang,
+                "path": "/login",
+                "switch_url": f"/login?lang={other}&next={next_}",
+                "next": _safe_next(next_),
+                "error": error,
+            },
+            status_code=status_code,
+        )
+
+    @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(
+        request: Request,
+        lang: str = Query("zh", pattern=LANG),
+        next_: str = Query("/", alias="next", max_length=500),
+    ) -> Response:
+        return form(request, lang, next_)
+
+    @router.post("/login", include_in_schema=False)
+    async def login_submit(request: Request) -> Response:
+        fields = {k: v[-1] for k, v in parse_qs((await request.body()).decode()).items()}
+        lang = fields.get("lang") if fields.get("lang") in ("zh", "en") else "zh"
+        assert lang is not None
+        username = fields.get("username", "").strip()[:32]
+        target = _safe_next(fields.get("next", "/"))
+        now = datetime.now(UTC)
+        try:
+            with sessions.begin() as session:
+                cookie, _admin = login(session, username, fields.get("password", ""), now)
+        except AccessDenied as exc:
+            with sessions.begin() as session:
+                record_denial(
+                    session,
+                    username=username,
+                    method="POST",
+                    path="/login",
+                    reason=str(exc),
+                    now=now,
+                )
+            return form(request, lang, target, error=str(exc), status_code=401)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=int(ABSOLUTE_TIMEOUT.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    # A plain link: the SameSite=Strict cookie never comes with a request another site
+    # started, so a foreign page cannot sign anybody out.
+    @router.get("/logout", include_in_schema=False)
+    @router.post("/logout", include_in_schema=False)
+    def logout_submit(request: Request) -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if cookie:
+            with sessions.begin() as session:
+                logout(session, cookie)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    def me(request: Request) -> MeView:
+        admin = admin_of(request)
+        return MeView(
+            username=admin.username,
+            role=admin.role,
+            role_name=ROLES[admin.role],
+            region=admin.prefix,
+            may=sorted(PERMISSIONS[admin.role]),
+        )
+
+    @router.get("/api/v1/me", response_model=MeView, tags=["admin"])
+    def api_me(request: Request) -> MeView:
+        """The admin this token or session belongs to: role, region prefix, what they may do."""
+        return me(request)
+
+    @router.get("/me", response_class=HTMLResponse, include_in_schema=False)
+    def me_page(request: Request, lang: str = Query("zh", pattern=LANG)) -> Response:
+        other = "en" if lang == "zh" else "zh"
+        return TEMPLATES.TemplateResponse(
+            request,
+            "me.html",
+            {
+                "t": {**fleet_texts(lang), **progress_texts(lang)},
+                "lang": lang,
+                "path": "/me",
+                "switch_url": f"/me?lang={other}",
+                "me": me(request),
+                "actions": ACTIONS,
+            },
+        )
+
+    return router

@@ -1,0 +1,325 @@
+"""``muster controller admin|regions|dataset ...``: central admin accounts, the region tree and
+the data sets sent up the hierarchy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import Session
+
+from controller.settings import ControllerSettings
+from muster.errors import ConfigError
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> ControllerSettings:
+    given: dict[str, object] = {}
+    if data_dir is not None:
+        given["data_dir"] = data_dir
+    if database_url:
+        given["database_url"] = database_url
+    return ControllerSettings(**given)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
+    from controller.db import make_engine, migrate, session_factory
+
+    settings = _settings(data_dir, database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            yield session
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+_data_dir = click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="the controller's data dir (var/controller)"
+)
+_database_url = click.option("--database-url", help="default: SQLite in the data dir")
+
+
+@click.group()
+def admin() -> None:
+    """Central admin accounts: role, region, password, API token."""
+
+
+@admin.command("add")
+@click.option("--username", required=True, help="login name, e.g. wang.fang")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(
+        ["ministry", "province", "city", "county", "township", "auditor", "technician"]
+    ),
+)
+@click.option(
+    "--region",
+    default="",
+    help="region prefix of the admin's area: 37 (province), 3709 (city), 370902 (county), "
+    "370902001 (township); empty for the ministry",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="read the password from this file (first line) instead of prompting; '-' is stdin",
+)
+@_data_dir
+@_database_url
+def add(
+    username: str,
+    role: str,
+    region: str,
+    password_file: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Add an admin, or reset an existing one's role, region and password."""
+    from controller.admin_accounts import ROLES, add_admin
+
+    if password_file is not None:
+        password = password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+    elif not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("密码 (password)", hide_input=True, confirmation_prompt=True)
+    with _session(data_dir, database_url) as session:
+        add_admin(
+            session,
+            username=username,
+            role=role,
+            region=region,
+            password=password,
+            now=datetime.now(UTC),
+        )
+    click.echo(f"已保存管理员 {username}：{ROLES[role]}，管辖范围 {region or '全国'}")
+
+
+@admin.command("token")
+@click.option("--username", required=True)
+@_data_dir
+@_database_url
+def token(username: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Print a new API token for scripts (the previous one stops working). Use it as
+    ``Authorization: Bearer TOKEN``."""
+    from controller.admin_accounts import issue_token
+
+    with _session(data_dir, database_url) as session:
+        value = issue_token(session, username, datetime.now(UTC))
+    click.echo(value)
+
+
+@admin.command("disable")
+@click.option("--username", required=True)
+@_data_dir
+@_database_url
+def disable(username: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Disable an admin: sessions end and the API token stops working at once."""
+    from controller.admin_accounts import disable_admin
+
+    with _session(data_dir, database_url) as session:
+        disable_admin(session, username, datetime.now(UTC))
+    click.echo(f"已停用管理员 {username}")
+
+
+@admin.command("list")
+@_data_dir
+@_database_url
+def list_(data_dir: Path | None, database_url: str | None) -> None:
+    """Every admin as a JSON line."""
+    from sqlalchemy import select
+
+    from controller.db.models import AdminUser
+
+    with _session(data_dir, database_url) as session:
+        for user in session.scalars(select(AdminUser).order_by(AdminUser.username)):
+            click.echo(
+                json.dumps(
+                    {
+                        "username": user.username,
+                        "role": user.role,
+                        "region": user.region_prefix,
+                        "has_token": user.token_hash is not None,
+                        "disabled": user.disabled_at is not None,
+                    }
+                )
+            )
+
+
+@click.group()
+def regions() -> None:
+    """The region tree (province → city → county → township)."""
+
+
+@regions.command("load")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="a CSV with code,level,name,parent (e.g. official township names); default: the "
+    "shipped provinces, cities and counties",
+)
+@_data_dir
+@_database_url
+def load(path: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+    """Load the region tree; townships the system knows by code get placeholder names."""
+    from controller.region_tree import SHIPPED, load_regions, read_entries, township_placeholders
+
+    with _session(data_dir, database_url) as session:
+        added, renamed = load_regions(session, read_entries(path or SHIPPED))
+        placeholders, _ = load_regions(session, township_placeholders(session))
+    click.echo(
+        f"地区树：新增 {added} 个、更名 {renamed} 个；按代码登记乡镇 {placeholders} 个"
+        "（名称未知，显示为“乡镇 代码”）"
+    )
+
+
+@click.group()
+def dataset() -> None:
+    """Data sets of approved records for the level above (signed, encrypted)."""
+
+
+def _pki(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+    from provisioning.pki_store import ensure_controller_pki
+
+    settings = _settings(data_dir, database_url)
+    return ensure_controller_pki(
+        settings.data_dir, settings.public_hostnames, now=datetime.now(UTC)
+    )
+
+
+@dataset.command("keys")
+@click.option("--source", required=True, help="who we are, e.g. 泰山区 or 370902")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@_data_dir
+@_database_url
+def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None) -> None:
+    """Write this controller's public keys for the levels next to it (no secret in it)."""
+    from controller.datasets import keys_document
+
+    pki = _pki(data_dir, database_url)
+    document = keys_document(source, pki.licence_key, pki.upload_keys[pki.newest_upload_version])
+    out.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
+    click.echo(f"公钥已写入 {out}；交给上级（接收本级数据集）和下级（加密给本级）")
+
+
+@dataset.command("export")
+@click.option("--area", required=True, help="region prefix whose approved records go up")
+@click.option(
+    "--level",
+    required=True,
+    type=click.Choice(["county", "city", "province"]),
+    help="our level",
+)
+@click.option("--source", required=True, help="who we are, as the level above will see it")
+@click.option(
+    "--to",
+    "to_keys",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="the upper level's keys file (from its `dataset keys`)",
+)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@_data_dir
+@_database_url
+def export(
+    area: str,
+    level: str,
+    source: str,
+    to_keys: Path,
+    out: Path,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Export the approved records of an area, signed by us and encrypted to the level above."""
+    import os
+
+    from controller.datasets import export_dataset, read_keys
+
+    pki = _pki(data_dir, database_url)
+    recipient = read_keys(to_keys)
+    with _session(data_dir, database_url) as session:
+        blob, count = export_dataset(
+            session,
+            area=area,
+            level=level,
+            source=source,
+            signer=pki.licence_key,
+            recipient_keys=recipient,
+            now=datetime.now(UTC),
+        )
+    # Written beside, synced, then renamed: a crash leaves the old file or the whole new one.
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("wb") as fh:
+        fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    partial.replace(out)
+    click.echo(
+        f"已导出 {count} 条已通过记录到 {out}（已签名并加密给 {recipient.get('source', '上级')}）"
+    )
+
+
+@dataset.command("import")
+@click.option(
+    "--file", "path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True
+)
+@click.option(
+    "--trust",
+    "trusted",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    multiple=True,
+    required=True,
+    help="a lower level's keys file whose signature we accept (repeatable)",
+)
+@_data_dir
+@_database_url
+def import_(
+    path: Path, trusted: tuple[Path, ...], data_dir: Path | None, database_url: str | None
+) -> None:
+    """Verify, decrypt and import a data set from the level below; importing again changes
+    nothing."""
+    from rich.progress import Progress
+
+    from controller.datasets import import_dataset, read_keys
+
+    pki = _pki(data_dir, database_url)
+    signers = [read_keys(p)["signing_public"] for p in trusted]
+    with Progress(transient=True) as bar, _session(data_dir, database_url) as session:
+        task = bar.add_task("导入 importing", total=None)
+        result = import_dataset(
+            session,
+            path.read_bytes(),
+            trusted_signers=signers,
+            own_keys=dict(pki.upload_keys),
+            now=datetime.now(UTC),
+            progress=lambda n: bar.advance(task, n),
+        )
+    if result.already_imported:
+        click.echo(f"数据集 {result.dataset_id[:12]} 已导入过，未作任何改动")
+    else:
+        click.echo(
+            f"已导入数据集 {result.dataset_id[:12]}（{result.source}，地区 {result.area}）："
+            f"新增 {result.added} 条，已有 {result.unchanged} 条"
+        )
+    click.echo(
+        json.dumps(
+            {
+                "dataset_id": result.dataset_id,
+                "added": result.added,
+                "unchanged": result.unchanged,
+                "already_imported": result.already_imported,
+            }
+        )
+    )

@@ -1,0 +1,157 @@
+"""A county admin in a real Chromium, tried as a new user would: sign in, see only their own
+county on the progress page, drill down to a township, review its records field by field, send
+one back with a reason, approve the next, download the progress sheet and open it; a link into
+the neighbouring county is refused. Screenshots go to artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from openpyxl import load_workbook
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin import create_admin_app
+from controller.db import make_engine, migrate, session_factory
+from controller.db.models import AccessDenial, Record
+from tests.fixtures.admin_login import login
+from tests.fixtures.components import free_port, require, wait_for_port
+from tests.unit.admin_world import HOME, NEIGHBOUR, PASSWORD, World, build_world
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], World]]:
+    url = f"sqlite:///{tmp_path / 'controller.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    world = build_world(sessions, people=5, collected=3)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_admin_app(sessions), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for_port("127.0.0.1", port, 20, what="admin server")
+    yield f"http://127.0.0.1:{port}", sessions, world
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    executable = require("/usr/bin/chromium", "to drive the admin pages in a real browser")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"county-{name}.png"), full_page=True)
+
+
+def test_county_admin_reviews_a_township_and_exports_progress(
+    served: tuple[str, sessionmaker[Session], World], browser: Browser, tmp_path: Path
+) -> None:
+    """Everything a county admin needs in one walk through the pages, in Chinese."""
+    base, sessions, world = served
+    home, neighbour = world.counties[HOME], world.counties[NEIGHBOUR]
+    page = browser.new_page(accept_downloads=True)
+
+    page.goto(f"{base}/progress")
+    expect(page).to_have_url(f"{base}/login?next=%2Fprogress")
+    page.fill("#username", "county")
+    page.fill("#password", "wrong-passw0rd")
+    page.click("button[type=submit]")
+    expect(page.get_by_test_id("login-error")).to_contain_text("用户名或密码错误")
+    login(page, base, "county", PASSWORD)
+
+    page.goto(f"{base}/progress")
+    expect(page.locator("h1")).to_contain_text("泰山区")
+    rows = page.locator("#progress tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-region", home.township[:9])
+    expect(page.get_by_test_id("total-slice")).to_contain_text("5")
+    expect(page.get_by_test_id("total-missing")).to_contain_text("2")
+    assert "岱岳区" not in page.content() and neighbour.township[:9] not in page.content()
+    expect(page.get_by_test_id("completion-chart")).to_be_visible()
+    shot(page, "progress")
+
+    # The township: who is still missing, then its records to review.
+    rows.first.locator("a").first.click()
+    expect(page.locator("#missing tbody tr")).to_have_count(2)
+    page.get_by_role("link", name="审核").last.click()
+    expect(page.locator("#records tbody tr")).to_have_count(3)
+    page.locator("#records tbody tr").first.get_by_role("link", name="打开").click()
+
+    # The first record has a mistyped name: it shows against the initial data.
+    expect(page.locator("tr[data-field=name] td.differs")).to_be_visible()
+    shot(page, "record")
+    first_url = page.url
+    page.click("[data-testid=return]")
+    expect(page.get_by_test_id("review-error")).to_contain_text("原因")
+    page.fill("[data-testid=reason]", "姓名与身份证不符，请核对后重录")
+    page.click("[data-testid=return]")
+    # On to the next record of the township; approve it.
+    page.wait_for_url(lambda url: url != first_url and "/review/" in url)
+    page.click("[data-testid=approve]")
+    page.wait_for_url(lambda url: "/review/" in url)
+
+    with sessions() as s:
+        statuses = sorted(
+            s.scalars(select(Record.review_status).where(Record.township_code == home.township))
+        )
+    assert statuses == ["approved", "collected", "returned"]
+
+    # The progress sheet, downloaded as a user does and opened.
+    page.goto(f"{base}/progress")
+    expect(page.get_by_test_id("total-reviewed")).to_contain_text("2")
+    with page.expect_download() as download_info:
+        page.get_by_test_id("export-progress").click()
+    path = tmp_path / "progress.xlsx"
+    download_info.value.save_as(path)
+    sheet = load_workbook(path)["进度"]
+    values = [[c.value for c in r] for r in sheet.iter_rows(min_row=4)]
+    assert values[0][:7] == [home.township[:9], values[0][1], 5, 3, 2, 1, 2]
+    assert all(NEIGHBOUR not in str(v[0]) for v in values)
+
+    # A link into the neighbouring county is refused, and the refusal is on record.
+    page.goto(f"{base}/progress?region={NEIGHBOUR}")
+    expect(page.get_by_test_id("denied")).to_contain_text("不在您的管辖范围")
+    page.goto(f"{base}/review/{neighbour.record_ids[0]}")
+    expect(page.get_by_test_id("denied")).to_be_visible()
+    shot(page, "denied")
+    with sessions() as s:
+        reasons = list(
+            s.scalars(select(AccessDenial.path).where(AccessDenial.username == "county"))
+        )
+    # the wrong password, then the two links into the neighbour
+    assert reasons == [
+        "/login",
+        f"/progress?region={NEIGHBOUR}",
+        f"/review/{neighbour.record_ids[0]}",
+    ]
+
+    # English on request.
+    page.goto(f"{base}/progress?lang=en")
+    expect(page.locator("h1")).to_contain_text("Collection progress")

@@ -1,0 +1,136 @@
+"""The region tree: the shipped provinces, cities and counties with their current names,
+townships entered by code where no name is known, official names loaded over the
+placeholders, and the operator's commands for it and for admin accounts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Region
+from controller.region_tree import (
+    SHIPPED,
+    generate_entries,
+    load_regions,
+    read_entries,
+    region_names,
+    township_placeholders,
+    write_entries,
+)
+from tests.unit.admin_world import build_world
+
+MUSTER = [sys.executable, "-m", "muster"]
+
+
+def test_the_shipped_file_is_what_the_generator_makes() -> None:
+    """controller/regions.csv is current with python-stdnum's table (scripts/gen_regions.py)
+    and names Tai'an's counties as they are called today."""
+    assert SHIPPED.read_text(encoding="utf-8") == write_entries(generate_entries())
+    names = {e.code: e.name for e in read_entries(SHIPPED)}
+    assert (names["37"], names["3709"], names["370902"], names["370911"]) == (
+        "山东省",
+        "泰安市",
+        "泰山区",
+        "岱岳区",
+    )
+    assert sum(1 for code in names if len(code) == 6) > 2800
+
+
+def test_townships_by_code_then_by_name(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """Townships the system knows get "乡镇 <code>" placeholders; an official list renames
+    them; loading again, or placeholders again, changes nothing."""
+    build_world(sessions)
+    with sessions.begin() as s:
+        assert load_regions(s, read_entries(SHIPPED))[0] > 3000
+        added, _ = load_regions(s, township_placeholders(s))
+        assert added == 2
+        assert region_names(s, ["370902001"]) == {"370902001": "乡镇 370902001"}
+    official = tmp_path / "townships.csv"
+    official.write_text("code,level,name,parent\n370902001000,township,泰前街道,370902\n")
+    with sessions.begin() as s:
+        assert load_regions(s, read_entries(official)) == (0, 1)
+        assert load_regions(s, township_placeholders(s)) == (0, 0)
+        assert load_regions(s, read_entries(SHIPPED)) == (0, 0)
+        assert region_names(s, ["370902001"]) == {"370902001": "泰前街道"}
+        assert (
+            s.scalar(select(func.count()).select_from(Region).where(Region.name_known.is_(False)))
+            == 1
+        )
+
+
+def test_operator_commands(tmp_path: Path) -> None:
+    """`regions load`, `admin add` (password from a file), `admin token`; a region that does not
+    fit the role is refused with what to write, and nothing is created."""
+    data = ["--data-dir", str(tmp_path / "ctl")]
+    loaded = subprocess.run(
+        [*MUSTER, "controller", "regions", "load", *data],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "地区树" in loaded.stdout
+    secret = tmp_path / "pw"
+    secret.write_text("Wang-passw0rd\n")
+    bad = subprocess.run(
+        [
+            *MUSTER,
+            "controller",
+            "admin",
+            "add",
+            "--username",
+            "wang.fang",
+            "--role",
+            "county",
+            "--region",
+            "3709",
+            "--password-file",
+            str(secret),
+            *data,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "6位" in bad.stderr
+    subprocess.run(
+        [
+            *MUSTER,
+            "controller",
+            "admin",
+            "add",
+            "--username",
+            "wang.fang",
+            "--role",
+            "county",
+            "--region",
+            "370902",
+            "--password-file",
+            str(secret),
+            *data,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    token = subprocess.run(
+        [*MUSTER, "controller", "admin", "token", "--username", "wang.fang", *data],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    assert token.startswith("mst_") and len(token) > 40
+    listed = subprocess.run(
+        [*MUSTER, "controller", "admin", "list", *data],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert '"region": "370902"' in listed and '"has_token": true' in listed
