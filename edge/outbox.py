@@ -12,15 +12,14 @@ transaction, and are deleted once the record is acknowledged. States::
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.durable_store import DurableStore
 from muster.errors import StorageError
 from muster.v1 import data_pb2
 
@@ -71,49 +70,18 @@ class OutboxStats:
     oldest_pending_age_s: float
 
 
-class Outbox:
+class Outbox(DurableStore):
     def __init__(
         self, path: Path, *, max_records: int = 200_000, min_disk_free_bytes: int = 0
     ) -> None:
-        self.path = path
         self._max_records = max_records
         self._min_free = min_disk_free_bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection, serialised by a lock: the daemon calls in from worker threads.
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"outbox {path} cannot be opened: {exc}") from exc
+        super().__init__(path, _SCHEMA, what="outbox")
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                if "disk" in str(exc) or "full" in str(exc):
-                    raise OutboxFullError(
-                        f"磁盘已满，记录未保存：{exc} (disk full; nothing was written)"
-                    ) from exc
-                raise StorageError(f"outbox write failed: {exc}") from exc
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                raise
+    def _write_failed(self, exc: sqlite3.Error) -> StorageError:
+        if isinstance(exc, sqlite3.OperationalError) and ("disk" in str(exc) or "full" in str(exc)):
+            return OutboxFullError(f"磁盘已满，记录未保存：{exc} (disk full; nothing was written)")
+        return StorageError(f"outbox write failed: {exc}")
 
     def add(
         self,

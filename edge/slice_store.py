@@ -10,18 +10,15 @@ a version claimed whose entries are missing.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from muster.crypto import write_secret_file
+from edge.durable_store import DurableStore, load_or_create_key
 from muster.crypto.slices import at_rest_index, close_at_rest, open_at_rest
 from muster.errors import StorageError
 from muster.v1 import data_pb2
@@ -43,43 +40,15 @@ INSERT OR IGNORE INTO meta VALUES (1, 0, NULL, 0, '', '');
 """
 
 
-class SliceStore:
+class SliceStore(DurableStore):
     def __init__(self, path: Path, key_path: Path) -> None:
-        self.path = path
-        if not key_path.exists():
-            write_secret_file(key_path, os.urandom(32))
-        self._key = key_path.read_bytes()
-        if len(self._key) != 32:
-            raise StorageError(f"{key_path} is not a slice key; remove it and the slice to resync")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"slice store {path} cannot be opened: {exc}") from exc
+        self._key = load_or_create_key(
+            key_path, f"{key_path} is not a slice key; remove it and the slice to resync"
+        )
+        super().__init__(path, _SCHEMA, what="slice store")
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StorageError(f"初始数据写入失败：{exc}") from exc
-                raise
+    def _write_failed(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"初始数据写入失败：{exc}")
 
     def _meta(self) -> tuple[int, float | None, int, str, str]:
         with self._lock:

@@ -8,17 +8,13 @@ is sealed its draft is deleted, so the device keeps only the ciphertext in the o
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from edge.console.workflow import Draft
-from muster.crypto import write_secret_file
+from edge.durable_store import DurableStore, load_or_create_key
 from muster.crypto.slices import close_at_rest, open_at_rest
 from muster.errors import CryptoError, StorageError
 
@@ -32,43 +28,13 @@ CREATE TABLE IF NOT EXISTS drafts (
 """
 
 
-class DraftStore:
+class DraftStore(DurableStore):
     def __init__(self, path: Path, key_path: Path) -> None:
-        if not key_path.exists():
-            write_secret_file(key_path, os.urandom(32))
-        self._key = key_path.read_bytes()
-        if len(self._key) != 32:
-            raise StorageError(f"{key_path} 不是草稿密钥：请联系技术支持")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"草稿库 {path} 无法打开：{exc}") from exc
+        self._key = load_or_create_key(key_path, f"{key_path} 不是草稿密钥：请联系技术支持")
+        super().__init__(path, _SCHEMA, what="草稿库", secure_delete=True)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StorageError(f"草稿未保存：{exc}") from exc
-                raise
+    def _write_failed(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"草稿未保存：{exc}")
 
     def save(self, draft: Draft) -> None:
         blob = close_at_rest(self._key, draft.model_dump_json().encode(), draft.record_id.encode())

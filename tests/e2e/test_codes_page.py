@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
@@ -19,20 +19,10 @@ from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
 from provisioning.pki_store import ControllerPki, ensure_controller_pki
 from tests.fixtures.admin_login import login
-from tests.fixtures.components import free_port, require, wait_for_port
+from tests.fixtures.components import free_port, wait_for_port
 from tests.unit.test_enrollment import request
 
 PASSWORD = "Ops-passw0rd"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -59,23 +49,14 @@ def admin(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], Controll
     engine.dispose()
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    executable = require("chromium", "to drive the admin pages in a real browser")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def test_admin_creates_a_code_shown_as_text_and_qr_and_sees_it_used(
-    admin: tuple[str, sessionmaker[Session], ControllerPki], browser: Browser
+    admin: tuple[str, sessionmaker[Session], ControllerPki], chromium: Browser
 ) -> None:
     """The form makes a single-use code for the chosen township and profile; the page shows it
     once with an inline QR code, lists it as unused, and after a device enrols with it, as used
     by that device. A bad township is refused on the page with a message, creating nothing."""
     base, sessions, pki = admin
-    page = browser.new_page()
+    page = chromium.new_page()
     login(page, base, "ops", PASSWORD)
     page.goto(f"{base}/codes")
     assert page.locator("h1").inner_text() == "设备注册码"

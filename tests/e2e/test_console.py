@@ -12,12 +12,11 @@ import csv
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
@@ -27,38 +26,18 @@ from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_
 from muster.classified import ADVICE
 from muster.crypto import open_attachment
 from provisioning.pki_store import load_upload_keys
-from tests.fixtures.components import free_port, require, wait_for_port
+from tests.fixtures.browser import screenshot
+from tests.fixtures.components import free_port, wait_for_port
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 TOWNSHIP = "370902001000"
 PASSWORD = "caiji2018ok"
 CATEGORIES = ("retired_soldier", "disabled_soldier", "martyr_family")
 
 
-@pytest.fixture
-def chromium() -> Iterator[Browser]:
-    executable = require("/usr/bin/chromium", "to drive the console in a real browser")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"console-{name}.png"), full_page=True)
+    screenshot(page, f"console-{name}")
 
 
 def add_clerk(controller: ControllerProcess, username: str, name: str) -> None:

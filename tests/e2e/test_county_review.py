@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from openpyxl import load_workbook
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,20 +20,9 @@ from controller.admin import create_admin_app
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import AccessDenial, Record
 from tests.fixtures.admin_login import login
-from tests.fixtures.components import free_port, require, wait_for_port
+from tests.fixtures.browser import screenshot
+from tests.fixtures.components import free_port, wait_for_port
 from tests.unit.admin_world import HOME, NEIGHBOUR, PASSWORD, World, build_world
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
 @pytest.fixture
@@ -56,27 +45,17 @@ def served(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], World]]
     engine.dispose()
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    executable = require("/usr/bin/chromium", "to drive the admin pages in a real browser")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"county-{name}.png"), full_page=True)
+    screenshot(page, f"county-{name}")
 
 
 def test_county_admin_reviews_a_township_and_exports_progress(
-    served: tuple[str, sessionmaker[Session], World], browser: Browser, tmp_path: Path
+    served: tuple[str, sessionmaker[Session], World], chromium: Browser, tmp_path: Path
 ) -> None:
     """Everything a county admin needs in one walk through the pages, in Chinese."""
     base, sessions, world = served
     home, neighbour = world.counties[HOME], world.counties[NEIGHBOUR]
-    page = browser.new_page(accept_downloads=True)
+    page = chromium.new_page(accept_downloads=True)
 
     page.goto(f"{base}/progress")
     expect(page).to_have_url(f"{base}/login?next=%2Fprogress")

@@ -7,40 +7,19 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from edge.simulators.fleet import FleetShape, FleetSimulator
 from muster.fleet_layout import simulated_fleet
 from muster.region_names import region_name
 from tests.fixtures.admin_login import login
-from tests.fixtures.components import require
+from tests.fixtures.browser import screenshot
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 DEVICES = 600
-
-
-@pytest.fixture
-def chromium() -> Iterator[Browser]:
-    executable = require("/usr/bin/chromium", "to drive the admin pages in a real browser")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -81,8 +60,7 @@ def simulated(
 
 
 def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"fleet-{name}.png"), full_page=True)
+    screenshot(page, f"fleet-{name}")
 
 
 def test_admin_finds_an_offline_device_and_commands_an_online_one(
