@@ -192,7 +192,7 @@ def records_per_hour(
         query = query.where(Record.township_code.startswith(prefix))
     if device_id:
         query = query.where(Record.device_id == device_id)
-    counts: dict[str, int] = dict(session.execute(query.group_by(bucket)).tuples().all())
+    counts: dict[str, int] = {key: n for key, n in session.execute(query.group_by(bucket))}
     labels = [(start + timedelta(hours=i)).strftime("%Y-%m-%d %H:00") for i in range(hours)]
     return [(label, int(counts.get(label, 0))) for label in labels]
 
@@ -264,5 +264,5 @@ def open_alerts(session: Session, prefix: str = "", limit: int = 200) -> list[tu
             .where(Alert.resolved_at.is_(None), _in_region(prefix))
             .order_by(Alert.raised_at.desc())
             .limit(limit)
-        ).tuples()
+        )
     ]
