@@ -42,3 +42,12 @@ def test_no_create_all_in_production_code() -> None:
         if "create_all(" in p.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+def test_one_head() -> None:
+    """The migration history ends in a single head, so a new migration has one parent."""
+    from alembic.script import ScriptDirectory
+
+    from controller.db.engine import alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0012"]
