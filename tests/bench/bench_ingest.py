@@ -18,25 +18,21 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select
 
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Record
-from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
+from controller.enrollment import publish_upload_keys
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
 from muster.crypto import generate_device_key, seal_record, upload_public_from_bytes
-from muster.crypto.pki import build_csr
 from muster.logs import configure_logging
-from muster.v1 import data_pb2, enrollment_pb2
+from muster.v1 import data_pb2
 from provisioning.pki_store import ensure_controller_pki
-
-FINGERPRINT = {
-    c: c[0] * 64 for c in ("machine_id", "product_uuid", "primary_mac", "root_disk_serial")
-}
+from tests.unit.test_enrollment import enrol_directly
 
 
 def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, float]:
@@ -48,23 +44,7 @@ def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, fl
     with sessions.begin() as session:
         publish_upload_keys(session, pki, now)
     key = generate_device_key()
-    code = create_enrollment_code(
-        sessions,
-        township_code="370902001000",
-        profile="simulator",
-        valid_for=timedelta(hours=1),
-        created_by="bench",
-        now=now,
-    )
-    response = Enroller(
-        sessions, pki, licence_days=30, mqtt_url="mqtt://x:1", data_endpoint="x:2"
-    ).enroll(
-        enrollment_pb2.EnrollRequest(
-            enrollment_code=code,
-            csr_der=build_csr(key),
-            fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
-        )
-    )
+    response = enrol_directly(sessions, pki, key, now=now)
     upload = upload_public_from_bytes(response.upload_keys[0].x25519_public_key)
     rng = random.Random(1)
     sealed = []

@@ -3,7 +3,7 @@ with its own message and changes nothing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode
 from controller.enrollment import Enroller, create_enrollment_code
-from muster.crypto import generate_device_key, licence_public_from_bytes
+from muster.crypto import DeviceKey, generate_device_key, licence_public_from_bytes
 from muster.crypto.pki import build_csr, common_name, load_certificate, verify_issued_by
 from muster.errors import EnrollmentError
 from muster.licence import check_licence
@@ -34,6 +34,40 @@ def request(code: str) -> enrollment_pb2.EnrollRequest:
         csr_der=build_csr(generate_device_key()),
         fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
         software_version="0.1.0",
+    )
+
+
+def enrol_directly(
+    sessions: sessionmaker[Session],
+    pki: ControllerPki,
+    key: DeviceKey,
+    *,
+    township: str = "370902001000",
+    now: datetime = NOW,
+) -> enrollment_pb2.EnrollResponse:
+    """Enrol a device holding ``key`` through the controller's Enroller, without the network:
+    a fresh code for ``township``, the device's CSR, a fixed fingerprint."""
+    code = create_enrollment_code(
+        sessions,
+        township_code=township,
+        profile="simulator",
+        valid_for=timedelta(days=1),
+        created_by="t",
+        now=now,
+    )
+    return Enroller(
+        sessions,
+        pki,
+        licence_days=30,
+        mqtt_url="mqtt://x:1",
+        data_endpoint="x:2",
+        clock=lambda: now,
+    ).enroll(
+        enrollment_pb2.EnrollRequest(
+            enrollment_code=code,
+            csr_der=build_csr(key),
+            fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
+        )
     )
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, Record
-from controller.enrollment import Enroller, create_enrollment_code
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
 from muster.crypto import (
@@ -23,11 +21,10 @@ from muster.crypto import (
     upload_public_bytes,
     upload_public_from_bytes,
 )
-from muster.crypto.pki import build_csr
-from muster.v1 import data_pb2, enrollment_pb2
+from muster.v1 import data_pb2
 from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
-from tests.unit.test_enrollment import FINGERPRINT
+from tests.unit.test_enrollment import enrol_directly
 
 Ack = data_pb2.RecordAck
 
@@ -42,28 +39,7 @@ class Dev:
 @pytest.fixture
 def device(sessions: sessionmaker[Session], pki: ControllerPki) -> Dev:
     key = generate_device_key()
-    code = create_enrollment_code(
-        sessions,
-        township_code="370902001000",
-        profile="simulator",
-        valid_for=timedelta(days=1),
-        created_by="t",
-        now=NOW,
-    )
-    response = Enroller(
-        sessions,
-        pki,
-        licence_days=30,
-        mqtt_url="mqtt://x:1",
-        data_endpoint="x:2",
-        clock=lambda: NOW,
-    ).enroll(
-        enrollment_pb2.EnrollRequest(
-            enrollment_code=code,
-            csr_der=build_csr(key),
-            fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
-        )
-    )
+    response = enrol_directly(sessions, pki, key)
     return Dev(response.device_id, key, response.upload_keys[0].x25519_public_key)
 
 

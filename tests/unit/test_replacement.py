@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, Record
-from controller.enrollment import Enroller, create_enrollment_code
 from controller.ingest import Ingestor
 from controller.replacement import register_succession
 from edge.collector import simulated_record
@@ -26,13 +25,13 @@ from muster.crypto import (
     seal_record,
     upload_public_from_bytes,
 )
-from muster.crypto.pki import build_csr, certificate_pem, load_certificate
+from muster.crypto.pki import certificate_pem, load_certificate
 from muster.errors import ConfigError
-from muster.v1 import data_pb2, enrollment_pb2
+from muster.v1 import data_pb2
 from provisioning.outbox_transfer import MAGIC, export_outbox, import_outbox
 from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
-from tests.unit.test_enrollment import FINGERPRINT
+from tests.unit.test_enrollment import enrol_directly
 
 Ack = data_pb2.RecordAck
 TOWNSHIP = "370902001000"
@@ -43,28 +42,7 @@ def enrol_device(
 ) -> str:
     """Enrol through the controller's Enroller and lay the state dir out as a device would."""
     key = generate_device_key()
-    code = create_enrollment_code(
-        sessions,
-        township_code=township,
-        profile="simulator",
-        valid_for=timedelta(days=1),
-        created_by="t",
-        now=NOW,
-    )
-    response = Enroller(
-        sessions,
-        pki,
-        licence_days=30,
-        mqtt_url="mqtt://x:1",
-        data_endpoint="x:2",
-        clock=lambda: NOW,
-    ).enroll(
-        enrollment_pb2.EnrollRequest(
-            enrollment_code=code,
-            csr_der=build_csr(key),
-            fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
-        )
-    )
+    response = enrol_directly(sessions, pki, key, township=township)
     IdentityStore(state_dir).save(
         key_pem=private_key_pem(key),
         cert_pem=certificate_pem(load_certificate(response.certificate_der)),

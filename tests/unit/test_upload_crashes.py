@@ -7,7 +7,6 @@ process's durable state and forgets everything it held in memory."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -20,16 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Device, Record
-from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
+from controller.enrollment import publish_upload_keys
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
 from edge.outbox import Outbox
 from muster.crypto import content_hash, generate_device_key, seal_record, upload_public_from_bytes
-from muster.crypto.pki import build_csr
-from muster.v1 import data_pb2, enrollment_pb2
+from muster.v1 import data_pb2
 from provisioning.pki_store import ControllerPki, ensure_controller_pki
 from tests.unit.conftest import NOW
-from tests.unit.test_enrollment import FINGERPRINT
+from tests.unit.test_enrollment import enrol_directly
 
 POOL = 60
 
@@ -47,23 +45,7 @@ class World:
         with sessions.begin() as session:
             publish_upload_keys(session, self.pki, NOW)
         key = generate_device_key()
-        code = create_enrollment_code(
-            sessions,
-            township_code="370902001000",
-            profile="simulator",
-            valid_for=timedelta(days=1),
-            created_by="t",
-            now=NOW,
-        )
-        response = Enroller(
-            sessions, self.pki, licence_days=30, mqtt_url="mqtt://x:1", data_endpoint="x:2"
-        ).enroll(
-            enrollment_pb2.EnrollRequest(
-                enrollment_code=code,
-                csr_der=build_csr(key),
-                fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
-            )
-        )
+        response = enrol_directly(sessions, self.pki, key)
         engine.dispose()
         self.device_id = response.device_id
         upload = upload_public_from_bytes(response.upload_keys[0].x25519_public_key)
