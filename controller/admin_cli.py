@@ -5,49 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session
 
-from controller.settings import ControllerSettings
-from muster.errors import ConfigError
-
-
-def _settings(data_dir: Path | None, database_url: str | None) -> ControllerSettings:
-    given: dict[str, object] = {}
-    if data_dir is not None:
-        given["data_dir"] = data_dir
-    if database_url:
-        given["database_url"] = database_url
-    return ControllerSettings(**given)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
-    from controller.db import make_engine, migrate, session_factory
-
-    settings = _settings(data_dir, database_url)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url()
-    migrate(url)
-    engine = make_engine(url)
-    try:
-        with session_factory(engine).begin() as session:
-            yield session
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-    finally:
-        engine.dispose()
-
-
-_data_dir = click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="the controller's data dir (var/controller)"
+from controller.cli_options import (
+    command_session,
+    data_dir_option,
+    database_url_option,
+    settings_for,
 )
-_database_url = click.option("--database-url", help="default: SQLite in the data dir")
 
 
 @click.group()
@@ -75,8 +43,8 @@ def admin() -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="read the password from this file (first line) instead of prompting; '-' is stdin",
 )
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def add(
     username: str,
     role: str,
@@ -94,7 +62,7 @@ def add(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("密码 (password)", hide_input=True, confirmation_prompt=True)
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         add_admin(
             session,
             username=username,
@@ -108,41 +76,41 @@ def add(
 
 @admin.command("token")
 @click.option("--username", required=True)
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def token(username: str, data_dir: Path | None, database_url: str | None) -> None:
     """Print a new API token for scripts (the previous one stops working). Use it as
     ``Authorization: Bearer TOKEN``."""
     from controller.admin_accounts import issue_token
 
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         value = issue_token(session, username, datetime.now(UTC))
     click.echo(value)
 
 
 @admin.command("disable")
 @click.option("--username", required=True)
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def disable(username: str, data_dir: Path | None, database_url: str | None) -> None:
     """Disable an admin: sessions end and the API token stops working at once."""
     from controller.admin_accounts import disable_admin
 
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         disable_admin(session, username, datetime.now(UTC))
     click.echo(f"已停用管理员 {username}")
 
 
 @admin.command("list")
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def list_(data_dir: Path | None, database_url: str | None) -> None:
     """Every admin as a JSON line."""
     from sqlalchemy import select
 
     from controller.db.models import AdminUser
 
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         for user in session.scalars(select(AdminUser).order_by(AdminUser.username)):
             click.echo(
                 json.dumps(
@@ -170,13 +138,13 @@ def regions() -> None:
     help="a CSV with code,level,name,parent (e.g. official township names); default: the "
     "shipped provinces, cities and counties",
 )
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def load(path: Path | None, data_dir: Path | None, database_url: str | None) -> None:
     """Load the region tree; townships the system knows by code get placeholder names."""
     from controller.region_tree import SHIPPED, load_regions, read_entries, township_placeholders
 
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         added, renamed = load_regions(session, read_entries(path or SHIPPED))
         placeholders, _ = load_regions(session, township_placeholders(session))
     click.echo(
@@ -193,7 +161,7 @@ def dataset() -> None:
 def _pki(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
     from provisioning.pki_store import ensure_controller_pki
 
-    settings = _settings(data_dir, database_url)
+    settings = settings_for(data_dir, database_url)
     return ensure_controller_pki(
         settings.data_dir, settings.public_hostnames, now=datetime.now(UTC)
     )
@@ -202,8 +170,8 @@ def _pki(data_dir: Path | None, database_url: str | None):  # type: ignore[no-un
 @dataset.command("keys")
 @click.option("--source", required=True, help="who we are, e.g. 泰山区 or 370902")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None) -> None:
     """Write this controller's public keys for the levels next to it (no secret in it)."""
     from controller.datasets import keys_document
@@ -231,8 +199,8 @@ def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None
     help="the upper level's keys file (from its `dataset keys`)",
 )
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def export(
     area: str,
     level: str,
@@ -249,7 +217,7 @@ def export(
 
     pki = _pki(data_dir, database_url)
     recipient = read_keys(to_keys)
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         blob, count = export_dataset(
             session,
             area=area,
@@ -283,8 +251,8 @@ def export(
     required=True,
     help="a lower level's keys file whose signature we accept (repeatable)",
 )
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def import_(
     path: Path, trusted: tuple[Path, ...], data_dir: Path | None, database_url: str | None
 ) -> None:
@@ -296,7 +264,7 @@ def import_(
 
     pki = _pki(data_dir, database_url)
     signers = [read_keys(p)["signing_public"] for p in trusted]
-    with Progress(transient=True) as bar, _session(data_dir, database_url) as session:
+    with Progress(transient=True) as bar, command_session(data_dir, database_url) as session:
         task = bar.add_task("导入 importing", total=None)
         result = import_dataset(
             session,

@@ -4,43 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session
 
-from controller.settings import ControllerSettings
-from muster.errors import ConfigError
-
-
-@contextmanager
-def _session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
-    from controller.db import make_engine, migrate, session_factory
-
-    given: dict[str, object] = {}
-    if data_dir is not None:
-        given["data_dir"] = data_dir
-    if database_url:
-        given["database_url"] = database_url
-    settings = ControllerSettings(**given)  # type: ignore[arg-type]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url()
-    migrate(url)
-    engine = make_engine(url)
-    try:
-        with session_factory(engine).begin() as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-_data_dir = click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="the controller's data dir (var/controller)"
+from controller.cli_options import (
+    command_session,
+    data_dir_option,
+    database_url_option,
 )
-_database_url = click.option("--database-url", help="default: SQLite in the data dir")
 
 
 @click.group()
@@ -57,8 +30,8 @@ def clerk() -> None:
     is_flag=True,
     help="read the password from standard input instead of prompting",
 )
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def add(
     township: str,
     username: str,
@@ -74,47 +47,41 @@ def add(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("密码 (password)", hide_input=True, confirmation_prompt=True)
-    try:
-        with _session(data_dir, database_url) as session:
-            add_clerk(
-                session,
-                township_code=township,
-                username=username,
-                display_name=display_name,
-                password=password,
-                now=datetime.now(UTC),
-            )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with command_session(data_dir, database_url) as session:
+        add_clerk(
+            session,
+            township_code=township,
+            username=username,
+            display_name=display_name,
+            password=password,
+            now=datetime.now(UTC),
+        )
     click.echo(f"已保存用户 {username}（{display_name}）；本乡镇设备下次连接中心时获得该账号")
 
 
 @clerk.command("disable")
 @click.option("--township", required=True)
 @click.option("--username", required=True)
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def disable(township: str, username: str, data_dir: Path | None, database_url: str | None) -> None:
     """Disable a clerk's account on every device of the township."""
     from controller.clerks import disable_clerk
 
-    try:
-        with _session(data_dir, database_url) as session:
-            disable_clerk(session, township, username, datetime.now(UTC))
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+    with command_session(data_dir, database_url) as session:
+        disable_clerk(session, township, username, datetime.now(UTC))
     click.echo(f"已停用用户 {username}")
 
 
 @clerk.command("list")
 @click.option("--township", required=True)
-@_data_dir
-@_database_url
+@data_dir_option
+@database_url_option
 def list_(township: str, data_dir: Path | None, database_url: str | None) -> None:
     """The township's clerks as JSON lines."""
     from controller.clerks import township_clerks
 
-    with _session(data_dir, database_url) as session:
+    with command_session(data_dir, database_url) as session:
         for c in township_clerks(session, township):
             click.echo(
                 json.dumps(

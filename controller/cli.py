@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from controller.cli_options import data_dir_option, database_url_option
 from controller.settings import ControllerSettings
 from muster.logs import configure_logging
 
@@ -19,17 +20,7 @@ def _settings(**options: object) -> ControllerSettings:
     return ControllerSettings(**given)  # type: ignore[arg-type]
 
 
-_common = [
-    click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path),
-        help="keys and the SQLite database (default var/controller)",
-    ),
-    click.option(
-        "--database-url",
-        help="e.g. postgresql+psycopg://muster@db/muster (default: SQLite in the data dir)",
-    ),
-]
+_common = [data_dir_option, database_url_option]
 
 
 def _with_common(fn: click.decorators.FC) -> click.decorators.FC:
@@ -116,26 +107,16 @@ def import_(path: Path, report_path: Path | None, **options: object) -> None:
 
     from rich.progress import Progress
 
-    from controller.db import make_engine, session_factory
-    from controller.db import migrate as do_migrate
+    from controller.db import open_database
     from controller.importer import count_rows, import_file, write_rejections
     from muster.errors import ConfigError
 
-    settings = _settings(**options)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url()
-    do_migrate(url)
-    engine = make_engine(url)
     try:
-        with Progress(transient=True) as progress:
+        with open_database(_settings(**options)) as sessions, Progress(transient=True) as progress:
             task = progress.add_task("导入 importing", total=count_rows(path))
-            report = import_file(
-                session_factory(engine), path, progress=lambda n: progress.advance(task, n)
-            )
+            report = import_file(sessions, path, progress=lambda n: progress.advance(task, n))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    finally:
-        engine.dispose()
     if report.rejected:
         report_path = report_path or path.with_name(path.name + ".rejected.csv")
         write_rejections(report_path, report.rejected)
@@ -157,8 +138,7 @@ def rotate_upload_key_command(**options: object) -> None:
     records sealed to older versions still open."""
     from datetime import UTC, datetime
 
-    from controller.db import make_engine, session_factory
-    from controller.db import migrate as do_migrate
+    from controller.db import open_database
     from controller.enrollment import publish_upload_keys
     from provisioning.pki_store import ensure_controller_pki, rotate_upload_key
 
@@ -166,18 +146,13 @@ def rotate_upload_key_command(**options: object) -> None:
     now = datetime.now(UTC)
     pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
     version = rotate_upload_key(pki)
-    url = settings.resolved_database_url()
-    do_migrate(url)
-    engine = make_engine(url)
-    try:
-        with session_factory(engine).begin() as session:
-            publish_upload_keys(
-                session,
-                ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now),
-                now,
-            )
-    finally:
-        engine.dispose()
+    with open_database(settings) as sessions, sessions.begin() as session:
+        # Reloaded: the key just written is not in the PKI loaded before the rotation.
+        publish_upload_keys(
+            session,
+            ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now),
+            now,
+        )
     click.echo(
         f"上传密钥已轮换为第 {version} 版；设备在下次健康检查后改用新密钥，旧版本的记录照常解密"
     )
@@ -199,28 +174,17 @@ def slice_command(
     **options: object,
 ) -> None:
     """Show, withdraw (revoke) or set the expiry of a township's slice."""
-    from controller.db import make_engine, session_factory
-    from controller.db import migrate as do_migrate
+    from controller.db import open_database
     from controller.slices import set_slice_state
     from muster.errors import ConfigError
 
-    settings = _settings(**options)
-    url = settings.resolved_database_url()
-    do_migrate(url)
-    engine = make_engine(url)
     try:
-        state = set_slice_state(
-            session_factory(engine),
-            township,
-            revoke=revoke,
-            restore=restore,
-            expires=expires,
-            reason=reason,
-        )
+        with open_database(_settings(**options)) as sessions:
+            state = set_slice_state(
+                sessions, township, revoke=revoke, restore=restore, expires=expires, reason=reason
+            )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    finally:
-        engine.dispose()
     click.echo(state)
 
 
@@ -232,21 +196,11 @@ def register_simulated(count: int, first: int, **options: object) -> None:
     """Register `muster sim fleet`'s simulated devices in bulk (for load tests and UI trials)."""
     from datetime import UTC, datetime
 
-    from controller.db import make_engine, session_factory
-    from controller.db import migrate as do_migrate
+    from controller.db import open_database
     from controller.simulated_fleet import register_simulated as register
 
-    settings = _settings(**options)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url()
-    do_migrate(url)
-    engine = make_engine(url)
-    try:
-        added = register(
-            session_factory(engine), count, first=first, now=datetime.now(UTC), progress=True
-        )
-    finally:
-        engine.dispose()
+    with open_database(_settings(**options)) as sessions:
+        added = register(sessions, count, first=first, now=datetime.now(UTC), progress=True)
     click.echo(f"新登记模拟设备 {added} 台 (registered {added} simulated devices)")
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from muster.errors import MusterError
+
+if TYPE_CHECKING:
+    # The controller's side of provisioning runs on the controller host; a device never loads it.
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from controller.settings import ControllerSettings
+    from provisioning.pki_store import ControllerPki
 
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 
@@ -79,9 +88,9 @@ def code_create(
     """Create a single-use enrolment code for one township and profile."""
     import segno
 
-    from controller.db import make_engine, migrate, session_factory
+    from controller.cli_options import settings_for
+    from controller.db import open_database
     from controller.enrollment import create_enrollment_code
-    from controller.settings import ControllerSettings
     from muster.profiles import load_profile
     from muster.regions import parse_township
 
@@ -89,23 +98,16 @@ def code_create(
         region = parse_township(township)
         load_profile(profile)
         valid_for = parse_validity(validity)
-        settings = ControllerSettings(
-            **{k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}  # type: ignore[arg-type]
-        )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        url = settings.resolved_database_url()
-        migrate(url)
-        engine = make_engine(url)
         now = datetime.now(UTC)
-        text = create_enrollment_code(
-            session_factory(engine),
-            township_code=region.code,
-            profile=profile,
-            valid_for=valid_for,
-            created_by=created_by,
-            now=now,
-        )
-        engine.dispose()
+        with open_database(settings_for(data_dir, database_url)) as sessions:
+            text = create_enrollment_code(
+                sessions,
+                township_code=region.code,
+                profile=profile,
+                valid_for=valid_for,
+                created_by=created_by,
+                now=now,
+            )
     except MusterError as exc:
         click.echo(f"错误 (error): {exc}", err=True)
         sys.exit(2)
@@ -203,26 +205,25 @@ def enroll_command(
             click.echo("注册已完成，但自检有未通过的项目，请按上表的修复建议处理。", err=True)
 
 
-def _controller_sessions(data_dir: Path | None, database_url: str | None) -> tuple[Any, Any]:
-    """(settings, sessions) for commands run on the controller host."""
-    from controller.db import make_engine, migrate, session_factory
-    from controller.settings import ControllerSettings
-
-    settings = ControllerSettings(
-        **{k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}  # type: ignore[arg-type]
-    )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url()
-    migrate(url)
-    return settings, session_factory(make_engine(url))
-
-
-def _controller_pki(settings: Any) -> Any:
+def _controller_pki(settings: ControllerSettings) -> ControllerPki:
     from provisioning.pki_store import ensure_controller_pki
 
     return ensure_controller_pki(
         settings.data_dir, settings.public_hostnames, now=datetime.now(UTC)
     )
+
+
+@contextmanager
+def _on_controller(
+    data_dir: Path | None, database_url: str | None
+) -> Iterator[tuple[ControllerSettings, sessionmaker[Session]]]:
+    """(settings, sessions) for commands run on the controller host."""
+    from controller.cli_options import settings_for
+    from controller.db import open_database
+
+    settings = settings_for(data_dir, database_url)
+    with open_database(settings) as sessions:
+        yield settings, sessions
 
 
 _data_dir_option = click.option(
@@ -265,9 +266,11 @@ def revoke_command(
     from controller.revocation import revoke_device, signal_broker, write_crl
 
     try:
-        settings, sessions = _controller_sessions(data_dir, database_url)
-        revoked = revoke_device(sessions, device_id, reason=reason, by=by, now=datetime.now(UTC))
-        crl = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+        with _on_controller(data_dir, database_url) as (settings, sessions):
+            revoked = revoke_device(
+                sessions, device_id, reason=reason, by=by, now=datetime.now(UTC)
+            )
+            crl = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
     except MusterError as exc:
         _fail(exc)
         return
@@ -290,8 +293,8 @@ def crl_command(data_dir: Path | None, database_url: str | None) -> None:
     from controller.revocation import write_crl
 
     try:
-        settings, sessions = _controller_sessions(data_dir, database_url)
-        path = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+        with _on_controller(data_dir, database_url) as (settings, sessions):
+            path = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
     except MusterError as exc:
         _fail(exc)
         return
@@ -319,11 +322,11 @@ def replace_command(
     from controller.revocation import write_crl
 
     try:
-        settings, sessions = _controller_sessions(data_dir, database_url)
-        succession = register_succession(
-            sessions, old_device, new_device, reason=reason, by=by, now=datetime.now(UTC)
-        )
-        write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+        with _on_controller(data_dir, database_url) as (settings, sessions):
+            succession = register_succession(
+                sessions, old_device, new_device, reason=reason, by=by, now=datetime.now(UTC)
+            )
+            write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
     except MusterError as exc:
         _fail(exc)
         return

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from controller.settings import ControllerSettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -45,3 +50,17 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "heads") -> None:
     """Bring the schema to ``revision``; safe to call on every start."""
     command.upgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def open_database(settings: ControllerSettings) -> Iterator[sessionmaker[Session]]:
+    """The controller's database for a one-shot command: the data dir created, the schema brought
+    up to date, the engine disposed of afterwards."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,48 @@
+"""What the controller's one-shot commands share: where the database is, and a session on it
+(data dir created, schema brought up to date) whose refusals become usage errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import Session
+
+from controller.settings import ControllerSettings
+from muster.errors import ConfigError
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="keys and the SQLite database (default var/controller)",
+)
+database_url_option = click.option(
+    "--database-url",
+    help="e.g. postgresql+psycopg://muster@db/muster (default: SQLite in the data dir)",
+)
+
+
+def settings_for(data_dir: Path | None, database_url: str | None) -> ControllerSettings:
+    given: dict[str, object] = {}
+    if data_dir is not None:
+        given["data_dir"] = data_dir
+    if database_url:
+        given["database_url"] = database_url
+    return ControllerSettings(**given)  # type: ignore[arg-type]
+
+
+@contextmanager
+def command_session(data_dir: Path | None, database_url: str | None) -> Iterator[Session]:
+    """One transaction on the controller's database, committed when the block ends."""
+    from controller.db import open_database
+
+    try:
+        with (
+            open_database(settings_for(data_dir, database_url)) as sessions,
+            sessions.begin() as session,
+        ):
+            yield session
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
