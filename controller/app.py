@@ -8,7 +8,6 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import grpc
 import structlog
@@ -26,6 +25,7 @@ from controller.ingest import Ingestor
 from controller.revocation import CrlPublisher
 from controller.settings import ControllerSettings
 from controller.telemetry import DeviceStateStore, TelemetryConsumer
+from muster.clock import Clock
 from provisioning.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 
 log = structlog.get_logger(__name__)
@@ -46,6 +46,7 @@ class Controller:
     engine: Engine
     sessions: sessionmaker[Session]
     consumer: TelemetryConsumer
+    clock: Clock
     _servers: list[grpc.aio.Server] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _admin: uvicorn.Server | None = None
@@ -55,9 +56,9 @@ class Controller:
         return f"http://{self.settings.bind_host}:{self.settings.admin_port}/"
 
     @classmethod
-    def prepare(cls, settings: ControllerSettings) -> Controller:
+    def prepare(cls, settings: ControllerSettings, clock: Clock) -> Controller:
         """Create keys and bring the schema up to date; nothing is listening yet."""
-        now = datetime.now(UTC)
+        now = clock.now()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
         url = settings.resolved_database_url()
@@ -67,7 +68,7 @@ class Controller:
         with sessions.begin() as session:
             publish_upload_keys(session, pki, now)
         consumer = TelemetryConsumer(settings, DeviceStateStore(sessions), pki)
-        return cls(settings, pki, engine, sessions, consumer)
+        return cls(settings, pki, engine, sessions, consumer, clock)
 
     async def start(self) -> None:
         settings = self.settings
@@ -134,8 +135,8 @@ class Controller:
         log.info("controller stopped")
 
 
-async def run_controller(settings: ControllerSettings, stop: asyncio.Event) -> None:
-    controller = Controller.prepare(settings)
+async def run_controller(settings: ControllerSettings, stop: asyncio.Event, clock: Clock) -> None:
+    controller = Controller.prepare(settings, clock)
     await controller.start()
     try:
         await stop.wait()

@@ -10,6 +10,7 @@ import click
 
 from controller.cli_options import data_dir_option, database_url_option
 from controller.settings import ControllerSettings
+from muster.clock import SystemClock
 from muster.logs import configure_logging
 
 
@@ -69,7 +70,7 @@ def run(log_level: str, **options: object) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_controller(settings, stop)
+        await run_controller(settings, stop, SystemClock())
 
     asyncio.run(main())
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from controller.embedded_broker import EmbeddedBroker
 from controller.enrollment import create_enrollment_code
 from controller.importer import Importer
 from controller.settings import ControllerSettings
+from muster.clock import SystemClock
 from muster.dataset import synthetic_rows
 from muster.logs import configure_logging
 
@@ -66,7 +67,9 @@ async def _run_quiet(*command: str) -> None:
 
 def import_demo_people(controller: Controller, devices: int, per_township: int = 300) -> int:
     townships = DEMO_TOWNSHIPS[: min(devices, len(DEMO_TOWNSHIPS))]
-    rows = synthetic_rows(per_township * len(townships), townships, random.Random(2018))
+    rows = synthetic_rows(
+        per_township * len(townships), townships, random.Random(2018), controller.clock.today()
+    )
     report = Importer(controller.sessions).import_rows(enumerate(rows, start=2))
     return report.added + report.unchanged + report.changed
 
@@ -124,7 +127,7 @@ def _demo_admin(controller: Controller) -> tuple[str, str]:
             role="ministry",
             region="",
             password=password,
-            now=datetime.now(UTC),
+            now=controller.clock.now(),
         )
     return "demo", password
 
@@ -133,6 +136,7 @@ async def run_demo(
     devices: int, duration: float | None, data_dir: Path, admin_port: int
 ) -> dict[str, Any]:
     host = "127.0.0.1"
+    clock = SystemClock()
     broker = EmbeddedBroker(host, free_port())
     await broker.start()
     settings = ControllerSettings(
@@ -142,7 +146,7 @@ async def run_demo(
         admin_port=free_port(admin_port),
         mqtt_url=broker.url,
     )
-    controller = Controller.prepare(settings)
+    controller = Controller.prepare(settings, clock)
     await controller.start()
     # The centre's initial data for the demo townships (S-04): devices sync it as their slice.
     people = await asyncio.to_thread(import_demo_people, controller, devices)
@@ -152,7 +156,7 @@ async def run_demo(
     print(f"管理员 admin login: {login[0]} / {login[1]}", flush=True)
     print(f"数据目录 data: {data_dir}", flush=True)
 
-    now = datetime.now(UTC)
+    now = clock.now()
     edges: list[asyncio.subprocess.Process] = []
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)

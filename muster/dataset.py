@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Callable, Iterator, Sequence
+from datetime import date
 from pathlib import Path
 
 from muster.errors import ConfigError
@@ -16,10 +17,10 @@ __all__ = ["synthetic_rows", "write_dataset"]
 
 
 def synthetic_rows(
-    people: int, township_codes: Sequence[str], rng: random.Random
+    people: int, township_codes: Sequence[str], rng: random.Random, today: date
 ) -> Iterator[dict[str, str]]:
     for _ in range(people):
-        yield dataset_row(rng, rng.choice(township_codes))
+        yield dataset_row(rng, rng.choice(township_codes), today)
 
 
 def write_dataset(
@@ -29,6 +30,7 @@ def write_dataset(
     township_count: int = 0,
     township_codes: Sequence[str] = (),
     seed: int = 2018,
+    today: date,
     progress: Callable[[int], None] = lambda n: None,
 ) -> list[str]:
     """Write ``people`` rows to ``out`` (.csv or .xlsx); returns the townships used."""
@@ -39,7 +41,7 @@ def write_dataset(
         raise ConfigError(f"{out}: write a .csv or an .xlsx file")
     out.parent.mkdir(parents=True, exist_ok=True)
     headers = [c.header for c in COLUMNS]
-    rows = synthetic_rows(people, codes, rng)
+    rows = synthetic_rows(people, codes, rng, today)
     if suffix == ".csv":
         # utf-8-sig: the BOM makes Excel open the Chinese headers correctly.
         with out.open("w", newline="", encoding="utf-8-sig") as fh:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.progress import Progress
 
+from muster.clock import SystemClock
 from muster.dataset import write_dataset
 from muster.errors import ConfigError
 from muster.regions import parse_township
@@ -44,6 +45,7 @@ def dataset(
                 township_count=township_count,
                 township_codes=codes,
                 seed=seed,
+                today=SystemClock().today(),
                 progress=lambda n: progress.advance(task, n),
             )
     except ConfigError as exc:

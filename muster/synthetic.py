@@ -102,8 +102,9 @@ POLITICAL = ("中共党员", "中共党员", "群众", "共青团员")
 HOUSEHOLD = ("本乡镇", "本县城区", "外省")
 
 
-def dataset_row(rng: random.Random, township: str) -> dict[str, str]:
-    """One row of the initial-data import format (``muster.initial_data.COLUMNS``)."""
+def dataset_row(rng: random.Random, township: str, today: date) -> dict[str, str]:
+    """One row of the initial-data import format (``muster.initial_data.COLUMNS``); service dates
+    never fall after ``today``, the day the data is imported."""
     p = person(rng, township[:6])
     family = p.relation is not None
     row = {
@@ -126,7 +127,6 @@ def dataset_row(rng: random.Random, township: str) -> dict[str, str]:
     if not family:
         enlist = p.birth_date + timedelta(days=365 * 18 + rng.randrange(0, 365 * 4))
         discharge = enlist + timedelta(days=365 * rng.choice((2, 3, 5, 8, 12, 16)))
-        today = date.today()
         row |= {
             "enlistment_date": min(enlist, today).isoformat(),
             "discharge_date": min(discharge, today).isoformat(),

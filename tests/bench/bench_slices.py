@@ -45,7 +45,7 @@ def load(sessions: sessionmaker[Session], plan: dict[str, int], rng: random.Rand
     with sessions.begin() as session:
         for township, count in plan.items():
             for _ in range(count):
-                person = parse_row(dataset_row(rng, township), today=today)
+                person = parse_row(dataset_row(rng, township, today), today=today)
                 rows.append(
                     {
                         "township_code": township,

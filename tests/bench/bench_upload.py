@@ -33,6 +33,7 @@ from controller.settings import ControllerSettings
 from edge.collector import simulated_record
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
+from muster.clock import SystemClock
 from muster.crypto import content_hash, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging
 from provisioning.enroll import enroll
@@ -96,7 +97,7 @@ async def measure(records: int, directory: Path) -> dict[str, float]:
         admin_port=free_port(),
         mqtt_url=broker.url,
     )
-    controller = Controller.prepare(settings)
+    controller = Controller.prepare(settings, SystemClock())
     await controller.start()
     code = create_enrollment_code(
         controller.sessions,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import grpc
@@ -27,6 +28,8 @@ from tests.fixtures.fleet import (
 from tests.fixtures.mosquitto import MosquittoBroker
 
 T1, T2 = "370902001000", "370902002000"
+# The synthetic people's service dates end by this day; the controller imports them later.
+DATA_DAY = date(2026, 11, 23)
 
 
 def controller_cli(controller: ControllerProcess, *args: str) -> str:
@@ -92,7 +95,7 @@ def test_devices_work_from_their_townships_slice(
     monkeypatch.setenv("MUSTER_EDGE_HEALTH_EVERY_S", "1")
     controller = fleet.controller(mqtt_url=mosquitto.url)
     data = tmp_path / "people.xlsx"
-    write_dataset(data, people=2500, township_codes=[T1, T2], seed=3)
+    write_dataset(data, people=2500, township_codes=[T1, T2], seed=3, today=DATA_DAY)
     controller_cli(controller, "controller", "import", "--file", str(data))
     mine = township_ids(controller, T1)
     assert 1000 < len(mine) < 1500
@@ -131,7 +134,9 @@ def test_devices_work_from_their_townships_slice(
     # A person moves to the other township: the device forgets them through a delta.
     moved = sorted(mine)[0]
     rows = data.with_suffix(".move.csv")
-    write_dataset(rows, people=1, township_codes=[T2], seed=99)  # header and a newcomer
+    write_dataset(
+        rows, people=1, township_codes=[T2], seed=99, today=DATA_DAY
+    )  # header and a newcomer
     with rows.open("a", encoding="utf-8") as fh:
         engine = create_engine(f"sqlite:///{controller.data_dir / 'controller.db'}")
         with engine.connect() as conn:

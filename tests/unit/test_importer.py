@@ -45,7 +45,7 @@ def test_csv_and_xlsx_import_and_reimport_changes_nothing(
     nothing."""
     for suffix in (".csv", ".xlsx"):
         path = tmp_path / f"people{suffix}"
-        write_dataset(path, people=300, township_codes=[T1, T2], seed=len(suffix))
+        write_dataset(path, people=300, township_codes=[T1, T2], seed=len(suffix), today=NOW.date())
         first = import_file(sessions, path, clock=lambda: NOW)
         assert first.rejected == []
         before = versions(sessions)
@@ -60,7 +60,7 @@ def test_bad_rows_are_rejected_with_a_reason_and_change_nothing(
 ) -> None:
     """Each kind of bad row is refused with its line number and a reason naming the column;
     the good rows around it are imported."""
-    rows = list(synthetic_rows(6, [T1], random.Random(3)))
+    rows = list(synthetic_rows(6, [T1], random.Random(3), NOW.date()))
     good = rows[0]
     bad = [
         {
@@ -101,7 +101,7 @@ def test_a_change_and_a_move_bump_only_the_townships_concerned(
 ) -> None:
     """A changed person bumps their township; a person who moved leaves a tombstone in the old
     township (bumped too) and appears in the new one."""
-    rows = list(synthetic_rows(10, [T1], random.Random(5)))
+    rows = list(synthetic_rows(10, [T1], random.Random(5), NOW.date()))
     importer = Importer(sessions, clock=lambda: NOW)
     importer.import_rows(enumerate(rows, start=2))
     assert versions(sessions) == {T1: 1}

@@ -34,7 +34,7 @@ DEVICE = f"{T1}-AAAAAA"
 
 @pytest.fixture
 def imported(sessions: sessionmaker[Session]) -> list[dict[str, str]]:
-    rows = list(synthetic_rows(120, [T1, T2], random.Random(11)))
+    rows = list(synthetic_rows(120, [T1, T2], random.Random(11), NOW.date()))
     Importer(sessions, clock=lambda: NOW).import_rows(enumerate(rows, start=2))
     return rows
 
