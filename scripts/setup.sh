@@ -24,6 +24,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # fonts-droid-fallback, fonts-dejavu-core: CJK and Latin TrueType fonts for the console's
 # printable confirmation sheet.
 # gcc, libpcsclite-dev, python3-dev: pyscard builds from source.
+# faketime: the test command runs the unit tier again with the calendar 400 days ahead.
 APT_PACKAGES=(
     libpcsclite-dev pcscd vsmartcard-vpcd
     mosquitto mosquitto-clients socat
@@ -31,6 +32,7 @@ APT_PACKAGES=(
     chromium chromium-driver
     fonts-droid-fallback fonts-dejavu-core
     gcc python3-dev python3-venv
+    faketime
 )
 
 if [ "$(id -u)" -eq 0 ]; then
