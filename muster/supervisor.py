@@ -5,6 +5,11 @@ named tasks in one ``asyncio.TaskGroup``; a task that raises is reported (log an
 ``on_failure`` hook, which the daemon turns into a telemetry event) and restarted after a jittered
 backoff on the process's clock; a task that returns is done. Only cancellation (a stop) ends the
 group. No bare ``create_task`` whose failure nobody sees.
+
+A task that ran for ``healthy_s`` or longer before it failed starts its backoff afresh: a broker
+connection that held for an hour and then dropped is retried after ``initial_s``, not after the
+delay its last outage had grown to. Delays, and the time a run lasted, are on the supervisor's
+clock, so a :class:`~muster.clock.VirtualClock` drives the whole restart schedule in tests.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class _Entry:
     restart: bool
     backoff: Backoff
     failures: int = 0
+    started_at: float = 0.0
 
 
 @dataclass
@@ -57,18 +63,22 @@ class Supervisor:
     initial_s: float = 1.0
     maximum_s: float = 60.0
     on_failure: Callable[[TaskFailure], None] | None = None
+    healthy_s: float = 60.0
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
-    def add(self, name: str, job: Job, *, restart: bool = True) -> None:
-        """Register ``job`` under ``name``; ``restart=False`` lets a failure end it (reported)."""
+    def add(
+        self, name: str, job: Job, *, restart: bool = True, backoff: Backoff | None = None
+    ) -> None:
+        """Register ``job`` under ``name``; ``restart=False`` lets a failure end it (reported).
+        ``backoff`` overrides the supervisor's ``initial_s``/``maximum_s`` for this job."""
         if name in self._entries:
             raise ValueError(f"a task named {name!r} is already supervised")
-        self._entries[name] = _Entry(
-            job,
-            restart,
-            Backoff(self.initial_s, self.maximum_s, random.Random(self.rng.random())),
-        )
+        if self._tasks:
+            raise RuntimeError(f"add {name!r} before run(): the supervisor is already running")
+        if backoff is None:
+            backoff = Backoff(self.initial_s, self.maximum_s, random.Random(self.rng.random()))
+        self._entries[name] = _Entry(job, restart, backoff)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -90,6 +100,7 @@ class Supervisor:
 
     async def _keep(self, name: str, entry: _Entry) -> None:
         while True:
+            entry.started_at = self.clock.monotonic()
             try:
                 await entry.job()
                 return
@@ -97,6 +108,8 @@ class Supervisor:
                 raise
             except Exception as exc:
                 entry.failures += 1
+                if self.clock.monotonic() - entry.started_at >= self.healthy_s:
+                    entry.backoff.reset()
                 delay = entry.backoff.next_delay() if entry.restart else 0.0
                 log.exception(
                     "task failed; restarting" if entry.restart else "task failed; not restarted",
@@ -104,8 +117,16 @@ class Supervisor:
                     retry_in_s=round(delay, 1),
                     failures=entry.failures,
                 )
-                if self.on_failure is not None:
-                    self.on_failure(TaskFailure(name, exc, delay, entry.failures))
+                self._report(TaskFailure(name, exc, delay, entry.failures))
                 if not entry.restart:
                     return
                 await self.clock.sleep(delay)
+
+    def _report(self, failure: TaskFailure) -> None:
+        # The owner's hook must not turn one task's failure into the end of every task.
+        if self.on_failure is None:
+            return
+        try:
+            self.on_failure(failure)
+        except Exception:
+            log.exception("on_failure hook failed", task=failure.name)
