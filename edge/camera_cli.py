@@ -17,6 +17,7 @@ from typing import Final, NoReturn
 import click
 
 from edge.drivers.camera import CameraLostError, CapturedPhoto, capture_photo
+from muster.clock import SystemClock
 from muster.errors import MusterError
 from muster.logs import configure_logging
 from muster.profiles import CameraProfile, load_profile
@@ -103,7 +104,11 @@ def snap(
         profile = _camera_profile(camera, profile_name)
         photo = asyncio.run(
             capture_photo(
-                profile, document=document, timeout_s=timeout, open_timeout_s=open_timeout
+                profile,
+                document=document,
+                timeout_s=timeout,
+                open_timeout_s=open_timeout,
+                clock=SystemClock(),
             )
         )
     except CameraLostError as exc:

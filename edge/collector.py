@@ -7,19 +7,22 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import structlog
 
 from edge.drivers.sam.events import CardRead
+from edge.drivers.sam.idnumber import check_card
 from edge.drivers.sam.textblock import CardType
 from edge.sealer import Sealer
+from muster.clock import Clock
 from muster.errors import LicenceError, StorageError
 from muster.forms import CURRENT_VERSION, current_form
+from muster.forms.codelists import RELATIONS
 from muster.forms.samples import sample_fields
 from muster.records import FAMILY_CATEGORIES, AuditEntry, Category, Person, RecordPayload
-from muster.synthetic import CATEGORY_WEIGHTS, RELATIONS, person
+from muster.synthetic import CATEGORY_WEIGHTS, person
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +66,7 @@ def record_from_card(
         entered_by="clerk-a",
         reviewed_by="clerk-b",
         audit=_audit(now),
-        relation=rng.choice(RELATIONS) if category in FAMILY_CATEGORIES else None,
+        relation=rng.choice(list(RELATIONS)) if category in FAMILY_CATEGORIES else None,
     )
 
 
@@ -120,7 +123,7 @@ class SimulatedCollector:
         *,
         on_sealed: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         cards: asyncio.Queue[CardRead] | None = None,
         initial_data: Callable[[random.Random], dict[str, Any] | None] | None = None,
         find_initial: Callable[[str], dict[str, Any] | None] | None = None,
@@ -142,20 +145,21 @@ class SimulatedCollector:
         if self._cards is not None:
             while True:
                 read = await self._cards.get()
-                if read.card.card_type is CardType.RESIDENT and read.id_check.valid:
-                    record = record_from_card(self._rng, self._township, read, self._clock())
+                valid = check_card(read.card, today=self._clock.today()).valid
+                if read.card.card_type is CardType.RESIDENT and valid:
+                    record = record_from_card(self._rng, self._township, read, self._clock.now())
                     return await self._complete_from_initial_data(record)
                 log.info(
                     "card skipped: not a valid resident card", card_type=read.card.card_type.value
                 )
-        await asyncio.sleep(self._rng.expovariate(1.0 / mean_gap))
+        await self._clock.sleep(self._rng.expovariate(1.0 / mean_gap))
         # Clerks verify and complete people from the township's initial data; someone the
         # centre does not know yet (S-12: people appear at any time) is typed from scratch.
         if self._initial_data is not None:
             details = await asyncio.to_thread(self._initial_data, self._rng)
             if details is not None:
-                return record_from_slice(self._rng, self._township, details, self._clock())
-        return simulated_record(self._rng, self._township, self._clock())
+                return record_from_slice(self._rng, self._township, details, self._clock.now())
+        return simulated_record(self._rng, self._township, self._clock.now())
 
     async def _complete_from_initial_data(self, record: RecordPayload) -> RecordPayload:
         """A person the initial data knows: the clerk verifies its category and relation
@@ -170,7 +174,7 @@ class SimulatedCollector:
             update={
                 "category": category,
                 "relation": details.get("relation") or None,
-                "fields": _filled(self._rng, category, record.person.birth_date, self._clock())
+                "fields": _filled(self._rng, category, record.person.birth_date, self._clock.now())
                 | ({"address": record.fields["address"]} if "address" in record.fields else {}),
             }
         )

@@ -23,7 +23,7 @@ import json
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import structlog
@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from edge.licence_guard import LicenceGuard
 from edge.log_tail import LogTail
 from muster import commands as catalogue
+from muster.clock import Clock
 from muster.crypto import write_public_file
 from muster.errors import ConfigError
 from muster.v1 import device_pb2
@@ -67,8 +68,8 @@ class CommandHandler:
     state_dir: Path
     guard: LicenceGuard
     log_tail: LogTail
+    clock: Clock
     hooks: CommandHooks = field(default_factory=CommandHooks)
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     @property
     def journal_path(self) -> Path:
@@ -98,7 +99,7 @@ class CommandHandler:
             message=message,
             output=output,
         )
-        ack.at.FromDatetime(self.clock())
+        ack.at.FromDatetime(self.clock.now())
         return ack
 
     async def handle(self, payload: bytes) -> Outcome | None:
@@ -127,7 +128,7 @@ class CommandHandler:
 
     async def _run(self, command: device_pb2.Command) -> Outcome:
         cid = command.command_id
-        now = self.clock()
+        now = self.clock.now()
         if command.HasField("expires_at") and command.expires_at.ToDatetime(tzinfo=UTC) < now:
             return Outcome(self._ack(cid, Ack.RESULT_REJECTED, "命令已过期，未执行"))
         kind = catalogue.NAMES.get(command.kind)

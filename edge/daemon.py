@@ -1,13 +1,13 @@
-"""The edge daemon: one asyncio process, tasks under one supervisor. A task that fails is
-reported and restarted with backoff; nothing but a stop request ends the daemon."""
+"""The edge daemon: one asyncio process, tasks under one supervisor (:mod:`muster.supervisor`).
+A task that fails is reported and restarted with backoff; nothing but a stop request ends the
+daemon. The daemon owns the process's one clock and hands it to every part it builds."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import grpc
 import structlog
@@ -25,14 +25,16 @@ from edge.returned_records import write_returned
 from edge.sealer import Sealer
 from edge.settings import EdgeSettings
 from edge.slice_store import SliceStore
-from edge.uplink.backoff import Backoff
 from edge.uplink.data import DataLink
 from edge.uplink.slices import SliceSync
 from edge.uplink.telemetry import TelemetryLink
 from muster import __version__
+from muster.backoff import Backoff
+from muster.clock import Clock
 from muster.errors import BrokenError, ConfigError, EnrollmentError
 from muster.mqtt import client_tls_context, parse_broker_url
 from muster.profiles import FirmwareProfile, load_profile
+from muster.supervisor import Supervisor, TaskFailure
 from muster.v1 import data_pb2, device_pb2
 from provisioning.enroll import enroll
 
@@ -48,7 +50,7 @@ def simulated_seed(settings: EdgeSettings, profile: FirmwareProfile) -> str | No
 
 
 async def ensure_enrolled(
-    settings: EdgeSettings, profile: FirmwareProfile, store: IdentityStore
+    settings: EdgeSettings, profile: FirmwareProfile, store: IdentityStore, clock: Clock
 ) -> None:
     if store.is_enrolled():
         return
@@ -57,7 +59,8 @@ async def ensure_enrolled(
             "设备尚未注册：请提供注册码和中心 CA 证书 (--code CODE --ca-cert FILE), "
             "或先运行 muster provision enroll"
         )
-    backoff = Backoff(maximum=30.0)
+    # Seeded by the state dir: replayable for one device, spread across a township's devices.
+    backoff = Backoff(maximum=30.0, rng=random.Random(str(settings.state_dir.resolve())))
     while True:
         try:
             result = await asyncio.to_thread(
@@ -73,18 +76,19 @@ async def ensure_enrolled(
             log.warning(
                 "enrolment: controller unreachable", error=str(exc), retry_in_s=round(delay, 1)
             )
-            await asyncio.sleep(delay)
+            await clock.sleep(delay)
             continue
         log.info("enrolled", device_id=result.device_id, township=result.township_code)
         return
 
 
 class Daemon:
-    def __init__(self, settings: EdgeSettings) -> None:
+    def __init__(self, settings: EdgeSettings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.profile = load_profile(settings.profile)
         self.store = IdentityStore(settings.state_dir)
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.sequence = 0
         self.log_tail = LogTail()
         self.log_tail.install()
@@ -94,11 +98,12 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        await ensure_enrolled(self.settings, self.profile, self.store)
+        await ensure_enrolled(self.settings, self.profile, self.store, self.clock)
         enrolment = self.store.enrolment()
         structlog.contextvars.bind_contextvars(device_id=enrolment.device_id)
         self.outbox = Outbox(
             self.settings.state_dir / "outbox.sqlite3",
+            clock=self.clock,
             max_records=self.profile.outbox.max_records,
             min_disk_free_bytes=self.profile.outbox.min_disk_free_bytes,
         )
@@ -106,12 +111,13 @@ class Daemon:
             self.store,
             simulated_seed=simulated_seed(self.settings, self.profile),
             required_features=required_features(self.profile),
+            clock=self.clock,
         )
         verdict = self.guard.check()
         if not verdict.allowed:
             log.warning("collection refused", reason=verdict.reason, message=verdict.message)
-        self.sealer = Sealer(self.store, self.outbox, self.guard)
-        self.membership = Membership(self.store, self.guard)
+        self.sealer = Sealer(self.store, self.outbox, self.guard, clock=self.clock)
+        self.membership = Membership(self.store, self.guard, clock=self.clock)
         self.command_hooks.renew_licence = self.membership.renew_now
         self.data = DataLink(
             self.store,
@@ -124,6 +130,7 @@ class Daemon:
             on_rejected=self._rejected,
             health_request=self.membership.health_request,
             after_health=self._after_health,
+            clock=self.clock,
         )
         self.slices = SliceStore(
             self.settings.state_dir / "slices" / "slice.sqlite3",
@@ -133,6 +140,7 @@ class Daemon:
             self.store,
             self.slices,
             every_s=self.settings.slice_every_s,
+            clock=self.clock,
             on_event=lambda message: self.telemetry.emit(
                 device_pb2.Event.KIND_UNSPECIFIED, message
             ),
@@ -151,17 +159,20 @@ class Daemon:
             interval_s=self.profile.uplink.heartbeat_interval_s,
             tls_context=tls,
             on_command=self._on_command,
+            clock=self.clock,
         )
         self.commands = CommandHandler(
             enrolment.device_id,
             self.settings.state_dir,
             self.guard,
             self.log_tail,
+            self.clock,
             self.command_hooks,
         )
         self.hardware = Hardware(
             self.profile,
             lambda kind, message, details: self.telemetry.emit(kind, message, **details),
+            clock=self.clock,
         )
         jobs: dict[str, Callable[[], Awaitable[None]]] = {
             "telemetry": self.telemetry.run,
@@ -180,6 +191,7 @@ class Daemon:
                 cards=self.hardware.cards if self.hardware.has_reader else None,
                 initial_data=self.slices.random_person,
                 find_initial=self.slices.find,
+                clock=self.clock,
             )
             jobs["collector"] = self.collector.run
         else:
@@ -198,12 +210,18 @@ class Daemon:
                 slices=self.slices,
                 online=lambda: self.data.connected,
                 on_sealed=self.data.notify_new_record,
+                clock=self.clock,
             )
             jobs["console"] = self.console.run
             log.info("console listening", url=self.console.url)
-        tasks = [
-            asyncio.create_task(self._supervise(name, job), name=name) for name, job in jobs.items()
-        ]
+        supervisor = Supervisor(
+            self.clock,
+            rng=random.Random(enrolment.device_id),
+            on_failure=self._task_failed,
+        )
+        for name, job in jobs.items():
+            supervisor.add(name, job)
+        running = asyncio.create_task(supervisor.run(), name="supervisor")
         self.telemetry.emit(
             device_pb2.Event.KIND_STARTED, f"采集守护进程已启动 (muster {__version__})"
         )
@@ -211,14 +229,11 @@ class Daemon:
         try:
             await stop.wait()
         finally:
-            by_name = {task.get_name(): task for task in tasks}
-            if "collector" in by_name:
-                by_name["collector"].cancel()
+            supervisor.cancel("collector")
             await self._drain(DRAIN_ON_STOP_S)
             await self.telemetry.say_goodbye()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
             self.outbox.close()
             self.slices.close()
             if self.console is not None:
@@ -230,33 +245,22 @@ class Daemon:
     async def _drain(self, timeout_s: float) -> None:
         """On a planned stop, give the uplink a moment to empty the outbox; whatever is left
         simply waits on disk for the next start."""
-        deadline = time.monotonic() + timeout_s
-        while self.data.connected and time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + timeout_s
+        while self.data.connected and self.clock.monotonic() < deadline:
             if self.outbox.stats().pending == 0:
                 return
             self.data.notify_new_record()
-            await asyncio.sleep(0.1)
+            await self.clock.sleep(0.1)
 
-    async def _supervise(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff(initial=1.0, maximum=60.0)
-        while True:
-            try:
-                await job()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = backoff.next_delay()
-                log.exception("task failed; restarting", task=name, retry_in_s=round(delay, 1))
-                self.telemetry.emit(
-                    device_pb2.Event.KIND_UNSPECIFIED,
-                    f"任务 {name} 出错，{delay:.0f} 秒后重启：{exc}",
-                )
-                await asyncio.sleep(delay)
+    def _task_failed(self, failure: TaskFailure) -> None:
+        self.telemetry.emit(
+            device_pb2.Event.KIND_UNSPECIFIED,
+            f"任务 {failure.name} 出错，{failure.restart_in_s:.0f} 秒后重启：{failure.error}",
+        )
 
     async def _licence_forever(self) -> None:
         while True:
-            await asyncio.sleep(LICENCE_CHECK_EVERY_S)
+            await self.clock.sleep(LICENCE_CHECK_EVERY_S)
             previous = self.guard.verdict
             verdict = await asyncio.to_thread(self.guard.check)
             if not verdict.allowed and verdict.reason != previous.reason:
@@ -329,7 +333,7 @@ class Daemon:
         beat = device_pb2.Heartbeat(
             device_id=self.store.enrolment().device_id,
             sequence=self.sequence,
-            uptime_s=time.monotonic() - self.started,
+            uptime_s=self.clock.monotonic() - self.started,
             software_version=__version__,
             profile=self.profile.name,
             licence_days_left=verdict.days_left,
@@ -345,14 +349,14 @@ class Daemon:
             clock_skew_s=self.data.clock_skew_s,
             township_code=self.store.enrolment().township_code,
         )
-        beat.sent_at.FromDatetime(datetime.now(UTC))
+        beat.sent_at.FromDatetime(self.clock.now())
         if self.hardware.last_card_read is not None:
             beat.last_card_read.FromDatetime(self.hardware.last_card_read)
         return beat
 
 
-async def run_daemon(settings: EdgeSettings, stop: asyncio.Event) -> None:
+async def run_daemon(settings: EdgeSettings, stop: asyncio.Event, clock: Clock) -> None:
     try:
-        await Daemon(settings).run(stop)
+        await Daemon(settings, clock).run(stop)
     except EnrollmentError as exc:
         raise ConfigError(f"注册被拒绝：{exc}") from exc

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from edge.settings import EdgeSettings
+from muster.clock import SystemClock
 from muster.errors import MusterError
 from muster.logs import configure_logging
 
@@ -43,7 +44,7 @@ def run(**options: object) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_daemon(settings, stop)
+        await run_daemon(settings, stop, SystemClock())
 
     try:
         asyncio.run(main())

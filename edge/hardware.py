@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
 from edge.drivers.camera import CameraDriver, CameraLost, CameraRestored, CapturedPhoto
 from edge.drivers.sam import driver as sam_driver
 from edge.drivers.sam.events import CardRead, CardRemoved, ReaderFault, ReaderReady
+from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.profiles import FirmwareProfile
 from muster.v1 import device_pb2
@@ -33,7 +34,7 @@ class Hardware:
         profile: FirmwareProfile,
         emit: Emit,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         card_queue: int = 32,
     ) -> None:
         self._profile = profile
@@ -76,7 +77,7 @@ class Hardware:
                     log.info("reader ready", port=event.port, sam_id=event.sam_id)
                 case CardRead():
                     self.reader_state = Component.COMPONENT_STATE_OK
-                    self.last_card_read = self._clock()
+                    self.last_card_read = self._clock.now()
                     self.card_on_reader = event
                     self._card_arrived.set()
                     self._card_arrived = asyncio.Event()
@@ -101,7 +102,7 @@ class Hardware:
     async def run_camera(self) -> None:
         if self._profile.camera.kind != "opencv":
             return
-        self.camera = CameraDriver(self._profile.camera)
+        self.camera = CameraDriver(self._profile.camera, clock=self._clock)
         try:
             await self.camera.start()
             async for event in self.camera.events():

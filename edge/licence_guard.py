@@ -3,12 +3,12 @@ before every seal. A refusal never stops the daemon; it keeps reporting and says
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge.identity import IdentityStore
+from muster.clock import Clock
 from muster.crypto import licence_public_from_bytes, write_public_file
 from muster.errors import LicenceError
 from muster.licence import REASONS, check_licence
@@ -38,7 +38,7 @@ class LicenceGuard:
         store: IdentityStore,
         *,
         simulated_seed: str | None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         required_features: tuple[str, ...] = (),
     ) -> None:
         self._store = store
@@ -77,7 +77,7 @@ class LicenceGuard:
         return hashed_fingerprint(raw_fingerprint(self._seed), salt)
 
     def check(self) -> Verdict:
-        now = self._clock()
+        now = self._clock.now()
         enrolment = self._store.enrolment()
         try:
             if self._clock_rolled_back(now):

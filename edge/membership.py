@@ -10,14 +10,14 @@ worse off than it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import grpc
 import structlog
 
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
+from muster.clock import Clock
 from muster.crypto import licence_public_from_bytes, write_public_file
 from muster.crypto.pki import issued_by, load_certificate, load_certificates
 from muster.errors import CertificateError, CryptoError, LicenceError
@@ -42,7 +42,7 @@ class Membership:
         guard: LicenceGuard,
         *,
         renew_within: timedelta = RENEW_WITHIN,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._store = store
         self._guard = guard
@@ -90,7 +90,7 @@ class Membership:
         return True
 
     def renewal_due(self) -> bool:
-        now = self._clock()
+        now = self._clock.now()
         if self._refused_at is not None and now - self._refused_at < RETRY_REFUSED_AFTER:
             return False
         verdict = self._guard.verdict
@@ -117,7 +117,7 @@ class Membership:
         try:
             response: data_pb2.RenewLicenceResponse = await stub.RenewLicence(request, timeout=15)
         except grpc.aio.AioRpcError as error:
-            self._refused_at = self._clock()
+            self._refused_at = self._clock.now()
             self.last_renewal = f"续期被拒绝：{error.details()}"
             log.warning("licence renewal refused", code=error.code().name, details=error.details())
             return self.last_renewal
@@ -127,7 +127,7 @@ class Membership:
     def install(self, blob: bytes, authority_key: bytes) -> str:
         """Keep a renewed licence only if this device could collect with it right now."""
         enrolment = self._store.enrolment()
-        now = self._clock()
+        now = self._clock.now()
         try:
             authority = licence_public_from_bytes(authority_key)
             licence = check_licence(

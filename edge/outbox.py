@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.durable_store import DurableStore
+from muster.clock import Clock
 from muster.errors import StorageError
 from muster.v1 import data_pb2
 
@@ -72,8 +72,14 @@ class OutboxStats:
 
 class Outbox(DurableStore):
     def __init__(
-        self, path: Path, *, max_records: int = 200_000, min_disk_free_bytes: int = 0
+        self,
+        path: Path,
+        *,
+        clock: Clock,
+        max_records: int = 200_000,
+        min_disk_free_bytes: int = 0,
     ) -> None:
+        self._clock = clock
         self._max_records = max_records
         self._min_free = min_disk_free_bytes
         super().__init__(path, _SCHEMA, what="outbox")
@@ -111,7 +117,7 @@ class Outbox(DurableStore):
                     sealed.schema_version,
                     sealed.SerializeToString(),
                     content_hash,
-                    time.time() if now is None else now,
+                    self._clock.now().timestamp() if now is None else now,
                 ),
             )
             db.executemany(
@@ -174,7 +180,7 @@ class Outbox(DurableStore):
 
     def apply_acks(self, acks: Iterable[data_pb2.RecordAck], *, now: float | None = None) -> None:
         """Record the controller's verdicts in one durable transaction."""
-        at = time.time() if now is None else now
+        at = self._clock.now().timestamp() if now is None else now
         with self._tx() as db:
             for ack in acks:
                 if ack.status in (Ack.STATUS_STORED, Ack.STATUS_DUPLICATE):
@@ -195,7 +201,7 @@ class Outbox(DurableStore):
                     )
 
     def stats(self, *, now: float | None = None) -> OutboxStats:
-        at = time.time() if now is None else now
+        at = self._clock.now().timestamp() if now is None else now
         with self._lock:
             rows = dict(
                 self._db.execute("SELECT state, count(*) FROM records GROUP BY state").fetchall()

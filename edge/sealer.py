@@ -3,13 +3,13 @@ back, and is in the outbox on disk before the caller is told it is saved."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
 from edge.outbox import Outbox
+from muster.clock import Clock
 from muster.crypto import (
     DeviceKey,
     content_hash,
@@ -35,7 +35,7 @@ class Sealer:
         outbox: Outbox,
         guard: LicenceGuard,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._store = store
         self._outbox = outbox
@@ -74,7 +74,7 @@ class Sealer:
             upload_key=upload_key,
             key_version=version,
             signing_key=self._key,
-            now=self._clock(),
+            now=self._clock.now(),
         )
         chunks = [
             chunk

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CAMPAIGN_TZ", "Clock", "SystemClock", "VirtualClock", "campaign_date"]
+__all__ = ["CAMPAIGN_TZ", "Clock", "SystemClock", "VirtualClock", "campaign_date", "wait_for_event"]
 
 CAMPAIGN_TZ = timezone(timedelta(hours=8), "CST")
 
@@ -181,3 +181,23 @@ async def _settle(rounds: int = 20) -> None:
     """Let woken tasks run until they block again (on the clock or elsewhere)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+async def wait_for_event(clock: Clock, event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until ``event`` is set or ``timeout_s`` of ``clock`` time has passed; True if set.
+
+    ``asyncio.wait_for`` times out on the event loop's own clock, which a virtual clock does not
+    move; loops that wake on "new work or every N seconds" use this instead.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    sleeper = asyncio.ensure_future(clock.sleep(timeout_s))
+    try:
+        await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiter, sleeper):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(waiter, sleeper, return_exceptions=True)
+    return event.is_set()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from muster.clock import SystemClock
 from muster.errors import MusterError
 
 if TYPE_CHECKING:
@@ -439,7 +440,7 @@ def import_outbox_command(export_file: Path, state_dir: Path) -> None:
     from provisioning.outbox_transfer import import_outbox
 
     try:
-        result = import_outbox(export_file, state_dir, now=datetime.now(UTC))
+        result = import_outbox(export_file, state_dir, clock=SystemClock())
     except MusterError as exc:
         _fail(exc)
         return
@@ -473,6 +474,7 @@ def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeo
             profile,
             simulated_seed=seed,
             timeout_s=timeout,
+            clock=SystemClock(),
             progress=lambda key: status.update(f"自检中 self-test: {key} …"),
         )
     if as_json:

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
+from muster.clock import Clock
 from muster.crypto import content_hash, verify_record, write_public_file
 from muster.crypto.pki import (
     certificate_der,
@@ -123,7 +124,7 @@ def check_export(
             ) from exc
 
 
-def import_outbox(path: Path, new_state_dir: Path, *, now: datetime) -> ImportResult:
+def import_outbox(path: Path, new_state_dir: Path, *, clock: Clock) -> ImportResult:
     """Check an export and add its records, unopened, to this device's outbox."""
     store = IdentityStore(new_state_dir)
     enrolment = store.enrolment()
@@ -133,8 +134,10 @@ def import_outbox(path: Path, new_state_dir: Path, *, now: datetime) -> ImportRe
             f"导出文件属于乡镇 {export.township_code}，本机属于 {enrolment.township_code}："
             "只能接替同一乡镇的设备 (a successor must belong to the same township)"
         )
-    check_export(export, store.ca_path.read_bytes(), own_device_id=enrolment.device_id, now=now)
-    outbox = Outbox(new_state_dir / "outbox.sqlite3", min_disk_free_bytes=0)
+    check_export(
+        export, store.ca_path.read_bytes(), own_device_id=enrolment.device_id, now=clock.now()
+    )
+    outbox = Outbox(new_state_dir / "outbox.sqlite3", clock=clock, min_disk_free_bytes=0)
     try:
         present = _ids(outbox.path)
         added = 0

@@ -20,6 +20,7 @@ import grpc
 
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard, required_features
+from muster.clock import Clock
 from muster.crypto.pki import load_certificate, load_certificates, verify_issued_by_any
 from muster.errors import CertificateError, MusterError
 from muster.mqtt import parse_broker_url
@@ -60,6 +61,7 @@ class _Context:
     store: IdentityStore
     profile: FirmwareProfile
     seed: str | None
+    clock: Clock
     now: datetime
     timeout_s: float
     server_time: datetime | None = None
@@ -70,7 +72,7 @@ def _licence(ctx: _Context) -> Check:
     guard = LicenceGuard(
         ctx.store,
         simulated_seed=ctx.seed,
-        clock=lambda: ctx.now,
+        clock=ctx.clock,
         required_features=required_features(ctx.profile),
     )
     verdict = guard.check()
@@ -115,7 +117,7 @@ def _controller(ctx: _Context) -> Check:
         )
     except FileNotFoundError as exc:
         return Check(name, FAIL, f"缺少文件 {exc.filename}", "用注册码重新注册本机")
-    sent = datetime.now(UTC)
+    sent = ctx.clock.now()
     with grpc.secure_channel(enrolment.data_endpoint, credentials) as channel:
         try:
             response: data_pb2.HealthResponse = data_pb2_grpc.DeviceStub(channel).Health(
@@ -130,7 +132,7 @@ def _controller(ctx: _Context) -> Check:
                 else f"检查网络/VPN 能否到达 {enrolment.data_endpoint}，以及中心服务是否在运行"
             )
             return Check(name, FAIL, f"{enrolment.data_endpoint}: {details}", fix)
-    received = datetime.now(UTC)
+    received = ctx.clock.now()
     ctx.server_time = response.server_time.ToDatetime(tzinfo=UTC)
     ctx.round_trip = received - sent
     if response.revoked:
@@ -309,7 +311,7 @@ def run_selftest(
     *,
     simulated_seed: str | None = None,
     timeout_s: float = 10.0,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock,
     progress: Callable[[str], None] = lambda name: None,
 ) -> list[Check]:
     store = IdentityStore(state_dir)
@@ -322,7 +324,7 @@ def run_selftest(
                 "先用注册码注册：muster provision enroll --controller HOST:PORT --code CODE",
             )
         ]
-    ctx = _Context(store, profile, simulated_seed, clock(), timeout_s)
+    ctx = _Context(store, profile, simulated_seed, clock, clock.now(), timeout_s)
     results = []
     for key, check in CHECKS:
         progress(key)

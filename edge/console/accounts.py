@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from muster.clock import Clock
 from muster.errors import MusterError
 from muster.passwords import verify_password
 from muster.v1 import data_pb2
@@ -59,7 +60,7 @@ class ClerkAccounts:
         self,
         directory: Path,
         *,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        clock: Clock,
         verify: Callable[[str, str], bool] = verify_password,
     ) -> None:
         self._accounts_path = directory / "clerks.json"
@@ -102,7 +103,7 @@ class ClerkAccounts:
 
     def authenticate(self, username: str, password: str) -> Clerk:
         """The clerk, or ``LoginRefused`` (unknown, disabled, locked, wrong password)."""
-        now = self._clock()
+        now = self._clock.now()
         username = username.strip()
         with self._lock:
             accounts = self._read(self._accounts_path)

@@ -46,8 +46,10 @@ from edge.console.workflow import (
 )
 from edge.drivers.camera import CapturedPhoto
 from edge.drivers.sam.events import CardRead
+from edge.drivers.sam.idnumber import check_card
 from edge.drivers.sam.textblock import CardType
 from edge.licence_guard import Verdict
+from muster.clock import Clock
 from muster.errors import ConfigError, LicenceError, MusterError, StorageError
 from muster.forms import SECTIONS, Problem, current_form
 from muster.forms.codelists import ETHNICITIES, RELATIONS
@@ -71,6 +73,7 @@ class ConsoleServices:
     township_code: str
     township_name: str
     verdict: Callable[[], Verdict]
+    clock: Clock
     # Sealer.seal(record, attachment bytes): LicenceError / StorageError / RecordError
     seal: Callable[[RecordPayload, Mapping[str, bytes]], object]
     already_sealed: Callable[[str], bool]
@@ -80,7 +83,6 @@ class ConsoleServices:
     on_sealed: Callable[[], None] = lambda: None
     home_visit: bool = False
     session_idle: dt.timedelta = dt.timedelta(minutes=30)
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
 
 
@@ -103,7 +105,7 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
     s = services
 
     def now() -> dt.datetime:
-        return s.clock()
+        return s.clock.now()
 
     def current(request: Request) -> _Session | None:
         token = request.cookies.get(COOKIE, "")
@@ -418,7 +420,7 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
                 status_code=408,
             )
         c = read.card
-        if c.card_type is not CardType.RESIDENT or not read.id_check.valid:
+        if c.card_type is not CardType.RESIDENT or not check_card(c, today=s.clock.today()).valid:
             return record_page(
                 request, session, draft, error="只能读取有效的居民身份证", status_code=422
             )

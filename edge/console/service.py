@@ -22,6 +22,7 @@ from edge.licence_guard import LicenceGuard
 from edge.outbox import Outbox
 from edge.sealer import Sealer
 from edge.slice_store import SliceStore
+from muster.clock import Clock
 from muster.profiles import FirmwareProfile
 from muster.region_names import describe
 
@@ -51,9 +52,10 @@ class Console:
         slices: SliceStore,
         online: Callable[[], bool],
         on_sealed: Callable[[], None],
+        clock: Clock,
     ) -> None:
         self.profile = profile
-        self.accounts = ClerkAccounts(state_dir / "console")
+        self.accounts = ClerkAccounts(state_dir / "console", clock=clock)
         self.drafts = DraftStore(
             state_dir / "console" / "drafts.sqlite3", identity_dir / "drafts.key"
         )
@@ -64,6 +66,7 @@ class Console:
             township_code=township_code,
             township_name=describe(township_code),
             verdict=lambda: guard.verdict,
+            clock=clock,
             seal=sealer.seal,
             already_sealed=outbox.contains,
             read_card=hardware.read_card if hardware.has_reader else None,

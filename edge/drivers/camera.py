@@ -30,10 +30,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -45,6 +44,7 @@ from numpy.typing import NDArray
 from edge.photo import QualityReport, Thresholds, encode_jpeg_capped, portrait_photo
 from edge.photo.document import MIN_LEGIBLE_LONG_SIDE, document_photo
 from edge.photo.quality import DEFAULT_THRESHOLDS
+from muster.clock import Clock
 from muster.errors import BrokenError, ClosedError, ConfigError
 from muster.profiles import CameraProfile
 
@@ -224,17 +224,13 @@ class _Unavailable(Exception):
 _END_OF_FILE: Final = "end of file"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- the driver ---------------------------------------------------------------------------------
 
 
 class CameraDriver:
     """One camera, read on its own thread, offered to asyncio code.
 
-    Use as ``async with CameraDriver(profile) as camera:``; ``camera.events()`` yields
+    Use as ``async with CameraDriver(profile, clock=clock) as camera:``; ``camera.events()`` yields
     :data:`CameraEvent` values until the driver is closed.
     """
 
@@ -243,8 +239,7 @@ class CameraDriver:
         profile: CameraProfile,
         *,
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
-        clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = _utcnow,
+        clock: Clock,
         retry_initial_s: float = 0.25,
         retry_max_s: float = 5.0,
         frame_timeout_s: float = 3.0,
@@ -255,8 +250,10 @@ class CameraDriver:
         self.profile = profile
         self.source = CameraSource.parse(profile.source)
         self.thresholds = thresholds
-        self._clock = clock
-        self._now = now
+        # The reader thread asks for monotonic time (frame pacing, outages) and wall time
+        # (when a photo was taken); both come from the process's one clock.
+        self._clock = clock.monotonic
+        self._now = clock.now
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._frame_timeout_s = frame_timeout_s
@@ -634,11 +631,12 @@ async def capture_photo(
     timeout_s: float = 3.0,
     open_timeout_s: float = 5.0,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    clock: Clock,
 ) -> CapturedPhoto:
     """Open the profile's camera, take one photo and close it: for one-shot checks and tools.
 
     The daemon keeps a :class:`CameraDriver` open instead and calls its ``capture_photo``.
     """
-    async with CameraDriver(profile, thresholds=thresholds) as camera:
+    async with CameraDriver(profile, thresholds=thresholds, clock=clock) as camera:
         await camera.wait_online(open_timeout_s)
         return await camera.capture_photo(document=document, timeout_s=timeout_s)

@@ -20,7 +20,6 @@ import heapq
 import random
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from muster import __version__, topics
 from muster import commands as catalogue
+from muster.clock import Clock
 from muster.errors import BrokenError
 from muster.fleet_layout import SimulatedDevice, simulated_fleet
 from muster.mqtt import parse_broker_url
@@ -95,7 +95,7 @@ class FleetSimulator:
         shape: FleetShape | None = None,
         first: int = 0,
         qos: int = 1,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._broker = parse_broker_url(broker_url)
         if self._broker.tls:
@@ -112,7 +112,7 @@ class FleetSimulator:
             name: self.shape.interval_s or load_profile(name).uplink.heartbeat_interval_s
             for name in ("fixed-kiosk", "portable-tablet")
         }
-        now = time.monotonic()
+        now = self._clock.monotonic()
         self.devices: dict[str, _Device] = {}
         for sim in simulated_fleet(devices, first):
             roll = self._rng.random()
@@ -163,7 +163,7 @@ class FleetSimulator:
         beat = device_pb2.Heartbeat(
             device_id=device.sim.device_id,
             sequence=device.sequence,
-            uptime_s=time.monotonic() - device.started,
+            uptime_s=self._clock.monotonic() - device.started,
             software_version=__version__,
             profile=device.sim.profile,
             licence_days_left=device.licence_days,
@@ -211,7 +211,7 @@ class FleetSimulator:
             result, message = Ack.RESULT_FAILED, "没有可同步的数据切片"
         elif kind == "restart":
             message = "设备即将重启"
-            device.started = time.monotonic()
+            device.started = self._clock.monotonic()
         elif kind == "upload-logs":
             output = f"{now.isoformat()} [info] simulated device {device.sim.device_id} running"
             message = f"已上传最近 {len(output.encode())} 字节日志"
@@ -254,7 +254,7 @@ class FleetSimulator:
         device = self.devices.get(parsed[0])
         if device is None or device.mode == "offline":
             return  # not ours, or switched off: the command waits in the broker / times out
-        ack = self.answer(device, bytes(message.payload), self._clock())
+        ack = self.answer(device, bytes(message.payload), self._clock.now())
         if ack is not None:
             self._publish(device, "ack", ack)
             with self._lock:
@@ -286,17 +286,17 @@ class FleetSimulator:
 
     def _wait_drained(self, timeout: float = 30.0) -> None:
         """Wait until every connection handed its queued messages to the broker."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock.monotonic() + timeout
         # One connection delivers in order, so its last message out means all of them are.
         for info in list(self._last.values()):
             try:
-                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+                info.wait_for_publish(max(0.1, deadline - self._clock.monotonic()))
             except (RuntimeError, ValueError):
                 log.warning("a connection closed before its messages were delivered")
 
     def announce(self) -> None:
         """Retained statuses: online for live devices, an old last will for offline ones."""
-        now = self._clock()
+        now = self._clock.now()
         for device in self.devices.values():
             if device.mode == "offline":
                 since = now - timedelta(seconds=self._rng.uniform(3600, 3 * 86400))
@@ -316,7 +316,7 @@ class FleetSimulator:
         many heartbeats were sent. Each device's first beat falls at a random point of its
         interval, so the load is even from the start."""
         stop = stop or threading.Event()
-        start = time.monotonic()
+        start = self._clock.monotonic()
         queue: list[tuple[float, str]] = [
             (start + self._rng.uniform(0, d.interval_s), d.sim.device_id)
             for d in self.devices.values()
@@ -327,10 +327,10 @@ class FleetSimulator:
         next_report = start + 5
         last_sent = 0
         while not stop.is_set():
-            now_m = time.monotonic()
+            now_m = self._clock.monotonic()
             if duration_s is not None and now_m - start >= duration_s:
                 break
-            wall = self._clock()
+            wall = self._clock.now()
             while queue and queue[0][0] <= now_m:
                 due, device_id = heapq.heappop(queue)
                 device = self.devices[device_id]
@@ -350,7 +350,7 @@ class FleetSimulator:
                     f"events {self.events_sent} · acks {self.acks_sent}"
                 )
                 last_sent, next_report = self.sent, now_m + 5
-            wait = (queue[0][0] - time.monotonic()) if queue else 0.2
+            wait = (queue[0][0] - self._clock.monotonic()) if queue else 0.2
             stop.wait(min(max(wait, 0.0), 0.2))
         self._wait_drained()
         return self.sent
@@ -359,8 +359,8 @@ class FleetSimulator:
         """Send ``count`` heartbeats (or reader-fault events) as fast as possible, round robin
         over the live devices; returns the seconds until all were handed to the broker."""
         live = [d for d in self.devices.values() if d.mode != "offline"]
-        wall = self._clock()
-        start = time.monotonic()
+        wall = self._clock.now()
+        start = self._clock.monotonic()
         for n in range(count):
             device = live[n % len(live)]
             if kind == "event":
@@ -370,7 +370,7 @@ class FleetSimulator:
                 self._publish(device, "telemetry", self.heartbeat(device, wall))
                 self.sent += 1
         self._wait_drained(timeout=600)
-        return time.monotonic() - start
+        return self._clock.monotonic() - start
 
 
 def print_progress(line: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from edge.simulators.fleet import FleetShape, FleetSimulator, print_progress
+from muster.clock import SystemClock
 from muster.errors import MusterError
 
 
@@ -65,7 +66,14 @@ def fleet(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        sim = FleetSimulator(broker, count, connections=connections, shape=shape, first=first)
+        sim = FleetSimulator(
+            broker,
+            count,
+            connections=connections,
+            shape=shape,
+            first=first,
+            clock=SystemClock(),
+        )
         sim.connect()
     except MusterError as exc:
         raise click.ClickException(str(exc)) from exc

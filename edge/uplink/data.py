@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC
 
 import grpc
 import structlog
 
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
-from edge.uplink.backoff import Backoff
+from muster.backoff import Backoff
+from muster.clock import Clock, wait_for_event
 from muster.v1 import data_pb2, data_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -55,7 +57,7 @@ class DataLink:
         health_request: Callable[[], data_pb2.HealthRequest] = data_pb2.HealthRequest,
         after_health: Callable[[grpc.aio.Channel, data_pb2.HealthResponse], Awaitable[None]]
         | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._store = store
         self._outbox = outbox
@@ -88,7 +90,9 @@ class DataLink:
         )
 
     async def run(self) -> None:
-        backoff = Backoff(maximum=60.0)
+        device_id = self._store.enrolment().device_id
+        # Seeded by the device id: one device replays, a township's devices spread out.
+        backoff = Backoff(maximum=60.0, rng=random.Random(f"{device_id}:data"))
         while True:
             async with self._channel() as channel:
                 try:
@@ -102,7 +106,7 @@ class DataLink:
                         code=error.code().name,
                         details=error.details(),
                     )
-            await asyncio.sleep(backoff.next_delay())
+            await self._clock.sleep(backoff.next_delay())
 
     async def _session(self, channel: grpc.aio.Channel, backoff: Backoff) -> None:
         """Upload and refresh health until either fails or the controller ends the stream."""
@@ -123,9 +127,9 @@ class DataLink:
 
     async def health(self, channel: grpc.aio.Channel) -> None:
         stub = data_pb2_grpc.DeviceStub(channel)
-        sent = self._clock()
+        sent = self._clock.now()
         response: data_pb2.HealthResponse = await stub.Health(self._health_request(), timeout=15)
-        received = self._clock()
+        received = self._clock.now()
         midpoint = sent + (received - sent) / 2
         self.clock_skew_s = (midpoint - response.server_time.ToDatetime(tzinfo=UTC)).total_seconds()
         self.connected = True
@@ -137,7 +141,7 @@ class DataLink:
 
     async def _health_forever(self, channel: grpc.aio.Channel) -> None:
         while True:
-            await asyncio.sleep(self._health_every)
+            await self._clock.sleep(self._health_every)
             await self.health(channel)
 
     async def _upload_forever(self, channel: grpc.aio.Channel, backoff: Backoff) -> None:
@@ -152,8 +156,7 @@ class DataLink:
                 batch = await asyncio.to_thread(self._outbox.pending, last_seq, self._batch)
                 if not batch:
                     self._new_records.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._new_records.wait(), timeout=5.0)
+                    await wait_for_event(self._clock, self._new_records, 5.0)
                     continue
                 for _ in batch:
                     await in_flight.acquire()

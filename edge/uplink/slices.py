@@ -9,17 +9,17 @@ slice is wiped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import random
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import grpc
 import structlog
 
 from edge.identity import IdentityStore
 from edge.slice_store import SliceStore
-from edge.uplink.backoff import Backoff
 from edge.uplink.data import _CHANNEL_OPTIONS
+from muster.backoff import Backoff
+from muster.clock import Clock, wait_for_event
 from muster.crypto import licence_public_from_bytes
 from muster.slices import (
     ChunkReceived,
@@ -42,7 +42,7 @@ class SliceSync:
         *,
         every_s: float = 300.0,
         on_event: Callable[[str], None] = lambda message: None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._store = store
         self._slices = slices
@@ -72,9 +72,10 @@ class SliceSync:
         )
 
     async def run(self) -> None:
-        backoff = Backoff(maximum=60.0)
+        device_id = self._store.enrolment().device_id
+        backoff = Backoff(maximum=60.0, rng=random.Random(f"{device_id}:slices"))
         while True:
-            if await asyncio.to_thread(self._slices.expired, self._clock()):
+            if await asyncio.to_thread(self._slices.expired, self._clock.now()):
                 await asyncio.to_thread(self._slices.wipe, "expired")
                 self._on_event("初始数据已过期，已从本机清除")
             try:
@@ -98,8 +99,7 @@ class SliceSync:
                 log.error("slice refused", error=str(exc), retry_in_s=round(delay, 1))
                 self._on_event(f"初始数据校验失败：{exc}")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await wait_for_event(self._clock, self._wake, delay)
 
     async def pull_once(self, channel: grpc.aio.Channel) -> int:
         """One transfer; returns the version held afterwards."""

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import random
 import ssl
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiomqtt
 import structlog
 
-from edge.uplink.backoff import Backoff
 from muster import topics
+from muster.backoff import Backoff
+from muster.clock import Clock, wait_for_event
 from muster.mqtt import parse_broker_url
 from muster.v1 import device_pb2
 
@@ -41,7 +42,7 @@ class TelemetryLink:
         *,
         interval_s: float,
         tls_context: ssl.SSLContext | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         buffer: int = 1000,
         on_command: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
@@ -64,16 +65,17 @@ class TelemetryLink:
         event = device_pb2.Event(
             device_id=self._device_id, kind=kind, message=message, details=details
         )
-        event.at.FromDatetime(self._clock())
+        event.at.FromDatetime(self._clock.now())
         if len(self._events) == self._events.maxlen:
             log.warning("event buffer full; dropping the oldest event")
         self._events.append(event)
         self._event_ready.set()
 
     async def run(self) -> None:
-        backoff = Backoff(maximum=30.0)
+        # Seeded by the device id: one device replays, a township's devices spread out.
+        backoff = Backoff(maximum=30.0, rng=random.Random(f"{self._device_id}:telemetry"))
         while True:
-            since = self._clock()
+            since = self._clock.now()
             will = aiomqtt.Will(
                 topics.topic(self._device_id, "status"),
                 _status(self._device_id, Status.STATE_OFFLINE, since),
@@ -114,7 +116,7 @@ class TelemetryLink:
                 log.warning(
                     "broker unreachable; buffering", error=str(exc), retry_in_s=round(delay, 1)
                 )
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish and receive commands side by side until either fails."""
@@ -152,8 +154,8 @@ class TelemetryLink:
         self._event_ready.set()
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
-        loop = asyncio.get_running_loop()
-        next_beat = loop.time()
+        clock = self._clock
+        next_beat = clock.monotonic()
         while True:
             while self._acks:
                 await client.publish(
@@ -166,18 +168,15 @@ class TelemetryLink:
                     topics.topic(self._device_id, "event"), event.SerializeToString(), qos=1
                 )
                 self._events.popleft()
-            if loop.time() >= next_beat:
+            if clock.monotonic() >= next_beat:
                 beat = self._heartbeat()
                 await client.publish(
                     topics.topic(self._device_id, "telemetry"), beat.SerializeToString(), qos=1
                 )
                 self.heartbeats_sent += 1
-                next_beat = loop.time() + self._interval
+                next_beat = clock.monotonic() + self._interval
             self._event_ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._event_ready.wait(), timeout=max(0.0, next_beat - loop.time())
-                )
+            await wait_for_event(clock, self._event_ready, next_beat - clock.monotonic())
 
     async def say_goodbye(self) -> None:
         """Before a planned stop: a last heartbeat, the buffered events, then a graceful offline
@@ -206,7 +205,9 @@ class TelemetryLink:
                 )
                 await client.publish(
                     topics.topic(self._device_id, "status"),
-                    _status(self._device_id, Status.STATE_OFFLINE, self._clock(), graceful=True),
+                    _status(
+                        self._device_id, Status.STATE_OFFLINE, self._clock.now(), graceful=True
+                    ),
                     qos=1,
                     retain=True,
                 )

@@ -36,6 +36,7 @@ from edge.drivers.camera import CameraDriver
 from edge.photo import encode_jpeg_capped, portrait_photo
 from edge.photo._geometry import HAAR_DIR
 from edge.simulators.camera import Scene, write_video
+from muster.clock import SystemClock
 from muster.profiles import CameraProfile
 
 TARGET_FPS = 10.0
@@ -94,7 +95,7 @@ def bench_pipeline(path: Path, frames: int) -> dict[str, float]:
 
 
 async def _preview(path: Path, seconds: float) -> dict[str, float]:
-    async with CameraDriver(CameraProfile(source=str(path))) as camera:
+    async with CameraDriver(CameraProfile(source=str(path)), clock=SystemClock()) as camera:
         await camera.wait_online(10)
         await camera.next_frame()
         cpu0, wall0, shown = time.process_time(), time.perf_counter(), 0
@@ -108,7 +109,7 @@ async def _preview(path: Path, seconds: float) -> dict[str, float]:
 
 
 async def _idle(path: Path, seconds: float) -> dict[str, float]:
-    async with CameraDriver(CameraProfile(source=str(path))) as camera:
+    async with CameraDriver(CameraProfile(source=str(path)), clock=SystemClock()) as camera:
         await camera.wait_online(10)
         await camera.next_frame()
         cpu0, wall0 = time.process_time(), time.perf_counter()

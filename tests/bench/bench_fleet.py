@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from edge.simulators.fleet import FleetShape, FleetSimulator
+from muster.clock import SystemClock
 from muster.fleet_layout import simulated_device
 from tests.fixtures.components import free_port, require, terminate, wait_for_port
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -303,7 +304,11 @@ def main() -> None:
                 interval_s=60.0,
             )
             sim = FleetSimulator(
-                broker.url, args.devices, connections=args.connections, shape=shape
+                broker.url,
+                args.devices,
+                connections=args.connections,
+                shape=shape,
+                clock=SystemClock(),
             )
             sim.connect()
 

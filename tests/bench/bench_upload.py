@@ -52,7 +52,7 @@ def presealed_device(state_dir: Path, count: int) -> None:
     key = store.device_key()
     version = max(int(v) for v in enrolment.upload_keys)
     upload = upload_public_from_bytes(bytes.fromhex(enrolment.upload_keys[str(version)]))
-    outbox = Outbox(state_dir / "outbox.sqlite3")
+    outbox = Outbox(state_dir / "outbox.sqlite3", clock=SystemClock())
     rng = random.Random(42)
     now = datetime.now(UTC)
     for _ in range(count):

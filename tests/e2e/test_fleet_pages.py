@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from edge.simulators.fleet import FleetShape, FleetSimulator
+from muster.clock import SystemClock
 from muster.fleet_layout import simulated_fleet
 from muster.region_names import region_name
 from tests.fixtures.admin_login import login
@@ -47,6 +48,7 @@ def simulated(
         DEVICES,
         connections=2,
         shape=FleetShape(offline_share=0.05, hang_share=0, interval_s=3.0),
+        clock=SystemClock(),
     )
     sim.connect()
     sim.announce()

@@ -25,6 +25,7 @@ from edge.drivers.camera import (
 )
 from edge.photo import ID_PHOTO_HEIGHT, ID_PHOTO_WIDTH, Reason
 from edge.simulators.camera import Fault, MjpegServer, Scene, replug, unplug, write_video
+from muster.clock import SystemClock
 from muster.errors import BrokenError, ClosedError, ConfigError
 from muster.profiles import CameraProfile
 
@@ -116,14 +117,14 @@ def test_profile_sources_are_told_apart(text: str, kind: str, location: str) -> 
 def test_a_profile_without_a_camera_is_refused() -> None:
     """``camera.kind: none`` (the simulator profile) cannot be opened as a camera."""
     with pytest.raises(ConfigError, match="no camera"):
-        CameraDriver(CameraProfile(kind="none"))
+        CameraDriver(CameraProfile(kind="none"), clock=SystemClock())
     with pytest.raises(ConfigError, match="empty"):
         CameraSource.parse("  ")
 
 
 async def test_a_video_file_works_as_a_camera(good_video: Path) -> None:
     """Frames come from the file with rising numbers, past its end (it loops), as BGR images."""
-    async with CameraDriver(profile_for(good_video)) as camera:
+    async with CameraDriver(profile_for(good_video), clock=SystemClock()) as camera:
         await camera.wait_online(WAIT_S)
         assert camera.status == "online"
         seqs = []
@@ -140,7 +141,7 @@ async def test_a_video_file_works_as_a_camera(good_video: Path) -> None:
 async def test_capture_photo_returns_a_passing_id_photo_and_reports_it(good_video: Path) -> None:
     """The workflow's call gives the ID photo as JPEG within the cap, its report, and an event."""
     profile = profile_for(good_video, jpeg_max_bytes=25_000)
-    async with CameraDriver(profile) as camera:
+    async with CameraDriver(profile, clock=SystemClock()) as camera:
         log = EventLog(camera)
         photo = await camera.capture_photo(timeout_s=WAIT_S)
         assert photo.passed, photo.report.reasons
@@ -159,7 +160,7 @@ async def test_a_failing_camera_returns_the_last_try_with_its_reasons(tmp_path: 
     """When no frame passes within the time allowed, the photo comes back with the reasons."""
     path = tmp_path / "blur.avi"
     write_video(path, Scene(fps=15, faults=(Fault("blur"),)), seconds=0.5)
-    async with CameraDriver(profile_for(path)) as camera:
+    async with CameraDriver(profile_for(path), clock=SystemClock()) as camera:
         photo = await camera.capture_photo(timeout_s=0.3)
     assert not photo.passed
     assert photo.report.reasons == (Reason.BLURRED,)
@@ -171,7 +172,7 @@ async def test_unplugged_file_is_lost_and_comes_back(good_video: Path, tmp_path:
     reports CameraRestored and frames flow again, all without restarting the driver."""
     path = tmp_path / "cam.avi"
     await asyncio.to_thread(shutil.copyfile, good_video, path)
-    async with CameraDriver(profile_for(path), retry_initial_s=0.05) as camera:
+    async with CameraDriver(profile_for(path), retry_initial_s=0.05, clock=SystemClock()) as camera:
         log = EventLog(camera)
         await camera.next_frame(WAIT_S)
 
@@ -203,7 +204,9 @@ async def test_a_camera_missing_at_start_is_reported_then_found(
     """The driver starts without its camera (the daemon keeps running), says so, and picks the
     camera up when it appears."""
     path = tmp_path / "later.avi"
-    async with CameraDriver(profile_for(path), retry_initial_s=0.05, retry_max_s=0.2) as camera:
+    async with CameraDriver(
+        profile_for(path), retry_initial_s=0.05, retry_max_s=0.2, clock=SystemClock()
+    ) as camera:
         log = EventLog(camera)
         (lost,) = await log.wait_for(CameraLost)
         assert isinstance(lost, CameraLost) and "does not exist" in lost.reason
@@ -216,7 +219,7 @@ async def test_a_camera_missing_at_start_is_reported_then_found(
 
 async def test_closed_driver_refuses_frames_and_ends_its_events(good_video: Path) -> None:
     """After close, a frame request is a ClosedError (we closed it), and events() ends."""
-    camera = CameraDriver(profile_for(good_video))
+    camera = CameraDriver(profile_for(good_video), clock=SystemClock())
     await camera.start()
     log = EventLog(camera)
     pending = asyncio.create_task(camera.next_frame(WAIT_S))
@@ -239,7 +242,9 @@ async def test_stream_closed_and_reopened() -> None:
     port = server.port
     profile = profile_for(server.url)
     try:
-        async with CameraDriver(profile, retry_initial_s=0.05, retry_max_s=0.2) as camera:
+        async with CameraDriver(
+            profile, retry_initial_s=0.05, retry_max_s=0.2, clock=SystemClock()
+        ) as camera:
             log = EventLog(camera)
             first = await camera.next_frame(WAIT_S)
             assert first.image.shape == (480, 640, 3)

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from edge.simulators.fleet import FleetShape, FleetSimulator
+from muster.clock import SystemClock
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -67,7 +68,11 @@ def test_two_controllers_split_the_load_without_loss_or_doubles(
         "both consumers connected",
     )
     sim = FleetSimulator(
-        mosquitto.url, DEVICES, connections=2, shape=FleetShape(offline_share=0, hang_share=0)
+        mosquitto.url,
+        DEVICES,
+        connections=2,
+        shape=FleetShape(offline_share=0, hang_share=0),
+        clock=SystemClock(),
     )
     sim.connect()
     try:

@@ -20,6 +20,7 @@ from controller.db.models import Attachment, Record
 from controller.ingest import Ingestor, attachment_chunk
 from edge.collector import simulated_record
 from edge.outbox import Outbox
+from muster.clock import VirtualClock
 from muster.crypto import (
     ATTACHMENT_CHUNK_BYTES,
     content_hash,
@@ -239,7 +240,7 @@ def test_outbox_keeps_chunks_beside_the_record_until_acked(
 ) -> None:
     """The outbox hands out a record with its chunks, and drops the chunks once it is acked."""
     sealed, chunks = _sealed(device, {"photo.jpg": PHOTO})
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox = Outbox(tmp_path / "outbox.sqlite3", clock=VirtualClock(NOW))
     try:
         outbox.add(sealed, content_hash(sealed), chunks=chunks)
         (pending,) = outbox.pending(0, 10)
@@ -309,7 +310,7 @@ def test_outbox_batches_stay_small_when_records_carry_photos(
 ) -> None:
     """A batch is cut where its chunks pass the byte budget, never below one record, and the
     next batch carries on in order: a photo-laden backlog does not load all at once."""
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox = Outbox(tmp_path / "outbox.sqlite3", clock=VirtualClock(NOW))
     try:
         ids = []
         for seed in range(4):

@@ -27,6 +27,7 @@ from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
 from edge.log_tail import LogTail
 from muster import commands as catalogue
+from muster.clock import VirtualClock
 from muster.errors import ConfigError
 from muster.fleet_layout import simulated_device
 from muster.logs import configure_logging
@@ -144,9 +145,9 @@ def command(kind: str, *, expires: datetime, command_id: str = "c1", **args: str
 
 def handler(tmp_path: Path, hooks: CommandHooks | None = None) -> CommandHandler:
     store = IdentityStore(tmp_path)
-    guard = LicenceGuard(store, simulated_seed="unit")
+    guard = LicenceGuard(store, simulated_seed="unit", clock=VirtualClock(T0))
     tail = LogTail(max_lines=50)
-    return CommandHandler("dev-1", tmp_path, guard, tail, hooks or CommandHooks(), lambda: T0)
+    return CommandHandler("dev-1", tmp_path, guard, tail, VirtualClock(T0), hooks or CommandHooks())
 
 
 async def test_device_rejects_expired_and_answers_repeats_without_rerunning(

@@ -19,6 +19,7 @@ from edge.console.drafts import DraftStore
 from edge.console.search import PeopleSearch, entry, matches
 from edge.console.workflow import WorkflowError, new_draft, review, submit
 from edge.licence_guard import Verdict
+from muster.clock import VirtualClock
 from muster.passwords import hash_password, verify_password
 from muster.records import RecordPayload
 from muster.synthetic import person
@@ -28,20 +29,12 @@ PASSWORD = "abc12345"
 NOW = dt.datetime(2018, 10, 8, 9, tzinfo=dt.UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @pytest.fixture(scope="module")
 def hashed() -> str:
     return hash_password(PASSWORD)
 
 
-def accounts(directory: Path, hashed: str, clock: Clock) -> ClerkAccounts:
+def accounts(directory: Path, hashed: str, clock: VirtualClock) -> ClerkAccounts:
     store = ClerkAccounts(directory, clock=clock)
     store.replace(
         [
@@ -66,7 +59,7 @@ def test_scrypt_hashes_verify_and_differ() -> None:
 def test_lockout_survives_a_restart_and_expires(tmp_path: Path, hashed: str) -> None:
     """Five wrong passwords lock the account, even for the right one and across a restart of
     the console; after the lockout the right password works again."""
-    clock = Clock()
+    clock = VirtualClock(NOW)
     store = accounts(tmp_path, hashed, clock)
     for attempt in range(4):
         with pytest.raises(LoginRefused) as caught:
@@ -79,7 +72,7 @@ def test_lockout_survives_a_restart_and_expires(tmp_path: Path, hashed: str) -> 
     with pytest.raises(LoginRefused) as caught:
         restarted.authenticate("li", PASSWORD)
     assert caught.value.reason == "locked"
-    clock.now += dt.timedelta(minutes=16)
+    clock.advance_now(16 * 60)
     assert restarted.authenticate("li", PASSWORD).display_name == "李丽"
     with pytest.raises(LoginRefused) as caught:
         restarted.authenticate("gone", PASSWORD)
@@ -130,7 +123,7 @@ def make_app(
             }
         )
     services = ConsoleServices(
-        accounts=accounts(tmp_path / "console", hashed, Clock()),
+        accounts=accounts(tmp_path / "console", hashed, VirtualClock(NOW)),
         drafts=DraftStore(tmp_path / "console" / "drafts.sqlite3", tmp_path / "drafts.key"),
         people=PeopleSearch(lambda: people, lambda: 1),
         township_code="370902001000",
@@ -138,7 +131,7 @@ def make_app(
         verdict=lambda: verdict,
         seal=lambda record, attachments: sealed.append(record),
         already_sealed=lambda record_id: False,
-        clock=Clock(),
+        clock=VirtualClock(NOW),
     )
     transport = httpx.ASGITransport(app=create_console_app(services))
     client = httpx.AsyncClient(

@@ -14,6 +14,7 @@ from controller.licensing import LicenceDesk
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
 from edge.membership import Membership
+from muster.clock import VirtualClock
 from muster.crypto import generate_device_key, licence_public_bytes
 from muster.crypto.pki import (
     build_csr,
@@ -88,7 +89,7 @@ def test_renewal_after_a_licence_key_rotation_brings_the_new_key(
     state = tmp_path / "dev"
     device_id = enrol_device(sessions, pki, state)
     store = IdentityStore(state)
-    guard = LicenceGuard(store, simulated_seed=None, clock=lambda: NOW)
+    guard = LicenceGuard(store, simulated_seed=None, clock=VirtualClock(NOW))
     desk_fingerprint = guard.current_fingerprint()
     # The enrolment helper bound a fixed fingerprint; bind this machine's instead so the
     # guard's own check applies unchanged.
@@ -99,18 +100,20 @@ def test_renewal_after_a_licence_key_rotation_brings_the_new_key(
     rotate_licence_key(pki, now=NOW)
     rotated = reload(pki)
     later = NOW + timedelta(days=20)
-    blob = LicenceDesk(sessions, rotated.licence_key, licence_days=365, clock=lambda: later).renew(
-        device_id, desk_fingerprint
-    )
+    blob = LicenceDesk(
+        sessions, rotated.licence_key, licence_days=365, clock=VirtualClock(later)
+    ).renew(device_id, desk_fingerprint)
     membership = Membership(
-        store, LicenceGuard(store, simulated_seed=None, clock=lambda: later), clock=lambda: later
+        store,
+        LicenceGuard(store, simulated_seed=None, clock=VirtualClock(later)),
+        clock=VirtualClock(later),
     )
     message = membership.install(blob, licence_public_bytes(rotated.licence_key))
     assert "续期至" in message, message
     assert (
         store.enrolment().licence_authority_key == licence_public_bytes(rotated.licence_key).hex()
     )
-    assert LicenceGuard(store, simulated_seed=None, clock=lambda: later).check().allowed
+    assert LicenceGuard(store, simulated_seed=None, clock=VirtualClock(later)).check().allowed
 
 
 def test_a_renewed_licence_for_other_hardware_is_not_installed(
@@ -121,10 +124,12 @@ def test_a_renewed_licence_for_other_hardware_is_not_installed(
     device_id = enrol_device(sessions, pki, state)
     store = IdentityStore(state)
     before = store.licence()
-    blob = LicenceDesk(sessions, pki.licence_key, licence_days=365, clock=lambda: NOW).renew(
+    blob = LicenceDesk(sessions, pki.licence_key, licence_days=365, clock=VirtualClock(NOW)).renew(
         device_id, FINGERPRINT
     )
-    membership = Membership(store, LicenceGuard(store, simulated_seed=None, clock=lambda: NOW))
+    membership = Membership(
+        store, LicenceGuard(store, simulated_seed=None, clock=VirtualClock(NOW))
+    )
     message = membership.install(blob, licence_public_bytes(pki.licence_key))
     assert "仍使用原授权" in message
     assert store.licence() == before

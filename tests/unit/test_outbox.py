@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from edge.outbox import Outbox, OutboxFullError
+from muster.clock import VirtualClock
 from muster.v1 import data_pb2
+from tests.unit.conftest import NOW
 
 Ack = data_pb2.RecordAck
 
@@ -31,7 +33,7 @@ def sealed(n: int) -> data_pb2.SealedRecord:
 def test_pending_in_order_and_acks(tmp_path: Path) -> None:
     """Records come out in the order sealed; STORED and DUPLICATE both mean delivered, REJECTED
     keeps the record with its reason."""
-    box = Outbox(tmp_path / "o.db")
+    box = Outbox(tmp_path / "o.db", clock=VirtualClock(NOW))
     for n in range(5):
         box.add(sealed(n), f"h{n}", now=100.0 + n)
     pending = box.pending(0, 10)
@@ -59,7 +61,7 @@ def test_pending_in_order_and_acks(tmp_path: Path) -> None:
 
 def test_quota_refuses_before_writing(tmp_path: Path) -> None:
     """At the profile's quota a new record is refused with a message, and nothing is written."""
-    box = Outbox(tmp_path / "o.db", max_records=2)
+    box = Outbox(tmp_path / "o.db", clock=VirtualClock(NOW), max_records=2)
     box.add(sealed(1), "a")
     box.add(sealed(2), "b")
     with pytest.raises(OutboxFullError, match="上限"):
@@ -71,14 +73,14 @@ def test_quota_refuses_before_writing(tmp_path: Path) -> None:
 
 def test_low_disk_refuses(tmp_path: Path) -> None:
     """Below the profile's free-disk floor, collection pauses with a clear message."""
-    box = Outbox(tmp_path / "o.db", min_disk_free_bytes=2**62)
+    box = Outbox(tmp_path / "o.db", clock=VirtualClock(NOW), min_disk_free_bytes=2**62)
     with pytest.raises(OutboxFullError, match="磁盘"):
         box.add(sealed(1), "a")
     assert box.stats().sealed_total == 0
 
 
 def _writer(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
-    box = Outbox(Path(path))
+    box = Outbox(Path(path), clock=VirtualClock(NOW))
     n = 0
     while True:
         box.add(sealed(n), str(n))
@@ -97,7 +99,7 @@ def test_kill9_mid_write_keeps_every_returned_record(tmp_path: Path) -> None:
     assert ready.wait(30)
     os.kill(writer.pid, signal.SIGKILL)  # type: ignore[arg-type]
     writer.join()
-    box = Outbox(path)
+    box = Outbox(path, clock=VirtualClock(NOW))
     stats = box.stats()
     assert stats.pending >= 50
     ids = [p.record_id for p in box.pending(0, 1_000_000)]

@@ -18,6 +18,7 @@ from controller.replacement import register_succession
 from edge.collector import simulated_record
 from edge.identity import Enrolment, IdentityStore
 from edge.outbox import Outbox
+from muster.clock import VirtualClock
 from muster.crypto import (
     content_hash,
     generate_device_key,
@@ -65,7 +66,7 @@ def enrol_device(
 def seal_into_outbox(state_dir: Path, count: int, *, acked: int = 0) -> list[str]:
     store = IdentityStore(state_dir)
     enrolment = store.enrolment()
-    outbox = Outbox(state_dir / "outbox.sqlite3", min_disk_free_bytes=0)
+    outbox = Outbox(state_dir / "outbox.sqlite3", clock=VirtualClock(NOW), min_disk_free_bytes=0)
     ids = []
     try:
         for seed in range(count):
@@ -89,7 +90,7 @@ def seal_into_outbox(state_dir: Path, count: int, *, acked: int = 0) -> list[str
 
 
 def pending(state_dir: Path) -> list[data_pb2.SealedRecord]:
-    outbox = Outbox(state_dir / "outbox.sqlite3", min_disk_free_bytes=0)
+    outbox = Outbox(state_dir / "outbox.sqlite3", clock=VirtualClock(NOW), min_disk_free_bytes=0)
     try:
         return [data_pb2.SealedRecord.FromString(p.sealed) for p in outbox.pending(0, 10_000)]
     finally:
@@ -120,9 +121,9 @@ def test_unacked_records_reach_the_centre_through_the_successor(
     register_succession(sessions, old_id, new_id, reason="屏幕损坏", by="t", now=NOW)
     export = export_outbox(old_dir, tmp_path / "old.outbox", now=NOW)
     assert export.records == 4
-    result = import_outbox(tmp_path / "old.outbox", new_dir, now=NOW)
+    result = import_outbox(tmp_path / "old.outbox", new_dir, clock=VirtualClock(NOW))
     assert (result.added, result.already_present) == (4, 0)
-    assert import_outbox(tmp_path / "old.outbox", new_dir, now=NOW).added == 0
+    assert import_outbox(tmp_path / "old.outbox", new_dir, clock=VirtualClock(NOW)).added == 0
 
     carried = pending(new_dir)
     assert {s.record_id for s in carried} == set(ids[2:])
@@ -201,7 +202,7 @@ def test_a_tampered_export_is_refused_whole(
     )
     (tmp_path / "bad.outbox").write_bytes(MAGIC + export.SerializeToString())
     with pytest.raises(ConfigError, match="签名无效"):
-        import_outbox(tmp_path / "bad.outbox", new_dir, now=NOW)
+        import_outbox(tmp_path / "bad.outbox", new_dir, clock=VirtualClock(NOW))
     assert pending(new_dir) == []
 
 

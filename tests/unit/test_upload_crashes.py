@@ -23,6 +23,7 @@ from controller.enrollment import publish_upload_keys
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
 from edge.outbox import Outbox
+from muster.clock import VirtualClock
 from muster.crypto import content_hash, generate_device_key, seal_record, upload_public_from_bytes
 from muster.v1 import data_pb2
 from provisioning.pki_store import ControllerPki, ensure_controller_pki
@@ -81,7 +82,7 @@ class UploadProtocol(RuleBasedStateMachine):
         w = self.world
         w.examples += 1
         self.outbox_path = w.directory / f"outbox-{w.examples}.sqlite3"
-        self.outbox = Outbox(self.outbox_path)
+        self.outbox = Outbox(self.outbox_path, clock=VirtualClock(NOW))
         self.engine: Engine = make_engine(w.url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         with self.sessions.begin() as session:
@@ -122,7 +123,7 @@ class UploadProtocol(RuleBasedStateMachine):
     def crash_device(self) -> None:
         """kill -9 of the daemon: the outbox file stays, memory and the stream are gone."""
         self.outbox.close()
-        self.outbox = Outbox(self.outbox_path)
+        self.outbox = Outbox(self.outbox_path, clock=VirtualClock(NOW))
         self.cursor = 0
         self.to_controller.clear()
         self.to_device.clear()
