@@ -13,6 +13,8 @@ from pathlib import Path
 
 import stdnum
 
+from muster.regions import COUNTY, DRILL_LENGTHS, TOWNSHIP
+
 _PERIOD = re.compile(r"^\[(\d*)-(\d*)\](.*)$")
 # Placeholder rows in the table ("municipal districts", "counties") that name no real place.
 _PLACEHOLDERS = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
@@ -74,15 +76,22 @@ def current_counties() -> tuple[str, ...]:
     return _table()[1]
 
 
+def township_label(code: str) -> str:
+    """A township whose name is not known, shown on its own: "乡镇 370902001"."""
+    return f"{TOWNSHIP.zh} {code[: TOWNSHIP.length]}"
+
+
+def region_label(code: str) -> str:
+    """One step of a region path: a province, city or county by its name (its code when the
+    table lacks it); a township, below its county, by its own three digits: "001 乡镇"."""
+    if len(code) <= COUNTY.length:
+        return region_name(code) or code
+    return f"{code[COUNTY.length : TOWNSHIP.length]} {TOWNSHIP.zh}"
+
+
 def describe(code: str) -> str:
-    """A readable path for a region code prefix: 山东省 泰安市 泰山区 001."""
-    parts = []
-    for length in (2, 4, 6):
-        if len(code) >= length:
-            parts.append(region_name(code[:length]) or code[:length])
-    if len(code) >= 9:
-        parts.append(f"{code[6:9]} 乡镇")
-    return " ".join(parts)
+    """A readable path for a region code prefix: 山东省 泰安市 泰山区 001 乡镇."""
+    return " ".join(region_label(code[:length]) for length in DRILL_LENGTHS if len(code) >= length)
 
 
-__all__ = ["current_counties", "describe", "region_name"]
+__all__ = ["current_counties", "describe", "region_label", "region_name", "township_label"]
