@@ -31,12 +31,12 @@ from controller.region_tree import region_names
 from controller.review import APPROVED, RETURNED, SUPERSEDED
 from muster.errors import ConfigError
 from muster.records import CATEGORY_NAMES, Category
+from muster.regions import TOWNSHIP, child_length
 
 __all__ = [
     "PHASES",
     "ProgressReport",
     "WeeklyReport",
-    "child_length",
     "progress",
     "set_deadline",
     "weekly_report",
@@ -48,15 +48,6 @@ PHASES: dict[str, str] = {
     "declaration": "乡镇申报采集完成",
     "review": "县级逐条审核完毕",
 }
-
-
-def child_length(prefix: str) -> int:
-    """The next level down (province 2 → city 4 → county 6 → township 9); a township shows
-    itself."""
-    for length in (2, 4, 6, 9):
-        if len(prefix) < length:
-            return length
-    return 9
 
 
 @dataclass
@@ -191,7 +182,7 @@ def _due(
 def progress(session: Session, area: str, now: datetime) -> ProgressReport:
     """Progress of ``area`` (a region prefix the caller has already checked against the admin's
     scope), one row per child region, with categories and overdue phases."""
-    length = child_length(area)
+    length = child_length(area) or TOWNSHIP.length  # a township shows itself
     regions: dict[str, RegionProgress] = {}
 
     def region(code: str) -> RegionProgress:
@@ -391,13 +382,6 @@ def weekly_report(session: Session, area: str, day: date, now: datetime) -> Week
         rows=[rows[k] for k in sorted(rows)],
         total=total,
     )
-
-
-def category_name(value: str) -> str:
-    try:
-        return CATEGORY_NAMES[Category(value)]
-    except ValueError:
-        return value
 
 
 def ordered_categories(present: Iterable[str]) -> list[str]:

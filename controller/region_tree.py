@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Device, EnrollmentCode, PersonRow, Record, Region
 from muster.errors import ConfigError
-from muster.region_names import current_counties, region_name
+from muster.region_names import current_counties, region_name, township_label
+from muster.regions import CITY, CODE_LENGTHS, COUNTY, PROVINCE, TOWNSHIP, level_of, parent_of
 
 __all__ = [
-    "LEVELS",
     "SHIPPED",
     "RegionEntry",
     "generate_entries",
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 SHIPPED = Path(__file__).with_name("regions.csv")
-LEVELS: dict[int, str] = {2: "province", 4: "city", 6: "county", 9: "township", 12: "village"}
 COLUMNS = ("code", "level", "name", "parent")
 
 
@@ -56,25 +55,18 @@ class RegionEntry:
     name_known: bool = True
 
 
-def parent_of(code: str) -> str:
-    for length in (9, 6, 4, 2):
-        if len(code) > length:
-            return code[:length]
-    return ""
-
-
 def generate_entries() -> list[RegionEntry]:
     """Provinces, cities and counties in use today, named as python-stdnum names them."""
     entries: dict[str, RegionEntry] = {}
     for county in current_counties():
-        for length in (2, 4, 6):
-            code = county[:length]
+        for level in (PROVINCE, CITY, COUNTY):
+            code = county[: level.length]
             if code in entries:
                 continue
             name = region_name(code)
             if not name:
                 continue
-            entries[code] = RegionEntry(code, LEVELS[length], name, parent_of(code))
+            entries[code] = RegionEntry(code, level.key, name, parent_of(code))
     return [entries[code] for code in sorted(entries)]
 
 
@@ -99,11 +91,12 @@ def read_entries(path: Path) -> Iterator[RegionEntry]:
             name = (row.get("name") or "").strip()
             if len(code) == 12 and code.endswith("000"):
                 code = code[:9]  # a township written as its 12-digit code
-            if not code.isdigit() or len(code) not in LEVELS or not name:
+            if not code.isdigit() or len(code) not in CODE_LENGTHS or not name:
+                lengths = "、".join(str(n) for n in CODE_LENGTHS)
                 raise ConfigError(
-                    f"{path} 第 {line} 行：代码 {code!r} 应为 2、4、6、9 或 12 位数字，名称不能为空"
+                    f"{path} 第 {line} 行：代码 {code!r} 应为 {lengths} 位数字，名称不能为空"
                 )
-            yield RegionEntry(code, LEVELS[len(code)], name[:64], parent_of(code))
+            yield RegionEntry(code, level_of(code).key, name[:64], parent_of(code))
 
 
 def township_placeholders(session: Session) -> list[RegionEntry]:
@@ -111,7 +104,7 @@ def township_placeholders(session: Session) -> list[RegionEntry]:
     code: no maintained list of township names is available."""
 
     def nine(column: Any) -> Any:
-        return func.substr(column, 1, 9)
+        return func.substr(column, 1, TOWNSHIP.length)
 
     known = union(
         select(nine(PersonRow.township_code)),
@@ -121,8 +114,8 @@ def township_placeholders(session: Session) -> list[RegionEntry]:
     ).subquery()
     codes = session.scalars(select(known.c[0]))
     return [
-        RegionEntry(code, "township", f"乡镇 {code}", code[:6], name_known=False)
-        for code in sorted(c for c in codes if c and len(c) == 9)
+        RegionEntry(code, TOWNSHIP.key, township_label(code), parent_of(code), name_known=False)
+        for code in sorted(c for c in codes if c and len(c) == TOWNSHIP.length)
     ]
 
 
@@ -164,7 +157,7 @@ def region_names(session: Session, codes: Iterable[str]) -> dict[str, str]:
         )
     for code in wanted:
         if code not in found:
-            found[code] = (region_name(code) if len(code) <= 6 else "") or (
-                f"乡镇 {code}" if len(code) == 9 else code
+            found[code] = region_name(code) or (
+                township_label(code) if len(code) == TOWNSHIP.length else code
             )
     return found

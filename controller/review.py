@@ -34,7 +34,7 @@ from controller.db.models import (
 from muster.errors import ConfigError
 from muster.forms import form_for
 from muster.records import CATEGORY_NAMES, Category
-from muster.regions import parse_township
+from muster.regions import CITY, COUNTY, LEVEL_NAMES, NATION, PROVINCE, TOWNSHIP, parse_township
 from muster.v1 import data_pb2
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "TRANSITIONS",
     "FieldCheck",
     "approve",
+    "category_name",
     "compare_fields",
     "declare_complete",
     "forward",
@@ -59,8 +60,8 @@ STATUS_NAMES = {
     APPROVED: "已通过",
     SUPERSEDED: "已被更正记录取代",
 }
-LEVELS = ("township", "county", "city", "province", "ministry")
-LEVEL_NAMES = {"township": "乡镇", "county": "县", "city": "市", "province": "省", "ministry": "部"}
+# The chain a record is reviewed up, from the bottom: the keys of the region levels it passes.
+LEVELS = tuple(level.key for level in (TOWNSHIP, COUNTY, CITY, PROVINCE, NATION))
 
 # (status now, action) -> status after. Anything else is refused with the reason.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -221,8 +222,8 @@ def compare_fields(record: Record, person: PersonRow | None) -> list[FieldCheck]
         FieldCheck(
             "category",
             "优抚对象类别",
-            _category_name(str(payload.get("category", ""))),
-            _category_name(str(initial.get("category", ""))) if initial.get("category") else "",
+            category_name(str(payload.get("category", ""))),
+            category_name(str(initial.get("category", ""))) if initial.get("category") else "",
         ),
         FieldCheck(
             "relation",
@@ -246,7 +247,8 @@ def compare_fields(record: Record, person: PersonRow | None) -> list[FieldCheck]
     return checks
 
 
-def _category_name(value: str) -> str:
+def category_name(value: str) -> str:
+    """The Chinese name of one of the 12 categories; a value that names none shows itself."""
     try:
         return CATEGORY_NAMES[Category(value)]
     except ValueError:
@@ -256,7 +258,7 @@ def _category_name(value: str) -> str:
 def _transition(record: Record, action: str) -> str:
     after = TRANSITIONS.get((record.review_status, action))
     if after is None or (
-        record.review_status == APPROVED and record.approved_level not in ("", "county")
+        record.review_status == APPROVED and record.approved_level not in ("", COUNTY.key)
     ):
         raise ConfigError(
             f"记录 {record.record_id} 当前为“{STATUS_NAMES.get(record.review_status, record.review_status)}”"
@@ -283,7 +285,7 @@ def _reviewable(session: Session, record_id: str, admin: AdminIdentity) -> Recor
 def approve(session: Session, record_id: str, admin: AdminIdentity, now: datetime) -> Record:
     record = _reviewable(session, record_id, admin)
     record.review_status = _transition(record, "approve")
-    record.approved_level = "county"
+    record.approved_level = COUNTY.key
     _event(session, admin, "approve", record.township_code, now, record_id=record_id)
     return record
 
@@ -313,7 +315,7 @@ def forward(session: Session, admin: AdminIdentity, region: str, now: datetime) 
     if level not in LEVELS:
         raise AccessDenied(f"{admin.role} 账号不代表某一级，不能接收数据")
     below = LEVELS[LEVELS.index(level) - 1]
-    if below == "township":
+    if below == TOWNSHIP.key:
         raise AccessDenied("县级通过的数据由县级逐条审核，不在此接收")
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(Record)

@@ -21,11 +21,11 @@ from controller.progress import (
     Counts,
     ProgressReport,
     WeeklyReport,
-    category_name,
     ordered_categories,
 )
 from controller.region_tree import region_names
-from controller.review import APPROVED, LEVEL_NAMES
+from controller.review import APPROVED, category_name
+from muster.regions import LEVEL_NAMES
 
 __all__ = ["approved_workbook", "progress_workbook", "weekly_workbook"]
 

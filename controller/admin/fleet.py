@@ -26,7 +26,8 @@ from controller.db.models import Command
 from controller.fleet_rules import STATES
 from muster import commands as catalogue
 from muster.errors import ConfigError
-from muster.region_names import describe
+from muster.region_names import describe, region_label
+from muster.regions import DRILL_LENGTHS, child_length
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 REGION = r"^\d{0,12}$"
@@ -255,7 +256,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
             rows = q.regions(session, region)
             totals = q.totals(session, region)
         crumbs = [("", fleet_texts(lang)["all_regions"])] + [
-            (region[:n], q.region_label(region[:n])) for n in q.LEVELS if len(region) >= n
+            (region[:n], region_label(region[:n])) for n in DRILL_LENGTHS if len(region) >= n
         ]
         return page(
             request,
@@ -265,7 +266,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
             totals=totals,
             region=region,
             crumbs=crumbs,
-            leaf=q.child_length(region) == 9,
+            leaf=child_length(region) == 9,
         )
 
     @router.get("/devices", response_class=HTMLResponse, include_in_schema=False)

@@ -21,24 +21,8 @@ from controller.db.models import (
     Record,
 )
 from controller.fleet_rules import STATES
-from muster.region_names import region_name
-
-# Region drill-down: province (2 digits) → city (4) → county (6) → township (9).
-LEVELS = (2, 4, 6, 9)
-
-
-def child_length(prefix: str) -> int | None:
-    """How many digits the next level down has, or None below a township."""
-    for length in LEVELS:
-        if len(prefix) < length:
-            return length
-    return None
-
-
-def region_label(code: str) -> str:
-    if len(code) <= 6:
-        return region_name(code) or code
-    return f"{code[6:9]} 乡镇"
+from muster.region_names import region_label
+from muster.regions import child_length
 
 
 @dataclass

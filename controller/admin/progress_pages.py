@@ -35,11 +35,9 @@ from controller.progress import (
     set_deadline,
     weekly_report,
 )
-from controller.progress import category_name as _category_name
 from controller.progress import ordered_categories as _ordered
 from controller.region_tree import region_names
 from controller.review import (
-    LEVEL_NAMES,
     STATUS_NAMES,
     approve,
     compare_fields,
@@ -48,6 +46,7 @@ from controller.review import (
     missing_people,
     return_record,
 )
+from controller.review import category_name as _category_name
 from controller.xlsx_reports import (
     approved_workbook,
     progress_workbook,
@@ -55,6 +54,7 @@ from controller.xlsx_reports import (
     weekly_workbook,
 )
 from muster.errors import ConfigError
+from muster.regions import DRILL_LENGTHS, LEVEL_NAMES
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 REGION = r"^\d{0,12}$"
@@ -280,7 +280,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
         admin = admin_of(request)
         area = admin.narrow(region)
         report = read(lambda s: progress(s, area, datetime.now(UTC)))
-        crumbs = [(area[:n], n) for n in (2, 4, 6, 9) if len(area) >= n and len(admin.prefix) <= n]
+        crumbs = [(area[:n], n) for n in DRILL_LENGTHS if len(area) >= n and len(admin.prefix) <= n]
         names = read(lambda s: region_names(s, [c for c, _ in crumbs]))
         chart = bar_chart(
             [(f"{r.name} {r.code}", r.totals.percent) for r in report.regions],

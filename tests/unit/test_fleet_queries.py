@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.admin.fleet_queries import open_alerts, records_per_hour
+from controller.admin.fleet_queries import open_alerts, records_per_hour, regions
 from controller.db.models import Alert, Device, Record
 from edge.collector import simulated_record
 from tests.unit.conftest import NOW
@@ -91,3 +91,27 @@ def test_records_per_hour_and_open_alerts(sessions: sessionmaker[Session]) -> No
         alerts = open_alerts(session, prefix="370902")
     assert [n for _label, n in hours] == [0, 1, 0, 2]
     assert [(a.kind, township) for a, township in alerts] == [("offline", "370902001000")]
+
+
+def test_regions_count_one_level_down_and_stop_at_the_township(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The rows under a prefix are its children one level down (the nation's are provinces, a
+    county's are townships, labelled "001 乡镇"); a township has no rows below it."""
+    with sessions.begin() as session:
+        _device(session, "370902001000-AAAAAA", "370902001000")
+        _device(session, "370902002000-CCCCCC", "370902002000")
+        _device(session, "370911001000-BBBBBB", "370911001000")
+        _device(session, "110101001000-DDDDDD", "110101001000")
+    with sessions() as session:
+        assert [(r.code, r.devices) for r in regions(session, "")] == [("11", 1), ("37", 3)]
+        assert [(r.code, r.devices) for r in regions(session, "37")] == [("3709", 3)]
+        assert [(r.code, r.name, r.devices) for r in regions(session, "3709")] == [
+            ("370902", "泰山区", 2),
+            ("370911", "岱岳区", 1),
+        ]
+        assert [(r.code, r.name) for r in regions(session, "370902")] == [
+            ("370902001", "001 乡镇"),
+            ("370902002", "002 乡镇"),
+        ]
+        assert regions(session, "370902001") == []

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Region
 from controller.region_tree import (
     SHIPPED,
+    RegionEntry,
     generate_entries,
     load_regions,
     read_entries,
@@ -21,6 +23,7 @@ from controller.region_tree import (
     township_placeholders,
     write_entries,
 )
+from muster.errors import ConfigError
 from tests.unit.admin_world import build_world
 
 MUSTER = [sys.executable, "-m", "muster"]
@@ -38,6 +41,41 @@ def test_the_shipped_file_is_what_the_generator_makes() -> None:
         "岱岳区",
     )
     assert sum(1 for code in names if len(code) == 6) > 2800
+
+
+def test_a_row_takes_its_level_and_parent_from_its_length(tmp_path: Path) -> None:
+    """Each code in a region file is placed by its length (a 12-digit code ending in 000 is its
+    township); the shipped file's levels and parents follow the same rule."""
+    rows = tmp_path / "regions.csv"
+    rows.write_text(
+        "code,level,name,parent\n"
+        "37,,山东省,\n"
+        "3709,,泰安市,\n"
+        "370902,,泰山区,\n"
+        "370902001000,,泰前街道,\n"
+        "370902001002,,某村,\n",
+        encoding="utf-8",
+    )
+    assert list(read_entries(rows)) == [
+        RegionEntry("37", "province", "山东省", ""),
+        RegionEntry("3709", "city", "泰安市", "37"),
+        RegionEntry("370902", "county", "泰山区", "3709"),
+        RegionEntry("370902001", "township", "泰前街道", "370902"),
+        RegionEntry("370902001002", "village", "某村", "370902001"),
+    ]
+    by_length = {2: "province", 4: "city", 6: "county"}
+    for entry in read_entries(SHIPPED):
+        assert entry.level == by_length[len(entry.code)]
+        assert entry.parent == entry.code[: {2: 0, 4: 2, 6: 4}[len(entry.code)]]
+
+
+@pytest.mark.parametrize("code", ["370", "37090", "3709020010", "3709a2", ""])
+def test_a_row_of_no_level_is_refused_with_its_line(tmp_path: Path, code: str) -> None:
+    """A code of a length no level has (or not digits) stops the load, naming the line."""
+    rows = tmp_path / "regions.csv"
+    rows.write_text(f"code,level,name,parent\n37,,山东省,\n{code},,某地,\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"第 3 行.*2、4、6、9、12 位数字"):
+        list(read_entries(rows))
 
 
 def test_townships_by_code_then_by_name(sessions: sessionmaker[Session], tmp_path: Path) -> None:
