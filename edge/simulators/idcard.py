@@ -35,6 +35,7 @@ from edge.drivers.sam.textblock import (
     encode_text_block,
     ethnicity,
 )
+from muster.clock import Clock
 
 CARDS_DIR: Final = Path(__file__).resolve().parent / "cards"
 DEFAULT_CARD: Final = CARDS_DIR / "resident.json"
@@ -205,6 +206,8 @@ class IdCardSimulator:
     sam_id: bytes = DEFAULT_SAM_ID
     slow_s: float = 1.0
     faults: list[FaultRule] = field(default_factory=list)
+    # Paces the wire; the CLI and the integration tests hand in the real clock.
+    clock: Clock = field(kw_only=True, repr=False)
     commands_seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _next_baud: int | None = field(default=None, init=False, repr=False)
@@ -297,14 +300,13 @@ class IdCardSimulator:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one connection (one serial line) until the host closes it."""
-        loop = asyncio.get_running_loop()
         decoder = protocol.CommandDecoder()
         try:
             while True:
                 data = await reader.read(4096)
                 if not data:
                     return
-                arrived = loop.time()
+                arrived = self.clock.monotonic()
                 decoder.feed(data)
                 while True:
                     try:
@@ -339,16 +341,15 @@ class IdCardSimulator:
     async def _send_paced(self, writer: asyncio.StreamWriter, data: bytes, start: float) -> float:
         """Write ``data`` as a serial line at ``self.baud`` would deliver it, from ``start``;
         return when its last byte is off the wire."""
-        loop = asyncio.get_running_loop()
-        start = max(start, loop.time())
+        start = max(start, self.clock.monotonic())
         byte_time = self.byte_time()
         sent = 0
         while sent < len(data):
             chunk = data[sent : sent + _PACE_CHUNK]
             sent += len(chunk)
-            delay = start + sent * byte_time - loop.time()
+            delay = start + sent * byte_time - self.clock.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
             writer.write(chunk)
             await writer.drain()
         return start + len(data) * byte_time
@@ -516,6 +517,6 @@ async def present_in_turn(
     while True:
         for card in cards:
             simulator.insert(card)
-            await asyncio.sleep(dwell_s)
+            await simulator.clock.sleep(dwell_s)
             simulator.remove()
-            await asyncio.sleep(gap_s)
+            await simulator.clock.sleep(gap_s)

@@ -19,6 +19,7 @@ from edge.simulators.idcard import (
     present_in_turn,
     synthetic_cards,
 )
+from muster.clock import SystemClock
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -112,7 +113,9 @@ def idcard(
         card = None if no_card or queue else load_card(card_path or DEFAULT_CARD)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    simulator = IdCardSimulator(card, baud=int(baud), slow_s=slow_s, faults=faults)
+    simulator = IdCardSimulator(
+        card, baud=int(baud), slow_s=slow_s, faults=faults, clock=SystemClock()
+    )
     asyncio.run(_serve(SimulatorServer(simulator, host, port), queue, dwell_s, gap_s))
 
 

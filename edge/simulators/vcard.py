@@ -17,12 +17,12 @@ import contextlib
 import datetime as dt
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Final
 
 from edge.drivers.pcsc import apdu
 from edge.drivers.pcsc.apdu import encode_tlv
+from muster.clock import Clock
 
 VPCD_HOST: Final = "127.0.0.1"
 VPCD_PORT: Final = 35963
@@ -164,8 +164,16 @@ class CardOS:
 class VirtualCard:
     """A card that can be inserted into (connected to) and removed from a vpcd slot."""
 
-    def __init__(self, os: CardOS | None = None, host: str = VPCD_HOST, port: int = VPCD_PORT):
+    def __init__(
+        self,
+        os: CardOS | None = None,
+        host: str = VPCD_HOST,
+        port: int = VPCD_PORT,
+        *,
+        clock: Clock,
+    ):
         self.os = os or CardOS()
+        self._clock = clock
         self.host = host
         self.port = port
         self.apdus_seen = 0
@@ -178,15 +186,15 @@ class VirtualCard:
 
     def insert(self, timeout: float = 10.0) -> None:
         """Connect to vpcd (retrying while pcscd is still loading the driver) and serve."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock.monotonic() + timeout
         while True:
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=timeout)
                 break
             except ConnectionRefusedError:
-                if time.monotonic() >= deadline:
+                if self._clock.monotonic() >= deadline:
                     raise
-                time.sleep(0.05)
+                threading.Event().wait(0.05)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._quickack(sock)

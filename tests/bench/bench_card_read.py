@@ -21,6 +21,7 @@ if __package__ in (None, ""):
 
 from edge.drivers.sam.driver import SamReader
 from edge.simulators.idcard import DEFAULT_CARD, IdCardSimulator, load_card, running
+from muster.clock import SystemClock
 
 BAUD = 115200
 WIRE_MS = 1295 * 10 / BAUD * 1000  # 112.4 ms: the read reply alone
@@ -29,7 +30,7 @@ TARGET = 1.15
 
 
 def bench(reads: int = 30) -> dict[str, float]:
-    simulator = IdCardSimulator(load_card(DEFAULT_CARD), baud=BAUD)
+    simulator = IdCardSimulator(load_card(DEFAULT_CARD), baud=BAUD, clock=SystemClock())
     timings: list[float] = []
     with running(simulator) as sim, SamReader(sim.url, baud=BAUD) as reader:
         reader.read_card()  # warm-up: connection, imports, first-use caches

@@ -24,6 +24,7 @@ from controller.db.models import Attachment
 from controller.ingest import attachment_chunk
 from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_cards
 from muster.classified import ADVICE
+from muster.clock import SystemClock
 from muster.crypto import open_attachment
 from provisioning.pki_store import load_upload_keys
 from tests.fixtures.browser import screenshot
@@ -209,7 +210,7 @@ def test_enter_review_sign_seal_in_chromium(
         capture_output=True,
         timeout=120,
     )
-    reader = IdCardSimulator(card=None)
+    reader = IdCardSimulator(card=None, clock=SystemClock())
     console_port = free_port()
     with running(reader) as sim:
         profile = tmp_path / "kiosk.yaml"
