@@ -8,6 +8,7 @@ plans, with short stable ASCII codes so a record stays readable when a label is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "RESETTLEMENT_MODES",
     "RETIREMENT_TYPES",
     "TRANSFER_MODES",
+    "code_for",
 ]
 
 # GB/T 3304 ethnicity codes, with the names as printed on the ID card (the standard's name less
@@ -125,8 +127,9 @@ DISABILITY_GRADES: Final[dict[str, str]] = {
 DISABILITY_NATURES: Final[dict[str, str]] = {"war": "因战", "duty": "因公", "illness": "因病"}
 
 # Family categories: the person's relation to the soldier (S-01). The labels are the codes, as
-# the initial data and the import template already write them.
-RELATIONS: Final[dict[str, str]] = {r: r for r in ("父母", "抚养人", "配偶", "子女", "兄弟姐妹")}
+# the initial data and the import template already write them. The one list: import, forms,
+# console and the synthetic data all use it, in this order.
+RELATIONS: Final[dict[str, str]] = {r: r for r in ("父母", "配偶", "子女", "兄弟姐妹", "抚养人")}
 
 CODE_LISTS: Final[dict[str, dict[str, str]]] = {
     "ethnicity": ETHNICITIES,
@@ -144,3 +147,11 @@ CODE_LISTS: Final[dict[str, dict[str, str]]] = {
     "disability_nature": DISABILITY_NATURES,
     "relation": RELATIONS,
 }
+
+
+def code_for(codes: Mapping[str, str], value: str) -> str | None:
+    """The code ``value`` stands for in a code list: a code is itself, a label its code; None if
+    it is neither. Import files carry labels (as departments write them), forms store codes."""
+    if value in codes:
+        return value
+    return next((code for code, label in codes.items() if label == value), None)
