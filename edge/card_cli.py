@@ -7,6 +7,7 @@ could not be opened, broke, or the reader stayed silent.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
@@ -24,8 +25,10 @@ from edge.drivers.sam.errors import (
     UnsupportedCardError,
 )
 from edge.drivers.sam.events import CardRead
+from edge.drivers.sam.idnumber import check_card
 from edge.drivers.sam.protocol import Status
 from edge.drivers.sam.textblock import NO_EXPIRY
+from muster.clock import SystemClock
 from muster.errors import MusterError
 
 EXIT_NO_CARD: Final = 3
@@ -34,9 +37,10 @@ EXIT_LINE_FAULT: Final = 5
 POLL_INTERVAL_S: Final = 0.3  # vendors: find no more often than every 300 ms
 
 
-def card_json(event: CardRead) -> dict[str, Any]:
-    """The JSON object printed for one read."""
+def card_json(event: CardRead, today: dt.date) -> dict[str, Any]:
+    """The JSON object printed for one read; the number is judged as of ``today``."""
     card = event.card
+    check = check_card(card, today=today)
     doc: dict[str, Any] = {
         "name": card.name,
         "sex": card.sex.label,
@@ -49,11 +53,11 @@ def card_json(event: CardRead) -> dict[str, Any]:
         "valid_to": NO_EXPIRY if card.valid_to is None else card.valid_to.isoformat(),
         "card_type": card.card_type.name.lower(),
         "photo_sha256": event.photo_sha256,
-        "id_number_valid": event.id_check.valid,
+        "id_number_valid": check.valid,
         "read_ms": round(event.read_ms, 1),
     }
-    if event.id_check.problems:
-        doc["id_number_problems"] = [p.value for p in event.id_check.problems]
+    if check.problems:
+        doc["id_number_problems"] = [f"{p.zh} / {p.en}" for p in check.problems]
     for extra in ("english_name", "nationality", "permit_number", "issue_count", "card_version"):
         value = getattr(card, extra)
         if value is not None:
@@ -106,12 +110,13 @@ def _wait_and_read(reader: SamReader, timeout: float) -> CardRead:
 @click.option("--baud", type=click.IntRange(min=1), default=115200, show_default=True)
 def read_card(port: str, timeout: float, repeat: int, baud: int) -> None:
     """Read ID cards on a SAM reader and print each as JSON (读取身份证)."""
+    clock = SystemClock()
     reader = SamReader(port, baud=baud)
     try:
         reader.open()
         for _ in range(repeat):
             event = _wait_and_read(reader, timeout)
-            click.echo(json.dumps(card_json(event), ensure_ascii=False))
+            click.echo(json.dumps(card_json(event, clock.today()), ensure_ascii=False))
     except StatusError as exc:
         _fail(EXIT_READER_FAULT, f"读卡器状态 / reader status {_status_name(exc.sw3)}: {exc}")
     except UnsupportedCardError as exc:

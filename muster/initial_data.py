@@ -4,6 +4,12 @@ security and military records and as the slices carry it to the township's devic
 Sans-I/O: a row (a mapping of column to text) in, an ``InitialPerson`` or a ``RowRejected``
 naming the column and what to fix out. Columns are the basic fields of S-02, the category
 (S-01) and the township; headers may be the Chinese ones or the English keys.
+
+Values from a code list (ethnicity, political status, rank class, relation) may be written as
+the label departments use ("士官", "中共党员") or as the form's code ("nco", "01"); the row is
+normalised to the form's codes here, once, so slices carry codes and the console fills its
+forms from them as they are. The ID number and the dates obey the same rules as the console's
+forms (:func:`muster.idnumbers.check_id_number`, :mod:`muster.forms.date_rules`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from dataclasses import dataclass
 
 from muster.classified import find_designation
 from muster.errors import MusterError
-from muster.idnumbers import birth_date_of, compact, id_number_problem, sex_of
+from muster.forms import current_form, date_rules
+from muster.forms.codelists import (
+    ETHNICITIES,
+    POLITICAL_STATUSES,
+    RANK_CLASSES,
+    RELATIONS,
+    code_for,
+)
+from muster.idnumbers import check_id_number, compact
 from muster.records import CATEGORY_NAMES, FAMILY_CATEGORIES, Category
 from muster.regions import parse_township
 
@@ -55,10 +69,8 @@ COLUMNS: tuple[Column, ...] = (
 )
 HEADERS: dict[str, str] = {c.header: c.key for c in COLUMNS} | {c.key: c.key for c in COLUMNS}
 
-RANK_CLASSES = {"军官": "officer", "士官": "nco", "义务兵": "conscript"}
-RELATIONS = ("父母", "配偶", "子女", "兄弟姐妹", "抚养人")
 _CATEGORY_BY_NAME = {name: category for category, name in CATEGORY_NAMES.items()}
-_FREE_TEXT = ("service_unit", "household_registration", "political_status", "service_number")
+_FREE_TEXT = ("service_unit", "household_registration", "service_number")
 
 
 class RowRejected(MusterError):
@@ -113,6 +125,46 @@ def _category(value: str) -> Category:
         ) from None
 
 
+def _coded(value: str, codes: Mapping[str, str], key: str, header: str, hint: str = "") -> str:
+    """A code-list value as its form code ("" when blank); a label is accepted as its code."""
+    if not value:
+        return ""
+    code = code_for(codes, value)
+    if code is None:
+        hint = hint or f"请填写 {'、'.join(codes.values())} 之一"
+        raise RowRejected(key, f"“{header}”的“{value}”无效：{hint}")
+    return code
+
+
+_SERVICE_COLUMNS = (("enlistment_date", "入伍时间"), ("discharge_date", "退役时间"))
+
+
+def _service_dates(
+    row: Mapping[str, str], category: Category, birth: dt.date, today: dt.date
+) -> dict[str, dt.date]:
+    """Enlistment and discharge by the forms' date rules (:mod:`muster.forms.date_rules`); the
+    age at enlistment by the category's form, as the console will check it."""
+    dates = {key: _date(row[key], header) for key, header in _SERVICE_COLUMNS if row.get(key)}
+    found = [
+        date_rules.not_after_today(key, header, dates[key], today)
+        for key, header in _SERVICE_COLUMNS
+        if key in dates
+    ]
+    form = current_form(category.value)
+    ages = "enlistment_age" in form.rules and "enlistment_date" in form.by_key
+    found += date_rules.service_dates(
+        birth=birth,
+        enlisted=dates.get("enlistment_date"),
+        discharged=dates.get("discharge_date"),
+        labels=(_SERVICE_COLUMNS[0][1], _SERVICE_COLUMNS[1][1]),
+        min_enlistment_age=form.min_enlistment_age if ages else None,
+    )
+    problems = [p for p in found if p is not None]
+    if problems:
+        raise RowRejected("date", problems[0].message)
+    return dates
+
+
 def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
     """Check one row; raises ``RowRejected`` with the first problem found."""
     row: dict[str, str] = {}
@@ -135,47 +187,39 @@ def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
             f"“乡镇代码”的“{row['township_code']}”不是12位乡镇代码：请写成如 370902001000",
         ) from None
     number = compact(row["id_number"])
-    problem = id_number_problem(number, today=today)
-    if problem:
-        raise RowRejected("id_number", f"“公民身份号码”{number}：{problem}")
     birth = _date(row["birth_date"], "出生日期")
-    if birth != birth_date_of(number):
-        raise RowRejected("id_birth_date", "“出生日期”与公民身份号码中的出生日期不一致，请核对")
     sex = {"男": "1", "女": "2"}.get(row["sex"], row["sex"])
     if sex not in ("1", "2"):
         raise RowRejected("sex", f"“性别”的“{row['sex']}”无效：请填写 男 或 女")
-    if sex != sex_of(number):
-        raise RowRejected("id_sex", "“性别”与公民身份号码不一致，请核对")
-    ethnicity = row.get("ethnicity") or "01"
-    if not (len(ethnicity) == 2 and ethnicity.isdigit()):
-        raise RowRejected("ethnicity", f"“民族”的“{ethnicity}”无效：请填写两位民族代码，如汉族 01")
+    checked = check_id_number(number, today=today, birth_date=birth, sex=sex)
+    if checked.problems:
+        first = checked.problems[0]
+        if first.field == "id_number":
+            raise RowRejected("id_number", f"“公民身份号码”{number}：{first.zh}")
+        raise RowRejected(first.code, first.zh)
+    ethnicity = _coded(
+        (row.get("ethnicity") or "01").removesuffix("族"),  # the name as on the card: 汉, 蒙古
+        ETHNICITIES,
+        "ethnicity",
+        "民族",
+        "请填写两位民族代码或民族名称，如汉族 01",
+    )
     category = _category(row["category"])
     relation = row.get("relation", "")
     if category in FAMILY_CATEGORIES:
-        if relation not in RELATIONS:
+        if code_for(RELATIONS, relation) is None:
             raise RowRejected(
                 "relation",
-                f"遗属和家属类别必须填写“与军人关系”，为 {'、'.join(RELATIONS)} 之一",
+                f"遗属和家属类别必须填写“与军人关系”，为 {'、'.join(RELATIONS.values())} 之一",
             )
+        relation = code_for(RELATIONS, relation) or ""
     elif relation:
         raise RowRejected("relation", "只有遗属和家属类别填写“与军人关系”，本行请留空")
-    dates: dict[str, dt.date] = {}
-    for key, header in (("enlistment_date", "入伍时间"), ("discharge_date", "退役时间")):
-        if row.get(key):
-            dates[key] = _date(row[key], header)
-            if dates[key] > today:
-                raise RowRejected("date", f"“{header}”晚于今天，请核对")
-            if dates[key] < birth:
-                raise RowRejected("date", f"“{header}”早于出生日期，请核对")
-    if (
-        "enlistment_date" in dates
-        and "discharge_date" in dates
-        and dates["discharge_date"] < dates["enlistment_date"]
-    ):
-        raise RowRejected("date", "“退役时间”早于“入伍时间”，请核对")
-    rank = row.get("rank_class", "")
-    if rank and rank not in RANK_CLASSES:
-        raise RowRejected("rank_class", "“服役期间级别”应为 军官、士官 或 义务兵")
+    dates = _service_dates(row, category, birth, today)
+    political = _coded(
+        row.get("political_status", ""), POLITICAL_STATUSES, "political_status", "政治面貌"
+    )
+    rank = _coded(row.get("rank_class", ""), RANK_CLASSES, "rank_class", "服役期间级别")
     for key in _FREE_TEXT:
         finding = find_designation(
             row.get(key, ""), next(c.header for c in COLUMNS if c.key == key)
@@ -190,7 +234,7 @@ def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
         "birth_date": birth.isoformat(),
         "category": category.value,
         "relation": relation,
-        "political_status": row.get("political_status", ""),
+        "political_status": political,
         "enlistment_date": dates["enlistment_date"].isoformat()
         if "enlistment_date" in dates
         else "",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from muster.errors import MusterError
 from muster.forms import PersonFacts, form_for, validate_fields
-from muster.idnumbers import birth_date_of, compact, id_number_problem, sex_of
+from muster.idnumbers import check_id_number, compact
 
 
 class Category(StrEnum):
@@ -81,12 +81,10 @@ class Person(BaseModel):
 
     @field_validator("id_number")
     @classmethod
-    def _valid_id(cls, value: str) -> str:
-        value = compact(value)
-        problem = id_number_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    def _compact_id(cls, value: str) -> str:
+        # Only the spelling is normalised here: whether the number is valid depends on the day
+        # it is judged, which a model has no way to know (``cross_check`` takes it).
+        return compact(value)
 
 
 AUDIT_ACTIONS = frozenset({"entered", "edited", "reviewed", "returned", "signed", "sealed"})
@@ -164,8 +162,10 @@ class RecordPayload(BaseModel):
         return self.model_dump_json().encode()
 
 
-def parse_record(plaintext: bytes) -> RecordPayload:
-    """Parse and check a record; raises ``RecordError`` with a reason a clerk can act on."""
+def parse_record(plaintext: bytes, *, today: date) -> RecordPayload:
+    """Parse and check a record as of ``today`` (the receiver's day: a device clock can be
+    wrong, so ``collected_at`` is not trusted for "born in the future"); raises
+    ``RecordError`` with a reason a clerk can act on."""
     try:
         payload = RecordPayload.model_validate_json(plaintext)
     except ValidationError as exc:
@@ -174,23 +174,29 @@ def parse_record(plaintext: bytes) -> RecordPayload:
         raise RecordError("schema", f"记录字段 {where} 有误：{first['msg']}") from None
     except (ValueError, json.JSONDecodeError):
         raise RecordError("schema", "记录内容不是有效的 JSON") from None
-    cross_check(payload)
+    cross_check(payload, today=today)
     return payload
 
 
-def cross_check(payload: RecordPayload) -> None:
+def cross_check(payload: RecordPayload, *, today: date) -> None:
+    """The rules a record obeys beyond its schema; the first broken one is raised. The ID
+    number's codes are the checker's (``id_number`` for the number itself, ``id_birth_date``
+    and ``id_sex`` when it disagrees with the person's birth date or sex)."""
     person = payload.person
-    if birth_date_of(person.id_number) != person.birth_date:
-        raise RecordError("id_birth_date", "出生日期与公民身份号码不一致")
-    if sex_of(person.id_number) != person.sex:
-        raise RecordError("id_sex", "性别与公民身份号码不一致")
+    checked = check_id_number(
+        person.id_number, today=today, birth_date=person.birth_date, sex=person.sex
+    )
+    if checked.problems:
+        first = checked.problems[0]
+        code = "id_number" if first.field == "id_number" else first.code
+        raise RecordError(code, first.zh)
     if payload.category in FAMILY_CATEGORIES and not payload.relation:
         raise RecordError("relation", "遗属和家属类别必须填写与军人的关系")
     if payload.entered_by == payload.reviewed_by:
         raise RecordError("review", "录入人和审核人不能是同一人")
     _check_audit(payload)
     _check_attachments(payload)
-    _check_form(payload)
+    _check_form(payload, today)
 
 
 def _check_audit(payload: RecordPayload) -> None:
@@ -215,8 +221,9 @@ def _check_attachments(payload: RecordPayload) -> None:
             raise RecordError("attachment", f"附件“{name}”的类型不符，请升级设备软件")
 
 
-def _check_form(payload: RecordPayload) -> None:
-    """The fields against the form version the record names, as the console checked them."""
+def _check_form(payload: RecordPayload, today: date) -> None:
+    """The fields against the form version the record names, as the console checked them
+    (dates "not after today" by the receiver's day, as the ID number's birth date)."""
     form = form_for(payload.category.value, payload.form_version)
     if form is None:
         raise RecordError(
@@ -229,7 +236,7 @@ def _check_form(payload: RecordPayload) -> None:
         payload.fields,
         person=PersonFacts(person.id_number, person.sex, person.birth_date),
         relation=payload.relation,
-        today=payload.collected_at.date(),
+        today=today,
     )
     if checked.problems:
         first = checked.problems[0]

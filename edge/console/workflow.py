@@ -25,10 +25,9 @@ from muster.forms import (
     Problem,
     Validated,
     current_form,
-    person_problems,
     validate_fields,
 )
-from muster.forms.codelists import ETHNICITIES, POLITICAL_STATUSES, RANK_CLASSES
+from muster.forms.codelists import ETHNICITIES
 from muster.records import AuditEntry, Person, RecordError, RecordPayload, describe_attachment
 
 __all__ = [
@@ -157,18 +156,16 @@ def _blank(value: Any) -> Any:
 
 
 def initial_values(details: dict[str, Any]) -> dict[str, Any]:
-    """The initial data's person, category and the form fields it already answers, in the form's
-    codes: political status and rank class are imported as their Chinese labels."""
-    political = {v: k for k, v in POLITICAL_STATUSES.items()}
-    rank = {v: k for k, v in RANK_CLASSES.items()}
+    """The initial data's person, category and the form fields it already answers. The import
+    (``muster.initial_data.parse_row``) stored them as the forms' codes: nothing to convert."""
     out: dict[str, Any] = {k: str(details.get(k) or "") for k in PERSON_KEYS}
     out["category"] = str(details.get("category") or "")
     out["relation"] = str(details.get("relation") or "")
     fields = {
-        "political_status": political.get(str(details.get("political_status") or ""), ""),
+        "political_status": details.get("political_status") or "",
         "enlistment_date": details.get("enlistment_date") or "",
         "discharge_date": details.get("discharge_date") or "",
-        "rank_class": rank.get(str(details.get("rank_class") or ""), ""),
+        "rank_class": details.get("rank_class") or "",
         "service_unit": details.get("service_unit") or "",
         "service_number": details.get("service_number") or "",
         "household_registration": details.get("household_registration") or "",
@@ -255,7 +252,8 @@ def edit(
 
 
 def check(draft: Draft, today: dt.date) -> Validated:
-    """Every problem of the draft as it stands, the person's included."""
+    """Every problem of the draft as it stands, the person's included (the ID number judged as
+    of ``today``)."""
     facts, person_issues = _person_facts(draft)
     if facts is None:
         return Validated(values={}, problems=tuple(person_issues))
@@ -266,6 +264,8 @@ def check(draft: Draft, today: dt.date) -> Validated:
 
 
 def _person_facts(draft: Draft) -> tuple[PersonFacts | None, list[Problem]]:
+    """The person as facts the form's rules check against, or the problems that stop there
+    being any; the ID number itself is checked by ``validate_fields``."""
     p = draft.person
     problems: list[Problem] = []
     for key in PERSON_KEYS:
@@ -283,8 +283,7 @@ def _person_facts(draft: Draft) -> tuple[PersonFacts | None, list[Problem]]:
         return None, problems
     if problems:
         return None, problems
-    facts = PersonFacts(p["id_number"].strip().upper(), p["sex"], birth)
-    return facts, person_problems(facts)
+    return PersonFacts(p["id_number"].strip().upper(), p["sex"], birth), []
 
 
 def changes_against_initial(draft: Draft) -> dict[str, tuple[Any, Any]]:

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from muster.classified import find_designation
-from muster.forms.codelists import RELATIONS
+from muster.forms import date_rules
+from muster.forms.codelists import RELATIONS, code_for
 from muster.forms.definitions import FieldDef, FormDefinition
-from muster.idnumbers import birth_date_of, id_number_problem, sex_of
+from muster.forms.problems import Problem
+from muster.idnumbers import check_id_number
 
-__all__ = ["PersonFacts", "Problem", "Validated", "validate_fields"]
+__all__ = ["PersonFacts", "Problem", "Validated", "person_problems", "validate_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +32,6 @@ class PersonFacts:
     id_number: str
     sex: str
     birth_date: dt.date
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    field: str  # a field key, or "" for the record as a whole
-    code: str  # stable: "required", "type", "code", "range", "length", "classified", a rule name
-    message: str  # Simplified Chinese, says what to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +121,7 @@ def _normalise(f: FieldDef, raw: object) -> tuple[Any, Problem | None]:
 
 
 def _code(f: FieldDef, value: str) -> str | None:
-    if value in f.options:
-        return value
-    for code, label in f.options.items():
-        if value == label:
-            return code
-    return None
+    return code_for(f.options, value)
 
 
 # --- cross-field rules -------------------------------------------------------------------------
@@ -148,59 +138,52 @@ def _label(form: FormDefinition, key: str) -> str:
     return form.by_key[key].label
 
 
+# The date rules themselves live in muster.forms.date_rules, shared with the import.
+
+
 def _dates_not_future(
     form: FormDefinition, values: dict[str, Any], person: PersonFacts, today: dt.date
 ) -> list[Problem]:
-    return [
-        Problem(f.key, "dates_not_future", f"“{f.label}”晚于今天，请核对")
+    found = (
+        date_rules.not_after_today(f.key, f.label, d, today)
         for f in form.fields
-        if f.kind == "date" and (d := _date(values, f.key)) is not None and d > today
-    ]
+        if f.kind == "date" and (d := _date(values, f.key)) is not None
+    )
+    return [p for p in found if p is not None]
+
+
+def _service_labels(form: FormDefinition) -> tuple[str, str]:
+    return (
+        _label(form, "enlistment_date") if "enlistment_date" in form.by_key else "入伍时间",
+        _label(form, "discharge_date") if "discharge_date" in form.by_key else "退役时间",
+    )
 
 
 def _service_dates_in_order(
     form: FormDefinition, values: dict[str, Any], person: PersonFacts, today: dt.date
 ) -> list[Problem]:
-    out: list[Problem] = []
-    enlisted = _date(values, "enlistment_date")
-    left = _date(values, "discharge_date")
-    if enlisted is not None and enlisted <= person.birth_date:
-        out.append(
-            Problem(
-                "enlistment_date",
-                "service_dates_in_order",
-                f"“{_label(form, 'enlistment_date')}”早于出生日期，请核对",
-            )
-        )
-    if enlisted is not None and left is not None and left < enlisted:
-        out.append(
-            Problem(
-                "discharge_date",
-                "service_dates_in_order",
-                f"“{_label(form, 'discharge_date')}”早于“{_label(form, 'enlistment_date')}”，请核对",
-            )
-        )
-    return out
+    return date_rules.service_dates(
+        birth=person.birth_date,
+        enlisted=_date(values, "enlistment_date"),
+        discharged=_date(values, "discharge_date"),
+        labels=_service_labels(form),
+    )
 
 
 def _enlistment_age(
     form: FormDefinition, values: dict[str, Any], person: PersonFacts, today: dt.date
 ) -> list[Problem]:
     enlisted = _date(values, "enlistment_date")
-    if enlisted is None or enlisted <= person.birth_date:
+    if enlisted is None:
         return []
-    born = person.birth_date
-    age = enlisted.year - born.year - ((enlisted.month, enlisted.day) < (born.month, born.day))
-    if form.min_enlistment_age <= age <= 50:
-        return []
-    return [
-        Problem(
-            "enlistment_date",
-            "enlistment_age",
-            f"按出生日期，入伍时年龄为 {age} 岁，不在 {form.min_enlistment_age}–50 岁之间："
-            "请核对“入伍时间”和公民身份号码",
-        )
-    ]
+    problem = date_rules.enlistment_age(
+        "enlistment_date",
+        enlisted,
+        person.birth_date,
+        form.min_enlistment_age,
+        _service_labels(form)[0],
+    )
+    return [problem] if problem else []
 
 
 def _work_dates_in_order(
@@ -208,24 +191,40 @@ def _work_dates_in_order(
 ) -> list[Problem]:
     start = _date(values, "work_start_date")
     end = _date(values, "retirement_date")
-    out: list[Problem] = []
-    for key, d in (("work_start_date", start), ("retirement_date", end)):
-        if d is not None and d <= person.birth_date:
-            out.append(Problem(key, "work_dates_in_order", f"“{_label(form, key)}”早于出生日期"))
-    if start is not None and end is not None and end < start:
-        out.append(
-            Problem("retirement_date", "work_dates_in_order", "“退休退职时间”早于“参加工作时间”")
+    rule = "work_dates_in_order"
+    found = [
+        date_rules.after_birth(key, _label(form, key), d, person.birth_date, rule=rule)
+        for key, d in (("work_start_date", start), ("retirement_date", end))
+        if d is not None
+    ]
+    if start is not None and end is not None:
+        found.append(
+            date_rules.not_before(
+                "retirement_date",
+                _label(form, "retirement_date"),
+                end,
+                _label(form, "work_start_date"),
+                start,
+                rule=rule,
+            )
         )
-    return out
+    return [p for p in found if p is not None]
 
 
 def _injury_after_birth(
     form: FormDefinition, values: dict[str, Any], person: PersonFacts, today: dt.date
 ) -> list[Problem]:
     injured = _date(values, "injury_date")
-    if injured is not None and injured <= person.birth_date:
-        return [Problem("injury_date", "injury_after_birth", "“致残时间”早于出生日期，请核对")]
-    return []
+    if injured is None:
+        return []
+    problem = date_rules.after_birth(
+        "injury_date",
+        _label(form, "injury_date"),
+        injured,
+        person.birth_date,
+        rule="injury_after_birth",
+    )
+    return [problem] if problem else []
 
 
 _EMPLOYED: Final = frozenset({"government", "enterprise", "public_welfare"})
@@ -264,17 +263,17 @@ RULES: Final[dict[str, Rule]] = {
 }
 
 
-def person_problems(person: PersonFacts) -> list[Problem]:
-    """The ID number against the birth date and sex the clerk (or the card) gave."""
-    problem = id_number_problem(person.id_number)
-    if problem:
-        return [Problem("id_number", "id_number", problem)]
-    out: list[Problem] = []
-    if birth_date_of(person.id_number) != person.birth_date:
-        out.append(Problem("birth_date", "id_birth_date", "出生日期与公民身份号码不一致，请核对"))
-    if sex_of(person.id_number) != person.sex:
-        out.append(Problem("sex", "id_sex", "性别与公民身份号码不一致，请核对"))
-    return out
+def person_problems(person: PersonFacts, *, today: dt.date) -> list[Problem]:
+    """The ID number as of ``today``, and against the birth date and sex the clerk (or the
+    card) gave. A problem of the number itself is on ``id_number`` with code ``id_number``;
+    a disagreement is on ``birth_date`` (``id_birth_date``) or ``sex`` (``id_sex``)."""
+    checked = check_id_number(
+        person.id_number, today=today, birth_date=person.birth_date, sex=person.sex
+    )
+    return [
+        Problem(p.field, "id_number" if p.field == "id_number" else p.code, p.zh)
+        for p in checked.problems
+    ]
 
 
 def validate_fields(
@@ -308,12 +307,12 @@ def validate_fields(
                 Problem(
                     "relation",
                     "relation",
-                    "遗属和家属类别必须填写与军人的关系：父母、抚养人、配偶、子女或兄弟姐妹",
+                    f"遗属和家属类别必须填写与军人的关系：{'、'.join(RELATIONS.values())} 之一",
                 )
             )
     elif relation:
         problems.append(Problem("relation", "relation", "只有遗属和家属类别填写与军人的关系"))
-    problems.extend(person_problems(person))
+    problems.extend(person_problems(person, today=today))
     failed = {p.field for p in problems}
     for name in form.rules:
         for problem in RULES[name](form, values, person, today):

@@ -188,7 +188,7 @@ def test_controller_validates_against_the_same_forms() -> None:
     form version, and a designation, each with a stable code and a Chinese reason."""
     now = dt.datetime(2018, 10, 1, 9, tzinfo=dt.UTC)
     record = simulated_record(random.Random(3), "370902001000", now)
-    assert parse_record(record.to_bytes()).record_id == record.record_id
+    assert parse_record(record.to_bytes(), today=now.date()).record_id == record.record_id
     cases = {
         "form": record.model_copy(update={"fields": {}}),
         "form_unknown": record.model_copy(update={"form_version": "99"}),
@@ -198,9 +198,44 @@ def test_controller_validates_against_the_same_forms() -> None:
     }
     for code, bad in cases.items():
         with pytest.raises(RecordError) as caught:
-            parse_record(bad.to_bytes())
+            parse_record(bad.to_bytes(), today=now.date())
         assert caught.value.code == code
         assert str(caught.value)
+
+
+def test_ingest_judges_the_id_number_by_the_receivers_day() -> None:
+    """A record is checked as of the controller's today, not the device's collected_at: a
+    person "born" after the controller's day is refused (code ``id_number``), the same record
+    passes once that day has come, and a number that disagrees with the birth date is named."""
+    collected = dt.datetime(2018, 10, 1, 9, tzinfo=dt.UTC)
+    record = simulated_record(random.Random(3), "370902001000", collected)
+    birth = dt.date(2018, 10, 5)
+    number = _id_with_check(f"370902{birth:%Y%m%d}001")
+    person = record.person.model_copy(update={"id_number": number, "birth_date": birth})
+    young = record.model_copy(update={"person": person, "fields": {}})
+    with pytest.raises(RecordError) as caught:
+        parse_record(young.to_bytes(), today=dt.date(2018, 10, 4))
+    assert caught.value.code == "id_number" and "晚于今天" in str(caught.value)
+    with pytest.raises(RecordError) as caught:
+        parse_record(young.to_bytes(), today=dt.date(2018, 10, 5))
+    assert caught.value.code == "form"  # past the ID check; the empty form is what is wrong
+    other_day = record.person.model_copy(update={"birth_date": dt.date(1900, 1, 1)})
+    with pytest.raises(RecordError) as caught:
+        parse_record(record.model_copy(update={"person": other_day}).to_bytes(), today=TODAY)
+    assert caught.value.code == "id_birth_date"
+
+
+def test_the_form_judges_the_id_number_by_the_day_it_is_given() -> None:
+    """validate_fields passes its today to the ID check: a birth date in the number later than
+    that day is a problem on the number, whatever the wall clock says."""
+    form = current_form("demobilised_soldier")
+    birth = dt.date(2018, 10, 2)
+    later = PersonFacts(_id_with_check(f"370902{birth:%Y%m%d}001"), "1", birth)
+    fields = _valid("demobilised_soldier")
+    result = validate_fields(form, fields, person=later, relation=None, today=TODAY)
+    assert ("id_number", "id_number") in {(p.field, p.code) for p in result.problems}
+    result = validate_fields(form, fields, person=later, relation=None, today=birth)
+    assert "id_number" not in {p.code for p in result.problems}
 
 
 def test_category_names_cover_forms() -> None:

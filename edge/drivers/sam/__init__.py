@@ -1,8 +1,9 @@
 """The serial second-generation ID-card reader (SAM module, GA 467 family).
 
-``protocol`` and ``textblock`` are sans-I/O (frames, statuses, card text); ``idnumber`` checks
-the number on a card; ``driver`` is the pyserial pump and the polling watcher that yields
-``events`` to the daemon.
+``protocol`` and ``textblock`` are sans-I/O (frames, statuses, card text); ``driver`` is the
+pyserial pump and the polling watcher that yields ``events`` to the daemon, the card as read.
+``idnumber`` adapts a card to :mod:`muster.idnumbers`' checker for the consumer, which judges
+the number with its own clock's today.
 """
 
 from edge.drivers.sam.driver import SamReader, watch
@@ -30,7 +31,7 @@ from edge.drivers.sam.events import (
     ReaderFault,
     ReaderReady,
 )
-from edge.drivers.sam.idnumber import IdNumberCheck, IdProblem, check_card, check_number
+from edge.drivers.sam.idnumber import check_card
 from edge.drivers.sam.protocol import Command, Reply, ReplyDecoder, SamId, Status
 from edge.drivers.sam.textblock import CardText, CardType, Ethnicity, Sex, decode_text_block
 
@@ -47,8 +48,6 @@ __all__ = [
     "Ethnicity",
     "FaultKind",
     "FrameError",
-    "IdNumberCheck",
-    "IdProblem",
     "LengthError",
     "NoCardError",
     "ReaderBrokenError",
@@ -68,7 +67,6 @@ __all__ = [
     "StatusError",
     "UnsupportedCardError",
     "check_card",
-    "check_number",
     "decode_text_block",
     "watch",
 ]

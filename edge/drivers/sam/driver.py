@@ -43,7 +43,6 @@ from edge.drivers.sam.events import (
     ReaderFault,
     ReaderReady,
 )
-from edge.drivers.sam.idnumber import check_card
 from edge.drivers.sam.protocol import CardBlocks, Command, Reply, SamId
 from edge.drivers.sam.textblock import decode_address, decode_text_block
 from muster.errors import ClosedError, TransportError
@@ -200,7 +199,6 @@ class SamReader:
             card=card,
             photo=blocks.photo,
             fingerprint=blocks.fingerprint,
-            id_check=check_card(card),
             read_ms=read_ms,
         )
 

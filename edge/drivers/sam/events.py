@@ -6,7 +6,6 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from edge.drivers.sam.idnumber import IdNumberCheck
 from edge.drivers.sam.textblock import CardText
 
 
@@ -20,13 +19,13 @@ class ReaderReady:
 
 @dataclass(frozen=True)
 class CardRead:
-    """A card was presented and read in full."""
+    """A card was presented and read in full. The card is handed on as read: whether its
+    number is valid is the consumer's judgement (``edge.drivers.sam.idnumber.check_card``)."""
 
     port: str
     card: CardText
     photo: bytes  # 1024 bytes of WLT, kept raw: no open decoder exists
     fingerprint: bytes | None
-    id_check: IdNumberCheck
     read_ms: float  # find + select + read, as the host saw it
 
     @property

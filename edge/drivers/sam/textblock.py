@@ -29,6 +29,7 @@ from typing import Final
 
 from edge.drivers.sam.errors import CardDataError, UnsupportedCardError
 from muster.forms.codelists import ETHNICITIES as _ETHNICITIES
+from muster.idnumbers import CardType as CardType  # re-exported: the decoder names the layout
 
 TEXT_LEN: Final = 256
 FLAG_OFFSET: Final = 248
@@ -56,27 +57,6 @@ _SEX_LABELS: Final[dict[Sex, str]] = {
     Sex.MALE: "男",
     Sex.FEMALE: "女",
     Sex.UNSPECIFIED: "未说明",
-}
-
-
-class CardType(enum.Enum):
-    """Which document the chip belongs to, by the flag at byte 248 (space for a resident card)."""
-
-    RESIDENT = " "
-    HMT_RESIDENCE_PERMIT = "J"
-    FOREIGN_PERMANENT_2017 = "I"
-    FOREIGN_PERMANENT_2023 = "Y"
-
-    @property
-    def label(self) -> str:
-        return _CARD_TYPE_LABELS[self]
-
-
-_CARD_TYPE_LABELS: Final[dict[CardType, str]] = {
-    CardType.RESIDENT: "居民身份证",
-    CardType.HMT_RESIDENCE_PERMIT: "港澳台居民居住证",
-    CardType.FOREIGN_PERMANENT_2017: "外国人永久居留身份证（2017版）",
-    CardType.FOREIGN_PERMANENT_2023: "外国人永久居留身份证（2023版）",
 }
 
 
