@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from stdnum.cn import ric
 
+from muster.forms.codelists import POLITICAL_STATUSES, RANK_CLASSES, RELATIONS
 from muster.records import CATEGORY_NAMES, Category
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
@@ -30,7 +31,6 @@ CATEGORY_WEIGHTS: dict[Category, float] = {
     Category.ILLNESS_DEATH_FAMILY: 0.025,
     Category.SERVING_SOLDIER_FAMILY: 0.169,
 }
-RELATIONS = ("父母", "配偶", "子女", "兄弟姐妹", "抚养人")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def person(rng: random.Random, county: str) -> SyntheticPerson:
         sex=sex,
         birth_date=birth,
         category=category,
-        relation=rng.choice(RELATIONS) if category.value.endswith("_family") else None,
+        relation=rng.choice(tuple(RELATIONS)) if category.value.endswith("_family") else None,
     )
 
 
@@ -98,7 +98,9 @@ def townships(rng: random.Random, count: int) -> list[str]:
 
 
 SERVICE_UNITS = ("陆军", "海军", "空军", "火箭军", "武警部队", "战略支援部队", "联勤保障部队")
-POLITICAL = ("中共党员", "中共党员", "群众", "共青团员")
+# Labels, as the departments write them in the import files (the import turns them into codes).
+POLITICAL = tuple(POLITICAL_STATUSES[code] for code in ("01", "01", "13", "03"))
+RANKS = tuple(RANK_CLASSES[code] for code in ("conscript", "nco", "officer"))
 HOUSEHOLD = ("本乡镇", "本县城区", "外省")
 
 
@@ -130,7 +132,7 @@ def dataset_row(rng: random.Random, township: str, today: date) -> dict[str, str
         row |= {
             "enlistment_date": min(enlist, today).isoformat(),
             "discharge_date": min(discharge, today).isoformat(),
-            "rank_class": rng.choices(("义务兵", "士官", "军官"), weights=(6, 3, 1))[0],
+            "rank_class": rng.choices(RANKS, weights=(6, 3, 1))[0],
             "service_unit": rng.choice(SERVICE_UNITS),
         }
     return row
