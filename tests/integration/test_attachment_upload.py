@@ -5,7 +5,7 @@ stored as soon as the chunks come, even across a kill -9."""
 
 from __future__ import annotations
 
-import os
+import random
 import sqlite3
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from tests.fixtures.fleet import ControllerProcess, Fleet, wait_until, write_pro
 from tests.fixtures.mosquitto import MosquittoBroker
 
 RECORDS = 12
-PHOTO = b"\xff\xd8\xff\xe0" + os.urandom(700_000)  # three chunks
-SIGNATURE = b"\x89PNG\r\n\x1a\n" + os.urandom(4_000)
+# Seeded bytes: a failure replays with the same photo.
+PHOTO = b"\xff\xd8\xff\xe0" + random.Random(1).randbytes(700_000)  # three chunks
+SIGNATURE = b"\x89PNG\r\n\x1a\n" + random.Random(2).randbytes(4_000)
 ATTACHMENTS = {"photo.jpg": PHOTO, "signature.png": SIGNATURE}
 
 

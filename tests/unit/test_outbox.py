@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ def sealed(n: int) -> data_pb2.SealedRecord:
         record_id=f"rec-{n:06d}",
         device_id="d",
         schema_version="retired_soldier/1",
-        ciphertext=os.urandom(64),
+        ciphertext=random.Random(n).randbytes(64),
     )
     record.sealed_at.FromDatetime(datetime(2026, 11, 23, tzinfo=UTC))
     return record
