@@ -83,6 +83,8 @@ class VirtualClock:
     rollback, a device whose RTC battery died); monotonic time and sleepers are untouched.
     """
 
+    SETTLE_TIMEOUT_S = 10.0
+
     def __init__(self, start: datetime, *, monotonic_start: float = 1000.0) -> None:
         if start.tzinfo is None:
             raise ValueError(
@@ -137,17 +139,42 @@ class VirtualClock:
         self._wall += timedelta(seconds=seconds)
         self._wake_due()
 
-    async def advance(self, seconds: float) -> None:
-        """Move time by ``seconds``, stopping at every sleeper's deadline to let it run."""
+    async def advance(self, seconds: float, *, sleepers: int | None = None) -> None:
+        """Move time by ``seconds``, stopping at every sleeper's deadline to let it run.
+
+        A woken task that works in a thread (``asyncio.to_thread``: a database sweep) is not
+        back asleep after a few turns of the loop. Give ``sleepers``, the number of tasks that
+        sleep on this clock between rounds, and every step waits (in real time, at most
+        ``SETTLE_TIMEOUT_S``) until that many sleep again before time moves on.
+        """
         if seconds < 0:
             raise ValueError("time moves forward only; use set_wall to roll the wall clock back")
         target = self._mono + seconds
-        await _settle()
+        await self._settle(sleepers)
         while (deadline := self.next_deadline()) is not None and deadline <= target:
             self._step_to(deadline)
-            await _settle()
+            await self._settle(sleepers)
         self._step_to(target)
+        await self._settle(sleepers)
+
+    async def wait_for_sleepers(self, count: int, timeout_s: float | None = None) -> None:
+        """Wait in real time until ``count`` tasks sleep on this clock; ``TimeoutError`` saying
+        how many do when they do not within ``timeout_s``."""
+        limit = self.SETTLE_TIMEOUT_S if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit
+        while self.sleepers < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.sleepers} task(s) sleep on the virtual clock, expected {count} "
+                    f"within {limit} s: is one stuck or ended?"
+                )
+            await asyncio.sleep(0.001)
+
+    async def _settle(self, sleepers: int | None) -> None:
         await _settle()
+        if sleepers is not None:
+            await self.wait_for_sleepers(sleepers)
+            await _settle()
 
     async def run_until_idle(self, limit_s: float = 86_400.0) -> None:
         """Jump from deadline to deadline until nobody sleeps or ``limit_s`` has passed."""

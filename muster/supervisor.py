@@ -93,6 +93,16 @@ class Supervisor:
         if task is not None:
             task.cancel()
 
+    async def stop(self, *names: str) -> None:
+        """Stop the named tasks one after the other, each finished before the next is told (a
+        planned shutdown in order: stop taking work, then flush, then the rest)."""
+        for name in names:
+            task = self._tasks.get(name)
+            if task is None or task.done():
+                continue
+            task.cancel()
+            await asyncio.wait([task])
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             for name, entry in self._entries.items():

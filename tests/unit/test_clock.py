@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -174,3 +175,27 @@ def test_backoff_doubles_to_its_maximum_with_seeded_jitter() -> None:
     assert backoff.next_delay() < 0.75
     with pytest.raises(ValueError, match="initial"):
         Backoff(0.0, 1.0)
+
+
+async def test_advance_waits_for_work_done_in_a_thread() -> None:
+    """A loop that works in a thread between sleeps is not asleep again after a few turns of
+    the event loop; advance(..., sleepers=1) waits for it at every step, so each round runs."""
+    clock = VirtualClock(START, monotonic_start=0.0)
+    rounds: list[float] = []
+
+    def work() -> None:
+        time.sleep(0.01)  # real work in a worker thread, not the event loop
+
+    async def loop() -> None:
+        while True:
+            await asyncio.to_thread(work)
+            rounds.append(clock.monotonic())
+            await clock.sleep(10)
+
+    task = asyncio.create_task(loop())
+    await clock.advance(50, sleepers=1)
+    assert rounds == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    with pytest.raises(TimeoutError, match="expected 1"):
+        await clock.wait_for_sleepers(1, timeout_s=0.05)

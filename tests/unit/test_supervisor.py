@@ -217,3 +217,31 @@ def test_names_are_unique_and_jobs_are_added_before_running() -> None:
     with pytest.raises(ValueError, match="already supervised"):
         supervisor.add("x", job)
     assert supervisor.names == ("x",)
+
+
+async def test_stop_ends_the_named_jobs_in_order_and_leaves_the_rest() -> None:
+    """stop(a, b) cancels a, waits until it has finished, then b; c goes on running."""
+    clock, _failures, supervisor = _world()
+    finished: list[str] = []
+
+    def looping(name: str) -> Job:
+        async def job() -> None:
+            try:
+                while True:
+                    await clock.sleep(1)
+            finally:
+                await asyncio.sleep(0)  # some cleanup that takes a turn
+                finished.append(name)
+
+        return job
+
+    for name in ("a", "b", "c"):
+        supervisor.add(name, looping(name))
+    running = asyncio.create_task(supervisor.run())
+    await clock.advance(3)
+    await supervisor.stop("a", "b", "unknown")
+    assert finished == ["a", "b"]
+    assert not running.done()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert finished == ["a", "b", "c"]
