@@ -333,7 +333,9 @@ class Ingestor:
             # learn the new public key from Health, so we must find its private half on disk.
             self._upload_keys.update(self._reload_keys())
         try:
-            payload = parse_record(open_record(sealed, self._upload_keys))
+            payload = parse_record(
+                open_record(sealed, self._upload_keys), today=self._clock().date()
+            )
         except SealError:
             return _reject(record_id, "unreadable")
         except RecordError as exc:
