@@ -128,7 +128,9 @@ def test_a_renewed_licence_for_other_hardware_is_not_installed(
         device_id, FINGERPRINT
     )
     membership = Membership(
-        store, LicenceGuard(store, simulated_seed=None, clock=VirtualClock(NOW))
+        store,
+        LicenceGuard(store, simulated_seed=None, clock=VirtualClock(NOW)),
+        clock=VirtualClock(NOW),
     )
     message = membership.install(blob, licence_public_bytes(pki.licence_key))
     assert "仍使用原授权" in message
