@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from controller.cli_options import (
     database_url_option,
     settings_for,
 )
+from muster.clock import SystemClock
+
+if TYPE_CHECKING:
+    from provisioning.pki_store import ControllerPki
 
 
 @click.group()
@@ -69,7 +74,7 @@ def add(
             role=role,
             region=region,
             password=password,
-            now=datetime.now(UTC),
+            now=SystemClock().now(),
         )
     click.echo(f"已保存管理员 {username}：{ROLES[role]}，管辖范围 {region or '全国'}")
 
@@ -84,7 +89,7 @@ def token(username: str, data_dir: Path | None, database_url: str | None) -> Non
     from controller.admin_accounts import issue_token
 
     with command_session(data_dir, database_url) as session:
-        value = issue_token(session, username, datetime.now(UTC))
+        value = issue_token(session, username, SystemClock().now())
     click.echo(value)
 
 
@@ -97,7 +102,7 @@ def disable(username: str, data_dir: Path | None, database_url: str | None) -> N
     from controller.admin_accounts import disable_admin
 
     with command_session(data_dir, database_url) as session:
-        disable_admin(session, username, datetime.now(UTC))
+        disable_admin(session, username, SystemClock().now())
     click.echo(f"已停用管理员 {username}")
 
 
@@ -158,13 +163,11 @@ def dataset() -> None:
     """Data sets of approved records for the level above (signed, encrypted)."""
 
 
-def _pki(data_dir: Path | None, database_url: str | None):  # type: ignore[no-untyped-def]
+def _pki(data_dir: Path | None, database_url: str | None, now: datetime) -> ControllerPki:
     from provisioning.pki_store import ensure_controller_pki
 
     settings = settings_for(data_dir, database_url)
-    return ensure_controller_pki(
-        settings.data_dir, settings.public_hostnames, now=datetime.now(UTC)
-    )
+    return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
 
 
 @dataset.command("keys")
@@ -176,7 +179,7 @@ def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None
     """Write this controller's public keys for the levels next to it (no secret in it)."""
     from controller.datasets import keys_document
 
-    pki = _pki(data_dir, database_url)
+    pki = _pki(data_dir, database_url, SystemClock().now())
     document = keys_document(source, pki.licence_key, pki.upload_keys[pki.newest_upload_version])
     out.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
     click.echo(f"公钥已写入 {out}；交给上级（接收本级数据集）和下级（加密给本级）")
@@ -215,7 +218,8 @@ def export(
 
     from controller.datasets import export_dataset, read_keys
 
-    pki = _pki(data_dir, database_url)
+    now = SystemClock().now()
+    pki = _pki(data_dir, database_url, now)
     recipient = read_keys(to_keys)
     with command_session(data_dir, database_url) as session:
         blob, count = export_dataset(
@@ -225,7 +229,7 @@ def export(
             source=source,
             signer=pki.licence_key,
             recipient_keys=recipient,
-            now=datetime.now(UTC),
+            now=now,
         )
     # Written beside, synced, then renamed: a crash leaves the old file or the whole new one.
     partial = out.with_name(out.name + ".partial")
@@ -262,7 +266,8 @@ def import_(
 
     from controller.datasets import import_dataset, read_keys
 
-    pki = _pki(data_dir, database_url)
+    now = SystemClock().now()
+    pki = _pki(data_dir, database_url, now)
     signers = [read_keys(p)["signing_public"] for p in trusted]
     with Progress(transient=True) as bar, command_session(data_dir, database_url) as session:
         task = bar.add_task("导入 importing", total=None)
@@ -271,7 +276,7 @@ def import_(
             path.read_bytes(),
             trusted_signers=signers,
             own_keys=dict(pki.upload_keys),
-            now=datetime.now(UTC),
+            now=now,
             progress=lambda n: bar.advance(task, n),
         )
     if result.already_imported:

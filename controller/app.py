@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from controller.ingest import Ingestor
 from controller.revocation import CrlPublisher
 from controller.settings import ControllerSettings
 from controller.telemetry import DeviceStateStore, TelemetryConsumer
+from muster.backoff import Backoff
 from muster.clock import Clock
+from muster.supervisor import Supervisor
 from provisioning.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 
 log = structlog.get_logger(__name__)
@@ -39,6 +42,17 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
+# Planned stop, in order: stop sending commands and taking telemetry, apply what was received,
+# then the periodic jobs. The admin server ends by itself once told to (``should_exit``).
+_STOP_ORDER = ("commands", "telemetry", "telemetry-flush", "crl", "fleet-monitor")
+
+
+def _jitter_seed(settings: ControllerSettings) -> str:
+    """Seed of the controller's backoff jitter: stable for one replica (a fault run replays),
+    different between replicas, so they do not all reconnect to a restarted broker at once."""
+    return f"{socket.gethostname()}:{settings.bind_host}:{settings.admin_port}:{settings.data_port}"
+
+
 @dataclass
 class Controller:
     settings: ControllerSettings
@@ -47,8 +61,10 @@ class Controller:
     sessions: sessionmaker[Session]
     consumer: TelemetryConsumer
     clock: Clock
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
     _servers: list[grpc.aio.Server] = field(default_factory=list)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _supervisor: Supervisor | None = None
+    _running: asyncio.Task[None] | None = None
     _admin: uvicorn.Server | None = None
 
     @property
@@ -67,36 +83,56 @@ class Controller:
         sessions = session_factory(engine)
         with sessions.begin() as session:
             publish_upload_keys(session, pki, now)
-        consumer = TelemetryConsumer(settings, DeviceStateStore(sessions), pki)
-        return cls(settings, pki, engine, sessions, consumer, clock)
+        rng = random.Random(_jitter_seed(settings))
+        consumer = TelemetryConsumer(
+            settings,
+            DeviceStateStore(sessions, clock),
+            clock,
+            pki,
+            rng=random.Random(rng.random()),
+        )
+        return cls(settings, pki, engine, sessions, consumer, clock, rng)
 
     async def start(self) -> None:
-        settings = self.settings
+        settings, clock = self.settings, self.clock
         enroller = Enroller(
             self.sessions,
             self.pki,
             licence_days=settings.licence_days,
             mqtt_url=settings.device_mqtt_url or settings.mqtt_url,
             data_endpoint=settings.data_endpoint(),
+            clock=clock,
         )
         ingestor = Ingestor(
             self.sessions,
             dict(self.pki.upload_keys),
+            clock,
             reload_keys=lambda: load_upload_keys(self.pki.directory),
         )
-        self._servers = list(build_servers(settings, self.pki, self.sessions, enroller, ingestor))
+        self._servers = list(
+            build_servers(settings, self.pki, self.sessions, enroller, ingestor, clock)
+        )
         for server in self._servers:
             await server.start()
-        self._tasks.append(asyncio.create_task(self.consumer.run(), name="telemetry"))
-        crl = CrlPublisher(self.sessions, self.pki, broker_pid_file=settings.broker_pid_file)
-        self._tasks.append(asyncio.create_task(crl.run(), name="crl"))
-        monitor = FleetMonitor(self.sessions, interval_s=settings.fleet_sweep_s)
-        self._tasks.append(asyncio.create_task(monitor.run(), name="fleet-monitor"))
-        sender = CommandSender(self.sessions)
+        supervisor = Supervisor(clock, rng=random.Random(self.rng.random()))
+        # The broker connection: reconnect quickly (0.5 s, doubling to 30 s), as devices do.
+        supervisor.add(
+            "telemetry",
+            self.consumer.run,
+            backoff=Backoff(0.5, 30.0, random.Random(self.rng.random())),
+        )
+        supervisor.add("telemetry-flush", self.consumer.flush_forever)
+        crl = CrlPublisher(
+            self.sessions, self.pki, broker_pid_file=settings.broker_pid_file, clock=clock
+        )
+        supervisor.add("crl", crl.run)
+        monitor = FleetMonitor(self.sessions, interval_s=settings.fleet_sweep_s, clock=clock)
+        supervisor.add("fleet-monitor", monitor.run)
+        sender = CommandSender(self.sessions, clock)
         publish = mqtt_publisher(lambda: self.consumer.client)
-        self._tasks.append(asyncio.create_task(sender.run(publish), name="commands"))
+        supervisor.add("commands", lambda: sender.run(publish))
         admin_app = create_admin_app(
-            self.sessions, upload_keys=lambda: load_upload_keys(self.pki.directory)
+            self.sessions, clock=clock, upload_keys=lambda: load_upload_keys(self.pki.directory)
         )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(
@@ -106,11 +142,17 @@ class Controller:
             log_level="warning",
             lifespan="off",
         )
-        self._admin = _EmbeddedUvicorn(config)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.bind_host, settings.admin_port))
-        self._tasks.append(asyncio.create_task(self._admin.serve(sockets=[sock]), name="admin"))
+        # Bound now, so the admin port is taken (or the start fails) before start() returns.
+        first_socket: list[socket.socket] = [self._admin_socket()]
+
+        async def serve_admin() -> None:
+            sock = first_socket.pop() if first_socket else self._admin_socket()
+            self._admin = _EmbeddedUvicorn(config)
+            await self._admin.serve(sockets=[sock])
+
+        supervisor.add("admin", serve_admin)
+        self._supervisor = supervisor
+        self._running = asyncio.create_task(supervisor.run(), name="controller-supervisor")
         log.info(
             "controller started",
             enrol=f"{settings.bind_host}:{settings.enrol_port}",
@@ -119,18 +161,30 @@ class Controller:
             database=settings.resolved_database_url().split("@")[-1],
         )
 
+    def _admin_socket(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.bind_host, self.settings.admin_port))
+        return sock
+
     async def stop(self) -> None:
         if self._admin is not None:
             self._admin.should_exit = True
         for server in self._servers:
             await server.stop(grace=2.0)
+        if self._supervisor is not None:
+            await self._supervisor.stop(*_STOP_ORDER)
         await self.consumer.flush()
-        for task in self._tasks:
-            if task.get_name() != "admin":
-                task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._running is not None:
+            if self._admin is not None:
+                self._admin.should_exit = True  # in case it was restarted meanwhile
+            try:
+                await asyncio.wait_for(asyncio.shield(self._running), timeout=10.0)
+            except TimeoutError:
+                log.warning("admin server did not stop in 10 s; cancelled")
+                self._running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._running
         self.engine.dispose()
         log.info("controller stopped")
 

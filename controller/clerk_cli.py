@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -14,6 +13,7 @@ from controller.cli_options import (
     data_dir_option,
     database_url_option,
 )
+from muster.clock import SystemClock
 
 
 @click.group()
@@ -54,7 +54,7 @@ def add(
             username=username,
             display_name=display_name,
             password=password,
-            now=datetime.now(UTC),
+            now=SystemClock().now(),
         )
     click.echo(f"已保存用户 {username}（{display_name}）；本乡镇设备下次连接中心时获得该账号")
 
@@ -69,7 +69,7 @@ def disable(township: str, username: str, data_dir: Path | None, database_url: s
     from controller.clerks import disable_clerk
 
     with command_session(data_dir, database_url) as session:
-        disable_clerk(session, township, username, datetime.now(UTC))
+        disable_clerk(session, township, username, SystemClock().now())
     click.echo(f"已停用用户 {username}")
 
 

@@ -115,7 +115,12 @@ def import_(path: Path, report_path: Path | None, **options: object) -> None:
     try:
         with open_database(_settings(**options)) as sessions, Progress(transient=True) as progress:
             task = progress.add_task("导入 importing", total=count_rows(path))
-            report = import_file(sessions, path, progress=lambda n: progress.advance(task, n))
+            report = import_file(
+                sessions,
+                path,
+                progress=lambda n: progress.advance(task, n),
+                clock=SystemClock().now,
+            )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     if report.rejected:
@@ -137,14 +142,12 @@ def import_(path: Path, report_path: Path | None, **options: object) -> None:
 def rotate_upload_key_command(**options: object) -> None:
     """Add a new upload key version; devices seal to it after their next health check, and
     records sealed to older versions still open."""
-    from datetime import UTC, datetime
-
     from controller.db import open_database
     from controller.enrollment import publish_upload_keys
     from provisioning.pki_store import ensure_controller_pki, rotate_upload_key
 
     settings = _settings(**options)
-    now = datetime.now(UTC)
+    now = SystemClock().now()
     pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
     version = rotate_upload_key(pki)
     with open_database(settings) as sessions, sessions.begin() as session:
@@ -182,7 +185,13 @@ def slice_command(
     try:
         with open_database(_settings(**options)) as sessions:
             state = set_slice_state(
-                sessions, township, revoke=revoke, restore=restore, expires=expires, reason=reason
+                sessions,
+                township,
+                revoke=revoke,
+                restore=restore,
+                expires=expires,
+                reason=reason,
+                now=SystemClock().now(),
             )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -195,13 +204,12 @@ def slice_command(
 @click.option("--first", type=click.IntRange(min=0), default=0, help="index of the first device")
 def register_simulated(count: int, first: int, **options: object) -> None:
     """Register `muster sim fleet`'s simulated devices in bulk (for load tests and UI trials)."""
-    from datetime import UTC, datetime
-
     from controller.db import open_database
     from controller.simulated_fleet import register_simulated as register
 
+    now = SystemClock().now()
     with open_database(_settings(**options)) as sessions:
-        added = register(sessions, count, first=first, now=datetime.now(UTC), progress=True)
+        added = register(sessions, count, first=first, now=now, progress=True)
     click.echo(f"新登记模拟设备 {added} 台 (registered {added} simulated devices)")
 
 

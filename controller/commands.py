@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Command, Device
 from muster import commands as catalogue
 from muster import topics
+from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.v1 import device_pb2
 
@@ -169,12 +170,12 @@ class CommandSender:
     """Hands due commands to the broker and expires the overdue ones, every ``interval_s``."""
 
     sessions: sessionmaker[Session]
+    clock: Clock
     interval_s: float = 0.5
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sent: int = 0
 
     def _claim_due(self) -> list[tuple[str, str, bytes]]:
-        now = self.clock()
+        now = self.clock.now()
         out: list[tuple[str, str, bytes]] = []
         with self.sessions.begin() as session:
             expired = expire_due(session, now)
@@ -211,16 +212,14 @@ class CommandSender:
         return done
 
     async def run(self, publish: Callable[[], Publish | None]) -> None:
-        """``publish()`` gives the current broker connection's publish, or None while it is down."""
+        """Every ``interval_s`` of the clock, send what is due. ``publish()`` gives the current
+        broker connection's publish, or None while it is down. A failure (the database away)
+        ends the run; the controller's supervisor restarts it after a backoff."""
         while True:
-            await asyncio.sleep(self.interval_s)
+            await self.clock.sleep(self.interval_s)
             sender = publish()
-            if sender is None:
-                continue
-            try:
+            if sender is not None:
                 await self.send_due(sender)
-            except Exception:
-                log.exception("command sender failed; retrying")
 
 
 def mqtt_publisher(client: Callable[[], aiomqtt.Client | None]) -> Callable[[], Publish | None]:

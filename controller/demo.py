@@ -70,7 +70,9 @@ def import_demo_people(controller: Controller, devices: int, per_township: int =
     rows = synthetic_rows(
         per_township * len(townships), townships, random.Random(2018), controller.clock.today()
     )
-    report = Importer(controller.sessions).import_rows(enumerate(rows, start=2))
+    report = Importer(controller.sessions, clock=controller.clock.now).import_rows(
+        enumerate(rows, start=2)
+    )
     return report.added + report.unchanged + report.changed
 
 
@@ -285,7 +287,7 @@ async def run_demo(
         if simulator.returncode is None:
             simulator.terminate()
     await asyncio.gather(*(simulator.wait() for simulator in simulators))
-    await asyncio.sleep(0.5)  # let the broker deliver the goodbyes
+    await clock.sleep(0.5)  # let the broker deliver the goodbyes
     await controller.consumer.flush()
     final = await asyncio.to_thread(fleet_numbers, controller)
     summary = {

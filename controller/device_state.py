@@ -9,7 +9,6 @@ its goodbye in the same batch end as "offline", as they happened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.commands import apply_ack
 from controller.db.models import Device, DeviceEvent, DeviceStateChange
 from controller.fleet_rules import OFFLINE, ONLINE
+from muster.clock import Clock
 from muster.v1 import device_pb2
 
 log = structlog.get_logger(__name__)
@@ -63,14 +63,14 @@ class DeviceStateStore:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
 
     def apply(self, batch: list[Message]) -> int:
         """Apply a batch; returns how many messages changed something."""
-        now = self._clock()
+        now = self._clock.now()
         ids = {device_id for device_id, _, _ in batch}
         applied = 0
         with self._sessions.begin() as session:

@@ -5,15 +5,15 @@ creates the device."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode, UploadKey
 from controller.licensing import features_for, fee_for, new_licence, record_grant
+from muster.clock import Clock
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
 from muster.errors import CertificateError, EnrollmentError
@@ -80,7 +80,7 @@ class Enroller:
         licence_days: int,
         mqtt_url: str,
         data_endpoint: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._pki = pki
@@ -90,7 +90,7 @@ class Enroller:
         self._clock = clock
 
     def enroll(self, request: enrollment_pb2.EnrollRequest) -> enrollment_pb2.EnrollResponse:
-        now = self._clock()
+        now = self._clock.now()
         fingerprint = {c: getattr(request.fingerprint, c) for c in FINGERPRINT_COMPONENTS}
         if sum(1 for v in fingerprint.values() if v) < 2:
             raise EnrollmentError(REFUSALS["no_fingerprint"])

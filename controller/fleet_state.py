@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
@@ -34,6 +33,7 @@ from controller.fleet_rules import (
     alerts,
     classify,
 )
+from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.profiles import UplinkProfile, load_profile
 
@@ -79,7 +79,7 @@ class FleetMonitor:
         sessions: sessionmaker[Session],
         *,
         interval_s: float = 10.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._interval = interval_s
@@ -178,7 +178,7 @@ class FleetMonitor:
     def sweep(self) -> SweepResult:
         """One pass over the fleet: state transitions only time reveals, alerts raised and
         resolved, and a fleet sample once a minute."""
-        now = self._clock()
+        now = self._clock.now()
         with self._sessions.begin() as session:
             snapshots = self._snapshots(session, now)
             open_alerts: dict[tuple[str, str], int] = {
@@ -278,20 +278,19 @@ class FleetMonitor:
             pass  # another controller process took this minute's sample
 
     async def run(self) -> None:
+        """Sweep every ``interval_s`` of the clock. A failed sweep ends the run; the
+        controller's supervisor restarts it after a backoff."""
         while True:
-            try:
-                result = await asyncio.to_thread(self.sweep)
-                if result.transitions or result.raised or result.resolved:
-                    log.info(
-                        "fleet swept",
-                        devices=result.devices,
-                        transitions=result.transitions,
-                        alerts_raised=result.raised,
-                        alerts_resolved=result.resolved,
-                    )
-            except Exception:
-                log.exception("fleet sweep failed; retrying")
-            await asyncio.sleep(self._interval)
+            result = await asyncio.to_thread(self.sweep)
+            if result.transitions or result.raised or result.resolved:
+                log.info(
+                    "fleet swept",
+                    devices=result.devices,
+                    transitions=result.transitions,
+                    alerts_raised=result.raised,
+                    alerts_resolved=result.resolved,
+                )
+            await self._clock.sleep(self._interval)
 
 
 __all__ = ["FleetMonitor", "SweepResult", "uplink_of"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 
 import grpc
 import structlog
@@ -20,6 +19,7 @@ from controller.licensing import LicenceDesk, reported_fingerprint
 from controller.review import returned_messages
 from controller.settings import ControllerSettings
 from controller.slices import device_slice_status
+from muster.clock import Clock
 from muster.crypto.pki import load_certificate
 from muster.errors import EnrollmentError, LicenceError
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
@@ -201,7 +201,7 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         self,
         gate: DeviceGate,
         sessions: sessionmaker[Session],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         *,
         licences: LicenceDesk | None = None,
         trust_bundle_pem: bytes = b"",
@@ -219,7 +219,7 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         known, revoked = await asyncio.to_thread(self._gate.lookup, device_id, serial)
         if not known:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"设备 {device_id} 的证书未登记")
-        now = self._clock()
+        now = self._clock.now()
         with self._sessions() as session:
             keys = upload_key_messages(session, now)
             slice_version, slice_revoked = device_slice_status(session, device_id, now)
@@ -267,6 +267,7 @@ def build_servers(
     sessions: sessionmaker[Session],
     enroller: Enroller,
     ingestor: Ingestor,
+    clock: Clock,
 ) -> tuple[grpc.aio.Server, grpc.aio.Server]:
     key_pem = pki.server_key_path.read_bytes()
     cert_pem = pki.server_cert_path.read_bytes()
@@ -287,11 +288,15 @@ def build_servers(
     data_pb2_grpc.add_UploadsServicer_to_server(
         UploadsService(gate, ingestor, settings.upload_batch), data
     )
-    licences = LicenceDesk(sessions, pki.licence_key, licence_days=settings.licence_days)
-    data_pb2_grpc.add_DeviceServicer_to_server(
-        DeviceService(gate, sessions, licences=licences, trust_bundle_pem=ca_pem), data
+    licences = LicenceDesk(
+        sessions, pki.licence_key, licence_days=settings.licence_days, clock=clock
     )
-    data_pb2_grpc.add_SlicesServicer_to_server(SlicesService(gate, sessions, pki.licence_key), data)
+    data_pb2_grpc.add_DeviceServicer_to_server(
+        DeviceService(gate, sessions, clock, licences=licences, trust_bundle_pem=ca_pem), data
+    )
+    data_pb2_grpc.add_SlicesServicer_to_server(
+        SlicesService(gate, sessions, pki.licence_key, clock), data
+    )
     data.add_secure_port(
         f"{settings.bind_host}:{settings.data_port}",
         grpc.ssl_server_credentials(

@@ -36,6 +36,7 @@ from controller.replacement import (
     sealed_after_revocation,
 )
 from controller.review import supersede_returned
+from muster.clock import Clock
 from muster.crypto import (
     ATTACHMENT_CHUNK_BYTES,
     DevicePublicKey,
@@ -93,7 +94,7 @@ class Ingestor:
         self,
         sessions: sessionmaker[Session],
         upload_keys: dict[int, UploadPrivateKey],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         reload_keys: Callable[[], dict[int, UploadPrivateKey]] | None = None,
     ) -> None:
         self._sessions = sessions
@@ -137,7 +138,7 @@ class Ingestor:
         batch: Sequence[data_pb2.SealedRecord],
         chunks: Sequence[data_pb2.AttachmentChunk],
     ) -> list[data_pb2.RecordAck]:
-        now = self._clock()
+        now = self._clock.now()
         acks: list[data_pb2.RecordAck] = []
         with self._sessions.begin() as session:
             device = session.get(Device, device_id)
@@ -334,7 +335,7 @@ class Ingestor:
             self._upload_keys.update(self._reload_keys())
         try:
             payload = parse_record(
-                open_record(sealed, self._upload_keys), today=self._clock().date()
+                open_record(sealed, self._upload_keys), today=self._clock.today()
             )
         except SealError:
             return _reject(record_id, "unreadable")

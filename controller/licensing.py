@@ -12,14 +12,14 @@ renewal until none of the original machine is left.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, DeviceEvent, FingerprintChange, LicenceGrant
+from muster.clock import Clock
 from muster.crypto import LicenceAuthorityKey, licence_public_bytes
 from muster.errors import LicenceError
 from muster.licence import (
@@ -164,7 +164,7 @@ class LicenceDesk:
         *,
         licence_days: int,
         generic_fee: Fee = GENERIC_DEVICE_FEE,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._key = licence_key
@@ -182,11 +182,11 @@ class LicenceDesk:
             device = session.get(Device, device_id)
             if device is None:
                 return False
-            return note_fingerprint(session, device, reported, self._clock()) is not None
+            return note_fingerprint(session, device, reported, self._clock.now()) is not None
 
     def renew(self, device_id: str, reported: dict[str, str]) -> bytes:
         """A freshly signed licence with the same binding, or ``LicenceError`` saying why not."""
-        now = self._clock()
+        now = self._clock.now()
         with self._sessions.begin() as session:
             device = session.get(Device, device_id)
             if device is None:

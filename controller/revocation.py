@@ -22,9 +22,8 @@ import asyncio
 import hashlib
 import os
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.commands import issue_command
 from controller.db.models import Device, DeviceEvent
+from muster.clock import Clock
 from muster.crypto import write_public_file
 from muster.crypto.pki import build_crl, issued_by, load_certificate
 from muster.errors import ConfigError
@@ -153,7 +153,7 @@ class CrlPublisher:
         *,
         broker_pid_file: Path | None = None,
         every_s: float = 10.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._pki = pki
@@ -173,17 +173,15 @@ class CrlPublisher:
         state = self._state()
         if state == self._published and self._pki.crl_path.exists():
             return False
-        write_crl(self._sessions, self._pki, now=self._clock())
+        write_crl(self._sessions, self._pki, now=self._clock.now())
         self._published = state
         signal_broker(self._pid_file)
         log.info("CRL published", path=str(self._pki.crl_path))
         return True
 
     async def run(self) -> None:
+        """Publish whenever the revoked set changed, every ``every_s`` of the clock. A failure
+        (a database hiccup) ends the run; the controller's supervisor restarts it."""
         while True:
-            try:
-                await asyncio.to_thread(self.publish_if_changed)
-            except Exception:
-                # A database hiccup must not end the loop; the next round tries again.
-                log.exception("CRL not published; retrying")
-            await asyncio.sleep(self._every)
+            await asyncio.to_thread(self.publish_if_changed)
+            await self._clock.sleep(self._every)

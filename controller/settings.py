@@ -31,6 +31,11 @@ class ControllerSettings(BaseSettings):
     # whenever the set of revoked devices changes.
     broker_pid_file: Path | None = None
     telemetry_flush_s: float = 0.2
+    # Telemetry messages held while the database catches up (a batch being applied counts).
+    # Sized for 100,000 devices' status and heartbeat between two flushes, with room for their
+    # events; when full, older heartbeats and statuses of a device are superseded by its newer
+    # ones, and only then are messages dropped (counted; see controller/telemetry.py).
+    telemetry_buffer_max: int = Field(default=250_000, ge=1)
     # How often the fleet monitor looks for silent devices and raises or resolves alerts.
     fleet_sweep_s: float = 10.0
     upload_batch: int = 256

@@ -7,8 +7,8 @@ naming another township is refused and logged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import datetime
 
 import grpc
 import structlog
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Device
 from controller.grpc_services import DeviceGate
 from controller.slices import SlicePlan, plan_slice, slice_chunks
+from muster.clock import Clock
 from muster.crypto import DevicePublicKey, LicenceAuthorityKey
 from muster.crypto.pki import device_public_key, load_certificate
 from muster.v1 import data_pb2, data_pb2_grpc
@@ -30,7 +31,7 @@ class SlicesService(data_pb2_grpc.SlicesServicer):
         gate: DeviceGate,
         sessions: sessionmaker[Session],
         signing_key: LicenceAuthorityKey,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._gate = gate
         self._sessions = sessions
@@ -60,7 +61,7 @@ class SlicesService(data_pb2_grpc.SlicesServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> AsyncIterator[data_pb2.SliceChunk]:
         device_id = await self._gate.admit(context)
-        now = self._clock()
+        now = self._clock.now()
         township, key, plan = await asyncio.to_thread(self._prepare, device_id, request, now)
         if request.township_code and request.township_code != township:
             log.warning(

@@ -156,11 +156,11 @@ def set_slice_state(
     restore: bool = False,
     expires: str | None = None,
     reason: str = "",
-    now: datetime | None = None,
+    now: datetime,
 ) -> str:
     """Withdraw, restore or set the expiry of a township's slice; returns a one-line state."""
     code = parse_township(township).code
-    at = now or datetime.now(UTC)
+    at = now
     if revoke and restore:
         raise ConfigError("--revoke 和 --restore 不能同时使用")
     with sessions.begin() as session:

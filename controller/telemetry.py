@@ -1,6 +1,25 @@
 """Telemetry consumer: keeps each device's state from its retained status (with the last will),
 heartbeats and events. Messages are applied in small batches, one transaction per batch, so one
-process keeps up with a national fleet's heartbeats."""
+process keeps up with a national fleet's heartbeats.
+
+Two jobs under the controller's supervisor: ``run`` (one broker connection: subscribe, consume
+into the buffer; when the broker goes away it raises and the supervisor reconnects after a
+jittered backoff) and ``flush_forever`` (apply the buffer every ``telemetry_flush_s``).
+
+The buffer is bounded (``telemetry_buffer_max`` messages, counting a batch being applied). It
+fills only when the database falls behind. When it is full:
+
+1. it is compacted: a device's status and heartbeat are superseded by its newer ones, so only
+   the newest status and the newest heartbeat of each device are kept (in arrival order), and
+   the ones dropped are counted in ``messages_superseded`` (nothing is lost: the newer message
+   carries the device's current state);
+2. if that frees less than a tenth of the buffer, the buffer is *saturated*: every message that
+   arrives until the next successful flush is dropped, events and acks included, counted in
+   ``messages_dropped`` and logged as a warning with the count. (A dropped ack leaves its
+   command ``sent``; it is sent again when the device comes back online, or it expires.)
+
+``/api/v1/telemetry`` reports both counts next to ``messages_received`` and ``messages_applied``.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +33,98 @@ import structlog
 from controller.device_state import DeviceStateStore, Message
 from controller.settings import ControllerSettings
 from muster import topics
+from muster.backoff import Backoff
+from muster.clock import Clock
 from muster.mqtt import client_tls_context, parse_broker_url
 from provisioning.pki_store import ControllerPki
 
 log = structlog.get_logger(__name__)
+
+# Kinds a newer message of the same device supersedes.
+SUPERSEDED_KINDS = frozenset({"status", "telemetry"})
+# Compaction must free at least this share of the buffer, or the buffer counts as saturated.
+_MIN_FREED = 0.1
+
+
+def coalesce(messages: list[Message]) -> list[Message]:
+    """The newest status and heartbeat of each device, and every event and ack, in the order the
+    survivors arrived."""
+    last: dict[tuple[str, str], int] = {}
+    for index, (device_id, kind, _payload) in enumerate(messages):
+        if kind in SUPERSEDED_KINDS:
+            last[(device_id, kind)] = index
+    return [
+        message
+        for index, message in enumerate(messages)
+        if message[1] not in SUPERSEDED_KINDS or last[(message[0], message[1])] == index
+    ]
+
+
+class TelemetryBuffer:
+    """Messages waiting to be applied, at most ``limit`` of them (see the module docstring)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"telemetry_buffer_max must be at least 1, got {limit}")
+        self.limit = limit
+        self._messages: list[Message] = []
+        self._in_flight = 0
+        self._saturated = False
+        self.superseded = 0
+        self.dropped = 0
+        self._unreported_drops = 0
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def add(self, message: Message) -> bool:
+        """Keep ``message``; False when the buffer was saturated and it was dropped."""
+        if len(self._messages) + self._in_flight >= self.limit and not self._saturated:
+            before = len(self._messages)
+            self._messages = coalesce(self._messages)
+            self.superseded += before - len(self._messages)
+            freed = self.limit - len(self._messages) - self._in_flight
+            self._saturated = freed < self.limit * _MIN_FREED
+        if self._saturated or len(self._messages) + self._in_flight >= self.limit:
+            self.dropped += 1
+            self._unreported_drops += 1
+            if self._unreported_drops == 1:
+                log.warning(
+                    "telemetry buffer full; dropping messages until the database catches up",
+                    limit=self.limit,
+                    dropped_total=self.dropped,
+                )
+            return False
+        self._messages.append(message)
+        return True
+
+    def take(self) -> list[Message]:
+        """Everything buffered, for one batch; it still counts against the limit until
+        ``done`` or ``give_back``."""
+        batch, self._messages = self._messages, []
+        self._in_flight += len(batch)
+        return batch
+
+    def done(self, batch: list[Message]) -> None:
+        self._in_flight -= len(batch)
+        self._saturated = False
+        self.report_drops()
+
+    def give_back(self, batch: list[Message]) -> None:
+        """A batch that failed goes back ahead of what arrived meanwhile."""
+        self._messages[:0] = batch
+        self._in_flight -= len(batch)
+        self.report_drops()
+
+    def report_drops(self) -> None:
+        if self._unreported_drops:
+            log.warning(
+                "telemetry messages dropped: the buffer was full",
+                dropped=self._unreported_drops,
+                dropped_total=self.dropped,
+                limit=self.limit,
+            )
+            self._unreported_drops = 0
 
 
 class TelemetryConsumer:
@@ -25,74 +132,100 @@ class TelemetryConsumer:
         self,
         settings: ControllerSettings,
         store: DeviceStateStore,
+        clock: Clock,
         pki: ControllerPki | None = None,
+        *,
+        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
+        self._clock = clock
         self._pki = pki
-        self._pending: list[Message] = []
+        self._buffer = TelemetryBuffer(settings.telemetry_buffer_max)
+        # Flushes that fail (the database away) are retried after a backoff, not every 0.2 s.
+        self._flush_backoff = Backoff(
+            settings.telemetry_flush_s, 30.0, rng if rng is not None else random.Random(0)
+        )
         self.connected = asyncio.Event()
         self.messages_applied = 0
         self.messages_received = 0
         # The live broker connection, for whoever publishes through it (the command sender).
         self.client: aiomqtt.Client | None = None
 
+    @property
+    def messages_superseded(self) -> int:
+        return self._buffer.superseded
+
+    @property
+    def messages_dropped(self) -> int:
+        return self._buffer.dropped
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def receive(self, device_id: str, kind: str, payload: bytes) -> bool:
+        """Buffer one decoded message; False when the full buffer dropped it."""
+        self.messages_received += 1
+        return self._buffer.add((device_id, kind, payload))
+
     async def run(self) -> None:
-        """Consume until cancelled, reconnecting with jittered backoff when the broker goes away."""
+        """One broker connection: subscribe and consume until it breaks. ``MqttError`` ends
+        the run; the supervisor reconnects after a jittered backoff."""
         address = parse_broker_url(self._settings.mqtt_url)
         tls = None
         if address.tls and self._pki is not None:  # mqtts://: TLS with our client certificate
             tls = client_tls_context(
                 self._pki.ca_cert_path, self._pki.client_cert_path, self._pki.client_key_path
             )
-        backoff = 0.5
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._flush_forever(), name="telemetry-flush")
-            while True:
-                try:
-                    async with aiomqtt.Client(
-                        address.host,
-                        address.port,
-                        identifier=f"muster-controller-{uuid.uuid4().hex[:8]}",
-                        tls_context=tls,
-                        keepalive=30,
-                    ) as client:
-                        for kind in ("status", "telemetry", "event", "ack"):
-                            await client.subscribe(
-                                topics.wildcard(kind, self._settings.mqtt_shared_group), qos=1
-                            )
-                        self.client = client
-                        self.connected.set()
-                        log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
-                        backoff = 0.5
-                        async for message in client.messages:
-                            parsed = topics.parse(str(message.topic))
-                            if parsed is not None and isinstance(message.payload, bytes):
-                                self.messages_received += 1
-                                self._pending.append((parsed[0], parsed[1], message.payload))
-                except aiomqtt.MqttError as exc:
-                    self.client = None
-                    self.connected.clear()
-                    log.warning(
-                        "broker unreachable; retrying", error=str(exc), retry_in_s=round(backoff, 1)
+        try:
+            async with aiomqtt.Client(
+                address.host,
+                address.port,
+                identifier=f"muster-controller-{uuid.uuid4().hex[:8]}",
+                tls_context=tls,
+                keepalive=30,
+            ) as client:
+                for kind in ("status", "telemetry", "event", "ack"):
+                    await client.subscribe(
+                        topics.wildcard(kind, self._settings.mqtt_shared_group), qos=1
                     )
-                    await asyncio.sleep(backoff * (0.5 + random.random()))
-                    backoff = min(backoff * 2, 30.0)
+                self.client = client
+                self.connected.set()
+                log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
+                async for message in client.messages:
+                    parsed = topics.parse(str(message.topic))
+                    if parsed is not None and isinstance(message.payload, bytes):
+                        self.receive(parsed[0], parsed[1], message.payload)
+        finally:
+            self.client = None
+            self.connected.clear()
 
-    async def _flush_forever(self) -> None:
+    async def flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.telemetry_flush_s)
-            await self.flush()
+            if await self.flush():
+                self._flush_backoff.reset()
+                await self._clock.sleep(self._settings.telemetry_flush_s)
+            else:
+                await self._clock.sleep(self._flush_backoff.next_delay())
 
-    async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
+    async def flush(self) -> bool:
+        """Apply what is buffered, in one transaction; False (and kept) when that failed."""
+        if not len(self._buffer):
+            self._buffer.report_drops()
+            return True
+        batch = self._buffer.take()
         try:
             self.messages_applied += await asyncio.to_thread(self._store.apply, batch)
+        except asyncio.CancelledError:
+            self._buffer.done(batch)  # the worker thread still applies it
+            raise
         except Exception:
             log.exception("telemetry batch failed; it will be retried", size=len(batch))
-            self._pending[:0] = batch
+            self._buffer.give_back(batch)
+            return False
+        self._buffer.done(batch)
+        return True
 
 
-__all__ = ["DeviceStateStore", "Message", "TelemetryConsumer"]
+__all__ = ["DeviceStateStore", "Message", "TelemetryBuffer", "TelemetryConsumer", "coalesce"]

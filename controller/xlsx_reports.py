@@ -233,5 +233,6 @@ def approved_workbook(session: Session, area: str, path: Path) -> int:
     return count
 
 
-def stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M")
+def stamp(now: datetime) -> str:
+    """``now`` as it goes into an export's file name."""
+    return now.strftime("%Y%m%d-%H%M")

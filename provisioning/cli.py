@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,7 +99,7 @@ def code_create(
         region = parse_township(township)
         load_profile(profile)
         valid_for = parse_validity(validity)
-        now = datetime.now(UTC)
+        now = SystemClock().now()
         with open_database(settings_for(data_dir, database_url)) as sessions:
             text = create_enrollment_code(
                 sessions,
@@ -206,12 +206,10 @@ def enroll_command(
             click.echo("注册已完成，但自检有未通过的项目，请按上表的修复建议处理。", err=True)
 
 
-def _controller_pki(settings: ControllerSettings) -> ControllerPki:
+def _controller_pki(settings: ControllerSettings, now: datetime) -> ControllerPki:
     from provisioning.pki_store import ensure_controller_pki
 
-    return ensure_controller_pki(
-        settings.data_dir, settings.public_hostnames, now=datetime.now(UTC)
-    )
+    return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
 
 
 @contextmanager
@@ -266,12 +264,11 @@ def revoke_command(
     collecting at its next contact."""
     from controller.revocation import revoke_device, signal_broker, write_crl
 
+    now = SystemClock().now()
     try:
         with _on_controller(data_dir, database_url) as (settings, sessions):
-            revoked = revoke_device(
-                sessions, device_id, reason=reason, by=by, now=datetime.now(UTC)
-            )
-            crl = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+            revoked = revoke_device(sessions, device_id, reason=reason, by=by, now=now)
+            crl = write_crl(sessions, _controller_pki(settings, now), now=now)
     except MusterError as exc:
         _fail(exc)
         return
@@ -293,9 +290,10 @@ def crl_command(data_dir: Path | None, database_url: str | None) -> None:
     """Write pki/crl.pem now (for a broker's `crlfile`); the controller keeps it current."""
     from controller.revocation import write_crl
 
+    now = SystemClock().now()
     try:
         with _on_controller(data_dir, database_url) as (settings, sessions):
-            path = write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+            path = write_crl(sessions, _controller_pki(settings, now), now=now)
     except MusterError as exc:
         _fail(exc)
         return
@@ -322,12 +320,13 @@ def replace_command(
     from controller.replacement import register_succession
     from controller.revocation import write_crl
 
+    now = SystemClock().now()
     try:
         with _on_controller(data_dir, database_url) as (settings, sessions):
             succession = register_succession(
-                sessions, old_device, new_device, reason=reason, by=by, now=datetime.now(UTC)
+                sessions, old_device, new_device, reason=reason, by=by, now=now
             )
-            write_crl(sessions, _controller_pki(settings), now=datetime.now(UTC))
+            write_crl(sessions, _controller_pki(settings, now), now=now)
     except MusterError as exc:
         _fail(exc)
         return
@@ -366,7 +365,7 @@ def rotate_ca(data_dir: Path | None, activate: bool) -> None:
     )
 
     settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
-    now = datetime.now(UTC)
+    now = SystemClock().now()
     try:
         pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
         cert = activate_next_ca(pki) if activate else begin_ca_rotation(pki, now=now)
@@ -395,7 +394,7 @@ def rotate_licence_key_command(data_dir: Path | None) -> None:
     from provisioning.pki_store import ensure_controller_pki, rotate_licence_key
 
     settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
-    now = datetime.now(UTC)
+    now = SystemClock().now()
     try:
         pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
         old = rotate_licence_key(pki, now=now)
@@ -418,7 +417,7 @@ def export_outbox_command(state_dir: Path, out: Path) -> None:
     from provisioning.outbox_transfer import export_outbox
 
     try:
-        result = export_outbox(state_dir, out, now=datetime.now(UTC))
+        result = export_outbox(state_dir, out, now=SystemClock().now())
     except MusterError as exc:
         _fail(exc)
         return

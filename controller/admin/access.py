@@ -10,8 +10,7 @@ later cannot leak by default (tests/unit/test_admin_scopes.py checks every route
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from controller.admin_accounts import (
     resolve_token,
 )
 from controller.db.models import Command, Device, Record
+from muster.clock import Clock
 
 SESSION_COOKIE = "muster_session"
 PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
@@ -150,7 +150,7 @@ class AccessControl:
         self,
         app: ASGIApp,
         sessions: sessionmaker[Session],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self.app = app
         self.sessions = sessions
@@ -164,7 +164,9 @@ class AccessControl:
         try:
             admin = await anyio.to_thread.run_sync(self._check, request)
         except AccessError as exc:
-            response = await anyio.to_thread.run_sync(refusal, self.sessions, request, exc, "")
+            response = await anyio.to_thread.run_sync(
+                refusal, self.sessions, request, exc, "", self.clock.now()
+            )
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["admin"] = admin
@@ -183,7 +185,7 @@ class AccessControl:
         kind, secret = self._credentials(request)
         if not secret:
             raise LoginRequired("请先登录")
-        now = self.clock()
+        now = self.clock.now()
         with self.sessions.begin() as session:
             if kind == "token":
                 admin = resolve_token(session, secret)
@@ -207,7 +209,11 @@ class AccessControl:
 
 
 def refusal(
-    sessions: sessionmaker[Session], request: Request, exc: AccessError, username: str
+    sessions: sessionmaker[Session],
+    request: Request,
+    exc: AccessError,
+    username: str,
+    now: datetime,
 ) -> Response:
     """Log and store the refusal, and answer it: JSON for the API, a page or a login redirect
     for the browser."""
@@ -221,7 +227,7 @@ def refusal(
             method=request.method,
             path=path + (f"?{request.url.query}" if request.url.query else ""),
             reason=str(exc),
-            now=datetime.now(UTC),
+            now=now,
         )
     is_api = path.startswith("/api/") or "authorization" in request.headers
     if isinstance(exc, LoginRequired):
@@ -248,17 +254,17 @@ def _escape(text: str) -> str:
     )
 
 
-def install_access_control(app: FastAPI, sessions: sessionmaker[Session]) -> None:
+def install_access_control(app: FastAPI, sessions: sessionmaker[Session], clock: Clock) -> None:
     """Login pages, the middleware and the 403 answer for refusals raised inside handlers."""
     from controller.admin.login import login_router
 
     async def denied(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AccessError)
-        return await anyio.to_thread.run_sync(refusal, sessions, request, exc, "")
+        return await anyio.to_thread.run_sync(refusal, sessions, request, exc, "", clock.now())
 
     app.add_exception_handler(AccessError, denied)
-    app.add_middleware(AccessControl, sessions=sessions)
-    app.include_router(login_router(sessions))
+    app.add_middleware(AccessControl, sessions=sessions, clock=clock)
+    app.include_router(login_router(sessions, clock))
 
 
 def routes_of(app: FastAPI) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from controller.admin.codes import codes_router
 from controller.admin.fleet import fleet_router
 from controller.admin.progress_pages import progress_router
 from controller.db.models import Device, Record
+from muster.clock import Clock
 from muster.crypto import UploadPrivateKey
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -74,9 +75,14 @@ def _view(device: Device) -> DeviceView:
 def create_admin_app(
     sessions: sessionmaker[Session],
     *,
+    clock: Clock,
     upload_keys: Callable[[], Mapping[int, UploadPrivateKey]] | None = None,
 ) -> FastAPI:
+    """The admin app over ``sessions``. ``clock`` is the one every page, API call, login and
+    refusal reads "now" from (kept on ``app.state.clock``): the process's ``SystemClock``, or a
+    ``VirtualClock`` in tests so data built at the tests' NOW is seen from that same NOW."""
     app = FastAPI(title="muster admin", version="1")
+    app.state.clock = clock
 
     def list_devices(township: str, online: bool | None, limit: int) -> list[DeviceView]:
         with sessions() as session:
@@ -117,10 +123,10 @@ def create_admin_app(
     def api_summary(request: Request) -> FleetSummary:
         return summary(admin_of(request).prefix)
 
-    app.include_router(fleet_router(sessions))
-    app.include_router(codes_router(sessions))
-    app.include_router(progress_router(sessions))
-    install_access_control(app, sessions)  # login, scopes and roles on every route above
+    app.include_router(fleet_router(sessions, clock))
+    app.include_router(codes_router(sessions, clock))
+    app.include_router(progress_router(sessions, clock))
+    install_access_control(app, sessions, clock)  # login, scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos
         app.include_router(attachments_router(sessions, upload_keys))
     return app

@@ -9,7 +9,7 @@ kept. The list below shows every code with its status (unused, used by which dev
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -27,6 +27,7 @@ from controller.admin_accounts import AccessError, AdminIdentity
 from controller.db.models import EnrollmentCode
 from controller.enrollment import create_enrollment_code
 from controller.revocation import AlreadyRevoked, UnknownDevice, revoke_device
+from muster.clock import Clock
 from muster.errors import MusterError
 from muster.profiles import PROFILE_DIR, load_profile
 from muster.regions import parse_township
@@ -131,7 +132,7 @@ def _status(code: EnrollmentCode, now: datetime) -> str:
     return "expired" if code.expires_at <= now else "unused"
 
 
-def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
+def codes_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
     router = APIRouter()
 
     def create(body: CodeRequest, admin: AdminIdentity) -> NewCode:
@@ -139,7 +140,7 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
         admin.require_covers(region.code, f"乡镇 {region.code}")
         created_by = admin.username
         load_profile(body.profile)
-        now = datetime.now(UTC)
+        now = clock.now()
         text = create_enrollment_code(
             sessions,
             township_code=region.code,
@@ -160,7 +161,7 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
         )
 
     def listing(area: str, limit: int = 200) -> list[CodeView]:
-        now = datetime.now(UTC)
+        now = clock.now()
         with sessions() as session:
             rows = session.scalars(
                 select(EnrollmentCode)
@@ -259,7 +260,7 @@ def codes_router(sessions: sessionmaker[Session]) -> APIRouter:
                 device_id,
                 reason=body.reason,
                 by=admin_of(request).username,
-                now=datetime.now(UTC),
+                now=clock.now(),
             )
         except UnknownDevice as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc

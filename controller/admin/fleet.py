@@ -25,6 +25,7 @@ from controller.commands import OPEN_STATES, issue_command
 from controller.db.models import Command
 from controller.fleet_rules import STATES
 from muster import commands as catalogue
+from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.region_names import describe, region_label
 from muster.regions import DRILL_LENGTHS, child_length
@@ -140,7 +141,7 @@ def _parse_arguments(text: str) -> dict[str, str]:
     return arguments
 
 
-def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
+def fleet_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
     router = APIRouter()
 
     def page(
@@ -167,7 +168,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
                 device_id,
                 body.kind,
                 body.arguments,
-                now=datetime.now(UTC),
+                now=clock.now(),
                 expires_in=expires,
                 issued_by=issued_by,
             )
@@ -233,14 +234,26 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
 
     @router.get("/api/v1/telemetry", tags=["fleet"])
     def api_telemetry(request: Request) -> dict[str, Any]:
-        """This controller process's telemetry consumer: messages received and applied."""
+        """This controller process's telemetry consumer: messages received and applied, and,
+        when its buffer was full, superseded by a newer message of the same device or dropped
+        (see controller/telemetry.py)."""
         consumer = getattr(request.app.state, "consumer", None)
         if consumer is None:
-            return {"connected": False, "messages_received": 0, "messages_applied": 0}
+            return {
+                "connected": False,
+                "messages_received": 0,
+                "messages_applied": 0,
+                "messages_pending": 0,
+                "messages_superseded": 0,
+                "messages_dropped": 0,
+            }
         return {
             "connected": consumer.connected.is_set(),
             "messages_received": consumer.messages_received,
             "messages_applied": consumer.messages_applied,
+            "messages_pending": consumer.pending,
+            "messages_superseded": consumer.messages_superseded,
+            "messages_dropped": consumer.messages_dropped,
         }
 
     # --- pages ----------------------------------------------------------------------------
@@ -302,7 +315,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
     def device_page(
         request: Request, device_id: str, lang: str, error: str = "", status_code: int = 200
     ) -> Response:
-        now = datetime.now(UTC)
+        now = clock.now()
         with sessions() as session:
             detail = q.device_detail(session, device_id, now)
         if detail is None:
@@ -359,7 +372,7 @@ def fleet_router(sessions: sessionmaker[Session]) -> APIRouter:
         lang: str = Query("zh", pattern=LANG),
         region: str = Query("", pattern=REGION),
     ) -> Response:
-        now = datetime.now(UTC)
+        now = clock.now()
         t = fleet_texts(lang)
         admin = admin_of(request)
         region = admin.narrow(region)

@@ -7,7 +7,6 @@ site started, which is what keeps the pages' forms safe from cross-site posts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -30,6 +29,7 @@ from controller.admin_accounts import (
     logout,
     record_denial,
 )
+from muster.clock import Clock
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 LANG = "^(zh|en)$"
@@ -48,7 +48,7 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def login_router(sessions: sessionmaker[Session]) -> APIRouter:
+def login_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
     router = APIRouter()
 
     def form(
@@ -84,7 +84,7 @@ def login_router(sessions: sessionmaker[Session]) -> APIRouter:
         assert lang is not None
         username = fields.get("username", "").strip()[:32]
         target = _safe_next(fields.get("next", "/"))
-        now = datetime.now(UTC)
+        now = clock.now()
         try:
             with sessions.begin() as session:
                 cookie, _admin = login(session, username, fields.get("password", ""), now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -53,6 +53,7 @@ from controller.xlsx_reports import (
     stamp,
     weekly_workbook,
 )
+from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.regions import DRILL_LENGTHS, LEVEL_NAMES
 
@@ -194,7 +195,7 @@ def _lang(form: dict[str, str]) -> str:
     return form.get("lang", "zh") if form.get("lang") in ("zh", "en") else "zh"
 
 
-def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
+def progress_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
     router = APIRouter()
 
     def page(
@@ -246,7 +247,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
     # --- progress ----------------------------------------------------------------------------
 
     def progress_view(area: str) -> ProgressView:
-        report = read(lambda s: progress(s, area, datetime.now(UTC)))
+        report = read(lambda s: progress(s, area, clock.now()))
         return ProgressView(
             area=report.area,
             area_name=report.area_name,
@@ -279,7 +280,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
     ) -> Response:
         admin = admin_of(request)
         area = admin.narrow(region)
-        report = read(lambda s: progress(s, area, datetime.now(UTC)))
+        report = read(lambda s: progress(s, area, clock.now()))
         crumbs = [(area[:n], n) for n in DRILL_LENGTHS if len(area) >= n and len(admin.prefix) <= n]
         names = read(lambda s: region_names(s, [c for c, _ in crumbs]))
         chart = bar_chart(
@@ -304,9 +305,10 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
     def progress_xlsx(request: Request, region: str = Query("", pattern=REGION)) -> Response:
         """The progress sheet of your area (or a part of it) as XLSX."""
         area = admin_of(request).narrow(region)
-        report = read(lambda s: progress(s, area, datetime.now(UTC)))
+        report = read(lambda s: progress(s, area, clock.now()))
         return xlsx(
-            lambda p: progress_workbook(report, p), f"progress-{area or 'all'}-{stamp()}.xlsx"
+            lambda p: progress_workbook(report, p),
+            f"progress-{area or 'all'}-{stamp(clock.now())}.xlsx",
         )
 
     @router.get("/approved.xlsx", include_in_schema=True, tags=["exports"])
@@ -315,14 +317,14 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
         area = admin_of(request).narrow(region)
         return xlsx(
             lambda p: read(lambda s: approved_workbook(s, area, p)),
-            f"approved-{area or 'all'}-{stamp()}.xlsx",
+            f"approved-{area or 'all'}-{stamp(clock.now())}.xlsx",
         )
 
     # --- weekly report ----------------------------------------------------------------------
 
     def week_of(text: str) -> date:
         if not text:
-            return datetime.now(UTC).date()
+            return clock.today()
         try:
             return date.fromisoformat(text)
         except ValueError:
@@ -333,7 +335,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
         request: Request, region: str = Query("", pattern=REGION), week: str = ""
     ) -> dict[str, Any]:
         area = admin_of(request).narrow(region)
-        report = read(lambda s: weekly_report(s, area, week_of(week), datetime.now(UTC)))
+        report = read(lambda s: weekly_report(s, area, week_of(week), clock.now()))
         return {
             "area": report.area,
             "week_start": report.week_start.isoformat(),
@@ -362,7 +364,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
     ) -> Response:
         area = admin_of(request).narrow(region)
         day = week_of(week)
-        report = read(lambda s: weekly_report(s, area, day, datetime.now(UTC)))
+        report = read(lambda s: weekly_report(s, area, day, clock.now()))
         chart = bar_chart(
             [(f"{r.name} {r.code}", r.new_records) for r in report.rows],
             title=progress_texts(lang)["new_records"],
@@ -384,7 +386,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
         request: Request, region: str = Query("", pattern=REGION), week: str = ""
     ) -> Response:
         area = admin_of(request).narrow(region)
-        report = read(lambda s: weekly_report(s, area, week_of(week), datetime.now(UTC)))
+        report = read(lambda s: weekly_report(s, area, week_of(week), clock.now()))
         return xlsx(
             lambda p: weekly_workbook(report, p),
             f"weekly-{area or 'all'}-{report.week_start:%Y%m%d}.xlsx",
@@ -401,7 +403,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
     def save_deadline(request: Request, phase: str, body: DeadlineRequest) -> DeadlineView:
         admin = admin_of(request)
         region = admin.narrow(body.region)
-        now = datetime.now(UTC)
+        now = clock.now()
         row = write(lambda s: set_deadline(s, phase, region, body.due, admin.username, now))
         return DeadlineView(
             phase=row.phase, region=row.region_prefix, due_at=row.due_at, set_by=row.set_by
@@ -472,7 +474,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
 
     def declare(request: Request, township: str, note: str) -> TownshipDeclaration:
         admin = admin_of(request)
-        now = datetime.now(UTC)
+        now = clock.now()
         return write(lambda s: declare_complete(s, township, admin, now, note))
 
     @router.post("/api/v1/townships/{township}/declare", tags=["review"])
@@ -616,7 +618,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
 
     def act(request: Request, record_id: str, action: str, reason: str) -> Record:
         admin = admin_of(request)
-        now = datetime.now(UTC)
+        now = clock.now()
         if action == "approve":
             return write(lambda s: approve(s, record_id, admin, now))
         if action == "return":
@@ -682,7 +684,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
     @router.post("/api/v1/forward", tags=["review"])
     def api_forward(request: Request, body: ForwardRequest) -> dict[str, int]:
         try:
-            moved = write(lambda s: forward(s, admin_of(request), body.region, datetime.now(UTC)))
+            moved = write(lambda s: forward(s, admin_of(request), body.region, clock.now()))
         except ConfigError as exc:
             raise HTTPException(409, str(exc)) from exc
         return {"records": moved}
@@ -692,7 +694,7 @@ def progress_router(sessions: sessionmaker[Session]) -> APIRouter:
         form = _form(await request.body())
         lang = _lang(form)
         region = form.get("region", "")
-        write(lambda s: forward(s, admin_of(request), region, datetime.now(UTC)))
+        write(lambda s: forward(s, admin_of(request), region, clock.now()))
         return RedirectResponse(f"/progress?region={region}&lang={lang}", status_code=303)
 
     # --- audit --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from controller.db import make_engine, migrate, session_factory
 from controller.demo import free_port
 from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
 from controller.grpc_services import EnrollmentService
+from muster.clock import SystemClock
 from muster.crypto import generate_device_key
 from muster.crypto.pki import build_csr, issue_device_certificate
 from muster.logs import configure_logging
@@ -100,6 +101,7 @@ def run(devices: int, clients: int) -> dict[str, float]:
             licence_days=365,
             mqtt_url="mqtt://127.0.0.1:1883",
             data_endpoint="127.0.0.1:7444",
+            clock=SystemClock(),
         )
         port = free_port()
         ready, stop = threading.Event(), threading.Event()

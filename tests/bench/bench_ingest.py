@@ -28,6 +28,7 @@ from controller.db.models import Record
 from controller.enrollment import publish_upload_keys
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
+from muster.clock import SystemClock
 from muster.crypto import generate_device_key, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging
 from muster.v1 import data_pb2
@@ -65,7 +66,7 @@ def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, fl
         if i % 2000 == 0:
             print(f"\r  sealing {i}/{records}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    ingestor = Ingestor(sessions, pki.upload_keys)
+    ingestor = Ingestor(sessions, pki.upload_keys, SystemClock())
     batches = [sealed[i : i + batch] for i in range(0, records, batch)]
     done = 0
 

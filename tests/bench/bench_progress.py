@@ -29,6 +29,7 @@ from sqlalchemy import text
 from controller.admin import create_admin_app
 from controller.admin_accounts import add_admin, issue_token
 from controller.db import make_engine, migrate, session_factory
+from muster.clock import SystemClock
 from muster.logs import configure_logging
 from muster.region_names import current_counties
 from tests.fixtures.postgres import PostgresServer
@@ -192,7 +193,7 @@ def main() -> None:
             )
             session.flush()
             token = issue_token(session, "shandong", NOW)
-        app = create_admin_app(sessions)
+        app = create_admin_app(sessions, clock=SystemClock())
         headers = {"Authorization": f"Bearer {token}"}
 
         def bare() -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from controller.admin import create_admin_app
 from controller.admin_accounts import add_admin
 from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
+from muster.clock import SystemClock
 from provisioning.pki_store import ControllerPki, ensure_controller_pki
 from tests.fixtures.admin_login import login
 from tests.fixtures.components import free_port, wait_for_port
@@ -27,7 +27,8 @@ PASSWORD = "Ops-passw0rd"
 
 @pytest.fixture
 def admin(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], ControllerPki]]:
-    now = datetime.now(UTC)
+    clock = SystemClock()
+    now = clock.now()
     pki = ensure_controller_pki(tmp_path / "ctl", ["127.0.0.1"], now=now)
     url = f"sqlite:///{tmp_path / 'controller.db'}"
     migrate(url)
@@ -38,7 +39,9 @@ def admin(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], Controll
         add_admin(session, username="ops", role="ministry", region="", password=PASSWORD, now=now)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_admin_app(sessions), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(
+            create_admin_app(sessions, clock=clock), host="127.0.0.1", port=port, log_level="error"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -73,7 +76,14 @@ def test_admin_creates_a_code_shown_as_text_and_qr_and_sees_it_used(
     assert "portable-tablet" in row.inner_text() and "370902001000" in row.inner_text()
 
     device_id = (
-        Enroller(sessions, pki, licence_days=30, mqtt_url="mqtt://x:1", data_endpoint="x:2")
+        Enroller(
+            sessions,
+            pki,
+            licence_days=30,
+            mqtt_url="mqtt://x:1",
+            data_endpoint="x:2",
+            clock=SystemClock(),
+        )
         .enroll(request(code))
         .device_id
     )

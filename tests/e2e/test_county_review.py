@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin import create_admin_app
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import AccessDenial, Record
+from muster.clock import VirtualClock
 from tests.fixtures.admin_login import login
 from tests.fixtures.browser import screenshot
 from tests.fixtures.components import free_port, wait_for_port
-from tests.unit.admin_world import HOME, NEIGHBOUR, PASSWORD, World, build_world
+from tests.unit.admin_world import HOME, NEIGHBOUR, NOW, PASSWORD, World, build_world
 
 
 @pytest.fixture
@@ -34,7 +35,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], World]]
     world = build_world(sessions, people=5, collected=3)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_admin_app(sessions), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(
+            create_admin_app(sessions, clock=VirtualClock(NOW)),
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

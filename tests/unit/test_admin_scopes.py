@@ -26,6 +26,7 @@ from controller.admin_accounts import (
 )
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import AccessDenial, Command, EnrollmentCode, Record
+from muster.clock import VirtualClock
 from tests.unit.admin_world import (
     ADMINS,
     HOME,
@@ -122,7 +123,7 @@ def world(sessions: sessionmaker[Session]) -> World:
 
 @pytest.fixture
 async def client(sessions: sessionmaker[Session], world: World) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_admin_app(sessions, upload_keys=lambda: {})
+    app = create_admin_app(sessions, clock=VirtualClock(NOW), upload_keys=lambda: {})
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as c:
         yield c
@@ -183,7 +184,7 @@ def test_every_route_has_an_access_rule_and_a_scope_test(
 ) -> None:
     """A route added later without a line in the access table, or without a case here, fails
     this test (the table itself refuses unknown routes to everybody)."""
-    app = create_admin_app(sessions, upload_keys=lambda: {})
+    app = create_admin_app(sessions, clock=VirtualClock(NOW), upload_keys=lambda: {})
     served = set(routes_of(app))
     ruled = {(m, p) for m, p, _ in ROUTE_ACTIONS}
     assert served - ruled - {("GET", "/login"), ("POST", "/login")} == set()

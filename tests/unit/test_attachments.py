@@ -282,7 +282,7 @@ async def test_admin_route_returns_the_sealed_photo(
     ingestor.ingest_batch(device.device_id, [sealed], chunks)
     own = admin_token(sessions, "wang.fang", "370902")
     other = admin_token(sessions, "li.na", "370911")
-    app = create_admin_app(sessions, upload_keys=lambda: pki.upload_keys)
+    app = create_admin_app(sessions, clock=VirtualClock(NOW), upload_keys=lambda: pki.upload_keys)
     base = f"/api/v1/records/{sealed.record_id}/attachments"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),

@@ -102,7 +102,7 @@ async def test_sender_publishes_due_commands_once(sessions: sessionmaker[Session
     async def publish(topic: str, payload: bytes) -> None:
         published.append((topic, payload))
 
-    sender = CommandSender(sessions, clock=lambda: T0)
+    sender = CommandSender(sessions, VirtualClock(T0))
     assert await sender.send_due(publish) == 1
     assert await sender.send_due(publish) == 0
     topic, payload = published[0]

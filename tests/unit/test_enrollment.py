@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode
 from controller.enrollment import Enroller, create_enrollment_code
+from muster.clock import VirtualClock
 from muster.crypto import DeviceKey, generate_device_key, licence_public_from_bytes
 from muster.crypto.pki import build_csr, common_name, load_certificate, verify_issued_by
 from muster.errors import EnrollmentError
@@ -61,7 +62,7 @@ def enrol_directly(
         licence_days=30,
         mqtt_url="mqtt://x:1",
         data_endpoint="x:2",
-        clock=lambda: now,
+        clock=VirtualClock(now),
     ).enroll(
         enrollment_pb2.EnrollRequest(
             enrollment_code=code,
@@ -74,13 +75,15 @@ def enrol_directly(
 def enroller(
     sessions: sessionmaker[Session], pki: ControllerPki, after: timedelta = timedelta()
 ) -> Enroller:
+    clock = VirtualClock(NOW)
+    clock.advance_now(after.total_seconds())
     return Enroller(
         sessions,
         pki,
         licence_days=365,
         mqtt_url="mqtt://127.0.0.1:1883",
         data_endpoint="127.0.0.1:7444",
-        clock=lambda: NOW + after,
+        clock=clock,
     )
 
 

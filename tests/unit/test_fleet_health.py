@@ -13,6 +13,7 @@ from controller.fleet_rules import DeviceSnapshot, alerts, classify
 from controller.fleet_state import FleetMonitor
 from controller.simulated_fleet import register_simulated
 from controller.telemetry import DeviceStateStore
+from muster.clock import VirtualClock
 from muster.fleet_layout import simulated_device
 from muster.v1 import device_pb2
 
@@ -20,12 +21,8 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 KIOSK = simulated_device(0).device_id  # fixed-kiosk profile: 60 s heartbeat, alert after 900 s
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+def move_to(clock: VirtualClock, moment: datetime) -> None:
+    clock.advance_now((moment - clock.now()).total_seconds())
 
 
 def status(online: bool, since: datetime, *, graceful: bool = False) -> bytes:
@@ -65,10 +62,10 @@ def device(sessions: sessionmaker[Session]) -> Device:
         return found
 
 
-def setup(sessions: sessionmaker[Session]) -> tuple[Clock, DeviceStateStore, FleetMonitor]:
+def setup(sessions: sessionmaker[Session]) -> tuple[VirtualClock, DeviceStateStore, FleetMonitor]:
     register_simulated(sessions, 1, now=T0)
-    clock = Clock(T0)
-    return clock, DeviceStateStore(sessions, clock=clock), FleetMonitor(sessions, clock=clock)
+    clock = VirtualClock(T0)
+    return clock, DeviceStateStore(sessions, clock), FleetMonitor(sessions, clock=clock)
 
 
 def test_states_follow_status_heartbeats_and_silence(sessions: sessionmaker[Session]) -> None:
@@ -79,10 +76,10 @@ def test_states_follow_status_heartbeats_and_silence(sessions: sessionmaker[Sess
     store.apply([(KIOSK, "status", status(True, T0)), (KIOSK, "telemetry", beat(1))])
     assert device(sessions).state == "online"
 
-    clock.now = T0 + timedelta(seconds=170)
+    move_to(clock, T0 + timedelta(seconds=170))
     monitor.sweep()
     assert device(sessions).state == "online"  # under 3 x 60 s
-    clock.now = T0 + timedelta(seconds=190)
+    move_to(clock, T0 + timedelta(seconds=190))
     monitor.sweep()
     assert device(sessions).state == "stale"
     assert "没有心跳" in device(sessions).state_reason
@@ -90,8 +87,8 @@ def test_states_follow_status_heartbeats_and_silence(sessions: sessionmaker[Sess
     store.apply([(KIOSK, "telemetry", beat(2))])
     assert (device(sessions).state, device(sessions).state_reason) == ("online", "心跳恢复")
 
-    clock.now += timedelta(seconds=5)
-    store.apply([(KIOSK, "status", status(False, clock.now))])
+    clock.advance_now(5)
+    store.apply([(KIOSK, "status", status(False, clock.now()))])
     assert (device(sessions).state, device(sessions).state_reason) == (
         "offline",
         "连接中断（遗嘱消息）",
@@ -112,22 +109,22 @@ def test_offline_alert_after_the_profiles_allowance_and_resolved_on_return(
     clock, store, monitor = setup(sessions)
     store.apply([(KIOSK, "status", status(True, T0)), (KIOSK, "telemetry", beat(1))])
     store.apply([(KIOSK, "status", status(False, T0 + timedelta(seconds=10), graceful=True))])
-    clock.now = T0 + timedelta(seconds=800)
+    move_to(clock, T0 + timedelta(seconds=800))
     monitor.sweep()
     assert open_alerts(sessions) == set()
-    clock.now = T0 + timedelta(seconds=1000)
+    move_to(clock, T0 + timedelta(seconds=1000))
     monitor.sweep()
     monitor.sweep()  # a second pass (or a second controller) raises nothing new
     assert open_alerts(sessions) == {"offline"}
     with sessions() as session:
         assert len(list(session.scalars(select(Alert)))) == 1
 
-    store.apply([(KIOSK, "status", status(True, clock.now)), (KIOSK, "telemetry", beat(2))])
+    store.apply([(KIOSK, "status", status(True, clock.now())), (KIOSK, "telemetry", beat(2))])
     monitor.sweep()
     assert open_alerts(sessions) == set()
     with sessions() as session:
         alert = session.scalars(select(Alert)).one()
-    assert alert.resolved_at == clock.now and alert.open_key is None
+    assert alert.resolved_at == clock.now() and alert.open_key is None
 
 
 def test_backlog_licence_skew_and_reader_fault_alerts(sessions: sessionmaker[Session]) -> None:
@@ -145,17 +142,17 @@ def test_backlog_licence_skew_and_reader_fault_alerts(sessions: sessionmaker[Ses
         event = device_pb2.Event(device_id=KIOSK, kind=device_pb2.Event.KIND_READER_FAULT)
         event.at.FromDatetime(T0 + timedelta(minutes=minute))
         store.apply([(KIOSK, "event", event.SerializeToString())])
-    clock.now = T0 + timedelta(minutes=4)
+    move_to(clock, T0 + timedelta(minutes=4))
     monitor.sweep()
     assert open_alerts(sessions) == {"backlog", "licence", "clock_skew", "reader_faults"}
 
     store.apply(
         [(KIOSK, "telemetry", beat(8, outbox_depth=0, clock_skew_s=0.5, licence_days_left=12))]
     )
-    clock.now = T0 + timedelta(minutes=4, seconds=30)
+    move_to(clock, T0 + timedelta(minutes=4, seconds=30))
     monitor.sweep()
     assert open_alerts(sessions) == {"licence", "reader_faults"}
-    clock.now = T0 + timedelta(minutes=70)  # the faults age out of the hour
+    move_to(clock, T0 + timedelta(minutes=70))  # the faults age out of the hour
     store.apply([(KIOSK, "telemetry", beat(9, licence_days_left=200))])
     monitor.sweep()
     assert open_alerts(sessions) == set()

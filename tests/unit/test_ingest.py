@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Device, Record
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
+from muster.clock import VirtualClock
 from muster.crypto import (
     DeviceKey,
     generate_device_key,
@@ -45,7 +46,7 @@ def device(sessions: sessionmaker[Session], pki: ControllerPki) -> Dev:
 
 @pytest.fixture
 def ingestor(sessions: sessionmaker[Session], pki: ControllerPki) -> Ingestor:
-    return Ingestor(sessions, pki.upload_keys, clock=lambda: NOW)
+    return Ingestor(sessions, pki.upload_keys, VirtualClock(NOW))
 
 
 def seal(

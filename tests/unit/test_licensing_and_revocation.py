@@ -15,6 +15,7 @@ from controller.db.models import Command, Device, FingerprintChange, LicenceGran
 from controller.enrollment import Enroller, create_enrollment_code
 from controller.licensing import GENERIC_DEVICE_FEE, LicenceDesk
 from controller.revocation import AlreadyRevoked, UnknownDevice, crl_pem, revoke_device
+from muster.clock import VirtualClock
 from muster.crypto import licence_public_from_bytes
 from muster.crypto.pki import crl_serials, load_certificate
 from muster.errors import EnrollmentError, LicenceError
@@ -48,7 +49,7 @@ def enrol(
         licence_days=365,
         mqtt_url="mqtt://127.0.0.1:1883",
         data_endpoint="127.0.0.1:7444",
-        clock=lambda: NOW,
+        clock=VirtualClock(NOW),
     )
     return enroller.enroll(req).device_id
 
@@ -56,7 +57,9 @@ def enrol(
 def desk(
     sessions: sessionmaker[Session], pki: ControllerPki, after: timedelta = timedelta()
 ) -> LicenceDesk:
-    return LicenceDesk(sessions, pki.licence_key, licence_days=365, clock=lambda: NOW + after)
+    clock = VirtualClock(NOW)
+    clock.advance_now(after.total_seconds())
+    return LicenceDesk(sessions, pki.licence_key, licence_days=365, clock=clock)
 
 
 def grants(sessions: sessionmaker[Session], device_id: str) -> list[LicenceGrant]:

@@ -127,7 +127,7 @@ def test_unacked_records_reach_the_centre_through_the_successor(
 
     carried = pending(new_dir)
     assert {s.record_id for s in carried} == set(ids[2:])
-    acks = Ingestor(sessions, pki.upload_keys, clock=lambda: NOW).ingest_batch(new_id, carried)
+    acks = Ingestor(sessions, pki.upload_keys, VirtualClock(NOW)).ingest_batch(new_id, carried)
     assert {a.status for a in acks} == {Ack.STATUS_STORED}
     with sessions() as session:
         stored = session.execute(select(Record.record_id, Record.device_id)).all()
@@ -166,7 +166,7 @@ def test_records_from_an_unregistered_device_are_refused(
     """Without a registered succession another device's records are refused, not stored."""
     old_dir, _, _, new_id = pair
     seal_into_outbox(old_dir, 2)
-    acks = Ingestor(sessions, pki.upload_keys, clock=lambda: NOW).ingest_batch(
+    acks = Ingestor(sessions, pki.upload_keys, VirtualClock(NOW)).ingest_batch(
         new_id, pending(old_dir)
     )
     assert {a.reason_code for a in acks} == {"device_mismatch"}
@@ -183,7 +183,7 @@ def test_records_sealed_after_the_revocation_are_refused(
     register_succession(
         sessions, old_id, new_id, reason="x", by="t", now=NOW - timedelta(minutes=1)
     )
-    (ack,) = Ingestor(sessions, pki.upload_keys, clock=lambda: NOW).ingest_batch(
+    (ack,) = Ingestor(sessions, pki.upload_keys, VirtualClock(NOW)).ingest_batch(
         new_id, pending(old_dir)
     )
     assert ack.reason_code == "sealed_after_revocation"

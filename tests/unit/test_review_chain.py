@@ -41,6 +41,7 @@ from controller.review import (
     returned_for_device,
 )
 from edge.collector import simulated_record
+from muster.clock import VirtualClock
 from muster.crypto import (
     generate_licence_authority_key,
     generate_upload_key,
@@ -223,7 +224,7 @@ def test_the_progress_sheet_and_approved_records_open_in_openpyxl(
             password_hash=hash_admin_password("unused-1", salt=b"\1" * 16),
         )
         token = issue_token(s, "wang.county", NOW)
-    app = create_admin_app(sessions)
+    app = create_admin_app(sessions, clock=VirtualClock(NOW))
 
     async def fetch(path: str) -> bytes:
         transport = httpx.ASGITransport(app=app)

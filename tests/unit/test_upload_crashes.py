@@ -90,7 +90,7 @@ class UploadProtocol(RuleBasedStateMachine):
             session.execute(
                 update(Device).where(Device.id == w.device_id).values(records_received=0)
             )
-        self.ingestor = Ingestor(self.sessions, self.world.pki.upload_keys)
+        self.ingestor = Ingestor(self.sessions, self.world.pki.upload_keys, VirtualClock(NOW))
         self.sealed = 0
         self.cursor = 0  # the device's in-memory position in its outbox
         self.to_controller: list[list[data_pb2.SealedRecord]] = []
@@ -155,7 +155,7 @@ class UploadProtocol(RuleBasedStateMachine):
         self.engine.dispose()
         self.engine = make_engine(self.world.url)
         self.sessions = session_factory(self.engine)
-        self.ingestor = Ingestor(self.sessions, self.world.pki.upload_keys)
+        self.ingestor = Ingestor(self.sessions, self.world.pki.upload_keys, VirtualClock(NOW))
         self.to_controller.clear()
         self.to_device.clear()
 

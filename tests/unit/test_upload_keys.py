@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.enrollment import publish_upload_keys, upload_key_messages
 from controller.ingest import Ingestor
 from edge.collector import simulated_record
+from muster.clock import VirtualClock
 from muster.crypto import seal_record, upload_public_from_bytes
 from muster.v1 import data_pb2
 from provisioning.pki_store import ControllerPki, load_upload_keys, rotate_upload_key
@@ -44,7 +45,10 @@ def test_rotation_while_running_opens_old_and_new_versions(
     """A running ingestor that has only v1 opens a record sealed to v2 (it finds the new key on
     disk), and still opens v1 records sealed before the rotation."""
     ingestor = Ingestor(
-        sessions, dict(pki.upload_keys), reload_keys=lambda: load_upload_keys(pki.directory)
+        sessions,
+        dict(pki.upload_keys),
+        VirtualClock(NOW),
+        reload_keys=lambda: load_upload_keys(pki.directory),
     )
     old = seal_to(device, 1, 1, device.upload_public)
     version = rotate_upload_key(pki)
