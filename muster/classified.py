@@ -2,50 +2,275 @@
 
 Service information may say which service or large formation a person served in (陆军, 海军,
 武警部队, 北部战区); it may never carry a *designation*: a numbered division, regiment, company
-("3师5团2连", "第三十八集团军") or a unit cover number ("66017部队"). Sans-I/O: text in, a finding
-out; the importer, the console forms and ingest call it.
+("3师5团2连", "第三十八集团军"), the placeholder pattern ("x师x团x连") or a unit cover number
+("66017部队"). Sans-I/O: text in, a finding out; the importer, the console forms and ingest call
+it.
+
+How a text is checked, so that spelling games do not get a designation through:
+
+1. **Fold** each character (``fold``): Unicode NFKC (full-width, circled, parenthesised,
+   superscript digits), any other numeric character to its digits (❶, Ⅻ, ⅲ, ٣), invisible and
+   format characters dropped (categories Cf, Mn, Me, Co, Cn: zero-width spaces, soft hyphens,
+   U+180E, joiners, combining marks), traditional and Japanese forms to simplified (師 團 連 營
+   軍 隊 艦 ...), placeholders to "×", and every separator (spaces, dashes, dots, slashes,
+   brackets, 、 ·) to one space. Sentence punctuation (，。；！？) stays: it ends a phrase.
+2. **Mask** the ordinary phrases that look like designations (``ALLOWED_PHRASES``: 新四军,
+   二连浩特, 乱成一团 ...).
+3. **Match** one compiled pattern: cover numbers, numbered levels with optional arms words
+   between (12装甲师, 第5特战旅), chains below them (3师5团2连3排), placeholders (某师某团) and
+   the words 番号/部队代号. Numbers are digits, Chinese numerals (三十八, financial 叁拾捌) or
+   Roman numerals; the level tables in ``muster.classified_variants`` say which numbers each
+   level needs and which following characters make an ordinary word (师范, 团结, 连续).
+4. **Quote** what the clerk typed: the folded span is mapped back to the original offsets, so
+   the message shows the designation with its zero-width spaces and full-width digits.
+
+The same designations in English or pinyin ("3rd Division", "Unit 66017", "3shi5tuan") are
+matched by a second, small pattern, on ASCII text as typed and on folded text.
+
+Fast path (ingest runs this on every free-text field of thousands of records a second): a text
+with no character that folds to a level character and no Latin letter is passed without
+folding; an ASCII text is only looked at by the Latin pattern, and only when it holds one of
+that pattern's words. The list of characters that fold to a level character is checked against
+all of Unicode by the tests.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["ADVICE", "ClassifiedFinding", "find_designation", "scan_fields"]
+from muster import classified_variants as _v
+
+__all__ = [
+    "ADVICE",
+    "ClassifiedFinding",
+    "find_designation",
+    "find_designations",
+    "fold",
+    "scan_fields",
+    "scan_text_values",
+]
 
 ADVICE = "请只填写军种或大单位名称（如“陆军”“武警部队”），不填写番号"
 
-_NUM = r"[0-9０-９一二三四五六七八九十百千零〇两]+"
-_LEVELS = (
-    r"(?:集团军|军|师|旅|团|营(?!业|房|地|养)|连(?!续|同|带|锁)|排(?!长|除|查)|支队|大队|中队)"
-)
+_SEP = " "
+_MASK = "\x00"  # folded text never holds it (controls are dropped), so no pattern matches it
 
-# Arms named between the number and the level: "第5航空旅", "12装甲师".
-_ARMS = (
-    r"(?:航空|装甲|炮兵|工兵|舟桥|通信|防化|坦克|步兵|摩步|机步|高炮|导弹|雷达|海防|边防|守备|特种)"
-)
+# --- Folding -----------------------------------------------------------------------------------
 
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    # Cover numbers: five digits then 部队/部 ("66017部队", "6 6 0 1 7 部").
-    ("cover_number", re.compile(r"[0-9０-９](?:\s*[0-9０-９]){4}\s*部(?:队)?")),
-    # Cover numbers written with Chinese numerals ("六六零一七部队").
-    ("cover_number", re.compile(r"[一二三四五六七八九零〇]{5}部(?:队)?")),
-    # Numbered formations: "第38集团军", "3师", "五团", "二连", "x师x团x连".
-    ("designation", re.compile(rf"(?:第\s*)?{_NUM}\s*{_ARMS}?{_LEVELS}")),
-    # The pattern of S-03 with placeholders left in ("x师x团x连", "某师某团").
-    ("designation", re.compile(r"[xX×某]\s*(?:师|旅|团)\s*[xX×某]?\s*(?:团|营|连)?")),
-    ("designation", re.compile(r"番号|部队代号")),
+_FOLD_TABLE: dict[str, str] = {
+    **_v.TRADITIONAL,
+    **_v.NUMBER_FORMS,
+    **_v.PLACEHOLDER_FORMS,
+    **dict.fromkeys(_v.INVISIBLE, ""),
+}
+_DROPPED_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Co", "Cn", "Cs"})
+
+
+def _is_han(ch: str) -> bool:
+    o = ord(ch)
+    return (
+        0x4E00 <= o <= 0x9FFF
+        or 0x3400 <= o <= 0x4DBF
+        or 0xF900 <= o <= 0xFAFF
+        or 0x20000 <= o <= 0x323AF
+        or o == 0x3007
+    )
+
+
+def _fold_char(ch: str) -> str:
+    """What one character of the original text becomes in the folded text (maybe nothing)."""
+    if ch in _FOLD_TABLE:
+        return _FOLD_TABLE[ch]
+    if ch.isascii():
+        if ch.isalnum() or ch in "×*":
+            return ch
+        if ch in _v.TERMINATORS:
+            return ch
+        return _SEP if ch.isprintable() or ch.isspace() else ""
+    category = unicodedata.category(ch)
+    if category in _DROPPED_CATEGORIES:
+        return ""
+    if category == "Cc":
+        return _SEP if ch.isspace() else ""
+    if category[0] == "Z":
+        return _SEP
+    if not _is_han(ch):
+        value = unicodedata.numeric(ch, None)
+        if value is not None and value >= 0 and value == int(value):
+            return str(int(value))
+    nfkc = unicodedata.normalize("NFKC", ch)
+    if nfkc != ch:
+        return "".join(_fold_char(c) for c in nfkc)
+    if ch in _v.TERMINATORS:
+        return ch
+    if category[0] in "PS":
+        return _SEP
+    return ch
+
+
+class _FoldMap(dict[int, str]):
+    """``str.translate`` table that folds characters on first sight and remembers them."""
+
+    def __missing__(self, key: int) -> str:
+        folded = _fold_char(chr(key))
+        if len(self) < 200_000:  # a text made of every code point must not grow it forever
+            self[key] = folded
+        return folded
+
+
+_FOLD_MAP = _FoldMap()
+
+
+def fold(text: str) -> str:
+    """``text`` as the patterns see it (see the module docstring); for tests and diagnostics."""
+    return text.translate(_FOLD_MAP)
+
+
+def _fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    """The folded text, and for each of its characters where its source starts and ends."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, ch in enumerate(text):
+        piece = _FOLD_MAP[ord(ch)]
+        out.append(piece)
+        starts.extend([i] * len(piece))
+        ends.extend([i + 1] * len(piece))
+    return "".join(out), starts, ends
+
+
+# --- Patterns ----------------------------------------------------------------------------------
+
+
+def _alt(words: tuple[str, ...] | list[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _level(level: _v.Level) -> str:
+    word = rf"(?:{' *'.join(re.escape(c) for c in level.word)})"
+    if level.not_before:
+        fragments = sorted(level.not_before, key=len, reverse=True)
+        word += rf"(?!{'|'.join(fragments)})"
+    return word
+
+
+def _levels(numbers: str) -> str:
+    return "|".join(_level(lv) for lv in _v.LEVELS if lv.numbers == numbers)
+
+
+def _build() -> re.Pattern[str]:
+    s = " *+"
+    dig = "[0-9]"
+    # Number runs are possessive (a number is never split to make a match: "1985年" is not
+    # "985") and start where the run starts; that, not meaning, is what keeps a clean text fast.
+    # A run does not swallow the 两/陆 of an arms word (第五两栖旅, 第五陆航旅).
+    han = f"(?:(?!两栖|陆战|陆航)[{_v.HAN_DIGITS}])"
+    not_after_han = f"(?<![{_v.HAN_DIGITS}])"
+    single = f"[{_v.HAN_SINGLE}]"
+    roman = r"(?<![A-Za-z])[IVXivx]++(?![A-Za-z])"
+    digit_run = rf"(?<![0-9]){dig}++"
+    han_run = rf"{not_after_han}{han}{{2,}}+"
+    strong = rf"(?:第{s}(?:{dig}++|{han}++|{roman})|{digit_run}|{han_run}|{roman})"
+    any_num = rf"(?:{strong}|{single})"
+    digits3 = rf"(?:第{s}(?:{dig}++|{han}++)|(?<![0-9]){dig}{{3,}}+|{not_after_han}{han}{{3,}}+)"
+    placeholder = r"(?:(?<![A-Za-z0-9])[xX]+(?![A-Za-z])|[×某]+)"
+    arm = rf"(?:{_alt(_v.ARMS)})兵?{s}"
+    arms = rf"(?:{arm}){{0,3}}+"
+    station_arms = rf"(?:(?:{arm}){{0,2}}(?:{_alt(_v.STATION_ARMS)})兵?{s})"
+    by_word = {lv.word: _level(lv) for lv in _v.LEVELS}
+    placeholder_levels = "|".join(by_word[w] for w in _v.PLACEHOLDER_LEVELS)
+    every_level = "|".join(
+        [*(by_word[lv.word] for lv in _v.LEVELS), *map(re.escape, _v.CHAIN_ONLY_LEVELS)]
+    )
+    head = (
+        rf"(?:{any_num}{s}{arms}(?:{_levels('any')})"
+        rf"|{strong}{s}{arms}(?:{_levels('strong')})"
+        rf"|{digits3}{s}{arms}(?:{_levels('digits3')})"
+        rf"|{any_num}{s}{station_arms}(?:{_levels('arms')})"
+        rf"|{placeholder}{s}{arms}(?:{placeholder_levels}))"
+    )
+    tail = rf"(?:{s}(?:{strong}|{han}|{placeholder}){s}{arms}(?:{every_level}))"
+    cover_digit = f"[0-9{_v.COVER_DIGITS}]"
+    cover_head = rf"(?<![0-9{_v.COVER_DIGITS}]){cover_digit}(?:{s}{cover_digit}){{4}}"
+    cover = (
+        rf"{cover_head}{s}部(?:{s}队|(?!{_alt(_v.PART_NOT_BEFORE)}))"
+        rf"|代{s}号{s}(?:为|是)?{s}{cover_digit}(?:{s}{cover_digit}){{4}}"
+    )
+    words = rf"番{s}号|部{s}队{s}代{s}号|单{s}位{s}代{s}号"
+    # Every match starts with one of these: a cheap test at each position before the long
+    # alternation (it makes a clean text several times faster to scan).
+    first = f"[0-9{_v.HAN_DIGITS}{_v.COVER_DIGITS}第xX×某IVXivx代番部单]"
+    return re.compile(
+        rf"(?={first})(?:(?P<cover_number>{cover})|(?P<designation>{head}{tail}*|{words}))"
+    )
+
+
+def _build_latin() -> re.Pattern[str]:
+    """English and pinyin designations, on ASCII text as typed or on folded text."""
+    s = r"[\s\-_./()\[\]#:]*+"
+
+    def words(items: tuple[str, ...]) -> str:
+        return "|".join(
+            s.join(map(re.escape, w.split())) for w in sorted(items, key=len, reverse=True)
+        )
+
+    number = r"(?<![A-Za-z0-9])(?:no\.?\s*)?[0-9]++(?:st|nd|rd|th)?"
+    english = rf"(?:{words(_v.ENGLISH_LEVELS)})(?![A-Za-z])"
+    pinyin = rf"(?:{words(_v.PINYIN_LEVELS)})(?![A-Za-z])"
+    cover_words = rf"(?:{words(_v.ENGLISH_COVER_WORDS)})"
+    five = r"(?<![0-9])[0-9](?:[\s\-]?[0-9]){4}(?![0-9])"
+    cover = (
+        rf"(?<![A-Za-z]){cover_words}{s}(?:no\.?{s})?{five}"
+        rf"|{five}{s}(?:{cover_words}|bu{s}(?:dui)?)(?![A-Za-z])"
+    )
+    designation = (
+        rf"{number}{s}(?:{english}|{pinyin})"
+        rf"|(?<![A-Za-z]){english}{s}(?:no\.?{s})?[0-9]++"
+    )
+    return re.compile(rf"(?P<cover_number>{cover})|(?P<designation>{designation})", re.IGNORECASE)
+
+
+_PATTERN = _build()
+_LATIN = _build_latin()
+_LATIN_HINT = re.compile("[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
+# The first three letters of every Latin word the Latin pattern needs: a cheap test that keeps
+# ID numbers ending in X, user names and e-mail addresses out of the long pattern.
+_PREFIXES = sorted(
+    {
+        w.replace(" ", "")[:3]
+        for w in (*_v.ENGLISH_LEVELS, *_v.ENGLISH_COVER_WORDS, *_v.PINYIN_LEVELS, "bu")
+    }
 )
+_LATIN_WORDS = re.compile(
+    f"(?=[{''.join(sorted({p[0] for p in _PREFIXES}))}])(?:{'|'.join(_PREFIXES)})",
+    re.IGNORECASE,
+)
+_ALLOWED = re.compile("|".join(f"(?:{p})" for p, _why in _v.ALLOWED_PHRASES))
+_ANCHOR = re.compile(f"[{re.escape(_v.ANCHORS + _v.NFKC_ANCHORS)}]")
+
+
+def _mask(m: re.Match[str]) -> str:
+    return _MASK * (m.end() - m.start())
+
+
+# --- Findings ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ClassifiedFinding:
-    """Where a designation was found, what it was and what to write instead."""
+    """Where a designation was found, what it was (as typed) and what to write instead.
+
+    ``start``/``end`` are offsets into the text that was checked, for highlighting.
+    """
 
     field: str
     kind: str  # "designation" or "cover_number"
     text: str
+    start: int = 0
+    end: int = 0
 
     @property
     def message(self) -> str:
@@ -53,25 +278,80 @@ class ClassifiedFinding:
         return f"“{self.field}”中含有{what}“{self.text}”，按保密规定不得录入：{ADVICE}"
 
 
+def _findings(text: str, field: str) -> Iterator[ClassifiedFinding]:
+    if text.isascii():
+        if _LATIN_HINT.search(text) and _LATIN_WORDS.search(text):
+            for m in _LATIN.finditer(text):
+                kind = m.lastgroup or "designation"
+                yield ClassifiedFinding(field, kind, m.group(), *m.span())
+        return
+    han = _ANCHOR.search(text) is not None
+    latin = _LATIN_HINT.search(text) is not None
+    if not han and not latin:
+        return
+    folded = fold(text)
+    if not (han and _PATTERN.search(_ALLOWED.sub(_mask, folded))) and not (
+        latin and _LATIN_WORDS.search(folded) and _LATIN.search(folded)
+    ):
+        return
+    folded, starts, ends = _fold_with_offsets(text)
+    masked = _ALLOWED.sub(_mask, folded)
+    matches = sorted(
+        [*_PATTERN.finditer(masked), *_LATIN.finditer(folded)], key=lambda m: m.start()
+    )
+    reached = 0
+    for m in matches:
+        if m.start() < reached:  # the same text matched in both scripts' patterns
+            continue
+        reached = m.end()
+        begin, end = starts[m.start()], ends[m.end() - 1]
+        yield ClassifiedFinding(field, m.lastgroup or "designation", text[begin:end], begin, end)
+
+
 def find_designation(text: str, field: str = "") -> ClassifiedFinding | None:
     """The first designation in ``text``, or None when the text is clean."""
-    for kind, pattern in _PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return ClassifiedFinding(field=field, kind=kind, text=match.group(0))
-    return None
+    return next(_findings(text, field), None)
+
+
+def find_designations(text: str, field: str = "") -> list[ClassifiedFinding]:
+    """Every designation in ``text``, in order."""
+    return list(_findings(text, field))
+
+
+def _strings(obj: object, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside ``obj`` with its path, in document order, without recursion."""
+    stack: list[tuple[str, object]] = [(path, obj)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            yield where, value
+        elif isinstance(value, Mapping):
+            children: list[tuple[str, object]] = []
+            for key, item in value.items():
+                child = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str):
+                    children.append((child, key))
+                children.append((child, item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+            stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(items)]))
+
+
+def scan_text_values(obj: object, path: str = "") -> list[ClassifiedFinding]:
+    """Every designation in every string inside ``obj``, each with the path of its string.
+
+    Walks mappings (their string keys too: a key can be free text, as in a change list keyed by
+    what was typed; a key's finding carries the key's own path), lists, tuples and sets, to any
+    depth and without recursion, so a whole record payload — person, form fields, audit notes
+    and change lists, entered_by — is scanned in one call. Paths read
+    ``record.fields.main_requests``, ``record.audit[2].changes[0]``; other values (numbers,
+    None, bytes) are skipped.
+    """
+    return [f for where, text in _strings(obj, path) for f in _findings(text, where)]
 
 
 def scan_fields(fields: Mapping[str, object]) -> list[ClassifiedFinding]:
-    """Every text field with a designation, nested mappings and lists included."""
-    found: list[ClassifiedFinding] = []
-    for name, value in fields.items():
-        if isinstance(value, str):
-            finding = find_designation(value, name)
-            if finding:
-                found.append(finding)
-        elif isinstance(value, Mapping):
-            found.extend(scan_fields({f"{name}.{k}": v for k, v in value.items()}))
-        elif isinstance(value, list | tuple):
-            found.extend(scan_fields({f"{name}[{i}]": v for i, v in enumerate(value)}))
-    return found
+    """The first designation of every text field, nested mappings and lists included."""
+    found = (find_designation(text, where) for where, text in _strings(fields, ""))
+    return [f for f in found if f is not None]
