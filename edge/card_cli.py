@@ -28,7 +28,7 @@ from edge.drivers.sam.events import CardRead
 from edge.drivers.sam.idnumber import check_card
 from edge.drivers.sam.protocol import Status
 from edge.drivers.sam.textblock import NO_EXPIRY
-from muster.clock import SystemClock
+from muster.clock import Clock, SystemClock
 from muster.errors import MusterError
 
 EXIT_NO_CARD: Final = 3
@@ -77,13 +77,13 @@ def _status_name(sw3: int) -> str:
         return f"{sw3:#04x}"
 
 
-def _wait_and_read(reader: SamReader, timeout: float) -> CardRead:
-    deadline = time.monotonic() + timeout
+def _wait_and_read(reader: SamReader, timeout: float, clock: Clock) -> CardRead:
+    deadline = clock.monotonic() + timeout
     while True:
-        started = time.perf_counter()
+        started = clock.monotonic()
         if reader.find_card():
             return reader.read_found_card(started=started)
-        left = deadline - time.monotonic()
+        left = deadline - clock.monotonic()
         if left <= 0:
             _fail(
                 EXIT_NO_CARD,
@@ -111,11 +111,11 @@ def _wait_and_read(reader: SamReader, timeout: float) -> CardRead:
 def read_card(port: str, timeout: float, repeat: int, baud: int) -> None:
     """Read ID cards on a SAM reader and print each as JSON (读取身份证)."""
     clock = SystemClock()
-    reader = SamReader(port, baud=baud)
+    reader = SamReader(port, clock=clock, baud=baud)
     try:
         reader.open()
         for _ in range(repeat):
-            event = _wait_and_read(reader, timeout)
+            event = _wait_and_read(reader, timeout, clock)
             click.echo(json.dumps(card_json(event, clock.today()), ensure_ascii=False))
     except StatusError as exc:
         _fail(EXIT_READER_FAULT, f"读卡器状态 / reader status {_status_name(exc.sw3)}: {exc}")

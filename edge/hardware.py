@@ -70,7 +70,7 @@ class Hardware:
     async def run_reader(self) -> None:
         if not self.has_reader:
             return
-        async for event in sam_driver.watch(self._profile.reader):
+        async for event in sam_driver.watch(self._profile.reader, clock=self._clock):
             match event:
                 case ReaderReady():
                     self.reader_state = Component.COMPONENT_STATE_OK

@@ -32,7 +32,7 @@ TARGET = 1.15
 def bench(reads: int = 30) -> dict[str, float]:
     simulator = IdCardSimulator(load_card(DEFAULT_CARD), baud=BAUD, clock=SystemClock())
     timings: list[float] = []
-    with running(simulator) as sim, SamReader(sim.url, baud=BAUD) as reader:
+    with running(simulator) as sim, SamReader(sim.url, clock=SystemClock(), baud=BAUD) as reader:
         reader.read_card()  # warm-up: connection, imports, first-use caches
         for _ in range(reads):
             started = time.perf_counter()

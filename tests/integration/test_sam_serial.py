@@ -37,6 +37,7 @@ from edge.simulators.idcard import (
     load_card,
     running,
 )
+from muster.clock import SystemClock
 from muster.profiles import ReaderProfile
 from tests.fixtures.components import require, terminate
 
@@ -45,7 +46,7 @@ RESIDENT = load_card(DEFAULT_CARD)
 
 @pytest.fixture
 def simulator() -> IdCardSimulator:
-    return IdCardSimulator(RESIDENT)
+    return IdCardSimulator(RESIDENT, clock=SystemClock())
 
 
 @pytest.fixture
@@ -95,9 +96,16 @@ def pty(sim: SimulatorThread, tmp_path: Path) -> Iterator[PtyBridge]:
     bridge.unplug()
 
 
-def _fast_sleep(_: float) -> asyncio.Future[None]:
-    # The profile forbids polling faster than 300 ms; tests need not wait that out.
-    return asyncio.ensure_future(asyncio.sleep(0.01))
+class _FastClock(SystemClock):
+    """Real time, but waits are cut to 10 ms: the profile forbids polling faster than 300 ms,
+    and the tests need not wait that out."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.01))
+
+
+FAST = _FastClock()
+CLOCK = SystemClock()
 
 
 async def _next(events: AsyncIterator[ReaderEvent], kind: type, limit: int = 400) -> ReaderEvent:
@@ -113,7 +121,7 @@ async def _next(events: AsyncIterator[ReaderEvent], kind: type, limit: int = 400
 
 def test_read_over_socket_url(sim: SimulatorThread) -> None:
     """find + select + read over socket:// returns the card's fields, photo and SAM id."""
-    with SamReader(sim.url) as reader:
+    with SamReader(sim.url, clock=CLOCK) as reader:
         assert str(reader.sam_id()) == "05.01-00385525-0719315144-0123456789"
         reader.sam_status()
         event = reader.read_card()
@@ -128,7 +136,7 @@ def test_read_over_socket_url(sim: SimulatorThread) -> None:
 
 def test_read_over_a_pty(pty: PtyBridge) -> None:
     """The same read works through a pty device path, as a USB reader appears."""
-    with SamReader(str(pty.link)) as reader:
+    with SamReader(str(pty.link), clock=CLOCK) as reader:
         event = reader.read_card()
     assert event.card.id_number == "11010519491231002X"
 
@@ -138,7 +146,7 @@ def test_every_card_type_reads(simulator: IdCardSimulator, path: Path) -> None:
     """Resident cards, residence permits and both foreigner's cards read and decode."""
     card = load_card(path)
     simulator.insert(card)
-    with running(simulator) as thread, SamReader(thread.url) as reader:
+    with running(simulator) as thread, SamReader(thread.url, clock=CLOCK) as reader:
         event = reader.read_card()
         address = reader.read_new_address()
     assert event.card == card.text
@@ -147,7 +155,7 @@ def test_every_card_type_reads(simulator: IdCardSimulator, path: Path) -> None:
 
 def test_fingerprint_read(simulator: IdCardSimulator, sim: SimulatorThread) -> None:
     """The read with fingerprints returns the third block."""
-    with SamReader(sim.url) as reader:
+    with SamReader(sim.url, clock=CLOCK) as reader:
         assert reader.find_card()
         reader.select_card()
         blocks = reader.read_blocks(fingerprint=True)
@@ -158,7 +166,7 @@ def test_fingerprint_read(simulator: IdCardSimulator, sim: SimulatorThread) -> N
 def test_no_card(simulator: IdCardSimulator, sim: SimulatorThread) -> None:
     """With the field empty, find says so and a read raises NoCardError."""
     simulator.remove()
-    with SamReader(sim.url) as reader:
+    with SamReader(sim.url, clock=CLOCK) as reader:
         assert reader.find_card() is False
         with pytest.raises(errors.NoCardError):
             reader.read_card()
@@ -167,7 +175,7 @@ def test_no_card(simulator: IdCardSimulator, sim: SimulatorThread) -> None:
 def test_corrupt_checksum_once_is_resent(simulator: IdCardSimulator, sim: SimulatorThread) -> None:
     """A reply with a bad CHK makes the driver resend the command, and the read succeeds."""
     simulator.add_fault(FaultRule.parse("corrupt-checksum:read:1"))
-    with SamReader(sim.url) as reader:
+    with SamReader(sim.url, clock=CLOCK) as reader:
         event = reader.read_card()
     assert event.card.name == "王秀英"
     assert simulator.commands_seen == 4  # find, select, read, read again
@@ -178,7 +186,7 @@ def test_truncated_reply_times_out_and_is_resent(
 ) -> None:
     """Half a reply then silence: the attempt times out and the resend reads the card."""
     simulator.add_fault(FaultRule.parse("truncated:read:1"))
-    with SamReader(sim.url, timeout_s=0.4) as reader:
+    with SamReader(sim.url, timeout_s=0.4, clock=CLOCK) as reader:
         event = reader.read_card()
     assert event.card.name == "王秀英"
     assert simulator.commands_seen == 4
@@ -189,7 +197,7 @@ def test_persistent_corruption_gives_up_with_checksum_error(
 ) -> None:
     """A reader that keeps garbling gets retries + 1 attempts, then ChecksumError."""
     simulator.add_fault(FaultRule.parse("corrupt-checksum:find"))
-    with SamReader(sim.url, retries=2) as reader, pytest.raises(errors.ChecksumError):
+    with SamReader(sim.url, retries=2, clock=CLOCK) as reader, pytest.raises(errors.ChecksumError):
         reader.find_card()
     assert simulator.commands_seen == 3
 
@@ -198,7 +206,7 @@ def test_slow_reader_times_out(simulator: IdCardSimulator, sim: SimulatorThread)
     """A reader slower than the timeout raises ReaderTimeoutError after its retries."""
     simulator.slow_s = 0.6
     simulator.add_fault(FaultRule.parse("slow:find"))
-    reader = SamReader(sim.url, timeout_s=0.2, retries=1)
+    reader = SamReader(sim.url, timeout_s=0.2, retries=1, clock=CLOCK)
     with reader, pytest.raises(errors.ReaderTimeoutError):
         reader.find_card()
 
@@ -206,14 +214,14 @@ def test_slow_reader_times_out(simulator: IdCardSimulator, sim: SimulatorThread)
 def test_read_failure_status(simulator: IdCardSimulator, sim: SimulatorThread) -> None:
     """A 0x41 read failure is CardReadError carrying the status byte."""
     simulator.add_fault(FaultRule.parse("read-failure"))
-    with SamReader(sim.url) as reader, pytest.raises(errors.CardReadError) as caught:
+    with SamReader(sim.url, clock=CLOCK) as reader, pytest.raises(errors.CardReadError) as caught:
         reader.read_card()
     assert caught.value.sw3 == 0x41
 
 
 def test_open_failure_is_broken_not_closed() -> None:
     """A reader that is not there raises ReaderBrokenError with the pyserial cause attached."""
-    reader = SamReader("/dev/does-not-exist-ttyUSB9")
+    reader = SamReader("/dev/does-not-exist-ttyUSB9", clock=CLOCK)
     with pytest.raises(errors.ReaderBrokenError) as caught:
         reader.open()
     assert caught.value.__cause__ is not None
@@ -221,7 +229,7 @@ def test_open_failure_is_broken_not_closed() -> None:
 
 def test_unplugged_mid_session_is_broken(sim: SimulatorThread) -> None:
     """A line that goes away under an open reader raises ReaderBrokenError, not ClosedError."""
-    with SamReader(sim.url) as reader:
+    with SamReader(sim.url, clock=CLOCK) as reader:
         assert reader.find_card()
         sim.call(sim.server.unplug())
         with pytest.raises(errors.ReaderBrokenError):
@@ -238,7 +246,7 @@ async def test_watch_reports_insert_read_and_removal(
     CardRemoved when the card leaves; a card left in the field is not read twice."""
     simulator.remove()
     profile = ReaderProfile(port=sim.url)
-    events = watch(profile, sleep=_fast_sleep)
+    events = watch(profile, clock=FAST)
     try:
         ready = await _next(events, ReaderReady)
         assert isinstance(ready, ReaderReady) and ready.sam_id.startswith("05.01-")
@@ -264,7 +272,7 @@ async def test_watch_reports_a_failed_read_and_tries_again(
 ) -> None:
     """A read failure becomes a ReaderFault naming status 0x41; the next poll reads the card."""
     simulator.add_fault(FaultRule.parse("read-failure:read:1"))
-    events = watch(ReaderProfile(port=sim.url), sleep=_fast_sleep)
+    events = watch(ReaderProfile(port=sim.url), clock=FAST)
     try:
         fault = await _next(events, ReaderFault)
         assert isinstance(fault, ReaderFault)
@@ -277,7 +285,7 @@ async def test_watch_reports_a_failed_read_and_tries_again(
 async def test_watch_reopens_an_unplugged_socket_reader(sim: SimulatorThread) -> None:
     """Pulling the reader yields a BROKEN fault; plugging it back yields Ready and reads again,
     all within one watch: the daemon never restarts."""
-    events = watch(ReaderProfile(port=sim.url), sleep=_fast_sleep, reopen_after_s=(0.05, 0.2))
+    events = watch(ReaderProfile(port=sim.url), clock=FAST, reopen_after_s=(0.05, 0.2))
     try:
         await _next(events, CardRead)
         await asyncio.to_thread(sim.call, sim.server.unplug())
@@ -294,7 +302,7 @@ async def test_watch_reopens_an_unplugged_socket_reader(sim: SimulatorThread) ->
 
 async def test_watch_reopens_an_unplugged_pty_reader(pty: PtyBridge) -> None:
     """The same for a pty device that disappears and comes back under the same path."""
-    events = watch(ReaderProfile(port=str(pty.link)), sleep=_fast_sleep, reopen_after_s=(0.05, 0.2))
+    events = watch(ReaderProfile(port=str(pty.link)), clock=FAST, reopen_after_s=(0.05, 0.2))
     try:
         await _next(events, CardRead)
         await asyncio.to_thread(pty.unplug)
@@ -319,7 +327,7 @@ async def test_watch_keeps_the_event_loop_free(sim: SimulatorThread) -> None:
             await asyncio.sleep(0)
 
     task = asyncio.create_task(ticker())
-    events = watch(ReaderProfile(port=sim.url), sleep=_fast_sleep)
+    events = watch(ReaderProfile(port=sim.url), clock=FAST)
     try:
         await _next(events, ReaderReady)
         before = ticks
@@ -382,12 +390,12 @@ def test_cli_reports_a_missing_reader() -> None:
 async def test_watch_reports_a_reader_missing_at_start_once(tmp_path: Path) -> None:
     """A reader absent when the daemon starts is reported by one BROKEN fault, not one per
     reopen attempt, and is picked up when it appears."""
-    simulator = IdCardSimulator(RESIDENT)
+    simulator = IdCardSimulator(RESIDENT, clock=SystemClock())
     thread = SimulatorThread(SimulatorServer(simulator))
     thread.start()
     url = thread.url
     thread.call(thread.server.unplug())
-    events = watch(ReaderProfile(port=url), sleep=_fast_sleep, reopen_after_s=(0.02, 0.05))
+    events = watch(ReaderProfile(port=url), clock=FAST, reopen_after_s=(0.02, 0.05))
     try:
         fault = await anext(events)
         assert isinstance(fault, ReaderFault) and fault.kind is FaultKind.BROKEN

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import random
 import termios
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Final, Protocol, cast
 
 import serial
@@ -45,6 +45,8 @@ from edge.drivers.sam.events import (
 )
 from edge.drivers.sam.protocol import CardBlocks, Command, Reply, SamId
 from edge.drivers.sam.textblock import decode_address, decode_text_block
+from muster.backoff import Backoff
+from muster.clock import Clock
 from muster.errors import ClosedError, TransportError
 from muster.profiles import ReaderProfile
 
@@ -72,9 +74,16 @@ class SamReader:
     """One SAM reader on one serial line. Blocking; use it from one thread at a time."""
 
     def __init__(
-        self, port: str, *, baud: int = 115200, timeout_s: float = 2.0, retries: int = 2
+        self,
+        port: str,
+        *,
+        clock: Clock,
+        baud: int = 115200,
+        timeout_s: float = 2.0,
+        retries: int = 2,
     ) -> None:
         self.port = port
+        self._clock = clock
         self.baud = baud
         self.timeout_s = timeout_s
         self.retries = retries
@@ -82,8 +91,14 @@ class SamReader:
         self._decoder = protocol.ReplyDecoder()
 
     @classmethod
-    def from_profile(cls, profile: ReaderProfile, *, retries: int = 2) -> SamReader:
-        return cls(profile.port, baud=profile.baud, timeout_s=profile.timeout_s, retries=retries)
+    def from_profile(cls, profile: ReaderProfile, *, clock: Clock, retries: int = 2) -> SamReader:
+        return cls(
+            profile.port,
+            clock=clock,
+            baud=profile.baud,
+            timeout_s=profile.timeout_s,
+            retries=retries,
+        )
 
     def __enter__(self) -> SamReader:
         self.open()
@@ -134,7 +149,7 @@ class SamReader:
         if line is None:
             raise ClosedError(f"读卡器 {self.port} 未打开 / reader is not open")
         self._decoder.clear()
-        deadline = time.monotonic() + self.timeout_s
+        deadline = self._clock.monotonic() + self.timeout_s
         try:
             # Bytes left over from an earlier garbled or late reply must not pass for this one.
             line.reset_input_buffer()
@@ -143,7 +158,7 @@ class SamReader:
                 reply = self._decoder.next_reply()
                 if reply is not None:
                     return reply
-                if time.monotonic() >= deadline:
+                if self._clock.monotonic() >= deadline:
                     raise ReaderTimeoutError(
                         f"读卡器 {self.timeout_s:g} 秒内无应答 / no reply within {self.timeout_s:g} s"
                     )
@@ -183,7 +198,7 @@ class SamReader:
 
     def read_card(self, *, fingerprint: bool = False) -> CardRead:
         """Find, select and read the card in the field; :class:`NoCardError` if there is none."""
-        started = time.perf_counter()
+        started = self._clock.monotonic()
         if not self.find_card():
             status = protocol.Status.NO_CARD
             raise NoCardError(status, f"{status.description} (SW3={status:#04x})")
@@ -192,7 +207,7 @@ class SamReader:
     def _select_and_read(self, started: float, *, fingerprint: bool) -> CardRead:
         self.select_card()
         blocks = self.read_blocks(fingerprint=fingerprint)
-        read_ms = (time.perf_counter() - started) * 1000
+        read_ms = (self._clock.monotonic() - started) * 1000
         card = decode_text_block(blocks.text)
         return CardRead(
             port=self.port,
@@ -208,8 +223,8 @@ class SamReader:
 
     def read_found_card(self, *, started: float | None = None) -> CardRead:
         """Select and read a card a :meth:`poll` has just found. ``started`` is the
-        ``time.perf_counter()`` of that poll, so ``read_ms`` covers find + select + read."""
-        begun = time.perf_counter() if started is None else started
+        reader clock's ``monotonic()`` at that poll, so ``read_ms`` covers find + select + read."""
+        begun = self._clock.monotonic() if started is None else started
         return self._select_and_read(begun, fingerprint=False)
 
 
@@ -267,26 +282,25 @@ TRANSITIONS: Final[dict[tuple[State, Seen], tuple[State, Action]]] = {
 }
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 async def watch(
     profile: ReaderProfile,
     *,
+    clock: Clock,
     retries: int = 2,
     reopen_after_s: tuple[float, float] = (0.5, 5.0),
-    sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[ReaderEvent]:
     """Poll the reader of ``profile`` for ever, yielding what happens to it.
 
     Serial I/O runs on worker threads, so the event loop never waits on the line. A broken line
     yields one :class:`ReaderFault` (kind ``BROKEN``) and is then reopened with a backoff from
-    ``reopen_after_s[0]`` doubling up to ``reopen_after_s[1]``; a :class:`ReaderReady` says it
-    is back. Closing the generator closes the line.
+    ``reopen_after_s[0]`` doubling up to ``reopen_after_s[1]`` (jittered, :mod:`muster.backoff`);
+    a :class:`ReaderReady` says it is back. Polls and reopens wait on ``clock``. Closing the
+    generator closes the line.
     """
-    reader = SamReader.from_profile(profile, retries=retries)
+    reader = SamReader.from_profile(profile, clock=clock, retries=retries)
     state = State.CLOSED
-    backoff = reopen_after_s[0]
+    # Seeded by the port: one reader replays its reopen delays.
+    backoff = Backoff(*reopen_after_s, rng=random.Random(profile.port))
     # One fault per outage: a reader missing at start, or pulled out, is reported once, not at
     # every reopen attempt.
     outage_reported = False
@@ -296,16 +310,19 @@ async def watch(
                 try:
                     sam_id = await asyncio.to_thread(_open_and_identify, reader)
                 except (ReaderBrokenError, ReaderTimeoutError, SamError) as exc:
+                    delay = backoff.next_delay()
                     log.info(
-                        "sam_reopen_failed", port=profile.port, error=str(exc), retry_s=backoff
+                        "sam_reopen_failed",
+                        port=profile.port,
+                        error=str(exc),
+                        retry_s=round(delay, 2),
                     )
                     if not outage_reported:
                         outage_reported = True
                         yield fault_from(profile.port, exc)
-                    await sleep(backoff)
-                    backoff = min(backoff * 2, reopen_after_s[1])
+                    await clock.sleep(delay)
                     continue
-                backoff = reopen_after_s[0]
+                backoff.reset()
                 outage_reported = False
                 state, _ = TRANSITIONS[(state, Seen.OPENED)]
                 yield ReaderReady(profile.port, str(sam_id))
@@ -319,7 +336,7 @@ async def watch(
             except (ReaderTimeoutError, SamError) as exc:
                 # A reader that answers badly is reported but not torn down; the next poll retries.
                 yield fault_from(profile.port, exc)
-                await sleep(profile.poll_interval_s)
+                await clock.sleep(profile.poll_interval_s)
                 continue
 
             state, action = TRANSITIONS[(state, seen)]
@@ -344,7 +361,7 @@ async def watch(
                     # Not read: forget the card so the next poll that finds it tries again.
                     state = State.ABSENT
                     yield fault_from(profile.port, exc)
-            await sleep(profile.poll_interval_s)
+            await clock.sleep(profile.poll_interval_s)
     finally:
         reader.close()
 
