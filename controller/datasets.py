@@ -53,6 +53,7 @@ from muster.crypto import (
 )
 from muster.crypto.datasets import open_dataset, seal_dataset
 from muster.errors import ConfigError, CryptoError, SealError, SignatureError
+from muster.regions import DRILL_LENGTHS
 
 __all__ = [
     "DatasetError",
@@ -163,7 +164,7 @@ def export_dataset(
     """(file content, number of records) of the approved records of ``area``."""
     if level not in LEVELS:
         raise DatasetError(f"层级 {level!r} 无效；可选：{', '.join(LEVELS)}")
-    if not area.isdigit() or len(area) not in (2, 4, 6, 9):
+    if not area.isdigit() or len(area) not in DRILL_LENGTHS:
         raise DatasetError(f"地区 {area!r} 应为 2、4、6 或 9 位地区代码")
     lines = [
         json.dumps(r, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
