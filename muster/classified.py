@@ -149,8 +149,14 @@ def _alt(words: tuple[str, ...] | list[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
+def _spaced(words: tuple[str, ...]) -> str:
+    """Alternatives for ``words``, longest first, each allowing separators between its
+    characters (装·甲, 集 团 军)."""
+    return "|".join(" *".join(map(re.escape, w)) for w in sorted(words, key=len, reverse=True))
+
+
 def _level(level: _v.Level) -> str:
-    word = rf"(?:{' *'.join(re.escape(c) for c in level.word)})"
+    word = rf"(?:{_spaced((level.word,))})"
     if level.not_before:
         fragments = sorted(level.not_before, key=len, reverse=True)
         word += rf"(?!{'|'.join(fragments)})"
@@ -172,14 +178,18 @@ def _build() -> re.Pattern[str]:
     single = f"[{_v.HAN_SINGLE}]"
     roman = r"(?<![A-Za-z])[IVXivx]++(?![A-Za-z])"
     digit_run = rf"(?<![0-9]){dig}++"
-    han_run = rf"{not_after_han}{han}{{2,}}+"
-    strong = rf"(?:第{s}(?:{dig}++|{han}++|{roman})|{digit_run}|{han_run}|{roman})"
+    # Chinese numerals may be spaced out (三 十 八 军), digits need not be: 3 8 军 is 8军 anyway.
+    han_run = rf"{not_after_han}{han}(?:{s}{han}){{1,}}+"
+    strong = rf"(?:第{s}(?:{dig}++|{han}(?:{s}{han})*+|{roman})|{digit_run}|{han_run}|{roman})"
     any_num = rf"(?:{strong}|{single})"
-    digits3 = rf"(?:第{s}(?:{dig}++|{han}++)|(?<![0-9]){dig}{{3,}}+|{not_after_han}{han}{{3,}}+)"
+    digits3 = (
+        rf"(?:第{s}(?:{dig}++|{han}(?:{s}{han})*+)|(?<![0-9]){dig}{{3,}}+"
+        rf"|{not_after_han}{han}(?:{s}{han}){{2,}}+)"
+    )
     placeholder = r"(?:(?<![A-Za-z0-9])[xX]+(?![A-Za-z])|[×某]+)"
-    arm = rf"(?:{_alt(_v.ARMS)})兵?{s}"
+    arm = rf"(?:{_spaced(_v.ARMS)})兵?{s}"
     arms = rf"(?:{arm}){{0,3}}+"
-    station_arms = rf"(?:(?:{arm}){{0,2}}(?:{_alt(_v.STATION_ARMS)})兵?{s})"
+    station_arms = rf"(?:(?:{arm}){{0,2}}(?:{_spaced(_v.STATION_ARMS)})兵?{s})"
     by_word = {lv.word: _level(lv) for lv in _v.LEVELS}
     placeholder_levels = "|".join(by_word[w] for w in _v.PLACEHOLDER_LEVELS)
     every_level = "|".join(
@@ -193,7 +203,8 @@ def _build() -> re.Pattern[str]:
         rf"|{placeholder}{s}{arms}(?:{placeholder_levels}))"
     )
     tail = rf"(?:{s}(?:{strong}|{han}|{placeholder}){s}{arms}(?:{every_level}))"
-    cover_digit = f"[0-9{_v.COVER_DIGITS}]"
+    # The letter O for zero too (66O17部队): five of these in a row before 部 are no word.
+    cover_digit = f"[0-9{_v.COVER_DIGITS}Oo]"
     cover_head = rf"(?<![0-9{_v.COVER_DIGITS}]){cover_digit}(?:{s}{cover_digit}){{4}}"
     cover = (
         rf"{cover_head}{s}部(?:{s}队|(?!{_alt(_v.PART_NOT_BEFORE)}))"

@@ -350,8 +350,9 @@ PART_NOT_BEFORE: tuple[str, ...] = tuple("手电影车书作片剧分门长署�
 
 # The same designations in English or pinyin ("3rd Division", "38th Group Army", "Unit 66017",
 # "3shi5tuan"), matched case-blind after a number. Left out: "company" and "army" alone (the 3rd
-# company I worked for, the 1st army hospital...), and pinyin words that are common syllables
-# (pai, ban, bu): a pinyin level must stand as its own word after the number.
+# company I worked for, the 1st army hospital...), the abbreviations bde and bn (record ids are
+# hexadecimal: 4bde-...), and pinyin words that are common syllables (pai, ban): a pinyin level
+# must stand as its own word after the number.
 ENGLISH_LEVELS: tuple[str, ...] = (
     "group army",
     "division",
@@ -361,8 +362,6 @@ ENGLISH_LEVELS: tuple[str, ...] = (
     "flotilla",
     "div",
     "regt",
-    "bde",
-    "bn",
 )
 ENGLISH_COVER_WORDS: tuple[str, ...] = ("unit", "troops", "troop", "military unit")
 PINYIN_LEVELS: tuple[str, ...] = (

@@ -100,6 +100,8 @@ SPELLINGS: list[tuple[str, str | None]] = [
     ("12—师", D),
     ("12\u3000师", D),
     ("第 (12) 师", D),
+    ("第 三 十 八 军", D),
+    ("三\u3000十\u3000八\u3000集\u3000团\u3000军", D),
     ("【3】团", D),
     # Placeholders.
     ("ｘ师", D),
@@ -137,6 +139,8 @@ SPELLINGS: list[tuple[str, str | None]] = [
     ("4保障营", D),
     ("1海军陆战旅", D),
     ("3机械化步兵师", D),
+    ("12装·甲师", D),
+    ("3 合 成 旅", D),
     # A level followed by a word that starts like an exception (连同 / 连同志, 军医 / 军医院).
     ("3连同志们", D),
     ("3連同誌們", D),
@@ -159,6 +163,7 @@ SPELLINGS: list[tuple[str, str | None]] = [
     ("六六洞幺拐部队", C),
     ("66017部隊", C),
     ("⑥⑥⓪①⑦部队", C),
+    ("66O17部队", C),  # the letter O for zero
     ("我在66017部队服役", C),
     ("代号66017", C),
     ("部队代号", D),
@@ -241,6 +246,7 @@ SPELLINGS: list[tuple[str, str | None]] = [
     ("五连胜", None),
     ("十一连休", None),
     ("三军仪仗队", None),  # "the three services": 三军 is not the 3rd army
+    ("海、陆、空三军", None),
     ("千军万马", None),
     ("乱成一团", None),
     ("一团糟", None),
@@ -274,6 +280,7 @@ SPELLINGS: list[tuple[str, str | None]] = [
     ("zhang3lian@163.com", None),
     ("clerk-01", None),
     ("Room 301", None),
+    ("7ce42c82-4bde-4e8c-b5bf-992dc9e9c616", None),  # a record id
     ("3rd floor", None),
     # Traditional spellings of ordinary words.
     ("師範", None),
