@@ -66,6 +66,7 @@ class Controller:
     _supervisor: Supervisor | None = None
     _running: asyncio.Task[None] | None = None
     _admin: uvicorn.Server | None = None
+    _stopping: bool = False
 
     @property
     def admin_url(self) -> str:
@@ -146,6 +147,8 @@ class Controller:
         first_socket: list[socket.socket] = [self._admin_socket()]
 
         async def serve_admin() -> None:
+            if self._stopping:
+                return  # a restart that comes due while the controller stops
             sock = first_socket.pop() if first_socket else self._admin_socket()
             self._admin = _EmbeddedUvicorn(config)
             await self._admin.serve(sockets=[sock])
@@ -168,6 +171,7 @@ class Controller:
         return sock
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._admin is not None:
             self._admin.should_exit = True
         for server in self._servers:

@@ -160,7 +160,6 @@ def set_slice_state(
 ) -> str:
     """Withdraw, restore or set the expiry of a township's slice; returns a one-line state."""
     code = parse_township(township).code
-    at = now
     if revoke and restore:
         raise ConfigError("--revoke 和 --restore 不能同时使用")
     with sessions.begin() as session:
@@ -168,10 +167,10 @@ def set_slice_state(
         if state is None:
             if not (revoke or restore or expires):
                 return f"乡镇 {code} 尚无初始数据（未导入）"
-            state = TownshipSlice(township_code=code, version=0, people=0, updated_at=at)
+            state = TownshipSlice(township_code=code, version=0, people=0, updated_at=now)
             session.add(state)
         if revoke:
-            state.revoked_at = at
+            state.revoked_at = now
             state.revoked_reason = reason or "中心撤回"
         if restore:
             state.revoked_at = None
