@@ -125,20 +125,27 @@ _FOLD_MAP = _FoldMap()
 
 
 def fold(text: str) -> str:
-    """``text`` as the patterns see it (see the module docstring); for tests and diagnostics."""
-    return text.translate(_FOLD_MAP)
+    """``text`` as the patterns see it (see the module docstring); for tests and diagnostics.
+    A run of separators is one space, so the patterns need look no further than one."""
+    return _SPACES.sub(_SEP, text.translate(_FOLD_MAP))
+
+
+_SPACES = re.compile(" {2,}")
 
 
 def _fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
-    """The folded text, and for each of its characters where its source starts and ends."""
+    """``fold(text)``, and for each of its characters where its source starts and ends."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     for i, ch in enumerate(text):
-        piece = _FOLD_MAP[ord(ch)]
-        out.append(piece)
-        starts.extend([i] * len(piece))
-        ends.extend([i + 1] * len(piece))
+        for c in _FOLD_MAP[ord(ch)]:
+            if c == _SEP and out and out[-1] == _SEP:
+                ends[-1] = i + 1
+                continue
+            out.append(c)
+            starts.append(i)
+            ends.append(i + 1)
     return "".join(out), starts, ends
 
 
@@ -152,7 +159,7 @@ def _alt(words: tuple[str, ...] | list[str]) -> str:
 def _spaced(words: tuple[str, ...]) -> str:
     """Alternatives for ``words``, longest first, each allowing separators between its
     characters (装·甲, 集 团 军)."""
-    return "|".join(" *".join(map(re.escape, w)) for w in sorted(words, key=len, reverse=True))
+    return "|".join(" ?".join(map(re.escape, w)) for w in sorted(words, key=len, reverse=True))
 
 
 def _level(level: _v.Level) -> str:
@@ -168,13 +175,13 @@ def _levels(numbers: str) -> str:
 
 
 def _build() -> re.Pattern[str]:
-    s = " *+"
+    s = " ?"  # folded text has at most one space in a row
     dig = "[0-9]"
     # Number runs are possessive (a number is never split to make a match: "1985年" is not
     # "985") and start where the run starts; that, not meaning, is what keeps a clean text fast.
     # A run does not swallow the 两/陆 of an arms word (第五两栖旅, 第五陆航旅).
     han = f"(?:(?!两栖|陆战|陆航)[{_v.HAN_DIGITS}])"
-    not_after_han = f"(?<![{_v.HAN_DIGITS}])"
+    not_after_han = f"(?<![{_v.HAN_DIGITS}])(?<![{_v.HAN_DIGITS}] )"
     single = f"[{_v.HAN_SINGLE}]"
     roman = r"(?<![A-Za-z])[IVXivx]++(?![A-Za-z])"
     digit_run = rf"(?<![0-9]){dig}++"
@@ -186,7 +193,7 @@ def _build() -> re.Pattern[str]:
         rf"(?:第{s}(?:{dig}++|{han}(?:{s}{han})*+)|(?<![0-9]){dig}{{3,}}+"
         rf"|{not_after_han}{han}(?:{s}{han}){{2,}}+)"
     )
-    placeholder = r"(?:(?<![A-Za-z0-9])[xX]+(?![A-Za-z])|[×某]+)"
+    placeholder = r"(?:(?<![A-Za-z0-9])[xX]++(?![A-Za-z])|(?<![×某])[×某]++)"
     arm = rf"(?:{_spaced(_v.ARMS)})兵?{s}"
     arms = rf"(?:{arm}){{0,3}}+"
     station_arms = rf"(?:(?:{arm}){{0,2}}(?:{_spaced(_v.STATION_ARMS)})兵?{s})"
@@ -205,7 +212,10 @@ def _build() -> re.Pattern[str]:
     tail = rf"(?:{s}(?:{strong}|{han}|{placeholder}){s}{arms}(?:{every_level}))"
     # The letter O for zero too (66O17部队): five of these in a row before 部 are no word.
     cover_digit = f"[0-9{_v.COVER_DIGITS}Oo]"
-    cover_head = rf"(?<![0-9{_v.COVER_DIGITS}]){cover_digit}(?:{s}{cover_digit}){{4}}"
+    cover_head = (
+        rf"(?<![0-9{_v.COVER_DIGITS}])(?<![0-9{_v.COVER_DIGITS}] )"
+        rf"{cover_digit}(?:{s}{cover_digit}){{4}}"
+    )
     cover = (
         rf"{cover_head}{s}部(?:{s}队|(?!{_alt(_v.PART_NOT_BEFORE)}))"
         rf"|代{s}号{s}(?:为|是)?{s}{cover_digit}(?:{s}{cover_digit}){{4}}"

@@ -437,3 +437,23 @@ def test_common_field_values_take_the_fast_path(value: str) -> None:
     check of the cost, without timing anything."""
     assert value.isascii() or classified._ANCHOR.search(value) is None
     assert find_designation(value) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "一 " * 5000 + "军人",
+        "三" * 10000 + "师范",
+        "某" * 10000 + "师范",
+        "6 " * 10000 + "部门",
+        "3装甲 " * 3000 + "师范",
+        "1" * 100000 + "部门",
+        "3rd " * 5000 + "floor",
+    ],
+)
+def test_long_hostile_texts_are_scanned_in_one_pass(text: str) -> None:
+    """Long runs of numerals, separators and arms words that never become a designation are
+    passed; the patterns are possessive and anchored so this takes milliseconds, not the
+    quadratic seconds a naive pattern needs (no timing assertion: a regression shows as a slow
+    test)."""
+    assert find_designation(text) is None

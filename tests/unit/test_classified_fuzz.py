@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from muster.classified import find_designation
+from muster.classified import _fold_with_offsets, find_designation, find_designations, fold
 from tests.unit.test_classified import ALLOWED, REFUSED
 
 INVISIBLE = [
@@ -146,3 +146,14 @@ def test_ordinary_text_passes(
     them too."""
     text = words[0] + "".join(j + w for j, w in zip(joiners, words[1:], strict=False))
     assert find_designation(_sprinkle(text, inserts)) is None, repr(text)
+
+
+@settings(derandomize=True, deadline=None, max_examples=500)
+@given(st.text(max_size=60), st.sampled_from(["", "3师", "66017部队", "第\u200b12旅"]))
+def test_any_text_folds_one_way_and_quotes_itself(noise: str, unit: str) -> None:
+    """For any Unicode text the quick fold and the fold with offsets agree, nothing raises, and
+    every finding's quote is the typed text at its offsets."""
+    text = noise[: len(noise) // 2] + unit + noise[len(noise) // 2 :]
+    assert fold(text) == _fold_with_offsets(text)[0]
+    for finding in find_designations(text):
+        assert text[finding.start : finding.end] == finding.text
