@@ -85,9 +85,7 @@ def _fold_char(ch: str) -> str:
     if ch in _FOLD_TABLE:
         return _FOLD_TABLE[ch]
     if ch.isascii():
-        if ch.isalnum() or ch in "×*":
-            return ch
-        if ch in _v.TERMINATORS:
+        if ch.isalnum() or ch in _v.TERMINATORS:
             return ch
         return _SEP if ch.isprintable() or ch.isspace() else ""
     category = unicodedata.category(ch)
