@@ -70,7 +70,7 @@ COLUMNS: tuple[Column, ...] = (
 HEADERS: dict[str, str] = {c.header: c.key for c in COLUMNS} | {c.key: c.key for c in COLUMNS}
 
 _CATEGORY_BY_NAME = {name: category for category, name in CATEGORY_NAMES.items()}
-_FREE_TEXT = ("service_unit", "household_registration", "service_number")
+_HEADERS = {c.key: c.header for c in COLUMNS}
 
 
 class RowRejected(MusterError):
@@ -220,10 +220,10 @@ def parse_row(raw: Mapping[str, object], *, today: dt.date) -> InitialPerson:
         row.get("political_status", ""), POLITICAL_STATUSES, "political_status", "政治面貌"
     )
     rank = _coded(row.get("rank_class", ""), RANK_CLASSES, "rank_class", "服役期间级别")
-    for key in _FREE_TEXT:
-        finding = find_designation(
-            row.get(key, ""), next(c.header for c in COLUMNS if c.key == key)
-        )
+    # S-03 over every cell of the row, not only the free-text columns: a name, a relation or
+    # an unknown column can carry a designation as well as the service unit can.
+    for key, value in row.items():
+        finding = find_designation(value if isinstance(value, str) else "", _HEADERS.get(key, key))
         if finding:
             raise RowRejected("classified", finding.message)
     details = {

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from muster.classified import scan_text_values
 from muster.errors import MusterError
 from muster.forms import PersonFacts, form_for, validate_fields
 from muster.idnumbers import check_id_number, compact
@@ -197,6 +198,35 @@ def cross_check(payload: RecordPayload, *, today: date) -> None:
     _check_audit(payload)
     _check_attachments(payload)
     _check_form(payload, today)
+    _check_free_text(payload)
+
+
+# What a clerk reads in a refusal for each part of the payload that carries free text.
+_TEXT_PARTS = {
+    "person": "人员信息",
+    "fields": "表单",
+    "relation": "与军人关系",
+    "entered_by": "录入人",
+    "reviewed_by": "审核人",
+    "audit": "审计记录",
+}
+
+
+def _check_free_text(payload: RecordPayload) -> None:
+    """S-03 over every string the record carries, not only the form's text fields: the
+    person's name, the relation, who entered and reviewed it, audit notes and change lists."""
+    parts = {
+        "person": payload.person.model_dump(mode="json"),
+        "fields": payload.fields,
+        "relation": payload.relation,
+        "entered_by": payload.entered_by,
+        "reviewed_by": payload.reviewed_by,
+        "audit": [entry.model_dump(mode="json", exclude={"at"}) for entry in payload.audit],
+    }
+    for key, value in parts.items():
+        findings = scan_text_values(value, _TEXT_PARTS[key])
+        if findings:
+            raise RecordError("classified", findings[0].message)
 
 
 def _check_audit(payload: RecordPayload) -> None:

@@ -43,6 +43,7 @@ from edge.console.workflow import (
     sign,
     submit,
     to_record,
+    withhold_classified,
 )
 from edge.drivers.camera import CapturedPhoto
 from edge.drivers.sam.events import CardRead
@@ -350,20 +351,8 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
     def save_typed(draft: Draft, form: FormData, clerk: str) -> tuple[Draft, list[Problem]]:
         """Store what was typed except free text with a classified designation (S-03), which
         never reaches the disk: it is dropped and its refusal shown."""
-        values = typed(draft, form)
-        changed = edit(draft, clerk=clerk, now=now(), **values)
-        refused = [p for p in check(changed, now().date()).problems if p.code == "classified"]
-        if refused:
-            changed = changed.model_copy(
-                update={
-                    "fields": {
-                        k: v
-                        for k, v in changed.fields.items()
-                        if k not in {p.field for p in refused}
-                    }
-                }
-            )
-        return changed, refused
+        values, refused = withhold_classified(draft, typed(draft, form))
+        return edit(draft, clerk=clerk, now=now(), **values), refused
 
     @app.post("/records/{record_id}/save", response_class=HTMLResponse)
     async def save(request: Request, record_id: str) -> HTMLResponse:

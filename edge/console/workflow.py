@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from muster.classified import find_designation
 from muster.errors import MusterError
 from muster.forms import (
     CURRENT_VERSION,
@@ -249,6 +250,42 @@ def edit(
             AuditEntry(at=now, clerk=clerk, action="edited", changes=changes, note=note),
         ]
     return changed
+
+
+def withhold_classified(
+    draft: Draft, values: dict[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """What a clerk typed (``category``, ``relation``, ``person``, ``fields``) with every value
+    that carries a classified designation (S-03) put back to the draft's earlier value, and the
+    refusals to show. Runs on the typed text itself, before anything is stored, whatever state
+    the rest of the draft is in: such text never reaches the disk."""
+    form = current_form(str(values.get("category") or draft.category))
+    labels = {f.key: f.label for f in form.fields}
+    refused: list[Problem] = []
+
+    def finding(key: str, label: str, value: object) -> bool:
+        texts = value if isinstance(value, list | tuple) else [value]
+        for text in texts:
+            if isinstance(text, str) and (hit := find_designation(text, label)) is not None:
+                refused.append(Problem(key, "classified", hit.message))
+                return True
+        return False
+
+    person = dict(values.get("person", {}))
+    for key, value in list(person.items()):
+        if finding(key, PERSON_LABELS.get(key) or str(key), value):
+            person[key] = draft.person.get(key, "")
+    fields = dict(values.get("fields", {}))
+    for key, value in list(fields.items()):
+        if finding(key, labels.get(key) or str(key), value):
+            if key in draft.fields:
+                fields[key] = draft.fields[key]
+            else:
+                del fields[key]
+    relation = values.get("relation", "")
+    if finding("relation", "与军人关系", relation):
+        relation = draft.relation or ""
+    return {**values, "person": person, "fields": fields, "relation": relation}, refused
 
 
 def check(draft: Draft, today: dt.date) -> Validated:

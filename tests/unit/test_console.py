@@ -185,3 +185,36 @@ async def test_drafts_are_encrypted_at_rest(tmp_path: Path, hashed: str) -> None
     raw = b"".join(p.read_bytes() for p in (tmp_path / "console").glob("drafts.sqlite3*"))
     assert found.name.encode() not in raw
     assert found.id_number.encode() not in raw
+
+
+async def test_classified_text_never_reaches_the_draft_even_with_the_person_incomplete(
+    tmp_path: Path, hashed: str
+) -> None:
+    """S-03 on the console: a designation typed into a form field, the person's name or the
+    relation is refused and not stored, also while the person section is still empty (the state
+    in which the draft used to keep it), and the rest of what was typed is kept."""
+    client, services = make_app(tmp_path, hashed, Verdict(True, "", "授权有效", 300), [])
+    csrf = await login(client, "li")
+    created = await client.post("/records", data={"csrf": csrf})
+    record_id = str(created.url).rstrip("/").rsplit("/", 1)[-1]
+    response = await client.post(
+        f"/records/{record_id}/save",
+        data={
+            "csrf": csrf,
+            "category": "retired_soldier",
+            "name": "王三師",
+            "service_unit": "陆军第３８集团军１１２师",
+            "address": "泰安市泰山区人民路12号",
+        },
+    )
+    assert response.status_code == 422
+    assert "未保存" in response.text and "按保密规定不得录入" in response.text
+    draft = services.drafts.get(record_id)
+    assert draft is not None
+    assert "service_unit" not in draft.fields
+    assert draft.person.get("name", "") == ""
+    assert draft.fields.get("address") == "泰安市泰山区人民路12号"
+    await client.aclose()
+    services.drafts.close()
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "console").glob("drafts.sqlite3*"))
+    assert "集团军".encode() not in raw
