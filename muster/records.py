@@ -75,7 +75,7 @@ class Person(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=64)
-    id_number: str
+    id_number: str = Field(max_length=32)
     sex: str = Field(pattern="^[12]$")  # GB/T 2261.1: 1 male, 2 female
     birth_date: date
     ethnicity: str = Field(default="01", pattern=r"^\d{2}$")  # GB/T 3304 code
@@ -87,6 +87,14 @@ class Person(BaseModel):
         # it is judged, which a model has no way to know (``cross_check`` takes it).
         return compact(value)
 
+
+# A record id is the UUID the device gave it, in canonical lower-case form: it names files,
+# database keys and download headers, so nothing else may pass for one.
+RECORD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+CLERK_MAX = 64
+# A record without its attachments is a few KiB; this bounds what one record can make the
+# centre parse and store (its audit trail, its change lists) before any rule looks at it.
+RECORD_MAX_BYTES = 256 * 1024
 
 AUDIT_ACTIONS = frozenset({"entered", "edited", "reviewed", "returned", "signed", "sealed"})
 # Photo, signature and scanned sheet are sealed apart from the record and sent in chunks
@@ -134,11 +142,12 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     at: datetime
-    clerk: str
-    action: str
-    # field -> [before, after]; "before" of the first entry is the initial data (S-04)
-    changes: dict[str, tuple[Any, Any]] = Field(default_factory=dict)
-    note: str = ""
+    clerk: str = Field(max_length=CLERK_MAX)
+    action: str = Field(max_length=16)
+    # field -> [before, after]; "before" of the first entry is the initial data (S-04). A form
+    # has under 60 fields; each value is bounded by the record's size as a whole.
+    changes: dict[str, tuple[Any, Any]] = Field(default_factory=dict, max_length=100)
+    note: str = Field(default="", max_length=500)
 
 
 class RecordPayload(BaseModel):
@@ -146,17 +155,18 @@ class RecordPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    record_id: str
+    record_id: str = Field(pattern=RECORD_ID_PATTERN)
     category: Category
-    form_version: str
+    form_version: str = Field(max_length=16)
     township_code: str = Field(pattern=r"^\d{12}$")
     person: Person
-    fields: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict, max_length=100)
     collected_at: datetime
-    entered_by: str
-    reviewed_by: str
-    relation: str | None = None  # family categories: parent / spouse / child / sibling ...
-    audit: tuple[AuditEntry, ...] = ()
+    entered_by: str = Field(min_length=1, max_length=CLERK_MAX)
+    reviewed_by: str = Field(min_length=1, max_length=CLERK_MAX)
+    # family categories: parent / spouse / child / sibling ...
+    relation: str | None = Field(default=None, max_length=16)
+    audit: tuple[AuditEntry, ...] = Field(default=(), max_length=200)
     attachments: dict[str, AttachmentRef] = Field(default_factory=dict)  # sealed separately
 
     def to_bytes(self) -> bytes:
@@ -167,6 +177,12 @@ def parse_record(plaintext: bytes, *, today: date) -> RecordPayload:
     """Parse and check a record as of ``today`` (the receiver's day: a device clock can be
     wrong, so ``collected_at`` is not trusted for "born in the future"); raises
     ``RecordError`` with a reason a clerk can act on."""
+    if len(plaintext) > RECORD_MAX_BYTES:
+        raise RecordError(
+            "too_large",
+            f"记录有 {len(plaintext) // 1024} KiB，超过 {RECORD_MAX_BYTES // 1024} KiB 上限"
+            "（附件另行上传，不计在内）：请删减备注或审计说明后重新封存",
+        )
     try:
         payload = RecordPayload.model_validate_json(plaintext)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ console passes the controller.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -81,6 +82,9 @@ def _normalise(f: FieldDef, raw: object) -> tuple[Any, Problem | None]:
                 return None, Problem(f.key, "type", f"“{f.label}”应为数字，如 85")
         else:
             return None, Problem(f.key, "type", f"“{f.label}”应为数字")
+        # JSON parsers and float() both accept NaN and Infinity; neither is a measurement.
+        if not math.isfinite(number):
+            return None, Problem(f.key, "type", f"“{f.label}”应为数字，如 85")
         if (f.minimum is not None and number < f.minimum) or (
             f.maximum is not None and number > f.maximum
         ):
