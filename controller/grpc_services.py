@@ -119,6 +119,11 @@ class IngestTurns:
             yield
 
 
+def _log_reader_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("upload stream ended by a read error", task=task.get_name(), error=str(error))
+
+
 class UploadsService(data_pb2_grpc.UploadsServicer):
     def __init__(
         self, gate: DeviceGate, ingestor: Ingestor, batch: int, turns: IngestTurns | None = None
@@ -156,7 +161,9 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
             finally:
                 await queue.put(None)
 
+        # Lives exactly as long as this stream (cancelled below); a failure is logged, not lost.
         reader = asyncio.create_task(pump(), name=f"upload-read-{device_id}")
+        reader.add_done_callback(_log_reader_failure)
         try:
             finished = False
             while not finished:
