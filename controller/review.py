@@ -33,7 +33,7 @@ from controller.db.models import (
 )
 from muster.errors import ConfigError
 from muster.forms import form_for
-from muster.records import CATEGORY_NAMES, Category
+from muster.records import category_name
 from muster.regions import CITY, COUNTY, LEVEL_NAMES, NATION, PROVINCE, TOWNSHIP, parse_township
 from muster.v1 import data_pb2
 
@@ -245,14 +245,6 @@ def compare_fields(record: Record, person: PersonRow | None) -> list[FieldCheck]
                 )
             )
     return checks
-
-
-def category_name(value: str) -> str:
-    """The Chinese name of one of the 12 categories; a value that names none shows itself."""
-    try:
-        return CATEGORY_NAMES[Category(value)]
-    except ValueError:
-        return value
 
 
 def _transition(record: Record, action: str) -> str:

@@ -13,7 +13,7 @@ from fpdf import FPDF
 from edge.console.workflow import PERSON_LABELS, Draft
 from muster.errors import ConfigError
 from muster.forms.codelists import ETHNICITIES, RELATIONS
-from muster.records import CATEGORY_NAMES, Category
+from muster.records import category_name
 
 FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
@@ -52,10 +52,7 @@ def display_value(draft: Draft, key: str, value: Any) -> str:
     if key == "ethnicity":
         return ETHNICITIES.get(str(value), str(value)) + ("族" if value not in ("97", "98") else "")
     if key == "category":
-        try:
-            return CATEGORY_NAMES[Category(str(value))]
-        except ValueError:
-            return str(value)
+        return category_name(str(value))
     if key == "relation":
         return RELATIONS.get(str(value), str(value))
     f = draft.form.by_key.get(key)
