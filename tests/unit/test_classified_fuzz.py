@@ -103,7 +103,7 @@ def designations(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(AROUND)) + _sprinkle(unit, inserts) + draw(st.sampled_from(AFTER))
 
 
-@settings(derandomize=True, deadline=None, max_examples=400)
+@settings(deadline=None, max_examples=400)
 @given(designations())
 def test_built_designations_are_refused(text: str) -> None:
     """Any number form, separator, arms word, level and invisible character combine to a
@@ -111,7 +111,7 @@ def test_built_designations_are_refused(text: str) -> None:
     assert find_designation(text) is not None, repr(text)
 
 
-@settings(derandomize=True, deadline=None, max_examples=400)
+@settings(deadline=None, max_examples=400)
 @given(
     st.sampled_from(REFUSED),
     st.lists(st.tuples(st.integers(0, 40), invisible), min_size=1, max_size=5),
@@ -132,7 +132,7 @@ ORDINARY = [t for t in ALLOWED if t]
 JOINERS = ["，", "。", "的", "和", "在", "；", "！"]
 
 
-@settings(derandomize=True, deadline=None, max_examples=400)
+@settings(deadline=None, max_examples=400)
 @given(
     st.lists(st.sampled_from(ORDINARY), min_size=1, max_size=6),
     st.lists(st.sampled_from(JOINERS), min_size=6, max_size=6),
@@ -148,7 +148,7 @@ def test_ordinary_text_passes(
     assert find_designation(_sprinkle(text, inserts)) is None, repr(text)
 
 
-@settings(derandomize=True, deadline=None, max_examples=500)
+@settings(deadline=None, max_examples=500)
 @given(st.text(max_size=60), st.sampled_from(["", "3师", "66017部队", "第\u200b12旅"]))
 def test_any_text_folds_one_way_and_quotes_itself(noise: str, unit: str) -> None:
     """For any Unicode text the quick fold and the fold with offsets agree, nothing raises, and

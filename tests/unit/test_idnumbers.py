@@ -117,7 +117,7 @@ def test_birth_date_and_sex_come_from_the_number() -> None:
     assert sex_of(make("37090219400101123")) == "1"
 
 
-@settings(derandomize=True, max_examples=300)
+@settings(max_examples=300)
 @given(
     st.dates(min_value=dt.date(1900, 1, 1), max_value=TODAY),
     st.integers(min_value=0, max_value=999),
@@ -133,7 +133,7 @@ def test_any_real_person_number_is_valid_and_agrees(birth: dt.date, sequence: in
     assert check_id_number(number, today=TODAY, sex=other).codes == ("id_sex",)
 
 
-@settings(derandomize=True, max_examples=300)
+@settings(max_examples=300)
 @given(
     st.dates(min_value=dt.date(1900, 1, 1), max_value=TODAY),
     st.integers(min_value=0, max_value=999),
@@ -146,7 +146,7 @@ def test_any_other_check_character_is_refused(birth: dt.date, sequence: int, las
         assert check_id_number(number[:-1] + last, today=TODAY).codes == ("checksum",)
 
 
-@settings(derandomize=True, max_examples=500)
+@settings(max_examples=500)
 @given(st.text(alphabet="0123456789X -", max_size=20), st.sampled_from(list(CardType)))
 def test_hostile_input_gets_a_verdict_not_a_crash(number: str, card_type: CardType) -> None:
     """Whatever a clerk types or a card holds, the checker answers with problems, never an

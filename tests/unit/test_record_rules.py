@@ -122,7 +122,7 @@ def test_import_and_console_agree_on_the_boundaries(
     assert _console_accepts_dates(row, enlisted, left) is both_accept
 
 
-@settings(derandomize=True, max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.integers(min_value=-400, max_value=365 * 70),
     st.integers(min_value=-400, max_value=365 * 40),
