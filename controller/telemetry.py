@@ -197,6 +197,9 @@ class TelemetryConsumer:
                     parsed = topics.parse(str(message.topic))
                     if parsed is not None and isinstance(message.payload, bytes):
                         self.receive(parsed[0], parsed[1], message.payload)
+                # aiomqtt raises when the connection drops; should the stream ever end quietly,
+                # that is a lost connection too, and the supervisor reconnects.
+                raise aiomqtt.MqttError("the broker ended the message stream")
         finally:
             self.client = None
             self.connected.clear()
