@@ -119,7 +119,7 @@ def import_(path: Path, report_path: Path | None, **options: object) -> None:
                 sessions,
                 path,
                 progress=lambda n: progress.advance(task, n),
-                clock=SystemClock().now,
+                clock=SystemClock(),
             )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -70,7 +69,7 @@ def import_demo_people(controller: Controller, devices: int, per_township: int =
     rows = synthetic_rows(
         per_township * len(townships), townships, random.Random(2018), controller.clock.today()
     )
-    report = Importer(controller.sessions, clock=controller.clock.now).import_rows(
+    report = Importer(controller.sessions, clock=controller.clock).import_rows(
         enumerate(rows, start=2)
     )
     return report.added + report.unchanged + report.changed
@@ -239,11 +238,11 @@ async def run_demo(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    started = time.monotonic()
+    started = clock.monotonic()
     interactive = sys.stderr.isatty()
     last_print = 0.0
     while not stop.is_set():
-        elapsed = time.monotonic() - started
+        elapsed = clock.monotonic() - started
         if duration is not None and elapsed >= duration:
             break
         await controller.consumer.flush()
@@ -298,7 +297,7 @@ async def run_demo(
         "outbox_left": final.outbox_depth,
         "admin_url": controller.admin_url,
         "data_dir": str(data_dir),
-        "duration_s": round(time.monotonic() - started, 1),
+        "duration_s": round(clock.monotonic() - started, 1),
     }
     await controller.stop()
     await broker.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import PersonRow, TownshipSlice
+from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.initial_data import HEADERS, InitialPerson, RowRejected, parse_row
 
@@ -118,7 +118,7 @@ class Importer:
         self,
         sessions: sessionmaker[Session],
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -130,7 +130,7 @@ class Importer:
         progress: Callable[[int], None] = lambda n: None,
     ) -> ImportReport:
         report = ImportReport()
-        today = self._clock().date()
+        today = self._clock.today()
         seen: set[str] = set()
         chunk: list[InitialPerson] = []
         for line, raw in rows:
@@ -163,7 +163,7 @@ class Importer:
         return report
 
     def _apply(self, people: list[InitialPerson], report: ImportReport) -> None:
-        now = self._clock()
+        now = self._clock.now()
         with self._sessions.begin() as session:
             existing: dict[str, list[PersonRow]] = {}
             for row in session.scalars(
@@ -241,7 +241,7 @@ def import_file(
     path: Path,
     *,
     progress: Callable[[int], None] = lambda n: None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock,
 ) -> ImportReport:
     return Importer(sessions, clock=clock).import_rows(read_rows(path), progress=progress)
 

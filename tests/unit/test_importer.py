@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import PersonRow, TownshipSlice
 from controller.importer import Importer, import_file, read_rows
+from muster.clock import VirtualClock
 from muster.dataset import synthetic_rows, write_dataset
 from muster.initial_data import COLUMNS
 from tests.unit.conftest import NOW
@@ -46,10 +47,10 @@ def test_csv_and_xlsx_import_and_reimport_changes_nothing(
     for suffix in (".csv", ".xlsx"):
         path = tmp_path / f"people{suffix}"
         write_dataset(path, people=300, township_codes=[T1, T2], seed=len(suffix), today=NOW.date())
-        first = import_file(sessions, path, clock=lambda: NOW)
+        first = import_file(sessions, path, clock=VirtualClock(NOW))
         assert first.rejected == []
         before = versions(sessions)
-        again = import_file(sessions, path, clock=lambda: NOW)
+        again = import_file(sessions, path, clock=VirtualClock(NOW))
         assert (again.added, again.changed, again.moved, again.unchanged) == (0, 0, 0, 300)
         assert versions(sessions) == before
     assert people(sessions, T1) + people(sessions, T2) == 600
@@ -80,7 +81,7 @@ def test_bad_rows_are_rejected_with_a_reason_and_change_nothing(
         writer.writerow([c.header for c in COLUMNS])
         for row in [good, *bad]:
             writer.writerow([row[c.key] for c in COLUMNS])
-    report = Importer(sessions, clock=lambda: NOW).import_rows(read_rows(path))
+    report = Importer(sessions, clock=VirtualClock(NOW)).import_rows(read_rows(path))
     assert report.added == 1
     codes = [(r.line, r.code) for r in report.rejected]
     assert codes == [
@@ -102,7 +103,7 @@ def test_a_change_and_a_move_bump_only_the_townships_concerned(
     """A changed person bumps their township; a person who moved leaves a tombstone in the old
     township (bumped too) and appears in the new one."""
     rows = list(synthetic_rows(10, [T1], random.Random(5), NOW.date()))
-    importer = Importer(sessions, clock=lambda: NOW)
+    importer = Importer(sessions, clock=VirtualClock(NOW))
     importer.import_rows(enumerate(rows, start=2))
     assert versions(sessions) == {T1: 1}
     changed = {**rows[0], "household_registration": "外省"}

@@ -72,7 +72,7 @@ CITY_ADMIN = AdminIdentity("zhao.city", "city", "3709")
 def _import_people(sessions: sessionmaker[Session], count: int) -> list[dict[str, str]]:
     rng = random.Random(7)
     rows = [dataset_row(rng, TOWNSHIP, NOW.date()) for _ in range(count)]
-    report = Importer(sessions, clock=lambda: NOW).import_rows(enumerate(rows, start=2))
+    report = Importer(sessions, clock=VirtualClock(NOW)).import_rows(enumerate(rows, start=2))
     assert report.added == count, report.rejected
     return rows
 

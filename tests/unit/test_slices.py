@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.importer import Importer
 from controller.slices import plan_slice, set_slice_state, slice_chunks
 from edge.slice_store import SliceStore
+from muster.clock import VirtualClock
 from muster.crypto import generate_device_key, generate_licence_authority_key
 from muster.dataset import synthetic_rows
 from muster.slices import (
@@ -35,7 +36,7 @@ DEVICE = f"{T1}-AAAAAA"
 @pytest.fixture
 def imported(sessions: sessionmaker[Session]) -> list[dict[str, str]]:
     rows = list(synthetic_rows(120, [T1, T2], random.Random(11), NOW.date()))
-    Importer(sessions, clock=lambda: NOW).import_rows(enumerate(rows, start=2))
+    Importer(sessions, clock=VirtualClock(NOW)).import_rows(enumerate(rows, start=2))
     return rows
 
 
@@ -177,7 +178,7 @@ def test_store_keeps_only_ciphertext_and_resumes_and_applies_deltas(
     assert mine[0]["id_number"].encode() not in raw and mine[0]["name"].encode() not in raw
 
     moved = {**mine[0], "township_code": T2}
-    Importer(sessions, clock=lambda: NOW).import_rows(enumerate([moved], start=2))
+    Importer(sessions, clock=VirtualClock(NOW)).import_rows(enumerate([moved], start=2))
     r = reader(key, pki)
     for chunk in transfer(sessions, pki, key, have=1):
         for event in r.feed(chunk):
