@@ -15,21 +15,40 @@ record gives; then the record is stored and its chunks marked verified in one tr
 - chunks that do not decrypt or do not match the record: ``STATUS_REJECTED``
   (``attachment_corrupt``). Resending the same ciphertext cannot help; the clerk retakes the
   photo or signature and seals again, and the new chunks replace the unverified old ones.
+
+Hostile or broken input is refused one record (or one chunk) at a time, never a whole batch:
+
+- every envelope field (record id a canonical UUID, schema version, key and nonce sizes,
+  ciphertext and signature lengths) is checked before anything touches the database, so a
+  value the schema could not hold (a 41-character id is a DataError on PostgreSQL) never
+  reaches a statement shared with the rest of the batch;
+- any failure while one record is handled, expected or not, becomes that record's
+  ``STATUS_REJECTED`` ack with a reason, logged with its record id;
+- a device the centre revoked, or whose last licence has expired, has every record refused
+  with that reason (``revoked``, ``licence_expired``): the device-side licence guard can be
+  tampered with by whoever holds root on the device, this check cannot;
+- chunks whose record has not come are *unclaimed*: each device may hold at most
+  ``ChunkQuota.max_chunks`` of them and ``ChunkQuota.max_bytes`` of ciphertext; a chunk over
+  that is refused (and told to the device with ``chunk_refused``), and unclaimed chunks older
+  than ``ChunkQuota.expire_after`` are deleted by ``ChunkSweeper`` on the controller's clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Attachment, Device, Record
+from controller.db.models import Attachment, Device, LicenceGrant, Record
 from controller.replacement import (
     FORWARD_REJECTIONS,
     forwarding_signers,
@@ -51,6 +70,8 @@ from muster.errors import SealError, SignatureError
 from muster.records import (
     ATTACHMENT_MAX_BYTES,
     ATTACHMENT_NAMES,
+    RECORD_ID_PATTERN,
+    RECORD_MAX_BYTES,
     RecordError,
     RecordPayload,
     parse_record,
@@ -69,6 +90,10 @@ REJECTIONS = {
     "wrong_township": "该记录不属于本机所在乡镇，不能上传。",
     "schema_mismatch": "记录的表单版本与内容不符，请重新封存。",
     "attachment_corrupt": "记录的照片或签名附件已损坏或与记录不符，请重新拍照或签字后封存。",
+    "revoked": "本机已被中心吊销，中心不再接收本机的记录。请联系县级管理员。",
+    "licence_expired": "本机授权已过期，中心不接收记录。请联网续期授权后重新上传。",
+    "malformed": "记录的封装格式不正确，中心无法处理，请在本机重新封存该记录。",
+    "internal": "中心处理该记录时出错，记录未保存。请稍后重新上传；如反复出现请联系技术支持。",
 }
 INCOMPLETE = {
     "attachment_missing": "记录的照片或签名附件尚未全部到达中心，设备将自动重新发送。",
@@ -78,6 +103,57 @@ _MAX_CHUNKS = -(-ATTACHMENT_MAX_BYTES // ATTACHMENT_CHUNK_BYTES)
 _MAX_CHUNK_CIPHERTEXT = ATTACHMENT_CHUNK_BYTES + 16
 
 Chunks = dict[tuple[str, str], list[Attachment]]
+
+_RECORD_ID = re.compile(RECORD_ID_PATTERN)
+_SCHEMA_VERSION = re.compile(r"^[a-z][a-z_]{0,39}/[0-9]{1,8}$")
+_DEVICE_ID_MAX = 64
+# A record's ciphertext is its plaintext (at most RECORD_MAX_BYTES) plus the GCM tag; a DER
+# ECDSA P-256 signature is at most 72 bytes.
+_MAX_RECORD_CIPHERTEXT = RECORD_MAX_BYTES + 16
+_MAX_SIGNATURE = 72
+
+
+def envelope_problem(sealed: data_pb2.SealedRecord) -> str | None:
+    """What is wrong with a sealed record's envelope, in words, or None. Checked before any
+    database work: every value here must fit the columns it is stored in."""
+    if not _RECORD_ID.fullmatch(sealed.record_id):
+        return "记录编号不是规范的 UUID (record_id is not a canonical lower-case UUID)"
+    if not 0 < len(sealed.device_id) <= _DEVICE_ID_MAX:
+        return f"设备编号长度不对 (device_id must be 1..{_DEVICE_ID_MAX} characters)"
+    if not _SCHEMA_VERSION.fullmatch(sealed.schema_version):
+        return "表单版本格式不对 (schema_version must look like 'category/1')"
+    if len(sealed.ephemeral_public_key) != 32 or len(sealed.nonce) != 12:
+        return "封存密钥或随机数长度不对 (ephemeral key must be 32 bytes, nonce 12)"
+    if not 16 < len(sealed.ciphertext) <= _MAX_RECORD_CIPHERTEXT:
+        return f"密文长度不对 (ciphertext must be 17..{_MAX_RECORD_CIPHERTEXT} bytes)"
+    if not 0 < len(sealed.signature) <= _MAX_SIGNATURE:
+        return f"签名长度不对 (signature must be 1..{_MAX_SIGNATURE} bytes)"
+    if not sealed.HasField("sealed_at"):
+        return "缺少封存时间 (sealed_at missing)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkQuota:
+    """What one device may keep at the centre in chunks whose record has not come yet."""
+
+    max_chunks: int = 200  # 200 chunks of 256 KiB: 50 MB, a few dozen records' photos
+    max_bytes: int = 50 * 1024 * 1024
+    expire_after: timedelta = timedelta(days=7)
+
+
+CHUNK_REFUSALS = {
+    "device_mismatch": "附件分块的设备编号与本机证书不符。",
+    "record_id": "附件分块的记录编号不是规范的 UUID。",
+    "name": "附件名称不被接受。",
+    "index": "附件分块的序号或块数不对。",
+    "size": "附件分块过大。",
+    "format": "附件分块的封存密钥或随机数长度不对。",
+    "quota": (
+        "中心为本机暂存的未配对附件已达上限，该附件分块未被接收。"
+        "请先上传已封存的记录；设备会自动重新发送。"
+    ),
+}
 
 
 def _reject(record_id: str, code: str, reason: str | None = None) -> data_pb2.RecordAck:
@@ -96,8 +172,11 @@ class Ingestor:
         upload_keys: dict[int, UploadPrivateKey],
         clock: Clock,
         reload_keys: Callable[[], dict[int, UploadPrivateKey]] | None = None,
+        *,
+        quota: ChunkQuota | None = None,
     ) -> None:
         self._sessions = sessions
+        self._quota = quota or ChunkQuota()
         self._upload_keys = upload_keys
         self._reload_keys = reload_keys
         self._clock = clock
@@ -140,13 +219,31 @@ class Ingestor:
     ) -> list[data_pb2.RecordAck]:
         now = self._clock.now()
         acks: list[data_pb2.RecordAck] = []
+        # Envelopes first, before any statement: a bad one is answered alone and never reaches
+        # a query or an INSERT shared with the good records.
+        malformed: dict[int, str] = {}
+        for position, sealed in enumerate(batch):
+            problem = envelope_problem(sealed)
+            if problem is not None:
+                malformed[position] = problem
         with self._sessions.begin() as session:
             device = session.get(Device, device_id)
-            if device is None or device.revoked_at is not None:
-                return [_reject(s.record_id, "device_mismatch") for s in batch]
-            self._keep_chunks(session, device.id, chunks, now)
+            if device is None:
+                return [_reject(_safe_id(s.record_id), "device_mismatch") for s in batch]
+            refusal = self._device_refusal(session, device, now)
+            if refusal is not None:
+                log.warning(
+                    "upload refused", device_id=device_id, reason=refusal, records=len(batch)
+                )
+                return [_reject(_safe_id(s.record_id), refusal) for s in batch]
+            refused = {
+                (chunk.record_id, chunk.name): code
+                for chunk, code in self._keep_chunks(session, device.id, chunks, now)
+            }
             public_key = self._public_key(device)
-            ids = list({s.record_id for s in batch})
+            ids = list(
+                {s.record_id for position, s in enumerate(batch) if position not in malformed}
+            )
             held: Chunks = {}
             for row in session.scalars(
                 select(Attachment)
@@ -165,7 +262,16 @@ class Ingestor:
             # A replacement device may carry its revoked predecessor's records (see
             # controller/replacement.py); they are checked and stored as the predecessor's.
             carried = forwarding_signers(session, device.id, {s.device_id for s in batch})
-            for sealed in batch:
+            for position, sealed in enumerate(batch):
+                if position in malformed:
+                    acks.append(
+                        _reject(
+                            _safe_id(sealed.record_id),
+                            "malformed",
+                            f"{REJECTIONS['malformed']}（{malformed[position]}）",
+                        )
+                    )
+                    continue
                 signer = carried.get(sealed.device_id, device)
                 if signer is not device and sealed_after_revocation(signer, sealed):
                     acks.append(
@@ -176,8 +282,19 @@ class Ingestor:
                         )
                     )
                     continue
-                key = public_key if signer is device else self._public_key(signer)
-                acks.append(self._one(signer, key, sealed, seen, rows, now, held, verified))
+                try:
+                    key = public_key if signer is device else self._public_key(signer)
+                    ack = self._one(signer, key, sealed, seen, rows, now, held, verified)
+                    if ack.reason_code == "attachment_missing":
+                        ack = _explain_missing(ack, sealed.record_id, refused)
+                except Exception:
+                    # Whatever went wrong with this one record stays with it: logged with its
+                    # id, answered with a reason, and the rest of the batch goes on.
+                    log.exception(
+                        "record failed in ingest", device_id=device_id, record_id=sealed.record_id
+                    )
+                    ack = _reject(sealed.record_id, "internal")
+                acks.append(ack)
             # One multi-row INSERT through Core: the ORM's unit of work costs more than the
             # cryptography per record at these rates.
             if rows:
@@ -220,27 +337,50 @@ class Ingestor:
                 )
         return acks
 
+    @staticmethod
+    def _device_refusal(session: Session, device: Device, now: datetime) -> str | None:
+        """Why the centre takes no records from this device at all, or None."""
+        if device.revoked_at is not None:
+            return "revoked"
+        last_valid_until = session.scalar(
+            select(func.max(LicenceGrant.not_after)).where(LicenceGrant.device_id == device.id)
+        )
+        if last_valid_until is not None and _aware(last_valid_until) < now:
+            return "licence_expired"
+        return None
+
     def _keep_chunks(
         self,
         session: Session,
         device_id: str,
         chunks: Sequence[data_pb2.AttachmentChunk],
         now: datetime,
-    ) -> None:
+    ) -> list[tuple[data_pb2.AttachmentChunk, str]]:
         """Keep each chunk once. A verified chunk is never replaced; an unverified one is, so a
-        photo retaken after an ``attachment_corrupt`` rejection supersedes the old pieces."""
-        good = [c for c in chunks if self._chunk_problem(device_id, c) is None]
+        photo retaken after an ``attachment_corrupt`` rejection supersedes the old pieces.
+
+        Returns the chunks refused, each with its reason code (``CHUNK_REFUSALS``)."""
+        refused: list[tuple[data_pb2.AttachmentChunk, str]] = []
+        good: list[data_pb2.AttachmentChunk] = []
         for chunk in chunks:
             problem = self._chunk_problem(device_id, chunk)
-            if problem is not None:
-                log.warning(
-                    "attachment chunk refused",
-                    device_id=device_id,
-                    record_id=chunk.record_id,
-                    reason=problem,
-                )
+            if problem is None:
+                good.append(chunk)
+            else:
+                refused.append((chunk, problem))
+        if good:
+            good, over = self._within_quota(session, device_id, good)
+            refused += [(chunk, "quota") for chunk in over]
+        for chunk, problem in refused:
+            log.warning(
+                "attachment chunk refused",
+                device_id=device_id,
+                record_id=_safe_id(chunk.record_id),
+                chunk=chunk.index,
+                reason=problem,
+            )
         if not good:
-            return
+            return refused
         existing = {
             (row.record_id, row.name, row.chunk_index): row
             for row in session.scalars(
@@ -271,11 +411,65 @@ class Ingestor:
         if fresh:
             session.execute(insert(Attachment), list(fresh.values()))
         session.flush()
+        return refused
+
+    def _within_quota(
+        self, session: Session, device_id: str, chunks: list[data_pb2.AttachmentChunk]
+    ) -> tuple[list[data_pb2.AttachmentChunk], list[data_pb2.AttachmentChunk]]:
+        """(kept, over quota): chunks of records already here, or replacing a chunk already
+        held, never count; new unclaimed chunks are taken in order while the device's unclaimed
+        count and bytes stay within the quota."""
+        count, size = session.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(Attachment.ciphertext)), 0))
+            .select_from(Attachment)
+            .where(Attachment.device_id == device_id, Attachment.verified_at.is_(None))
+        ).one()
+        held = {
+            (r, n, i)
+            for r, n, i in session.execute(
+                select(Attachment.record_id, Attachment.name, Attachment.chunk_index).where(
+                    Attachment.record_id.in_({c.record_id for c in chunks})
+                )
+            )
+        }
+        kept: list[data_pb2.AttachmentChunk] = []
+        over: list[data_pb2.AttachmentChunk] = []
+        for chunk in chunks:
+            key = (chunk.record_id, chunk.name, chunk.index)
+            if key in held:
+                kept.append(chunk)
+                continue
+            if count + 1 > self._quota.max_chunks or size + len(chunk.ciphertext) > (
+                self._quota.max_bytes
+            ):
+                over.append(chunk)
+                continue
+            held.add(key)
+            count += 1
+            size += len(chunk.ciphertext)
+            kept.append(chunk)
+        return kept, over
+
+    def sweep_unclaimed(self) -> int:
+        """Delete unclaimed chunks older than the quota's ``expire_after``; how many went."""
+        cutoff = self._clock.now() - self._quota.expire_after
+        with self._sessions.begin() as session:
+            result = session.execute(
+                delete(Attachment).where(
+                    Attachment.verified_at.is_(None), Attachment.received_at < cutoff
+                )
+            )
+        removed = int(getattr(result, "rowcount", 0) or 0)
+        if removed:
+            log.info("unclaimed attachment chunks expired", chunks=removed, before=str(cutoff))
+        return removed
 
     @staticmethod
     def _chunk_problem(device_id: str, chunk: data_pb2.AttachmentChunk) -> str | None:
         if chunk.device_id != device_id:
             return "device_mismatch"
+        if not _RECORD_ID.fullmatch(chunk.record_id):
+            return "record_id"
         if chunk.name not in ATTACHMENT_NAMES:
             return "name"
         if not 0 <= chunk.index < chunk.count <= _MAX_CHUNKS:
@@ -369,6 +563,45 @@ class Ingestor:
         )
         seen[record_id] = digest
         return Ack(record_id=record_id, status=Ack.STATUS_STORED)
+
+
+def _explain_missing(
+    ack: data_pb2.RecordAck, record_id: str, refused: dict[tuple[str, str], str]
+) -> data_pb2.RecordAck:
+    """An attachment is missing because the centre refused its chunk over the quota in this
+    very batch: say so, so the device can show why (it keeps the record and sends it again)."""
+    if "quota" not in {code for (rid, _name), code in refused.items() if rid == record_id}:
+        return ack
+    return Ack(
+        record_id=record_id,
+        status=Ack.STATUS_INCOMPLETE,
+        reason_code="chunk_quota",
+        reason=CHUNK_REFUSALS["quota"],
+    )
+
+
+def _safe_id(record_id: str) -> str:
+    """A record id fit to echo back and log: a hostile one is cut short."""
+    return record_id[:64]
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+class ChunkSweeper:
+    """Expires unclaimed chunks every ``every_s`` of the controller's clock."""
+
+    def __init__(self, ingestor: Ingestor, clock: Clock, *, every_s: float = 3600.0) -> None:
+        self._ingestor = ingestor
+        self._clock = clock
+        self._every = every_s
+
+    async def run(self) -> None:
+        """Sweep, sleep, sweep. A failure ends the run; the controller's supervisor restarts it."""
+        while True:
+            await asyncio.to_thread(self._ingestor.sweep_unclaimed)
+            await self._clock.sleep(self._every)
 
 
 def attachment_chunk(row: Attachment) -> data_pb2.AttachmentChunk:
