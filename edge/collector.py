@@ -4,9 +4,10 @@ at the profile's rate, through the same sealing path as the console."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -186,7 +187,7 @@ class SimulatedCollector:
         while True:
             record = await self._next_record(mean_gap)
             try:
-                await asyncio.to_thread(self._sealer.seal, record)
+                await _finish_even_if_cancelled(asyncio.to_thread(self._sealer.seal, record))
             except LicenceError as exc:
                 if self.refusal != exc.reason:
                     log.warning("collection refused", reason=exc.reason, message=str(exc))
@@ -197,3 +198,17 @@ class SimulatedCollector:
                 continue
             self.refusal = ""
             self._on_sealed()
+
+
+async def _finish_even_if_cancelled(work: Awaitable[object]) -> None:
+    """Await ``work``; when cancelled meanwhile, let it finish first, then stop. A seal runs
+    on a worker thread that cancelling cannot stop: without this, a record would land in the
+    outbox after the daemon believed collection had ended and drained the outbox."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Its failure, if any, was the seal's; collection is stopping either way.
+        with contextlib.suppress(Exception):
+            await task
+        raise

@@ -229,7 +229,8 @@ class Daemon:
         try:
             await stop.wait()
         finally:
-            supervisor.cancel("collector")
+            # Collection ends (a seal in progress finishes) before the outbox is drained.
+            await supervisor.stop("collector")
             await self._drain(DRAIN_ON_STOP_S)
             await self.telemetry.say_goodbye()
             running.cancel()
