@@ -16,10 +16,10 @@ from controller.licensing import features_for, fee_for, new_licence, record_gran
 from muster.clock import Clock
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
+from muster.enrolment_codes import ALPHABET, hash_code, new_code
 from muster.errors import CertificateError, EnrollmentError
 from muster.licence import FINGERPRINT_COMPONENTS, sign_licence
 from muster.v1 import enrollment_pb2
-from provisioning.codes import ALPHABET, hash_code, new_code
 from provisioning.pki_store import ControllerPki
 
 

@@ -15,6 +15,7 @@ import structlog
 from edge.collector import SimulatedCollector
 from edge.commands import CommandHandler, CommandHooks, erase_device_state
 from edge.console.service import Console
+from edge.enrolment import enroll
 from edge.hardware import Hardware
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard, required_features
@@ -36,7 +37,6 @@ from muster.mqtt import client_tls_context, parse_broker_url
 from muster.profiles import FirmwareProfile, load_profile
 from muster.supervisor import Supervisor, TaskFailure
 from muster.v1 import data_pb2, device_pb2
-from provisioning.enroll import enroll
 
 log = structlog.get_logger(__name__)
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from edge.fingerprint import hashed_fingerprint, raw_fingerprint
 from edge.identity import IdentityStore
 from muster.clock import Clock
 from muster.crypto import licence_public_from_bytes, write_public_file
 from muster.errors import LicenceError
 from muster.licence import REASONS, check_licence
 from muster.profiles import FirmwareProfile
-from provisioning.fingerprint import hashed_fingerprint, raw_fingerprint
 
 # Clocks drift and NTP steps them back a little; more than this is a rollback.
 ROLLBACK_TOLERANCE = timedelta(minutes=10)

@@ -170,9 +170,9 @@ def enroll_command(
 ) -> None:
     """Enrol this device: key generated here, certificate and licence from the controller,
     then the self-test. A refused code changes nothing on this device."""
+    from edge.enrolment import enroll
     from edge.identity import IdentityStore
     from muster.regions import parse_township
-    from provisioning.enroll import enroll
 
     if township is not None:
         try:

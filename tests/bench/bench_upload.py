@@ -31,12 +31,12 @@ from controller.embedded_broker import EmbeddedBroker
 from controller.enrollment import create_enrollment_code
 from controller.settings import ControllerSettings
 from edge.collector import simulated_record
+from edge.enrolment import enroll
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
 from muster.clock import SystemClock
 from muster.crypto import content_hash, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging
-from provisioning.enroll import enroll
 
 IDLE_PROFILE = (
     "name: simulator\nmodel: bench\nkind: simulator\nreader: {kind: none}\ncamera: {kind: none}\n"

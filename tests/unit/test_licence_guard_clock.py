@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from edge.fingerprint import hashed_fingerprint, raw_fingerprint
 from edge.identity import Enrolment, IdentityStore
 from edge.licence_guard import ROLLBACK_TOLERANCE, LicenceGuard
 from muster.clock import VirtualClock
 from muster.crypto import generate_licence_authority_key, licence_public_bytes
 from muster.licence import Licence, sign_licence
-from provisioning.fingerprint import hashed_fingerprint, raw_fingerprint
 
 ISSUED = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SEED = "unit-device"

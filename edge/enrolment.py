@@ -10,13 +10,13 @@ from pathlib import Path
 
 import grpc
 
+from edge.fingerprint import hashed_fingerprint, raw_fingerprint
 from edge.identity import Enrolment, IdentityStore
 from muster import __version__
 from muster.crypto import generate_device_key, private_key_pem
 from muster.crypto.pki import build_csr, certificate_pem, load_certificate
 from muster.errors import BrokenError, EnrollmentError
 from muster.v1 import enrollment_pb2, enrollment_pb2_grpc
-from provisioning.fingerprint import hashed_fingerprint, raw_fingerprint
 
 
 @dataclass(frozen=True)
