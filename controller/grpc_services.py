@@ -1,11 +1,18 @@
 """The controller's gRPC services: Enrollment on the server-TLS port; Uploads and Device on the
-mutual-TLS port, where the device id is the verified client certificate's CN and nothing else."""
+mutual-TLS port, where the device id is the verified client certificate's CN and nothing else.
+
+Bad requests get ``INVALID_ARGUMENT`` saying what was wrong, never ``UNKNOWN``: a message that is
+not the method's protobuf (``DecodeGuard``), a field over its bound, an upload batch over its
+record count. A revoked device gets ``PERMISSION_DENIED`` from Uploads, Slices and RenewLicence,
+and from Health an answer that says "revoked" and carries nothing else.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -22,6 +29,7 @@ from controller.slices import device_slice_status
 from muster.clock import Clock
 from muster.crypto.pki import load_certificate
 from muster.errors import EnrollmentError, LicenceError
+from muster.licence import FINGERPRINT_COMPONENTS
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
 from provisioning.pki_store import ControllerPki
 
@@ -35,6 +43,122 @@ _SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
+
+
+# The most records one RecordBatch may carry; a device sends ``upload_batch`` (256) at most.
+MAX_BATCH_RECORDS = 1024
+# A fingerprint component is a salted hash in hex.
+_MAX_FINGERPRINT_COMPONENT = 128
+
+
+class Undecodable:
+    """What the request deserializer hands on instead of raising: the bytes were not the
+    method's protobuf. The guarded method answers ``INVALID_ARGUMENT`` with ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+class BadRequest(Exception):
+    """A request on a stream was not the method's protobuf; the stream ends INVALID_ARGUMENT."""
+
+
+def _decode_refusal(method: str, error: str) -> str:
+    return (
+        f"请求无法解析，不是 {method} 的 protobuf 消息 (request is not a valid protobuf: {error})"
+    )
+
+
+def _safe_deserializer(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        if deserialize is None:
+            return data
+        try:
+            return deserialize(data)
+        except Exception as exc:  # DecodeError, or a UnicodeDecodeError of a string field
+            return Undecodable(f"{type(exc).__name__}: {exc}")
+
+    return decode
+
+
+class DecodeGuard(grpc.aio.ServerInterceptor):
+    """Turns a request that does not decode into ``INVALID_ARGUMENT`` saying so; grpc itself
+    would answer ``UNKNOWN`` ("Unexpected error") and log a traceback."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler: Any = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = str(handler_call_details.method)
+        decode = _safe_deserializer(handler.request_deserializer)
+        serialize = handler.response_serializer
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Any) -> Any:
+                if isinstance(request, Undecodable):
+                    await _refuse_undecodable(context, method, request.error)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                cast(Any, unary_unary), request_deserializer=decode, response_serializer=serialize
+            )
+        if handler.unary_stream is not None:
+            streaming = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                if isinstance(request, Undecodable):
+                    await _refuse_undecodable(context, method, request.error)
+                async for response in streaming(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(
+                cast(Any, unary_stream), request_deserializer=decode, response_serializer=serialize
+            )
+        if handler.stream_stream is not None:
+            bidi: Any = handler.stream_stream
+
+            async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+                async for request in requests:
+                    if isinstance(request, Undecodable):
+                        raise BadRequest(_decode_refusal(method, request.error))
+                    yield request
+
+            async def stream_stream(requests: AsyncIterator[Any], context: Any) -> Any:
+                async for response in bidi(checked(requests), context):
+                    yield response
+
+            return grpc.stream_stream_rpc_method_handler(
+                cast(Any, stream_stream), request_deserializer=decode, response_serializer=serialize
+            )
+        return cast(grpc.RpcMethodHandler[Any, Any], handler)  # stream-unary: none of ours
+
+
+async def _refuse_undecodable(
+    context: grpc.aio.ServicerContext[object, object], method: str, error: str
+) -> None:
+    log.warning("undecodable request refused", method=method, error=error)
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _decode_refusal(method, error))
+
+
+def _fingerprint_problem(
+    request: data_pb2.HealthRequest | data_pb2.RenewLicenceRequest,
+) -> str | None:
+    for component in FINGERPRINT_COMPONENTS:
+        if len(getattr(request.fingerprint, component)) > _MAX_FINGERPRINT_COMPONENT:
+            return (
+                f"硬件指纹字段 {component} 过长 (fingerprint.{component} longer than "
+                f"{_MAX_FINGERPRINT_COMPONENT} characters)"
+            )
+    return None
 
 
 class EnrollmentService(enrollment_pb2_grpc.EnrollmentServicer):
@@ -145,6 +269,7 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
             asyncio.Queue(maxsize=self._batch * 2)
         )
         batched = False  # a device that sends batches gets its acks in batches
+        refusal: list[str] = []  # why the stream is ended INVALID_ARGUMENT, once set
 
         async def pump() -> None:
             nonlocal batched
@@ -153,11 +278,19 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                     if request.HasField("record"):
                         await queue.put(request.record)
                     elif request.HasField("batch"):
+                        if len(request.batch.records) > MAX_BATCH_RECORDS:
+                            refusal.append(
+                                f"一批最多 {MAX_BATCH_RECORDS} 条记录，收到 "
+                                f"{len(request.batch.records)} 条 (batch too large)"
+                            )
+                            return
                         batched = True
                         for record in request.batch.records:
                             await queue.put(record)
                     elif request.HasField("chunk"):
                         await queue.put(request.chunk)
+            except BadRequest as exc:
+                refusal.append(str(exc))
             finally:
                 await queue.put(None)
 
@@ -199,6 +332,10 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                 else:
                     for ack in acks:
                         yield data_pb2.UploadResponse(ack=ack)
+            if refusal:
+                # What came before the bad message was handled and acked; the rest is refused.
+                log.warning("upload stream refused", device_id=device_id, reason=refusal[0])
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal[0])
         finally:
             reader.cancel()
 
@@ -227,6 +364,17 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         if not known:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"设备 {device_id} 的证书未登记")
         now = self._clock.now()
+        if revoked:
+            # Says "revoked" and nothing else: no clerks' password hashes, no returned records
+            # (ID numbers, names), no upload keys, no trust bundle. The device's licence guard
+            # stops collecting for good when it reads this.
+            log.warning("health of a revoked device answered 'revoked' only", device_id=device_id)
+            answer = data_pb2.HealthResponse(revoked=True)
+            answer.server_time.FromDatetime(now)
+            return answer
+        problem = _fingerprint_problem(request)
+        if problem is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         with self._sessions() as session:
             keys = upload_key_messages(session, now)
             slice_version, slice_revoked = device_slice_status(session, device_id, now)
@@ -238,7 +386,7 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
             )
         response = data_pb2.HealthResponse(
             upload_keys=keys,
-            revoked=revoked,
+            revoked=False,
             trust_bundle_pem=self._trust_bundle,
             slice_version=slice_version,
             slice_revoked=slice_revoked,
@@ -257,6 +405,9 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
         if self._licences is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "本中心不办理授权续期")
         desk = self._licences
+        problem = _fingerprint_problem(request)
+        if problem is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             blob = await asyncio.to_thread(desk.renew, device_id, reported_fingerprint(request))
         except LicenceError as exc:
@@ -281,7 +432,7 @@ def build_servers(
     # Every CA still honoured (two of them during a rotation), not only the issuing one.
     ca_pem = pki.trust_bundle_pem or pki.ca_cert_path.read_bytes()
 
-    enrol = grpc.aio.server(options=_SERVER_OPTIONS)
+    enrol = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=[DecodeGuard()])
     enrollment_pb2_grpc.add_EnrollmentServicer_to_server(EnrollmentService(enroller), enrol)
     enrol.add_secure_port(
         f"{settings.bind_host}:{settings.enrol_port}",
@@ -291,7 +442,7 @@ def build_servers(
     from controller.slice_service import SlicesService  # it builds on DeviceGate above
 
     gate = DeviceGate(sessions)
-    data = grpc.aio.server(options=_SERVER_OPTIONS)
+    data = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=[DecodeGuard()])
     data_pb2_grpc.add_UploadsServicer_to_server(
         UploadsService(gate, ingestor, settings.upload_batch), data
     )
