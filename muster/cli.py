@@ -37,7 +37,7 @@ class LazyGroup(click.Group):
     lazy={
         "edge": "edge.cli:edge",
         "controller": "controller.cli:controller",
-        "provision": "provisioning.cli:provision",
+        "provision": "muster.cli:provision",
         "demo": "controller.demo:demo",
         "sim": "muster.cli:sim",
     },
@@ -58,6 +58,33 @@ def cli() -> None:
 )
 def sim() -> None:
     """Simulators that speak the real protocols on real transports."""
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        # on the controller host
+        "code": "controller.provision_cli:code",
+        "revoke": "controller.provision_cli:revoke_command",
+        "crl": "controller.provision_cli:crl_command",
+        "replace": "controller.provision_cli:replace_command",
+        "rotate": "controller.provision_cli:rotate",
+        # on the device
+        "enroll": "provisioning.cli:enroll_command",
+        "selftest": "provisioning.cli:selftest_command",
+        "import-outbox": "provisioning.cli:import_outbox_command",
+        # wherever the old disk is
+        "export-outbox": "provisioning.cli:export_outbox_command",
+    },
+)
+def provision() -> None:
+    """Enrolment codes, device enrolment, self-test, revocation, replacement and key rotation.
+
+    \b
+    On the controller host:  code create, revoke, replace, rotate ca|licence-key, crl
+    On the device:           enroll, selftest, import-outbox
+    Wherever the old disk is: export-outbox
+    """
 
 
 def main() -> None:

@@ -1,0 +1,321 @@
+"""``muster provision ...`` on the controller host: enrolment codes, revocation and the CRL,
+replacement of a broken device, rotation of the CA and the licence key. The device's commands
+of the same group live in :mod:`provisioning.cli`."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from muster.clock import SystemClock
+from muster.errors import MusterError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from controller.settings import ControllerSettings
+    from provisioning.pki_store import ControllerPki
+
+_DURATION = re.compile(r"^(\d+)\s*([mhd])$")
+
+
+def parse_validity(text: str) -> timedelta:
+    """``30m``, ``12h``, ``7d``."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise click.BadParameter("use a number and a unit: 30m, 12h or 7d")
+    value, unit = int(match.group(1)), match.group(2)
+    return {"m": timedelta(minutes=value), "h": timedelta(hours=value), "d": timedelta(days=value)}[
+        unit
+    ]
+
+
+@click.group()
+def code() -> None:
+    """Enrolment codes (run on the controller host)."""
+
+
+@code.command("create")
+@click.option("--township", required=True, help="12-digit township code, e.g. 370902001000")
+@click.option("--profile", required=True, help="firmware profile the device gets, e.g. fixed-kiosk")
+@click.option(
+    "--expires",
+    "validity",
+    default="7d",
+    show_default=True,
+    help="how long the code stays valid: 30m, 12h, 7d",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="controller data dir (default var/controller)",
+)
+@click.option("--database-url", help="controller database (default: SQLite in the data dir)")
+@click.option("--created-by", default="cli", show_default=True)
+@click.option(
+    "--json", "as_json", is_flag=True, help="print one JSON object instead of text and QR code"
+)
+@click.option(
+    "--qr-png", type=click.Path(path_type=Path), help="also write the QR code to this PNG file"
+)
+def code_create(
+    township: str,
+    profile: str,
+    validity: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    created_by: str,
+    as_json: bool,
+    qr_png: Path | None,
+) -> None:
+    """Create a single-use enrolment code for one township and profile."""
+    import segno
+
+    from controller.cli_options import settings_for
+    from controller.db import open_database
+    from controller.enrollment import create_enrollment_code
+    from muster.profiles import load_profile
+    from muster.regions import parse_township
+
+    try:
+        region = parse_township(township)
+        load_profile(profile)
+        valid_for = parse_validity(validity)
+        now = SystemClock().now()
+        with open_database(settings_for(data_dir, database_url)) as sessions:
+            text = create_enrollment_code(
+                sessions,
+                township_code=region.code,
+                profile=profile,
+                valid_for=valid_for,
+                created_by=created_by,
+                now=now,
+            )
+    except MusterError as exc:
+        click.echo(f"错误 (error): {exc}", err=True)
+        sys.exit(2)
+    expires = (now + valid_for).strftime("%Y-%m-%d %H:%M UTC")
+    qr = segno.make(f"MUSTER-ENROL:{text}", error="m")
+    if qr_png is not None:
+        qr.save(str(qr_png), scale=8)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"code": text, "township": region.code, "profile": profile, "expires": expires}
+            )
+        )
+        return
+    click.echo(f"注册码 enrolment code: {text}")
+    click.echo(
+        f"乡镇 township: {region.code}   型号 profile: {profile}   有效期至 expires: {expires}"
+    )
+    click.echo(
+        "只能使用一次 (single use)。技术人员在设备上运行: muster provision enroll --controller HOST:PORT --code CODE"
+    )
+    qr.terminal(compact=True)
+
+
+def _controller_pki(settings: ControllerSettings, now: datetime) -> ControllerPki:
+    from provisioning.pki_store import ensure_controller_pki
+
+    return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+
+
+@contextmanager
+def _on_controller(
+    data_dir: Path | None, database_url: str | None
+) -> Iterator[tuple[ControllerSettings, sessionmaker[Session]]]:
+    """(settings, sessions) for commands run on the controller host."""
+    from controller.cli_options import settings_for
+    from controller.db import open_database
+
+    settings = settings_for(data_dir, database_url)
+    with open_database(settings) as sessions:
+        yield settings, sessions
+
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="controller data dir (default var/controller)",
+)
+_database_option = click.option(
+    "--database-url", help="controller database (default: SQLite in the data dir)"
+)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"错误 (error): {exc}", err=True)
+    sys.exit(2)
+
+
+@click.command("revoke")
+@click.argument("device_id")
+@click.option("--reason", required=True, help="why, in a few words (kept with the device)")
+@_data_dir_option
+@_database_option
+@click.option("--by", default="cli", show_default=True, help="who revokes (kept in the history)")
+@click.option(
+    "--broker-pid-file",
+    type=click.Path(path_type=Path),
+    help="a local Mosquitto's pid file: send it SIGHUP so it re-reads the CRL now",
+)
+def revoke_command(
+    device_id: str,
+    reason: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    by: str,
+    broker_pid_file: Path | None,
+) -> None:
+    """Revoke a device (run on the controller host). Its uploads are refused at once, the
+    broker refuses its certificate once it has re-read pki/crl.pem, and the device stops
+    collecting at its next contact."""
+    from controller.revocation import revoke_device, signal_broker, write_crl
+
+    now = SystemClock().now()
+    try:
+        with _on_controller(data_dir, database_url) as (settings, sessions):
+            revoked = revoke_device(sessions, device_id, reason=reason, by=by, now=now)
+            crl = write_crl(sessions, _controller_pki(settings, now), now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(f"已吊销 revoked: {revoked.device_id}（乡镇 {revoked.township_code}）：{reason}")
+    click.echo(f"证书吊销列表 CRL: {crl}")
+    if signal_broker(broker_pid_file):
+        click.echo("已通知消息服务重新读取 CRL (broker signalled)")
+    else:
+        click.echo(
+            "消息服务在重新读取 CRL 后拒绝该设备：运行中的中心（--broker-pid-file）会自动通知，"
+            "或手动执行 kill -HUP <mosquitto pid>"
+        )
+
+
+@click.command("crl")
+@_data_dir_option
+@_database_option
+def crl_command(data_dir: Path | None, database_url: str | None) -> None:
+    """Write pki/crl.pem now (for a broker's `crlfile`); the controller keeps it current."""
+    from controller.revocation import write_crl
+
+    now = SystemClock().now()
+    try:
+        with _on_controller(data_dir, database_url) as (settings, sessions):
+            path = write_crl(sessions, _controller_pki(settings, now), now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(str(path))
+
+
+@click.command("replace")
+@click.argument("old_device")
+@click.argument("new_device")
+@click.option("--reason", default="设备损坏，已更换", show_default=True)
+@_data_dir_option
+@_database_option
+@click.option("--by", default="cli", show_default=True)
+def replace_command(
+    old_device: str,
+    new_device: str,
+    reason: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    by: str,
+) -> None:
+    """Record that NEW_DEVICE replaces OLD_DEVICE (same township): OLD is revoked, and NEW may
+    upload OLD's remaining sealed records (see export-outbox and import-outbox)."""
+    from controller.replacement import register_succession
+    from controller.revocation import write_crl
+
+    now = SystemClock().now()
+    try:
+        with _on_controller(data_dir, database_url) as (settings, sessions):
+            succession = register_succession(
+                sessions, old_device, new_device, reason=reason, by=by, now=now
+            )
+            write_crl(sessions, _controller_pki(settings, now), now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"{succession.successor_id} 接替 {succession.predecessor_id}"
+        f"（乡镇 {succession.township_code}）"
+        + ("，旧设备已吊销" if succession.revoked_now else "")
+    )
+    click.echo(
+        "下一步 next: 在能读取旧设备磁盘的机器上运行 muster provision export-outbox "
+        "--state-dir 旧状态目录 --out old.outbox；在新设备上运行 muster provision import-outbox old.outbox"
+    )
+
+
+@click.group()
+def rotate() -> None:
+    """Rotate the controller's CA or licence-authority key (run on the controller host)."""
+
+
+@rotate.command("ca")
+@_data_dir_option
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="second step: issue from the new CA (after devices have picked up the bundle)",
+)
+def rotate_ca(data_dir: Path | None, activate: bool) -> None:
+    """Two steps: first a new CA joins the trust bundle (devices receive it at their next
+    contact); then, with --activate, it becomes the issuing CA. Restart the controller and
+    give brokers pki/ca-bundle.crt as their cafile after each step."""
+    from controller.settings import ControllerSettings
+    from provisioning.pki_store import (
+        activate_next_ca,
+        begin_ca_rotation,
+        ensure_controller_pki,
+    )
+
+    settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
+    now = SystemClock().now()
+    try:
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+        cert = activate_next_ca(pki) if activate else begin_ca_rotation(pki, now=now)
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    step = (
+        "已启用新 CA (now issuing from)" if activate else "新 CA 已加入信任包 (added to the bundle)"
+    )
+    click.echo(f"{step}: {cert.subject.rfc4514_string()} serial {cert.serial_number:x}")
+    click.echo(f"信任包 trust bundle: {pki.trust_bundle_path}（{len(pki.authorities)} 个 CA）")
+    if not activate:
+        click.echo(
+            "重启中心后，设备在下一次联系中心时取得信任包；全部设备联系过后运行 "
+            "muster provision rotate ca --activate"
+        )
+
+
+@rotate.command("licence-key")
+@_data_dir_option
+def rotate_licence_key_command(data_dir: Path | None) -> None:
+    """A new licence-authority key. Licences already issued stay valid; devices take the new
+    public key with their next renewal. Restart the controller afterwards."""
+    from controller.settings import ControllerSettings
+    from provisioning.pki_store import ensure_controller_pki, rotate_licence_key
+
+    settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
+    now = SystemClock().now()
+    try:
+        pki = ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
+        old = rotate_licence_key(pki, now=now)
+    except MusterError as exc:
+        _fail(exc)
+        return
+    click.echo(f"新的授权签发密钥已生成；旧密钥保存在 {old}（不再签发）")
