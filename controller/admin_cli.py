@@ -20,7 +20,7 @@ from controller.cli_options import (
 from muster.clock import SystemClock
 
 if TYPE_CHECKING:
-    from provisioning.pki_store import ControllerPki
+    from controller.pki_store import ControllerPki
 
 
 @click.group()
@@ -164,7 +164,7 @@ def dataset() -> None:
 
 
 def _pki(data_dir: Path | None, database_url: str | None, now: datetime) -> ControllerPki:
-    from provisioning.pki_store import ensure_controller_pki
+    from controller.pki_store import ensure_controller_pki
 
     settings = settings_for(data_dir, database_url)
     return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode, UploadKey
 from controller.licensing import features_for, fee_for, new_licence, record_grant
+from controller.pki_store import ControllerPki
 from muster.clock import Clock
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
@@ -20,7 +21,6 @@ from muster.enrolment_codes import ALPHABET, hash_code, new_code
 from muster.errors import CertificateError, EnrollmentError
 from muster.licence import FINGERPRINT_COMPONENTS, sign_licence
 from muster.v1 import enrollment_pb2
-from provisioning.pki_store import ControllerPki
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from controller.db.models import Device
 from controller.enrollment import Enroller, upload_key_messages
 from controller.ingest import Ingestor
 from controller.licensing import LicenceDesk, reported_fingerprint
+from controller.pki_store import ControllerPki
 from controller.review import returned_messages
 from controller.settings import ControllerSettings
 from controller.slices import device_slice_status
@@ -31,7 +32,6 @@ from muster.crypto.pki import load_certificate
 from muster.errors import EnrollmentError, LicenceError
 from muster.licence import FINGERPRINT_COMPONENTS
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
-from provisioning.pki_store import ControllerPki
 
 log = structlog.get_logger(__name__)
 

@@ -32,11 +32,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.commands import issue_command
 from controller.db.models import Device, DeviceEvent
+from controller.pki_store import ControllerPki
 from muster.clock import Clock
 from muster.crypto import write_public_file
 from muster.crypto.pki import build_crl, issued_by, load_certificate
 from muster.errors import ConfigError
-from provisioning.pki_store import ControllerPki
 
 log = structlog.get_logger(__name__)
 

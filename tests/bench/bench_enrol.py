@@ -30,13 +30,13 @@ from controller.db import make_engine, migrate, session_factory
 from controller.demo import free_port
 from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
 from controller.grpc_services import EnrollmentService
+from controller.pki_store import ensure_controller_pki
 from edge.enrolment import enroll
 from muster.clock import SystemClock
 from muster.crypto import generate_device_key
 from muster.crypto.pki import build_csr, issue_device_certificate
 from muster.logs import configure_logging
 from muster.v1 import enrollment_pb2_grpc
-from provisioning.pki_store import ensure_controller_pki
 
 TOWNSHIPS = [f"3709020{n:02d}000" for n in range(1, 21)]
 

@@ -27,12 +27,12 @@ from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Record
 from controller.enrollment import publish_upload_keys
 from controller.ingest import Ingestor
+from controller.pki_store import ensure_controller_pki
 from edge.collector import simulated_record
 from muster.clock import SystemClock
 from muster.crypto import generate_device_key, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging
 from muster.v1 import data_pb2
-from provisioning.pki_store import ensure_controller_pki
 from tests.unit.test_enrollment import enrol_directly
 
 

@@ -16,8 +16,8 @@ from controller.admin import create_admin_app
 from controller.admin_accounts import add_admin
 from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
+from controller.pki_store import ControllerPki, ensure_controller_pki
 from muster.clock import SystemClock
-from provisioning.pki_store import ControllerPki, ensure_controller_pki
 from tests.fixtures.admin_login import login
 from tests.fixtures.components import free_port, wait_for_port
 from tests.unit.test_enrollment import request

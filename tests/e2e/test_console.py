@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Attachment
 from controller.ingest import attachment_chunk
+from controller.pki_store import load_upload_keys
 from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_cards
 from muster.classified import ADVICE
 from muster.clock import SystemClock
 from muster.crypto import open_attachment
-from provisioning.pki_store import load_upload_keys
 from tests.fixtures.browser import screenshot
 from tests.fixtures.components import free_port, wait_for_port
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Attachment, Record
 from controller.ingest import attachment_chunk
+from controller.pki_store import load_upload_keys
 from edge.identity import IdentityStore
 from muster.crypto import open_attachment, seal_attachment, upload_public_from_bytes
-from provisioning.pki_store import load_upload_keys
 from tests.fixtures.backlog import preseal_backlog
 from tests.fixtures.fleet import ControllerProcess, Fleet, wait_until, write_profile
 from tests.fixtures.mosquitto import MosquittoBroker

@@ -23,6 +23,7 @@ from controller.db.models import Attachment, Device, FingerprintChange, LicenceG
 from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
 from controller.grpc_services import build_servers
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki, ensure_controller_pki
 from controller.revocation import revoke_device
 from controller.settings import ControllerSettings
 from edge.collector import simulated_record
@@ -37,7 +38,6 @@ from muster.crypto import (
 from muster.crypto.pki import build_csr, certificate_pem, load_certificate
 from muster.records import RecordPayload
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2
-from provisioning.pki_store import ControllerPki, ensure_controller_pki
 from tests.fixtures.components import free_port
 from tests.unit.test_record_hostile import number_field
 

@@ -17,6 +17,7 @@ from controller.admin import create_admin_app
 from controller.admin_accounts import add_admin, issue_token
 from controller.db.models import Attachment, Record
 from controller.ingest import Ingestor, attachment_chunk
+from controller.pki_store import ControllerPki
 from edge.collector import simulated_record
 from edge.outbox import Outbox
 from muster.clock import VirtualClock
@@ -32,7 +33,6 @@ from muster.crypto import (
 from muster.errors import SealError
 from muster.records import ATTACHMENT_MAX_BYTES, RecordError, describe_attachment
 from muster.v1 import data_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
 from tests.unit.test_ingest import Dev, device, ingestor  # noqa: F401  (fixtures)
 

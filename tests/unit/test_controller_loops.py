@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.commands import CommandSender, Publish, issue_command
 from controller.db.models import Alert, Command, Device
 from controller.fleet_state import FleetMonitor
+from controller.pki_store import ControllerPki
 from controller.revocation import CrlPublisher, revoke_device
 from controller.simulated_fleet import register_simulated
 from controller.telemetry import DeviceStateStore
@@ -23,7 +24,6 @@ from muster.crypto import generate_device_key
 from muster.fleet_layout import simulated_device
 from muster.supervisor import Supervisor, TaskFailure
 from muster.v1 import device_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit.test_enrollment import enrol_directly
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

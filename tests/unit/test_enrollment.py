@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode
 from controller.enrollment import Enroller, create_enrollment_code
+from controller.pki_store import ControllerPki
 from muster.clock import VirtualClock
 from muster.crypto import DeviceKey, generate_device_key, licence_public_from_bytes
 from muster.crypto.pki import build_csr, common_name, load_certificate, verify_issued_by
 from muster.errors import EnrollmentError
 from muster.licence import check_licence
 from muster.v1 import enrollment_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
 
 FINGERPRINT = {

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, Record
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki
 from edge.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (
@@ -23,7 +24,6 @@ from muster.crypto import (
     upload_public_from_bytes,
 )
 from muster.v1 import data_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 

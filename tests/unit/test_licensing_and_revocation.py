@@ -14,13 +14,13 @@ from controller.commands import PENDING
 from controller.db.models import Command, Device, FingerprintChange, LicenceGrant
 from controller.enrollment import Enroller, create_enrollment_code
 from controller.licensing import GENERIC_DEVICE_FEE, LicenceDesk
+from controller.pki_store import ControllerPki, begin_ca_rotation, ensure_controller_pki
 from controller.revocation import AlreadyRevoked, UnknownDevice, crl_pem, revoke_device
 from muster.clock import VirtualClock
 from muster.crypto import licence_public_from_bytes
 from muster.crypto.pki import crl_serials, load_certificate
 from muster.errors import EnrollmentError, LicenceError
 from muster.licence import check_licence, decode_licence
-from provisioning.pki_store import ControllerPki, begin_ca_rotation, ensure_controller_pki
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import FINGERPRINT, counts, request
 

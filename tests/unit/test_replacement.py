@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, Record
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki
 from controller.replacement import register_succession
 from edge.collector import simulated_record
 from edge.identity import Enrolment, IdentityStore
@@ -30,7 +31,6 @@ from muster.crypto.pki import certificate_pem, load_certificate
 from muster.errors import ConfigError
 from muster.v1 import data_pb2
 from provisioning.outbox_transfer import MAGIC, export_outbox, import_outbox
-from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 

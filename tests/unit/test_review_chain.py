@@ -27,6 +27,7 @@ from controller.db import make_engine, migrate, session_factory
 from controller.db.models import PersonRow, Record, ReviewEvent
 from controller.importer import Importer
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki
 from controller.progress import progress, set_deadline, weekly_report
 from controller.review import (
     APPROVED,
@@ -54,7 +55,6 @@ from muster.forms.samples import sample_fields
 from muster.records import Person
 from muster.synthetic import dataset_row
 from muster.v1 import data_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit import test_ingest
 from tests.unit.conftest import NOW
 from tests.unit.test_ingest import Dev

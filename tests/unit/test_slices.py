@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.importer import Importer
+from controller.pki_store import ControllerPki
 from controller.slices import plan_slice, set_slice_state, slice_chunks
 from edge.slice_store import SliceStore
 from muster.clock import VirtualClock
@@ -26,7 +27,6 @@ from muster.slices import (
     SliceWithdrawn,
 )
 from muster.v1 import data_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
 
 T1, T2 = "370902001000", "370902002000"

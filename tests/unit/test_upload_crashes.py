@@ -21,12 +21,12 @@ from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Device, Record
 from controller.enrollment import publish_upload_keys
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki, ensure_controller_pki
 from edge.collector import simulated_record
 from edge.outbox import Outbox
 from muster.clock import VirtualClock
 from muster.crypto import content_hash, generate_device_key, seal_record, upload_public_from_bytes
 from muster.v1 import data_pb2
-from provisioning.pki_store import ControllerPki, ensure_controller_pki
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 

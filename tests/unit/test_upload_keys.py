@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.enrollment import publish_upload_keys, upload_key_messages
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki, load_upload_keys, rotate_upload_key
 from edge.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import seal_record, upload_public_from_bytes
 from muster.v1 import data_pb2
-from provisioning.pki_store import ControllerPki, load_upload_keys, rotate_upload_key
 from tests.unit.conftest import NOW
 from tests.unit.test_ingest import Dev, device  # noqa: F401  (the fixture)
 
