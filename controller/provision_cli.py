@@ -21,8 +21,8 @@ from muster.errors import MusterError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from controller.pki_store import ControllerPki
     from controller.settings import ControllerSettings
-    from provisioning.pki_store import ControllerPki
 
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 
@@ -124,7 +124,7 @@ def code_create(
 
 
 def _controller_pki(settings: ControllerSettings, now: datetime) -> ControllerPki:
-    from provisioning.pki_store import ensure_controller_pki
+    from controller.pki_store import ensure_controller_pki
 
     return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
 
@@ -274,12 +274,12 @@ def rotate_ca(data_dir: Path | None, activate: bool) -> None:
     """Two steps: first a new CA joins the trust bundle (devices receive it at their next
     contact); then, with --activate, it becomes the issuing CA. Restart the controller and
     give brokers pki/ca-bundle.crt as their cafile after each step."""
-    from controller.settings import ControllerSettings
-    from provisioning.pki_store import (
+    from controller.pki_store import (
         activate_next_ca,
         begin_ca_rotation,
         ensure_controller_pki,
     )
+    from controller.settings import ControllerSettings
 
     settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
     now = SystemClock().now()
@@ -307,8 +307,8 @@ def rotate_ca(data_dir: Path | None, activate: bool) -> None:
 def rotate_licence_key_command(data_dir: Path | None) -> None:
     """A new licence-authority key. Licences already issued stay valid; devices take the new
     public key with their next renewal. Restart the controller afterwards."""
+    from controller.pki_store import ensure_controller_pki, rotate_licence_key
     from controller.settings import ControllerSettings
-    from provisioning.pki_store import ensure_controller_pki, rotate_licence_key
 
     settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
     now = SystemClock().now()

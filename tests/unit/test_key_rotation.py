@@ -11,6 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device
 from controller.licensing import LicenceDesk
+from controller.pki_store import (
+    ControllerPki,
+    activate_next_ca,
+    begin_ca_rotation,
+    ensure_controller_pki,
+    rotate_licence_key,
+)
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
 from edge.membership import Membership
@@ -22,13 +29,6 @@ from muster.crypto.pki import (
     load_certificate,
     load_certificates,
     verify_issued_by_any,
-)
-from provisioning.pki_store import (
-    ControllerPki,
-    activate_next_ca,
-    begin_ca_rotation,
-    ensure_controller_pki,
-    rotate_licence_key,
 )
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import FINGERPRINT
