@@ -1,6 +1,9 @@
 """XLSX workbooks (openpyxl) of progress, the weekly report and the approved records of an area,
 with Chinese headers. Workbooks are written in openpyxl's write-only mode, row by row, so an
-area of millions of records never sits in memory as cells."""
+area of millions of records never sits in memory as cells.
+
+Every row goes through ``muster.spreadsheets.xlsx_row``: a name or a region typed as
+``=HYPERLINK(...)`` is written as text, never as a live formula."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font, PatternFill
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +28,7 @@ from controller.progress import (
 from controller.region_tree import region_names
 from controller.review import APPROVED, category_name
 from muster.regions import LEVEL_NAMES
+from muster.spreadsheets import xlsx_row
 
 __all__ = ["approved_workbook", "progress_workbook", "weekly_workbook"]
 
@@ -59,12 +62,11 @@ APPROVED_HEADERS = (
 
 
 def _header(sheet: Any, titles: tuple[str, ...]) -> None:
-    cells = []
-    for title in titles:
-        cell = WriteOnlyCell(sheet, value=title)
-        cell.font = _BOLD
-        cells.append(cell)
-    sheet.append(cells)
+    sheet.append(xlsx_row(sheet, titles, font=_BOLD))
+
+
+def _append(sheet: Any, values: list[Any], **style: Any) -> None:
+    sheet.append(xlsx_row(sheet, values, **style))
 
 
 def _counts(c: Counts) -> list[Any]:
@@ -78,8 +80,8 @@ def _late(phases: list[str]) -> str:
 def progress_workbook(report: ProgressReport, path: Path) -> None:
     book = Workbook(write_only=True)
     sheet = book.create_sheet("进度")
-    sheet.append([f"{report.area_name}（{report.area or '全国'}）采集进度"])
-    sheet.append([f"统计时间 {report.now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"])
+    _append(sheet, [f"{report.area_name}（{report.area or '全国'}）采集进度"])
+    _append(sheet, [f"统计时间 {report.now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"])
     _header(sheet, PROGRESS_HEADERS)
     for r in report.regions:
         row: list[Any] = [
@@ -90,16 +92,9 @@ def progress_workbook(report: ProgressReport, path: Path) -> None:
             r.totals.declared,
             _late(r.overdue),
         ]
-        if r.overdue:
-            cells = []
-            for value in row:
-                cell = WriteOnlyCell(sheet, value=value)
-                cell.fill = _LATE
-                cells.append(cell)
-            sheet.append(cells)
-        else:
-            sheet.append(row)
-    sheet.append(
+        _append(sheet, row, **({"fill": _LATE} if r.overdue else {}))
+    _append(
+        sheet,
         [
             report.area or "",
             "合计",
@@ -107,31 +102,33 @@ def progress_workbook(report: ProgressReport, path: Path) -> None:
             report.totals.townships,
             report.totals.declared,
             "",
-        ]
+        ],
     )
 
     by_category = book.create_sheet("按类别")
     _header(by_category, ("地区代码", "地区", "类别", *PROGRESS_HEADERS[2:8]))
     for r in report.regions:
         for category in ordered_categories(r.by_category):
-            by_category.append(
-                [r.code, r.name, category_name(category), *_counts(r.by_category[category])]
+            _append(
+                by_category,
+                [r.code, r.name, category_name(category), *_counts(r.by_category[category])],
             )
 
     deadlines = book.create_sheet("截止时间")
     _header(deadlines, ("阶段", "截止时间（北京时间）"))
     for phase, due in report.deadlines.items():
-        deadlines.append([PHASES[phase], f"{due:%Y-%m-%d %H:%M}"])
+        _append(deadlines, [PHASES[phase], f"{due:%Y-%m-%d %H:%M}"])
     book.save(path)
 
 
 def weekly_workbook(report: WeeklyReport, path: Path) -> None:
     book = Workbook(write_only=True)
     sheet = book.create_sheet("周报")
-    sheet.append(
+    _append(
+        sheet,
         [
             f"{report.area_name} 采集进度周报 {report.week_start:%Y-%m-%d} 至 {report.week_end:%Y-%m-%d}"
-        ]
+        ],
     )
     _header(
         sheet,
@@ -152,7 +149,8 @@ def weekly_workbook(report: WeeklyReport, path: Path) -> None:
     )
     for r in [*report.rows, report.total]:
         c = r.cumulative
-        sheet.append(
+        _append(
+            sheet,
             [
                 r.code if r is not report.total else (report.area or ""),
                 r.name if r is not report.total else "合计",
@@ -166,7 +164,7 @@ def weekly_workbook(report: WeeklyReport, path: Path) -> None:
                 c.missing,
                 c.percent,
                 _late(r.overdue),
-            ]
+            ],
         )
     book.save(path)
 
@@ -214,7 +212,8 @@ def approved_workbook(session: Session, area: str, path: Path) -> int:
         if code not in names:
             names.update(region_names(session, [code]))
         person = payload.get("person", {})
-        sheet.append(
+        _append(
+            sheet,
             [
                 record_id,
                 township,
@@ -226,7 +225,7 @@ def approved_workbook(session: Session, area: str, path: Path) -> int:
                 person.get("birth_date", ""),
                 LEVEL_NAMES.get(level, level) + "级" if level else "",
                 received.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if received else "",
-            ]
+            ],
         )
         count += 1
     book.save(path)
