@@ -87,6 +87,15 @@ def migrate(**options: object) -> None:
     click.echo("数据库结构已是最新 (schema is up to date)")
 
 
+class _FileRefused(click.ClickException):
+    """A refusal with its reason and exit status 2, without the usage text."""
+
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"错误 error: {self.format_message()}", err=True)
+
+
 @controller.command(name="import")
 @_with_common
 @click.option(
@@ -103,26 +112,30 @@ def migrate(**options: object) -> None:
     help="write the rejected rows and their reasons here (CSV; default FILE.rejected.csv)",
 )
 def import_(path: Path, report_path: Path | None, **options: object) -> None:
-    """Import the initial data (S-04): validate every row, store by township, idempotently."""
+    """Import the initial data (S-04): validate every row, store by township, idempotently.
+
+    A file that cannot be read (encoding, a broken CSV, not a workbook) is refused with the
+    file, the line and the fix, exit status 2, before the database is opened."""
     import json
 
     from rich.progress import Progress
 
     from controller.db import open_database
-    from controller.importer import count_rows, import_file, write_rejections
+    from controller.importer import check_file, import_file, write_rejections
     from muster.errors import ConfigError
 
     try:
+        checked = check_file(path)
         with open_database(_settings(**options)) as sessions, Progress(transient=True) as progress:
-            task = progress.add_task("导入 importing", total=count_rows(path))
+            task = progress.add_task("导入 importing", total=checked.rows)
             report = import_file(
                 sessions,
-                path,
+                checked,
                 progress=lambda n: progress.advance(task, n),
                 clock=SystemClock(),
             )
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise _FileRefused(str(exc)) from exc
     if report.rejected:
         report_path = report_path or path.with_name(path.name + ".rejected.csv")
         write_rejections(report_path, report.rejected)

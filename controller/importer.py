@@ -6,6 +6,12 @@ each, and idempotently: a person whose content is unchanged is left alone, so re
 same file (or resuming after a crash half way) changes nothing. Each chunk that changes a
 township moves that township's slice version on by one, and the changed rows carry the new
 version: that is what a device's delta is cut from.
+
+Before any row is stored the whole file is read through once (``check_file``): a file that
+cannot be read at all (not UTF-8 nor GB18030, a field over the CSV module's limit, a broken
+CSV, a "workbook" that is no XLSX) raises ``ImportFileError`` naming the file, the line where
+there is one, and the fix, and the database is not touched. A CSV saved by Chinese Excel (GBK)
+is read as GB18030 rather than refused.
 """
 
 from __future__ import annotations
@@ -23,12 +29,17 @@ from controller.db.models import PersonRow, TownshipSlice
 from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.initial_data import HEADERS, InitialPerson, RowRejected, parse_row
+from muster.spreadsheets import csv_row
 
 __all__ = [
+    "CheckedFile",
+    "ImportFileError",
     "ImportReport",
     "Importer",
     "Rejected",
+    "check_file",
     "count_rows",
+    "csv_encoding",
     "import_file",
     "read_rows",
     "write_rejections",
@@ -67,21 +78,120 @@ class ImportReport:
         }
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) from a CSV (UTF-8, with or without BOM) or an XLSX file's first sheet."""
+class ImportFileError(ConfigError):
+    """The file cannot be read as initial data at all (its encoding, a broken CSV, a file that
+    is not a workbook): nothing was imported. The message names the file, the line where
+    there is one, and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedFile:
+    """A file that reads from end to end: its data rows and, for a CSV, its encoding."""
+
+    path: Path
+    rows: int
+    encoding: str | None = None
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path} 第 {line} 行" if line else str(path)
+
+
+def csv_encoding(path: Path) -> str:
+    """``utf-8-sig`` for a UTF-8 file (with or without BOM); ``gb18030`` for a file that is not
+    UTF-8 but decodes as GB18030 from end to end (what Chinese Excel saves as "CSV" is GBK, a
+    subset); anything else is refused naming the first line that is not UTF-8.
+
+    Lines are split on ``\\n`` before decoding, which is safe for both encodings: neither uses
+    the byte 0x0A inside a multi-byte character."""
+    first_bad = _first_undecodable_line(path, "utf-8")
+    if first_bad is None:
+        return "utf-8-sig"
+    if _first_undecodable_line(path, "gb18030") is None:
+        return "gb18030"
+    raise ImportFileError(
+        f"{_where(path, first_bad)}：文件不是 UTF-8 编码，请另存为 UTF-8 CSV"
+        "（Excel：另存为 → CSV UTF-8（逗号分隔））后重新导入；未导入任何数据"
+    )
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    with path.open("rb") as fh:
+        for line, raw in enumerate(fh, start=1):
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return line
+    return None
+
+
+def check_file(path: Path) -> CheckedFile:
+    """Read ``path`` from end to end as the importer will, before anything is stored: an
+    unreadable file (encoding, a field over the CSV limit, a broken CSV, a file that is not an
+    XLSX workbook) raises ``ImportFileError`` and the database is never touched."""
+    suffix = path.suffix.lower()
+    encoding = csv_encoding(path) if suffix == ".csv" and path.exists() else None
+    rows = sum(1 for _ in read_rows(path, encoding=encoding))
+    return CheckedFile(path, rows, encoding)
+
+
+def read_rows(path: Path, *, encoding: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) from a CSV (UTF-8 with or without BOM, or GB18030/GBK: see
+    ``csv_encoding``) or an XLSX file's first sheet. A file that cannot be read raises
+    ``ImportFileError``; ``check_file`` finds that before any row is imported."""
     suffix = path.suffix.lower()
     if not path.exists():
         raise ConfigError(f"导入文件 {path} 不存在")
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        yield from _csv_rows(path, encoding or csv_encoding(path))
+    elif suffix == ".xlsx":
+        yield from _xlsx_rows(path)
+    else:
+        raise ConfigError(f"{path}: 只能导入 .csv 或 .xlsx 文件 (import a .csv or .xlsx file)")
+
+
+def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(newline="", encoding=encoding) as fh:
+        reader = csv.DictReader(fh)
+        try:
             _check_headers(path, reader.fieldnames or [])
             for line, row in enumerate(reader, start=2):
                 yield line, dict(row)
-    elif suffix == ".xlsx":
-        from openpyxl import load_workbook
+        except UnicodeDecodeError as exc:  # the file changed after its encoding was checked
+            raise ImportFileError(
+                f"{path}：文件不是 {encoding} 编码，请另存为 UTF-8 CSV 后重新导入；未导入任何数据"
+            ) from exc
+        except csv.Error as exc:
+            limit = csv.field_size_limit()
+            if "field limit" in str(exc):
+                why = (
+                    f'有一个字段超过 {limit} 个字符，通常是引号没有配对（一个 " 之后的内容都'
+                    "被当成了同一格）；请检查该行及其前几行的引号，或删去过长的内容"
+                )
+            else:
+                why = f"不是有效的 CSV（{exc}）；请用 Excel 打开后另存为 CSV UTF-8"
+            raise ImportFileError(
+                f"{_where(path, reader.reader.line_num)}：{why}；未导入任何数据"
+            ) from exc
 
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    from openpyxl import load_workbook
+
+    not_a_workbook = (
+        f"{path}：不是有效的 Excel 工作簿（.xlsx）——可能是改了扩展名的其他文件或已损坏；"
+        "请用 Excel 打开后另存为“Excel 工作簿 (*.xlsx)”或“CSV UTF-8”再导入；未导入任何数据"
+    )
+    try:
         book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile, KeyError, XML and its own errors alike
+        raise ImportFileError(not_a_workbook) from exc
+    try:
+        if not book.worksheets:
+            raise ImportFileError(not_a_workbook)
+        line = 1
         try:
             rows = book.worksheets[0].iter_rows(values_only=True)
             header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
@@ -90,10 +200,15 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if all(v is None for v in values):
                     continue
                 yield line, dict(zip(header, values, strict=False))
-        finally:
-            book.close()
-    else:
-        raise ConfigError(f"{path}: 只能导入 .csv 或 .xlsx 文件 (import a .csv or .xlsx file)")
+        except ConfigError:
+            raise
+        except Exception as exc:  # a damaged sheet inside a valid zip fails while iterating
+            raise ImportFileError(
+                f"{_where(path, line)}：工作表内容已损坏，无法读取；"
+                "请用 Excel 打开后另存为新的 .xlsx 或 CSV UTF-8 再导入；未导入任何数据"
+            ) from exc
+    finally:
+        book.close()
 
 
 def _check_headers(path: Path, headers: Iterable[str]) -> None:
@@ -110,7 +225,8 @@ def write_rejections(path: Path, rejected: Iterable[Rejected]) -> None:
         writer = csv.writer(fh)
         writer.writerow(["行号", "公民身份号码", "原因代码", "原因"])
         for r in rejected:
-            writer.writerow([r.line, r.id_number, r.code, r.reason])
+            # The number and the reason echo what the file said: never a live formula.
+            writer.writerow(csv_row([r.line, r.id_number, r.code, r.reason]))
 
 
 class Importer:
@@ -238,23 +354,19 @@ class Importer:
 
 def import_file(
     sessions: sessionmaker[Session],
-    path: Path,
+    path: Path | CheckedFile,
     *,
     progress: Callable[[int], None] = lambda n: None,
     clock: Clock,
 ) -> ImportReport:
-    return Importer(sessions, clock=clock).import_rows(read_rows(path), progress=progress)
+    """Import ``path`` after ``check_file`` has read it through (pass its ``CheckedFile`` to
+    skip the second reading): a file that cannot be read changes nothing."""
+    checked = path if isinstance(path, CheckedFile) else check_file(path)
+    return Importer(sessions, clock=clock).import_rows(
+        read_rows(checked.path, encoding=checked.encoding), progress=progress
+    )
 
 
 def count_rows(path: Path) -> int:
-    """Data rows in the file, for the progress bar (a quick pass; XLSX knows its dimension)."""
-    if path.suffix.lower() == ".csv":
-        with path.open("rb") as fh:
-            return max(0, sum(1 for _ in fh) - 1)
-    from openpyxl import load_workbook
-
-    book = load_workbook(path, read_only=True)
-    try:
-        return max(0, (book.worksheets[0].max_row or 1) - 1)
-    finally:
-        book.close()
+    """Data rows in the file (reading it through, as ``check_file`` does)."""
+    return check_file(path).rows
