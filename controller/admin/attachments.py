@@ -4,12 +4,18 @@ The chunks stay sealed in the database as the device sent them; this route joins
 with the upload keys on each request and checks the result against the size and SHA-256 the
 record names, so what an admin downloads is exactly what the clerk sealed. Region scopes apply
 through the ``record_id`` in the path (controller/admin/access.py).
+
+Only a canonical record id (``muster.records.RECORD_ID_PATTERN``) is looked up: anything else
+is a 404 before it can reach a header, and ``Content-Disposition`` is built by
+:func:`content_disposition` (RFC 6266) whatever it is given.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
@@ -20,7 +26,18 @@ from controller.db.models import Attachment, Record
 from controller.ingest import attachment_chunk
 from muster.crypto import UploadPrivateKey, open_attachment
 from muster.errors import SealError
-from muster.records import ATTACHMENT_MEDIA_TYPES, AttachmentRef
+from muster.records import ATTACHMENT_MEDIA_TYPES, RECORD_ID_PATTERN, AttachmentRef
+
+_RECORD_ID = re.compile(RECORD_ID_PATTERN)
+_PLAIN = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def content_disposition(kind: str, filename: str) -> str:
+    """``kind; filename="..."; filename*=UTF-8''...`` (RFC 6266, RFC 5987): the quoted name
+    keeps only letters, digits and ``._-`` (anything else becomes ``_``), the extended one is
+    percent-encoded, so no quote, semicolon, CR, LF or NUL of ``filename`` reaches the header."""
+    fallback = _PLAIN.sub("_", filename) or "download"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def attachments_router(
@@ -65,19 +82,21 @@ def attachments_router(
         responses={200: {"content": {t: {} for t in set(ATTACHMENT_MEDIA_TYPES.values())}}},
     )
     def api_attachment(
-        record_id: str = Path(max_length=40),
+        record_id: str = Path(description="the record's id, a canonical lower-case UUID"),
         name: str = Path(description="photo.jpg, signature.png or signed_sheet.jpg"),
     ) -> Response:
         if name not in ATTACHMENT_MEDIA_TYPES:
             raise HTTPException(
                 404, f"附件名“{name}”无效：可取 {', '.join(sorted(ATTACHMENT_MEDIA_TYPES))}"
             )
+        if not _RECORD_ID.fullmatch(record_id):
+            raise HTTPException(404, "没有这条记录：记录编号应为小写的 UUID")
         data, media_type = load(record_id, name)
         return Response(
             data,
             media_type=media_type,
             headers={
-                "Content-Disposition": f'inline; filename="{record_id}-{name}"',
+                "Content-Disposition": content_disposition("inline", f"{record_id}-{name}"),
                 "Cache-Control": "no-store",
             },
         )
