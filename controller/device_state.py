@@ -5,6 +5,11 @@ A batch costs three statements whatever its size: one SELECT of the devices it n
 executemany UPDATE of those that changed, and executemany INSERTs of their events and state
 changes. Messages are applied in arrival order in memory first, so a device's last heartbeat and
 its goodbye in the same batch end as "offline", as they happened.
+
+Nothing from a revoked device is applied: its heartbeats, events and acks are dropped, logged
+and counted (``dropped_revoked``), checked against ``devices.revoked_at`` in the same SELECT
+that reads the batch's devices, so a session the broker has not closed yet changes nothing.
+The consumer drops them even earlier, on arrival, from the cached set ``revoked_devices``.
 """
 
 from __future__ import annotations
@@ -67,6 +72,14 @@ class DeviceStateStore:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self.dropped_revoked = 0
+
+    def revoked_devices(self) -> frozenset[str]:
+        """Every revoked device id, for the consumer's cache (one query per refresh)."""
+        with self._sessions() as session:
+            return frozenset(
+                session.scalars(select(_DEVICES.c.id).where(_DEVICES.c.revoked_at.is_not(None)))
+            )
 
     def apply(self, batch: list[Message]) -> int:
         """Apply a batch; returns how many messages changed something."""
@@ -77,11 +90,14 @@ class DeviceStateStore:
             rows: dict[str, dict[str, Any]] = {
                 row["id"]: dict(row)
                 for row in session.execute(
-                    select(_DEVICES.c.id, *(_DEVICES.c[name] for name in _MANAGED)).where(
-                        _DEVICES.c.id.in_(ids)
-                    )
+                    select(
+                        _DEVICES.c.id,
+                        _DEVICES.c.revoked_at,
+                        *(_DEVICES.c[name] for name in _MANAGED),
+                    ).where(_DEVICES.c.id.in_(ids))
                 ).mappings()
             }
+            revoked = {device_id for device_id, row in rows.items() if row["revoked_at"]}
             dirty: set[str] = set()
             events: list[dict[str, Any]] = []
             history: list[dict[str, Any]] = []
@@ -89,6 +105,12 @@ class DeviceStateStore:
                 row = rows.get(device_id)
                 if row is None:
                     continue  # not enrolled here (yet): nothing to keep state on
+                if device_id in revoked:
+                    self.dropped_revoked += 1
+                    log.warning(
+                        "telemetry of a revoked device dropped", device_id=device_id, kind=kind
+                    )
+                    continue
                 try:
                     if kind == "event":
                         events.append(self._event(device_id, payload, now))

@@ -19,6 +19,13 @@ fills only when the database falls behind. When it is full:
    command ``sent``; it is sent again when the device comes back online, or it expires.)
 
 ``/api/v1/telemetry`` reports both counts next to ``messages_received`` and ``messages_applied``.
+
+A revoked device's messages are dropped on arrival, whatever the broker still lets through (a
+TLS session opened before the revocation lives until it closes): the consumer keeps the set of
+revoked device ids cached, refreshed every ``REVOKED_REFRESH_S`` of the clock by the flush loop
+(one query, not one per message), and the store checks again when it applies a batch. Each drop
+is counted in ``messages_from_revoked`` and logged, the first per device per refresh as a
+warning.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ log = structlog.get_logger(__name__)
 SUPERSEDED_KINDS = frozenset({"status", "telemetry"})
 # Compaction must free at least this share of the buffer, or the buffer counts as saturated.
 _MIN_FREED = 0.1
+# How often the cached set of revoked devices is read again.
+REVOKED_REFRESH_S = 5.0
 
 
 def coalesce(messages: list[Message]) -> list[Message]:
@@ -149,6 +158,10 @@ class TelemetryConsumer:
         self.connected = asyncio.Event()
         self.messages_applied = 0
         self.messages_received = 0
+        self._revoked: frozenset[str] = frozenset()
+        self._revoked_read_at: float | None = None
+        self._revoked_logged: set[str] = set()
+        self._dropped_revoked = 0
         # The live broker connection, for whoever publishes through it (the command sender).
         self.client: aiomqtt.Client | None = None
 
@@ -164,9 +177,35 @@ class TelemetryConsumer:
     def pending(self) -> int:
         return len(self._buffer)
 
+    @property
+    def messages_from_revoked(self) -> int:
+        """Messages of revoked devices dropped, on arrival or when their batch was applied."""
+        return self._dropped_revoked + self._store.dropped_revoked
+
+    def refresh_revoked(self) -> frozenset[str]:
+        """Read the revoked set again (a query); the flush loop calls it on the clock."""
+        revoked = self._store.revoked_devices()
+        if revoked != self._revoked:
+            log.info("revoked devices refreshed", revoked=len(revoked))
+        self._revoked = revoked
+        self._revoked_logged.clear()
+        self._revoked_read_at = self._clock.monotonic()
+        return revoked
+
+    def _refresh_revoked_if_due(self) -> None:
+        read_at = self._revoked_read_at
+        if read_at is None or self._clock.monotonic() - read_at >= REVOKED_REFRESH_S:
+            self.refresh_revoked()
+
     def receive(self, device_id: str, kind: str, payload: bytes) -> bool:
-        """Buffer one decoded message; False when the full buffer dropped it."""
+        """Buffer one decoded message; False when it was dropped (full buffer, revoked device)."""
         self.messages_received += 1
+        if device_id in self._revoked:
+            self._dropped_revoked += 1
+            if device_id not in self._revoked_logged:
+                self._revoked_logged.add(device_id)
+                log.warning("messages of a revoked device dropped", device_id=device_id, kind=kind)
+            return False
         return self._buffer.add((device_id, kind, payload))
 
     async def run(self) -> None:
@@ -206,6 +245,11 @@ class TelemetryConsumer:
 
     async def flush_forever(self) -> None:
         while True:
+            try:
+                await asyncio.to_thread(self._refresh_revoked_if_due)
+            except Exception:
+                # The database away: keep the last set; the store still checks every batch.
+                log.warning("revoked devices not refreshed; keeping the cached set")
             if await self.flush():
                 self._flush_backoff.reset()
                 await self._clock.sleep(self._settings.telemetry_flush_s)

@@ -5,6 +5,8 @@ reason, and checks that nothing else changed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator
@@ -19,14 +21,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.clerks import add_clerk
 from controller.db import make_engine, migrate, session_factory
-from controller.db.models import Attachment, Device, FingerprintChange, LicenceGrant, Record
+from controller.db.models import (
+    Attachment,
+    Device,
+    DeviceEvent,
+    FingerprintChange,
+    LicenceGrant,
+    Record,
+)
+from controller.device_state import DeviceStateStore
 from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
 from controller.grpc_services import build_servers
 from controller.ingest import Ingestor
 from controller.pki_store import ControllerPki, ensure_controller_pki
-from controller.revocation import revoke_device
+from controller.revocation import CrlPublisher, revoke_device, write_crl
 from controller.settings import ControllerSettings
+from controller.telemetry import TelemetryConsumer
 from edge.collector import simulated_record
+from muster import topics
 from muster.clock import VirtualClock
 from muster.crypto import (
     DeviceKey,
@@ -34,11 +46,16 @@ from muster.crypto import (
     private_key_pem,
     seal_record,
     upload_public_from_bytes,
+    write_private_key,
+    write_public_file,
 )
 from muster.crypto.pki import build_csr, certificate_pem, load_certificate
 from muster.records import RecordPayload
-from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2
+from muster.topics import Kind
+from muster.v1 import data_pb2, data_pb2_grpc, device_pb2, enrollment_pb2
 from tests.fixtures.components import free_port
+from tests.fixtures.secure_broker import SecureBrokerFactory
+from tests.integration.test_broker_acl import Peer
 from tests.unit.test_record_hostile import number_field
 
 TOWNSHIP = "370902001000"
@@ -437,3 +454,97 @@ async def test_an_oversized_fingerprint_is_invalid_argument(centre: Centre) -> N
     assert "machine_id" in (refused.value.details() or "")
     with centre.sessions() as session:
         assert session.scalar(select(func.count()).select_from(FingerprintChange)) == 0
+
+
+# --- 1b. a revoked device's live MQTT session -------------------------------------------------
+
+
+async def test_a_revoked_devices_live_mqtt_session_changes_nothing(
+    secure_mosquitto: SecureBrokerFactory, tmp_path: Path
+) -> None:
+    """Attack: a device opens its MQTT session, is revoked, and keeps publishing heartbeats and
+    events on the session it already has.
+
+    What Mosquitto 2.0.11 does, proved here: the CRL the controller publishes (SIGHUP through
+    ``broker_pid_file``) refuses every *new* connection of the revoked certificate, but the
+    session opened before stays up and its publishes are still delivered; only a restart of the
+    broker (or its listener) closes it, after which the device cannot come back. So the
+    controller drops the device's messages on arrival, counted and logged, and nothing it
+    sends is applied: its heartbeat sequence, state and events stay as they were."""
+    clock = VirtualClock(datetime.now(UTC).replace(microsecond=0))
+    ctl = tmp_path / "ctl"
+    pki = ensure_controller_pki(ctl, ["127.0.0.1", "localhost"], now=clock.now())
+    sessions = _database(f"sqlite:///{tmp_path / 'controller.db'}", pki, clock.now())
+    key = generate_device_key()
+    enrolled = _enrol(sessions, pki, key, clock)
+    device_id = enrolled.device_id
+    write_private_key(tmp_path / "device.key", key)
+    write_public_file(
+        tmp_path / "device.crt", certificate_pem(load_certificate(enrolled.certificate_der))
+    )
+    write_crl(sessions, pki, now=clock.now())
+    broker = secure_mosquitto(ctl, listener_config=f"crlfile {pki.crl_path}")
+    pid_file = tmp_path / "mosquitto.pid"
+    assert broker._process is not None
+    pid_file.write_text(str(broker._process.pid))
+    settings = ControllerSettings(data_dir=ctl, mqtt_url=getattr(broker, "centre_url", broker.url))
+    store = DeviceStateStore(sessions, clock)
+    consumer = TelemetryConsumer(settings, store, clock, pki)
+    consumer.refresh_revoked()
+    running = asyncio.create_task(consumer.run())
+    try:
+        assert await asyncio.wait_for(consumer.connected.wait(), 10)
+        device = Peer(broker, pki, tmp_path / "device.crt", tmp_path / "device.key", device_id)
+
+        async def publish(kind: Kind, payload: bytes) -> None:
+            seen = consumer.messages_received
+            await asyncio.to_thread(device.publish, topics.topic(device_id, kind), payload)
+            for _ in range(200):
+                if consumer.messages_received > seen:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"the {kind} never reached the controller")
+
+        await publish("telemetry", device_pb2.Heartbeat(sequence=1).SerializeToString())
+        await consumer.flush()
+        with sessions() as session:
+            before = session.get(Device, device_id)
+            assert before is not None and before.heartbeat_sequence == 1
+            state_before = (before.state, before.outbox_depth, before.last_seen)
+            events_before = session.scalar(select(func.count()).select_from(DeviceEvent))
+
+        revoke_device(sessions, device_id, reason="stolen", by="admin", now=clock.now())
+        publisher = CrlPublisher(sessions, pki, broker_pid_file=pid_file, clock=clock)
+        assert await asyncio.to_thread(publisher.publish_if_changed)
+        consumer.refresh_revoked()
+        await asyncio.sleep(2)  # the broker re-reads its configuration and CRL
+
+        # The session opened before the revocation is still up, and still delivers.
+        assert device.client.is_connected()
+        await publish(
+            "telemetry", device_pb2.Heartbeat(sequence=2, outbox_depth=99).SerializeToString()
+        )
+        await publish("event", device_pb2.Event(message="forged").SerializeToString())
+        await consumer.flush()
+        assert consumer.messages_from_revoked == 2
+        with sessions() as session:
+            after = session.get(Device, device_id)
+            assert after is not None and after.heartbeat_sequence == 1
+            assert (after.state, after.outbox_depth, after.last_seen) == state_before
+            events = session.scalar(select(func.count()).select_from(DeviceEvent))
+            assert events == events_before + 1  # the REVOKED event of the revocation only
+
+        # A new connection with the revoked certificate is refused by the reloaded CRL...
+        with pytest.raises(AssertionError, match="could not connect"):
+            Peer(broker, pki, tmp_path / "device.crt", tmp_path / "device.key", "again")
+        # ...and a broker restart closes the old session for good.
+        broker.stop()
+        broker.start()
+        await asyncio.sleep(3)
+        assert not device.client.is_connected()
+        device.close()
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+        sessions.kw["bind"].dispose()
