@@ -11,7 +11,9 @@ Errors::
     MusterError
     └── AccessError            (this module)
         ├── LoginRequired      no session cookie or token, or it expired
-        └── AccessDenied       logged in, but outside the region or beyond the role
+        ├── AccessDenied       logged in, but outside the region or beyond the role, or a
+        │                      cross-site request (controller/admin/csrf.py)
+        └── UnknownPage        logged in, but no such page (answered 404)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "AccessError",
     "AdminIdentity",
     "LoginRequired",
+    "UnknownPage",
     "add_admin",
     "hash_admin_password",
     "issue_token",
@@ -64,6 +67,10 @@ class LoginRequired(AccessError):
 
 class AccessDenied(AccessError):
     """The admin is logged in but may not do this here; the message says why, in Chinese."""
+
+
+class UnknownPage(AccessError):
+    """The admin is logged in but asked for a page (or a method on it) the app does not have."""
 
 
 ROLES: dict[str, str] = {

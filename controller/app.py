@@ -17,19 +17,20 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
+from controller.admin.login_guard import PasswordWorkers
 from controller.commands import CommandSender, mqtt_publisher
 from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
 from controller.fleet_state import FleetMonitor
 from controller.grpc_services import build_servers
 from controller.ingest import Ingestor
+from controller.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 from controller.revocation import CrlPublisher
 from controller.settings import ControllerSettings
 from controller.telemetry import DeviceStateStore, TelemetryConsumer
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.supervisor import Supervisor
-from provisioning.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,7 @@ class Controller:
     _supervisor: Supervisor | None = None
     _running: asyncio.Task[None] | None = None
     _admin: uvicorn.Server | None = None
+    _password_workers: PasswordWorkers | None = None
     _stopping: bool = False
 
     @property
@@ -132,8 +134,15 @@ class Controller:
         sender = CommandSender(self.sessions, clock)
         publish = mqtt_publisher(lambda: self.consumer.client)
         supervisor.add("commands", lambda: sender.run(publish))
+        # Admin logins hash passwords here, off the loop the gRPC servers and telemetry share.
+        self._password_workers = PasswordWorkers(
+            settings.admin_password_workers, settings.admin_password_waiting
+        )
         admin_app = create_admin_app(
-            self.sessions, clock=clock, upload_keys=lambda: load_upload_keys(self.pki.directory)
+            self.sessions,
+            clock=clock,
+            upload_keys=lambda: load_upload_keys(self.pki.directory),
+            password_workers=self._password_workers,
         )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(
@@ -189,6 +198,8 @@ class Controller:
                 self._running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._running
+        if self._password_workers is not None:
+            self._password_workers.close()  # after the admin server: no login is left waiting
         self.engine.dispose()
         log.info("controller stopped")
 

@@ -39,6 +39,10 @@ class ControllerSettings(BaseSettings):
     # How often the fleet monitor looks for silent devices and raises or resolves alerts.
     fleet_sweep_s: float = 10.0
     upload_batch: int = 256
+    # Admin logins: scrypt runs on this many threads, never on the event loop, and at most
+    # this many more logins wait for one (128 MiB each); past that a login is told to retry.
+    admin_password_workers: int = Field(default=2, ge=1)
+    admin_password_waiting: int = Field(default=2, ge=0)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'controller.db').resolve()}"

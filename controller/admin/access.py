@@ -6,6 +6,11 @@ device, command, record or township named in its path. Handlers narrow region fi
 
 The table fails closed: a route with no line here is refused to everybody, so a page added
 later cannot leak by default (tests/unit/test_admin_scopes.py checks every route has a line).
+A request with no line, a page that does not exist, is answered 404 and says no more.
+
+A state-changing request made with the session cookie must also come from this site and carry
+the session's CSRF token (controller/admin/csrf.py); the middleware reads such a request's body
+(at most ``FORM_BODY_MAX`` bytes) to find the token and hands it on unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio.to_thread
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -22,11 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from controller.admin.csrf import STATE_CHANGING, csrf_problem, csrf_token_for, origin_problem
 from controller.admin_accounts import (
     AccessDenied,
     AccessError,
     AdminIdentity,
     LoginRequired,
+    UnknownPage,
     record_denial,
     resolve_session,
     resolve_token,
@@ -34,8 +42,12 @@ from controller.admin_accounts import (
 from controller.db.models import Command, Device, Record
 from muster.clock import Clock
 
+log = structlog.get_logger(__name__)
+
 SESSION_COOKIE = "muster_session"
 PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
+# The pages' forms are a few fields; a cookie request's body is read whole to find its token.
+FORM_BODY_MAX = 1024 * 1024
 
 # (method, path template, action). HEAD is treated as GET.
 ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
@@ -157,12 +169,38 @@ class AccessControl:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(PUBLIC_PATHS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        changing = request.method in STATE_CHANGING
+        if scope["path"].startswith(PUBLIC_PATHS):
+            # No session to ride on yet, but another site must not sign a browser in either.
+            problem = origin_problem(request.headers, required=False) if changing else None
+            if problem is not None:
+                response = await anyio.to_thread.run_sync(
+                    refusal, self.sessions, request, AccessDenied(problem), "", self.clock.now()
+                )
+                await response(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        if (
+            changing
+            and "authorization" not in request.headers
+            and SESSION_COOKIE in (request.cookies)
+        ):
+            try:
+                body = await _read_body(receive, FORM_BODY_MAX)
+            except _TooLarge:
+                await JSONResponse(
+                    {"detail": f"请求体超过 {FORM_BODY_MAX // 1024} KiB，已拒绝"}, status_code=413
+                )(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         try:
-            admin = await anyio.to_thread.run_sync(self._check, request)
+            admin = await anyio.to_thread.run_sync(self._check, request, body)
         except AccessError as exc:
             response = await anyio.to_thread.run_sync(
                 refusal, self.sessions, request, exc, "", self.clock.now()
@@ -181,7 +219,7 @@ class AccessControl:
             return "token", token.strip()
         return "cookie", request.cookies.get(SESSION_COOKIE, "")
 
-    def _check(self, request: Request) -> AdminIdentity:
+    def _check(self, request: Request, body: bytes) -> AdminIdentity:
         kind, secret = self._credentials(request)
         if not secret:
             raise LoginRequired("请先登录")
@@ -191,13 +229,25 @@ class AccessControl:
                 admin = resolve_token(session, secret)
             else:
                 admin = resolve_session(session, secret, now)
-        request.scope.setdefault("state", {})["admin"] = admin
+        state = request.scope.setdefault("state", {})
+        state["admin"] = admin
+        if kind == "cookie":
+            state["csrf_token"] = csrf_token_for(secret)
+            if request.method in STATE_CHANGING:
+                problem = origin_problem(request.headers, required=True) or csrf_problem(
+                    request.headers, body, secret
+                )
+                if problem is not None:
+                    raise AccessDenied(problem)
         rule = match_rule(request.method, request.url.path)
         if rule is None:
-            raise AccessDenied(
-                f"{request.method} {request.url.path} 没有访问规则（controller/admin/access.py），"
-                "一律拒绝"
+            # Fail closed, and say no more than a 404 would: the rule table is ours to know.
+            log.warning(
+                "admin request has no access rule in controller/admin/access.py",
+                method=request.method,
+                path=request.url.path,
             )
+            raise UnknownPage(f"没有这个页面：{request.method} {request.url.path[:100]}")
         _template, action, params = rule
         admin.require(action)
         with self.sessions() as session:
@@ -230,6 +280,10 @@ def refusal(
             now=now,
         )
     is_api = path.startswith("/api/") or "authorization" in request.headers
+    if isinstance(exc, UnknownPage):
+        if is_api:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return HTMLResponse(_page("页面不存在 (not found)", str(exc), "not-found"), status_code=404)
     if isinstance(exc, LoginRequired):
         if is_api:
             return JSONResponse(
@@ -239,13 +293,52 @@ def refusal(
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if is_api:
         return JSONResponse({"detail": str(exc)}, status_code=403)
-    body = (
-        '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>无权访问</title>'
-        '<body style="font-family:sans-serif;margin:2rem"><h1>无权访问 (forbidden)</h1>'
-        f'<p class="error" data-testid="denied">{_escape(str(exc))}</p>'
+    return HTMLResponse(_page("无权访问 (forbidden)", str(exc), "denied"), status_code=403)
+
+
+def _page(title: str, message: str, testid: str) -> str:
+    return (
+        f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{_escape(title)}</title>'
+        f'<body style="font-family:sans-serif;margin:2rem"><h1>{_escape(title)}</h1>'
+        f'<p class="error" data-testid="{testid}">{_escape(message)}</p>'
         '<p><a href="/">返回首页</a></p></body></html>'
     )
-    return HTMLResponse(body, status_code=403)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, or _TooLarge past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; the app will see that on its own receive
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then whatever comes next."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _escape(text: str) -> str:
@@ -255,8 +348,8 @@ def _escape(text: str) -> str:
 
 
 def install_access_control(app: FastAPI, sessions: sessionmaker[Session], clock: Clock) -> None:
-    """Login pages, the middleware and the 403 answer for refusals raised inside handlers."""
-    from controller.admin.login import login_router
+    """The middleware and the 403 answer for refusals raised inside handlers (the login pages
+    are controller/admin/login.py's router)."""
 
     async def denied(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AccessError)
@@ -264,7 +357,6 @@ def install_access_control(app: FastAPI, sessions: sessionmaker[Session], clock:
 
     app.add_exception_handler(AccessError, denied)
     app.add_middleware(AccessControl, sessions=sessions, clock=clock)
-    app.include_router(login_router(sessions, clock))
 
 
 def routes_of(app: FastAPI) -> list[tuple[str, str]]:

@@ -17,6 +17,8 @@ from controller.admin.access import admin_of, install_access_control
 from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
 from controller.admin.fleet import fleet_router
+from controller.admin.login import login_router
+from controller.admin.login_guard import LoginThrottle, PasswordWorkers
 from controller.admin.progress_pages import progress_router
 from controller.db.models import Device, Record
 from muster.clock import Clock
@@ -77,12 +79,19 @@ def create_admin_app(
     *,
     clock: Clock,
     upload_keys: Callable[[], Mapping[int, UploadPrivateKey]] | None = None,
+    password_workers: PasswordWorkers | None = None,
 ) -> FastAPI:
     """The admin app over ``sessions``. ``clock`` is the one every page, API call, login and
     refusal reads "now" from (kept on ``app.state.clock``): the process's ``SystemClock``, or a
-    ``VirtualClock`` in tests so data built at the tests' NOW is seen from that same NOW."""
+    ``VirtualClock`` in tests so data built at the tests' NOW is seen from that same NOW.
+
+    Passwords are checked on ``password_workers`` (the controller's, which it closes when it
+    stops; by default a pool of this app's own); failed logins are counted and locked out in
+    ``app.state.login_throttle`` (controller/admin/login_guard.py)."""
     app = FastAPI(title="muster admin", version="1")
     app.state.clock = clock
+    app.state.password_workers = workers = password_workers or PasswordWorkers()
+    app.state.login_throttle = throttle = LoginThrottle(clock)
 
     def list_devices(township: str, online: bool | None, limit: int) -> list[DeviceView]:
         with sessions() as session:
@@ -126,7 +135,8 @@ def create_admin_app(
     app.include_router(fleet_router(sessions, clock))
     app.include_router(codes_router(sessions, clock))
     app.include_router(progress_router(sessions, clock))
-    install_access_control(app, sessions, clock)  # login, scopes and roles on every route above
+    app.include_router(login_router(sessions, clock, workers=workers, throttle=throttle))
+    install_access_control(app, sessions, clock)  # scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos
         app.include_router(attachments_router(sessions, upload_keys))
     return app

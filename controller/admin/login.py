@@ -1,8 +1,10 @@
 """Logging in and out of the admin pages, and who the current admin is.
 
-``POST /login`` checks the password (scrypt, see controller/admin_accounts.py) and sets an
-HttpOnly, SameSite=Strict session cookie: the browser never sends it with a request another
-site started, which is what keeps the pages' forms safe from cross-site posts.
+``POST /login`` checks the password (scrypt, see controller/admin_accounts.py) on the bounded
+password pool, never on the event loop, after the name and the address have been checked
+against their lockouts (controller/admin/login_guard.py), and sets an HttpOnly, SameSite=Strict
+session cookie. The forms the session then posts carry its CSRF token as well
+(controller/admin/csrf.py): SameSite alone is not kept by every browser.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import SESSION_COOKIE, admin_of
 from controller.admin.fleet_i18n import fleet_texts
+from controller.admin.login_guard import LoginBusy, LoginRefused, LoginThrottle, PasswordWorkers
 from controller.admin.progress_i18n import progress_texts
 from controller.admin_accounts import (
     ABSOLUTE_TIMEOUT,
@@ -48,11 +52,22 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def login_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+def login_router(
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    *,
+    workers: PasswordWorkers,
+    throttle: LoginThrottle,
+) -> APIRouter:
     router = APIRouter()
 
     def form(
-        request: Request, lang: str, next_: str, error: str = "", status_code: int = 200
+        request: Request,
+        lang: str,
+        next_: str,
+        error: str = "",
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         other = "en" if lang == "zh" else "zh"
         return TEMPLATES.TemplateResponse(
@@ -67,7 +82,24 @@ def login_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
                 "error": error,
             },
             status_code=status_code,
+            headers=headers,
         )
+
+    def deny(username: str, reason: str) -> None:
+        with sessions.begin() as session:
+            record_denial(
+                session,
+                username=username,
+                method="POST",
+                path="/login",
+                reason=reason,
+                now=clock.now(),
+            )
+
+    def check_password(username: str, password: str) -> str:
+        with sessions.begin() as session:
+            cookie, _admin = login(session, username, password, clock.now())
+        return cookie
 
     @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(
@@ -79,26 +111,34 @@ def login_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
 
     @router.post("/login", include_in_schema=False)
     async def login_submit(request: Request) -> Response:
-        fields = {k: v[-1] for k, v in parse_qs((await request.body()).decode()).items()}
+        body = (await request.body()).decode("utf-8", "replace")
+        fields = {k: v[-1] for k, v in parse_qs(body).items()}
         lang = fields.get("lang") if fields.get("lang") in ("zh", "en") else "zh"
         assert lang is not None
         username = fields.get("username", "").strip()[:32]
+        password = fields.get("password", "")
         target = _safe_next(fields.get("next", "/"))
-        now = clock.now()
+        address = request.client.host if request.client is not None else ""
         try:
-            with sessions.begin() as session:
-                cookie, _admin = login(session, username, fields.get("password", ""), now)
+            throttle.check(username, address)
+            cookie = await workers.run(lambda: check_password(username, password))
+        except LoginRefused as exc:
+            # Locked or busy: no password was looked at, and none is counted.
+            await anyio.to_thread.run_sync(deny, username, str(exc))
+            return form(
+                request,
+                lang,
+                target,
+                error=str(exc),
+                status_code=503 if isinstance(exc, LoginBusy) else 429,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
         except AccessDenied as exc:
-            with sessions.begin() as session:
-                record_denial(
-                    session,
-                    username=username,
-                    method="POST",
-                    path="/login",
-                    reason=str(exc),
-                    now=now,
-                )
-            return form(request, lang, target, error=str(exc), status_code=401)
+            locked = throttle.failed(username, address)
+            reason = f"{exc}；{locked}" if locked is not None else str(exc)
+            await anyio.to_thread.run_sync(deny, username, reason)
+            return form(request, lang, target, error=reason, status_code=401)
+        throttle.succeeded(username)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,

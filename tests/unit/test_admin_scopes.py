@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
 from controller.admin.access import ROUTE_ACTIONS, match_rule, routes_of
+from controller.admin.csrf import csrf_token_for
 from controller.admin_accounts import (
     ABSOLUTE_TIMEOUT,
     IDLE_TIMEOUT,
@@ -355,7 +356,12 @@ async def test_login_sets_a_strict_cookie_and_logout_ends_it(
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     page = await client.get("/progress")
     assert page.status_code == 200 and "泰山区" in page.text and "岱岳区" not in page.text
-    await client.post("/logout")
+    session_cookie = client.cookies["muster_session"]
+    await client.post(
+        "/logout",
+        data={"csrf_token": csrf_token_for(session_cookie)},
+        headers={"Origin": "http://admin.test"},
+    )
     assert (await client.get("/progress")).status_code == 303
 
 
