@@ -1,10 +1,20 @@
 """What makes a device a member of the fleet, kept under ``STATE_DIR/identity``: its key (0600),
 its certificate and the CA's, its licence, the licence authority's public key, and what the
-controller told it at enrolment (township, profile, endpoints, upload keys)."""
+controller told it at enrolment (township, profile, endpoints, upload keys).
+
+The licence guard's own state lives twice: in files beside the licence (``clock.hwm``,
+``revoked``) and in ``guard.sqlite3`` (``GuardLedger``), which also pins the licence authority's
+key as enrolment delivered it. A copy deleted or edited on its own is noticed and put back from
+the other (see ``edge/licence_guard.py``). This is tamper *evidence* against a careless or
+partial edit, not protection: there is no TPM, so root on the device can rewrite both copies
+and the device key together. What root cannot do is make the centre take records: the
+controller checks revocation and licence expiry itself on every upload (controller/ingest.py).
+"""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,9 +34,51 @@ class Enrolment:
     upload_keys: dict[str, str] = field(default_factory=dict)  # version -> hex public key
 
 
+class GuardLedger:
+    """The licence guard's second copy of its state, one small SQLite table (``synchronous=FULL``):
+    ``licence_authority_key`` (pinned at enrolment), ``high_water`` (ISO time), ``revoked``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS guard_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        return db
+
+    def get(self, name: str) -> str | None:
+        if not self.path.exists():
+            return None
+        db = self._connect()
+        try:
+            row = db.execute("SELECT value FROM guard_state WHERE name = ?", (name,)).fetchone()
+        except sqlite3.DatabaseError:
+            return None  # a corrupt ledger counts as a missing copy
+        finally:
+            db.close()
+        return None if row is None else str(row[0])
+
+    def put(self, name: str, value: str) -> None:
+        db = self._connect()
+        try:
+            db.execute(
+                "INSERT INTO guard_state (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+        finally:
+            db.close()
+
+
 class IdentityStore:
     def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
         self.directory = state_dir / "identity"
+        self.ledger = GuardLedger(self.directory / "guard.sqlite3")
 
     @property
     def key_path(self) -> Path:
@@ -65,7 +117,28 @@ class IdentityStore:
         write_public_file(self.cert_path, cert_pem)
         write_public_file(self.ca_path, ca_pem)
         write_public_file(self.licence_path, licence)
+        # The trust anchor is pinned as enrolment (over server TLS, with a one-time code)
+        # delivered it; later it changes only through ``rotate_authority_key``.
+        self.ledger.put("licence_authority_key", enrolment.licence_authority_key)
         self.save_enrolment(enrolment)
+
+    def pinned_authority_key(self) -> str:
+        """The licence authority key (hex) this device trusts: the pinned one. A device enrolled
+        before pinning existed pins what its enrolment record says, once (trust on first use)."""
+        pinned = self.ledger.get("licence_authority_key")
+        if pinned is None:
+            pinned = self.enrolment().licence_authority_key
+            self.ledger.put("licence_authority_key", pinned)
+        return pinned
+
+    def rotate_authority_key(self, key_hex: str) -> None:
+        """Replace the trust anchor. Only for a key that came over the mutual-TLS channel from
+        the controller (``Membership.install``), never from a file on the device."""
+        self.ledger.put("licence_authority_key", key_hex)
+        enrolment = self.enrolment()
+        if enrolment.licence_authority_key != key_hex:
+            enrolment.licence_authority_key = key_hex
+            self.save_enrolment(enrolment)
 
     def save_enrolment(self, enrolment: Enrolment) -> None:
         write_public_file(self.enrolment_path, json.dumps(asdict(enrolment), indent=2).encode())

@@ -101,10 +101,9 @@ class Membership:
         blob = self._store.licence()
         if blob is None:
             return True
-        enrolment = self._store.enrolment()
         try:
             licence = decode_licence(
-                blob, licence_public_from_bytes(bytes.fromhex(enrolment.licence_authority_key))
+                blob, licence_public_from_bytes(bytes.fromhex(self._store.pinned_authority_key()))
             )
         except (LicenceError, CryptoError, ValueError):
             return True
@@ -144,10 +143,14 @@ class Membership:
         if licence.township_code != enrolment.township_code or licence.profile != enrolment.profile:
             self._refused_at = now
             return "中心返回的授权与本机注册的乡镇或型号不符，仍使用原授权。"
-        if authority_key.hex() != enrolment.licence_authority_key:
-            # The authority key was rotated; the old licence is replaced in the same step.
-            enrolment.licence_authority_key = authority_key.hex()
-            self._store.save_enrolment(enrolment)
+        if authority_key.hex() != self._store.pinned_authority_key() or (
+            authority_key.hex() != enrolment.licence_authority_key
+        ):
+            # The authority key was rotated (or enrolment.json was edited): the key that came
+            # with this licence over the mutual-TLS channel becomes the pinned anchor, and the
+            # old licence is replaced in the same step. Nothing read from a file on the device
+            # can do this.
+            self._store.rotate_authority_key(authority_key.hex())
         write_public_file(self._store.licence_path, blob)
         self._refused_at = None
         verdict = self._guard.check()
