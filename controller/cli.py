@@ -103,7 +103,8 @@ class _FileRefused(click.ClickException):
     "path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     required=True,
-    help="initial data, .csv or .xlsx (headers as written by `muster sim dataset`)",
+    help="initial data, .csv (UTF-8, or GBK as Chinese Excel saves it) or .xlsx "
+    "(headers as written by `muster sim dataset`)",
 )
 @click.option(
     "--report",
