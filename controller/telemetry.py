@@ -38,12 +38,12 @@ import aiomqtt
 import structlog
 
 from controller.device_state import DeviceStateStore, Message
+from controller.pki_store import ControllerPki
 from controller.settings import ControllerSettings
 from muster import topics
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.mqtt import client_tls_context, parse_broker_url
-from provisioning.pki_store import ControllerPki
 
 log = structlog.get_logger(__name__)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Attachment, Device, Record
 from controller.device_state import DeviceStateStore
 from controller.ingest import ChunkQuota, ChunkSweeper, Ingestor
+from controller.pki_store import ControllerPki
 from controller.revocation import revoke_device
 from controller.settings import ControllerSettings
 from controller.telemetry import TelemetryConsumer
@@ -36,7 +37,6 @@ from muster.crypto import (
 from muster.licence import Licence, sign_licence
 from muster.records import describe_attachment
 from muster.v1 import data_pb2, device_pb2
-from provisioning.pki_store import ControllerPki
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 from tests.unit.test_ingest import Dev, seal
