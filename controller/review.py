@@ -33,6 +33,7 @@ from controller.db.models import (
 )
 from muster.errors import ConfigError
 from muster.forms import form_for
+from muster.record_life import CENTRE, STAGES, TRANSITIONS
 from muster.records import category_name
 from muster.regions import CITY, COUNTY, LEVEL_NAMES, NATION, PROVINCE, TOWNSHIP, parse_township
 from muster.v1 import data_pb2
@@ -54,22 +55,11 @@ __all__ = [
 ]
 
 COLLECTED, RETURNED, APPROVED, SUPERSEDED = "collected", "returned", "approved", "superseded"
-STATUS_NAMES = {
-    COLLECTED: "待审核",
-    RETURNED: "已退回",
-    APPROVED: "已通过",
-    SUPERSEDED: "已被更正记录取代",
-}
+# The centre's part of a record's life (muster.record_life) and its names for the admins.
+STATUS_NAMES = {key: STAGES[key].zh for key in CENTRE}
 # The chain a record is reviewed up, from the bottom: the keys of the region levels it passes.
 LEVELS = tuple(level.key for level in (TOWNSHIP, COUNTY, CITY, PROVINCE, NATION))
 
-# (status now, action) -> status after. Anything else is refused with the reason.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (COLLECTED, "approve"): APPROVED,
-    (COLLECTED, "return"): RETURNED,
-    # The county may still change its mind until the level above has taken the record in.
-    (APPROVED, "return"): RETURNED,
-}
 MAX_REASON = 500
 
 

@@ -274,11 +274,11 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
         groups = [
             ("我的录入", [d for d in drafts if d.state == "draft"]),
             (
-                "待审核（由他人录入）",
+                "待复核（由他人录入）",
                 [d for d in drafts if d.state == "entered" and d.entered_by != me],
             ),
             (
-                "我录入、待他人审核",
+                "我录入、待他人复核",
                 [d for d in drafts if d.state == "entered" and d.entered_by == me],
             ),
             ("待本人签字", [d for d in drafts if d.state == "reviewed"]),
@@ -372,7 +372,7 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
                 return record_page(request, session, changed, error=str(exc), status_code=409)
             await asyncio.to_thread(s.drafts.save, submitted)
             return record_page(
-                request, session, submitted, message="已提交，等待另一名工作人员审核"
+                request, session, submitted, message="已提交，等待另一名工作人员复核"
             )
         if refused:
             return record_page(
@@ -526,7 +526,7 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
             status = 403 if exc.code == "same_clerk" else 409
             return record_page(request, session, draft, error=str(exc), status_code=status)
         await asyncio.to_thread(s.drafts.save, reviewed)
-        message = "审核通过，请本人签字" if reviewed.state == "reviewed" else "已退回录入人修改"
+        message = "复核通过，请本人签字" if reviewed.state == "reviewed" else "已退回录入人修改"
         return record_page(request, session, reviewed, message=message)
 
     @app.post("/records/{record_id}/sign", response_class=HTMLResponse)

@@ -117,7 +117,7 @@ def confirmation_sheet(draft: Draft, *, township_name: str, clerks: dict[str, st
         0,
         7,
         f"录入人：{clerks.get(draft.entered_by, draft.entered_by) or '—'}    "
-        f"审核人：{clerks.get(draft.reviewed_by, draft.reviewed_by) or '—'}",
+        f"复核人：{clerks.get(draft.reviewed_by, draft.reviewed_by) or '—'}",
         new_x="LMARGIN",
         new_y="NEXT",
     )

@@ -29,6 +29,7 @@ from muster.forms import (
     validate_fields,
 )
 from muster.forms.codelists import ETHNICITIES
+from muster.record_life import STAGES, StateError, next_state
 from muster.records import AuditEntry, Person, RecordError, RecordPayload, describe_attachment
 
 __all__ = [
@@ -47,29 +48,10 @@ __all__ = [
 
 State = Literal["draft", "entered", "reviewed", "signed"]
 
-# (state, action) -> next state. Anything else is refused with the state's message.
-TRANSITIONS: Final[dict[tuple[str, str], str]] = {
-    ("draft", "edit"): "draft",
-    ("draft", "submit"): "entered",
-    ("entered", "approve"): "reviewed",
-    ("entered", "return"): "draft",
-    ("reviewed", "sign"): "signed",
-    ("signed", "sign"): "signed",
-    ("signed", "seal"): "sealed",
-}
-
+# The console's part of a record's life (muster.record_life): draft → entered → reviewed →
+# signed, then sealed into the outbox. Its state names for the clerks' pages:
 STATE_NAMES: Final[dict[str, str]] = {
-    "draft": "录入中",
-    "entered": "待审核",
-    "reviewed": "待签字",
-    "signed": "待封存",
-}
-
-_WRONG_STATE: Final[dict[str, str]] = {
-    "draft": "该记录尚未提交审核",
-    "entered": "该记录已提交审核，录入人不能再修改；如需修改请由审核人退回",
-    "reviewed": "该记录已审核，等待本人签字",
-    "signed": "该记录已签字，等待封存",
+    k: STAGES[k].zh for k in ("draft", "entered", "reviewed", "signed")
 }
 
 PERSON_KEYS: Final = ("name", "id_number", "sex", "birth_date", "ethnicity")
@@ -137,10 +119,10 @@ class Draft(BaseModel):
 
 
 def _transition(draft: Draft, action: str) -> str:
-    nxt = TRANSITIONS.get((draft.state, action))
-    if nxt is None:
-        raise WorkflowError("state", _WRONG_STATE[draft.state])
-    return nxt
+    try:
+        return next_state(draft.state, action)
+    except StateError as exc:
+        raise WorkflowError("state", str(exc)) from None
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -354,9 +336,9 @@ def submit(draft: Draft, *, clerk: str, now: dt.datetime) -> Draft:
 
 def review(draft: Draft, *, clerk: str, now: dt.datetime, approve: bool, note: str = "") -> Draft:
     """The second clerk's verdict (S-07); the clerk who entered the record may not review it."""
-    nxt = _transition(draft, "approve" if approve else "return")
+    nxt = _transition(draft, "check" if approve else "send_back")
     if clerk == draft.entered_by:
-        raise WorkflowError("same_clerk", "不能审核自己录入的记录：请由另一名工作人员登录后审核")
+        raise WorkflowError("same_clerk", "不能复核自己录入的记录：请由另一名工作人员登录后复核")
     if not approve and not note.strip():
         raise WorkflowError("note", "退回时请写明需要修改的内容")
     entry = AuditEntry(

@@ -284,8 +284,8 @@ def test_enter_review_sign_seal_in_chromium(
                 clerk_a.locator("input[name=service_unit]").fill("陆军")
                 fill_category_fields(clerk_a, category)
                 shot(clerk_a, "form")
-            clerk_a.get_by_role("button", name="提交审核").click()
-            expect(clerk_a.locator("#message")).to_contain_text("等待另一名工作人员审核")
+            clerk_a.get_by_role("button", name="提交复核").click()
+            expect(clerk_a.locator("#message")).to_contain_text("等待另一名工作人员复核")
 
             # The clerk who entered it is refused as its reviewer, in the page and at the server.
             expect(clerk_a.locator("#own-entry")).to_be_visible()
@@ -295,7 +295,7 @@ def test_enter_review_sign_seal_in_chromium(
                 form={"csrf": csrf, "decision": "approve", "note": ""},
             )
             assert refused.status == 403
-            assert "不能审核自己录入的记录" in refused.text()
+            assert "不能复核自己录入的记录" in refused.text()
             if category == "retired_soldier":
                 shot(clerk_a, "own-entry-refused")
 
@@ -304,8 +304,8 @@ def test_enter_review_sign_seal_in_chromium(
             expect(clerk_b.locator("#changes")).to_contain_text("政治面貌")
             if category == "retired_soldier":
                 shot(clerk_b, "review")
-            clerk_b.get_by_role("button", name="审核通过").click()
-            expect(clerk_b.locator("#message")).to_contain_text("审核通过")
+            clerk_b.get_by_role("button", name="复核通过").click()
+            expect(clerk_b.locator("#message")).to_contain_text("复核通过")
 
             pad = clerk_b.locator("#pad")
             pad.scroll_into_view_if_needed()
