@@ -158,7 +158,7 @@ def rotate_upload_key_command(**options: object) -> None:
     records sealed to older versions still open."""
     from controller.db import open_database
     from controller.enrollment import publish_upload_keys
-    from provisioning.pki_store import ensure_controller_pki, rotate_upload_key
+    from controller.pki_store import ensure_controller_pki, rotate_upload_key
 
     settings = _settings(**options)
     now = SystemClock().now()
