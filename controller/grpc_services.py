@@ -19,16 +19,16 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.clerks import clerk_messages
-from controller.db.models import Device
+from controller.device_gate import DeviceGate, peer_identity
 from controller.enrollment import Enroller, upload_key_messages
 from controller.ingest import Ingestor
 from controller.licensing import LicenceDesk, reported_fingerprint
 from controller.pki_store import ControllerPki
 from controller.review import returned_messages
 from controller.settings import ControllerSettings
+from controller.slice_service import SlicesService
 from controller.slices import device_slice_status
 from muster.clock import Clock
-from muster.crypto.pki import load_certificate
 from muster.errors import EnrollmentError, LicenceError
 from muster.licence import FINGERPRINT_COMPONENTS
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
@@ -179,47 +179,6 @@ class EnrollmentService(enrollment_pb2_grpc.EnrollmentServicer):
         return response
 
 
-def _peer_identity(context: grpc.aio.ServicerContext[object, object]) -> tuple[str, str]:
-    """(device id, certificate serial) from the TLS layer's verified client certificate."""
-    auth = context.auth_context()
-    pem = list(auth.get("x509_pem_cert", ()))
-    names = list(auth.get("x509_common_name", ()))
-    if not pem or not names:
-        return "", ""
-    cert = load_certificate(pem[0])
-    return names[0].decode(), format(cert.serial_number, "x")
-
-
-class DeviceGate:
-    """Decides whether a connected certificate still belongs to an enrolled, unrevoked device."""
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
-
-    def lookup(self, device_id: str, serial: str) -> tuple[bool, bool]:
-        """(known, revoked) for this exact certificate."""
-        with self._sessions() as session:
-            device = session.get(Device, device_id)
-            if device is None or device.certificate_serial != serial:
-                return False, False
-            return True, device.revoked_at is not None
-
-    async def admit(self, context: grpc.aio.ServicerContext[object, object]) -> str:
-        device_id, serial = _peer_identity(context)
-        if not device_id:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "需要设备证书 (client certificate required)"
-            )
-        known, revoked = await asyncio.to_thread(self.lookup, device_id, serial)
-        if not known:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, f"设备 {device_id} 的证书未登记，请重新注册"
-            )
-        if revoked:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"设备 {device_id} 已被吊销")
-        return device_id
-
-
 # Chunks of at most 256 KiB: a turn carries at most 8 MiB of them, so a device sending photos
 # takes no longer turns at the ingest worker than one sending bare records.
 _CHUNKS_PER_TURN = 32
@@ -359,7 +318,7 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
     async def Health(
         self, request: data_pb2.HealthRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> data_pb2.HealthResponse:
-        device_id, serial = _peer_identity(context)
+        device_id, serial = peer_identity(context)
         known, revoked = await asyncio.to_thread(self._gate.lookup, device_id, serial)
         if not known:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"设备 {device_id} 的证书未登记")
@@ -438,8 +397,6 @@ def build_servers(
         f"{settings.bind_host}:{settings.enrol_port}",
         grpc.ssl_server_credentials([(key_pem, cert_pem)]),
     )
-
-    from controller.slice_service import SlicesService  # it builds on DeviceGate above
 
     gate = DeviceGate(sessions)
     data = grpc.aio.server(options=_SERVER_OPTIONS, interceptors=[DecodeGuard()])

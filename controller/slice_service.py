@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device
-from controller.grpc_services import DeviceGate
+from controller.device_gate import DeviceGate
 from controller.slices import SlicePlan, plan_slice, slice_chunks
 from muster.clock import Clock
 from muster.crypto import DevicePublicKey, LicenceAuthorityKey
