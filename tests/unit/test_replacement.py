@@ -154,6 +154,7 @@ def test_the_successor_cannot_read_what_it_carries(
         "device.crt",
         "device.key",
         "enrolment.json",
+        "guard.sqlite3",  # the licence guard's pinned public anchor and markers, no key
         "licence",
     ]
 
