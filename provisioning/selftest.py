@@ -2,15 +2,15 @@
 
 Each check returns a ``Check`` with a verdict, what it saw, and — when it failed — the fix in the
 technician's words. Checks never raise: a check that cannot run is itself a failure with a fix.
-The checks, in order: licence, certificate, controller (gRPC), broker (MQTT), reader, camera,
-clock, disk. A part the profile says the device does not have is reported as not fitted.
+The checks, in order: licence, certificate, controller (gRPC), broker (MQTT, checked at the
+TLS layer so it never takes over the daemon's session), reader, camera, clock, disk. A part the profile says the device does not have is reported as not fitted.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -141,69 +141,68 @@ def _controller(ctx: _Context) -> Check:
     return Check(name, PASS, f"{enrolment.data_endpoint} 可达，往返 {millis:.0f} ms")
 
 
-def _broker(ctx: _Context) -> Check:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+# How long a refusal of our certificate may take to arrive after the TLS handshake (TLS 1.3:
+# the broker checks the client certificate after the handshake and answers with an alert).
+REFUSAL_WAIT_S = 2.0
 
+
+def _broker(ctx: _Context) -> Check:
+    return broker_check(ctx.store, timeout_s=ctx.timeout_s)
+
+
+def broker_check(store: IdentityStore, *, timeout_s: float) -> Check:
+    """Can this device reach the broker, and does the broker accept its certificate? Checked at
+    the TLS layer only, never with an MQTT CONNECT: the broker binds the client id to the
+    certificate, so any CONNECT with this certificate *is* the daemon's session; it would push
+    the running daemon off and, with a clean session, wipe the commands queued for it. The
+    daemon writes no status file, so its own MQTT connection state is in its log
+    ("telemetry connected" / "broker unreachable")."""
     name = "消息服务 broker (MQTT)"
-    enrolment = ctx.store.enrolment()
+    enrolment = store.enrolment()
     try:
         address = parse_broker_url(enrolment.mqtt_url)
     except MusterError as exc:
         return Check(name, FAIL, str(exc), "重新注册本机以取得正确的消息服务地址")
-    # Its own client id: connecting as the daemon's id would push the running daemon off.
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{enrolment.device_id}-selftest")
-    done = threading.Event()
-    outcome: list[str] = []
-
-    def settle(why: str) -> None:
-        if not done.is_set():
-            outcome.append(why)
-            done.set()
-
-    def on_connect(
-        client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
-        settle(str(reason) if getattr(reason, "is_failure", False) else "")
-
-    def on_connect_fail(client: mqtt.Client, userdata: object) -> None:
-        settle("connection failed")
-
-    def on_disconnect(client: mqtt.Client, userdata: object, *rest: object) -> None:
-        settle("the broker hung up")
-
-    client.on_connect = on_connect
-    client.on_connect_fail = on_connect_fail
-    client.on_disconnect = on_disconnect
-    try:
-        if address.tls:
-            context = ssl.create_default_context(cafile=str(ctx.store.ca_path))
-            context.load_cert_chain(str(ctx.store.cert_path), str(ctx.store.key_path))
-            client.tls_set_context(context)
-        client.connect(address.host, address.port, keepalive=10)
-    except (OSError, ssl.SSLError) as exc:
-        return Check(
-            name,
-            FAIL,
-            f"{enrolment.mqtt_url}: {exc}",
-            "检查网络能否到达消息服务；若证书被拒绝，联系中心确认本机未被吊销",
-        )
-    client.loop_start()
-    try:
-        done.wait(ctx.timeout_s)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    if outcome and outcome[0] == "":
-        accepted = "已接受本机证书" if address.tls else "已连接（未加密，仅限测试环境）"
-        return Check(name, PASS, f"{enrolment.mqtt_url} {accepted}")
-    why = outcome[0] if outcome else f"{ctx.timeout_s:.0f} 秒内无应答"
-    return Check(
-        name,
-        FAIL,
-        f"{enrolment.mqtt_url}: {why}",
-        "消息服务拒绝了本机：联系中心确认本机未被吊销；或检查网络与防火墙",
+    url = enrolment.mqtt_url
+    unreachable = f"检查网络/VPN 能否到达 {address.host}:{address.port}，以及消息服务是否在运行"
+    refused_fix = "消息服务拒绝了本机证书：联系中心确认本机未被吊销，必要时用注册码重新注册"
+    tls_only = (
+        "（只检查到 TLS 层：以本机身份发起 MQTT 连接会顶掉正在运行的守护进程并清除它排队的命令；"
+        "守护进程自己的连接状态见其日志 telemetry connected）"
     )
+    try:
+        raw = socket.create_connection((address.host, address.port), timeout=timeout_s)
+    except OSError as exc:
+        return Check(name, FAIL, f"{url}: {exc}", unreachable)
+    with raw:
+        if not address.tls:
+            return Check(name, PASS, f"{url} 可达（未加密，仅限测试环境）{tls_only}")
+        try:
+            context = ssl.create_default_context(cafile=str(store.ca_path))
+            context.load_cert_chain(str(store.cert_path), str(store.key_path))
+        except (OSError, ssl.SSLError) as exc:
+            return Check(name, FAIL, f"本机证书无法加载：{exc}", "用注册码重新注册本机")
+        try:
+            with context.wrap_socket(raw, server_hostname=address.host) as tls:
+                tls.settimeout(min(timeout_s, REFUSAL_WAIT_S))
+                try:
+                    answer = tls.recv(1)
+                except TimeoutError:
+                    answer = None  # silence: the broker waits for our CONNECT, it accepted us
+                if answer == b"":
+                    return Check(name, FAIL, f"{url}: 消息服务在握手后断开了连接", refused_fix)
+        except ssl.SSLCertVerificationError as exc:
+            return Check(
+                name,
+                FAIL,
+                f"{url}: 消息服务的证书不可信：{exc.verify_message}",
+                "本机的 CA 证书与消息服务不符：确认地址正确，或重新注册本机",
+            )
+        except ssl.SSLError as exc:
+            return Check(name, FAIL, f"{url}: {exc.reason or exc}", refused_fix)
+        except OSError as exc:
+            return Check(name, FAIL, f"{url}: {exc}", unreachable)
+    return Check(name, PASS, f"{url} 可达，已接受本机证书{tls_only}")
 
 
 def _reader(ctx: _Context) -> Check:
