@@ -30,7 +30,13 @@ class Peer:
     """A paho client with its own certificate that records what it receives."""
 
     def __init__(
-        self, broker: MosquittoBroker, pki: ControllerPki, cert: Path, key: Path, name: str
+        self,
+        broker: MosquittoBroker,
+        pki: ControllerPki,
+        cert: Path,
+        key: Path,
+        name: str,
+        port: int | None = None,
     ):
         self.received: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
@@ -39,7 +45,7 @@ class Peer:
         self.client.tls_set_context(client_tls_context(pki.ca_cert_path, cert, key))
         self.client.on_message = self._on_message
         self.client.on_connect = lambda *_: self._connected.set()
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(broker.host, port or broker.port)
         self.client.loop_start()
         assert self._connected.wait(10), f"{name} could not connect"
 
@@ -86,7 +92,12 @@ def peers(
     broker = secure_mosquitto(tmp_path / "controller")
     pki = ensure_controller_pki(tmp_path / "controller", ["127.0.0.1"], now=datetime.now(UTC))
     controller = Peer(
-        broker, pki, pki.client_cert_path, pki.client_key_path, CONTROLLER_MQTT_IDENTITY
+        broker,
+        pki,
+        pki.client_cert_path,
+        pki.client_key_path,
+        CONTROLLER_MQTT_IDENTITY,
+        broker.centre_port,  # the controller's own listener
     )
     a = Peer(broker, pki, *device_identity(pki, tmp_path, DEVICE_A), DEVICE_A)
     b = Peer(broker, pki, *device_identity(pki, tmp_path, DEVICE_B), DEVICE_B)

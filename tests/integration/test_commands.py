@@ -62,7 +62,9 @@ def test_commands_are_acked_with_their_results(
     the log level changes, the log tail arrives (capped), slice sync and licence renewal are
     answered by their parts of the daemon, and revoke stops collection at once."""
     broker = secure_mosquitto(tmp_path / "controller")
-    controller = fleet.controller(mqtt_url=broker.url)
+    controller = fleet.controller(
+        mqtt_url=broker.centre_url, extra_args=("--device-mqtt-url", broker.url)
+    )
     edge = fleet.edge(controller, write_profile(tmp_path / "p.yaml", records_per_minute=60))
     wait_until(
         lambda: (
@@ -126,7 +128,9 @@ def test_command_waits_for_an_offline_device_and_restart_exits_cleanly(
     back; one that expired meanwhile is not run. A restart command ends the daemon by itself
     with exit code 0, for the service manager to start it again."""
     broker = secure_mosquitto(tmp_path / "controller")
-    controller = fleet.controller(mqtt_url=broker.url)
+    controller = fleet.controller(
+        mqtt_url=broker.centre_url, extra_args=("--device-mqtt-url", broker.url)
+    )
     profile = write_profile(tmp_path / "p.yaml", records_per_minute=0)
     edge = fleet.edge(controller, profile)
     wait_until(
@@ -174,7 +178,9 @@ def test_wipe_erases_identity_and_outbox_after_acking(
     """A wipe (which must be confirmed) is acked first, then the daemon stops and its identity,
     licence and outbox are gone from the device."""
     broker = secure_mosquitto(tmp_path / "controller")
-    controller = fleet.controller(mqtt_url=broker.url)
+    controller = fleet.controller(
+        mqtt_url=broker.centre_url, extra_args=("--device-mqtt-url", broker.url)
+    )
     edge = fleet.edge(controller, write_profile(tmp_path / "p.yaml", records_per_minute=120))
     wait_until(
         lambda: (

@@ -164,7 +164,9 @@ def test_fleet_over_mosquitto_with_client_certificates(
     """The production broker shape: TLS, client certificates from the controller's CA, the ACL.
     Devices enrolled by the controller report through it and the controller sees them."""
     broker = secure_mosquitto(tmp_path / "controller")
-    controller = fleet.controller(mqtt_url=broker.url)
+    controller = fleet.controller(
+        mqtt_url=broker.centre_url, extra_args=("--device-mqtt-url", broker.url)
+    )
     edge = fleet.edge(controller, write_profile(tmp_path / "p.yaml", records_per_minute=120))
     wait_until(lambda: any(d["online"] for d in controller.devices()), 60, "device online over TLS")
     # The broker took the user name from the device's certificate, not from anything it said.

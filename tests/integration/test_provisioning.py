@@ -21,8 +21,12 @@ from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.secure_broker import SecureBrokerFactory
 
 
-def broker_accepts(broker: MosquittoBroker, ca: Path, cert: Path, key: Path, cid: str) -> bool:
-    """Connect with a client certificate; True only if the broker sent a successful CONNACK."""
+def broker_accepts(
+    broker: MosquittoBroker, ca: Path, cert: Path, key: Path, cid: str, port: int | None = None
+) -> bool:
+    """Connect with a client certificate; True only if the broker sent a successful CONNACK.
+    A device's certificate is probed on the centre's port while its daemon is connected: on
+    the devices' port the client id is the certificate's, so the probe would be the daemon."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid)
     context = ssl.create_default_context(cafile=str(ca))
     context.load_cert_chain(str(cert), str(key))
@@ -36,7 +40,7 @@ def broker_accepts(broker: MosquittoBroker, ca: Path, cert: Path, key: Path, cid
 
     client.on_connect = on_connect
     try:
-        client.connect(broker.host, broker.port, keepalive=10)
+        client.connect(broker.host, port or broker.port, keepalive=10)
     except (OSError, ssl.SSLError):
         return False
     client.loop_start()
@@ -74,19 +78,22 @@ def test_a_revoked_device_is_refused_by_grpc_the_broker_and_itself(
     data_dir = tmp_path / "controller"
     assert provision("crl", "--data-dir", str(data_dir)).returncode == 0
     crl = data_dir / "pki" / "crl.pem"
-    broker = secure_mosquitto(data_dir, extra_config=f"crlfile {crl}")
+    broker = secure_mosquitto(data_dir, listener_config=f"crlfile {crl}")
     pid_file = tmp_path / "mosquitto.pid"
     assert broker._process is not None
     pid_file.write_text(str(broker._process.pid))
     monkeypatch.setenv("MUSTER_CONTROLLER_BROKER_PID_FILE", str(pid_file))
     monkeypatch.setenv("MUSTER_EDGE_HEALTH_EVERY_S", "2")
-    controller = fleet.controller(mqtt_url=broker.url)
+    controller = fleet.controller(
+        mqtt_url=broker.centre_url, extra_args=("--device-mqtt-url", broker.url)
+    )
     edge = fleet.edge(controller, write_profile(tmp_path / "p.yaml", records_per_minute=120))
     wait_until(lambda: any(d["online"] for d in controller.devices()), 60, "device online")
     identity = edge.state_dir / "identity"
     ca = data_dir / "pki" / "ca-bundle.crt"
     pki = data_dir / "pki"
-    assert broker_accepts(broker, ca, identity / "device.crt", identity / "device.key", "probe-1")
+    device_cert = (identity / "device.crt", identity / "device.key")
+    assert broker_accepts(broker, ca, *device_cert, "probe-1", broker.centre_port)
 
     revoked = provision(
         "revoke", edge.device_id, "--reason", "设备丢失", "--data-dir", str(data_dir)
@@ -103,17 +110,19 @@ def test_a_revoked_device_is_refused_by_grpc_the_broker_and_itself(
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
 
     wait_until(
-        lambda: (
-            not broker_accepts(
-                broker, ca, identity / "device.crt", identity / "device.key", "probe-2"
-            )
-        ),
+        lambda: not broker_accepts(broker, ca, *device_cert, "probe-2", broker.centre_port),
         40,
         "the broker to refuse the revoked certificate",
         interval=1.0,
     )
+    assert not broker_accepts(broker, ca, *device_cert, "probe-2b")  # the devices' port too
     assert broker_accepts(
-        broker, ca, pki / "controller-client.crt", pki / "controller-client.key", "probe-3"
+        broker,
+        ca,
+        pki / "controller-client.crt",
+        pki / "controller-client.key",
+        "probe-3",
+        broker.centre_port,
     )
     wait_until(lambda: (identity / "revoked").exists(), 30, "the device to learn it is revoked")
     sealed = edge.outbox_stats().sealed_total
