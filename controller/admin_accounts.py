@@ -32,7 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from controller.db.models import AccessDenial, AdminSession, AdminUser
-from muster.errors import ConfigError, MusterError
+from muster.errors import ConfigError, MusterError, NotFoundError
 from muster.passwords import PasswordPolicyError, check_password_policy, verify_password
 
 log = structlog.get_logger(__name__)
@@ -227,7 +227,7 @@ def add_admin(
 def disable_admin(session: Session, username: str, now: datetime) -> None:
     user = session.get(AdminUser, username)
     if user is None:
-        raise ConfigError(f"没有管理员 {username}")
+        raise NotFoundError(f"没有管理员 {username}")
     user.disabled_at = now
     user.token_hash = None
     session.execute(delete(AdminSession).where(AdminSession.username == username))
@@ -238,7 +238,7 @@ def issue_token(session: Session, username: str, now: datetime) -> str:
     working. Only its hash is stored, so it is shown once."""
     user = session.get(AdminUser, username)
     if user is None or user.disabled_at is not None:
-        raise ConfigError(f"没有可用的管理员 {username}；先用 muster controller admin add 创建")
+        raise NotFoundError(f"没有可用的管理员 {username}；先用 muster controller admin add 创建")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user.token_hash = _digest(token)
     user.token_created_at = now

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.db.models import Clerk, Device
-from muster.errors import ConfigError
+from muster.errors import ConfigError, NotFoundError
 from muster.passwords import PasswordPolicyError, check_password_policy, hash_password
 from muster.regions import parse_township
 from muster.v1 import data_pb2
@@ -56,7 +56,7 @@ def add_clerk(
 def disable_clerk(session: Session, township_code: str, username: str, now: datetime) -> None:
     clerk = session.get(Clerk, (township_code, username))
     if clerk is None:
-        raise ConfigError(f"乡镇 {township_code} 没有用户 {username}")
+        raise NotFoundError(f"乡镇 {township_code} 没有用户 {username}")
     clerk.disabled_at = now
     clerk.updated_at = now
 

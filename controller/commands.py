@@ -28,7 +28,7 @@ from controller.db.models import Command, Device
 from muster import commands as catalogue
 from muster import topics
 from muster.clock import Clock
-from muster.errors import ConfigError
+from muster.errors import NotFoundError
 from muster.v1 import device_pb2
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,7 @@ def issue_command(
     validity = catalogue.validity(expires_in)
     device = session.get(Device, device_id)
     if device is None:
-        raise ConfigError(f"没有编号为 {device_id} 的设备：请检查设备编号")
+        raise NotFoundError(f"没有编号为 {device_id} 的设备：请检查设备编号")
     command = Command(
         id=uuid.uuid4().hex,
         device_id=device_id,

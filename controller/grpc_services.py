@@ -29,7 +29,7 @@ from controller.settings import ControllerSettings
 from controller.slice_service import SlicesService
 from controller.slices import device_slice_status
 from muster.clock import Clock
-from muster.errors import EnrollmentError, LicenceError
+from muster.errors import EnrollmentError, LicenceError, MusterError
 from muster.licence import FINGERPRINT_COMPONENTS
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2, enrollment_pb2_grpc
 
@@ -61,7 +61,7 @@ class Undecodable:
         self.error = error
 
 
-class BadRequest(Exception):
+class BadRequest(MusterError):
     """A request on a stream was not the method's protobuf; the stream ends INVALID_ARGUMENT."""
 
 

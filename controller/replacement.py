@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, DeviceEvent, DeviceSuccession
 from controller.revocation import revoke_device
-from muster.errors import ConfigError
+from muster.errors import ConfigError, NotFoundError
 from muster.v1 import data_pb2
 
 FORWARD_REJECTIONS = {
@@ -75,7 +75,7 @@ def register_succession(
         new = session.get(Device, successor_id)
         if old is None or new is None:
             missing = predecessor_id if old is None else successor_id
-            raise ConfigError(f"没有编号为 {missing} 的设备 (no such device)")
+            raise NotFoundError(f"没有编号为 {missing} 的设备 (no such device)")
         if old.township_code != new.township_code:
             raise ConfigError(
                 f"新设备属于乡镇 {new.township_code}，旧设备属于 {old.township_code}："

@@ -31,7 +31,7 @@ from controller.db.models import (
     ReviewEvent,
     TownshipDeclaration,
 )
-from muster.errors import ConfigError
+from muster.errors import ConfigError, NotFoundError
 from muster.forms import form_for
 from muster.record_life import CENTRE, STAGES, TRANSITIONS
 from muster.records import category_name
@@ -259,7 +259,7 @@ def _reviewable(session: Session, record_id: str, admin: AdminIdentity) -> Recor
     admin.require("review")
     record = session.get(Record, record_id, with_for_update=True)
     if record is None:
-        raise ConfigError(f"没有编号为 {record_id} 的记录")
+        raise NotFoundError(f"没有编号为 {record_id} 的记录")
     admin.require_covers(record.township_code, f"记录 {record_id}")
     return record
 

@@ -36,18 +36,18 @@ from controller.pki_store import ControllerPki
 from muster.clock import Clock
 from muster.crypto import write_public_file
 from muster.crypto.pki import build_crl, issued_by, load_certificate
-from muster.errors import ConfigError
+from muster.errors import ConfigError, ConflictError, NotFoundError
 
 log = structlog.get_logger(__name__)
 
 MAX_REASON = 200
 
 
-class UnknownDevice(ConfigError):
+class UnknownDevice(NotFoundError):
     """No device has this id."""
 
 
-class AlreadyRevoked(ConfigError):
+class AlreadyRevoked(ConflictError):
     """The device was revoked before; the first revocation stands."""
 
 

@@ -1,17 +1,65 @@
-"""The exception tree of muster. Every error a user can meet is one of these::
+"""The exception tree of muster. Every error a user can meet is one of these; the classes
+defined beside the code that raises them are listed under their parent (a test keeps this tree
+complete)::
 
     MusterError
-    ├── ConfigError            a setting, profile or argument is wrong; the message says which
+    ├── ConfigError                a setting, profile, argument or input is wrong; says which
+    │   ├── NotFoundError          what was named does not exist (404 / NOT_FOUND at the edges)
+    │   │   └── UnknownDevice              controller.revocation
+    │   ├── ConflictError          contradicts the current state (409 / FAILED_PRECONDITION)
+    │   │   └── AlreadyRevoked             controller.revocation
+    │   ├── PasswordPolicyError            muster.passwords
+    │   ├── JpegTooLargeError              edge.photo.idphoto
+    │   ├── DatasetError                   controller.datasets
+    │   └── ImportFileError                controller.importer
     ├── CryptoError
-    │   ├── SealError          a record could not be opened: tampered, foreign, wrong key (opaque)
-    │   ├── SignatureError     a signature does not verify
-    │   └── CertificateError   a certificate is not ours, expired, revoked or malformed
-    ├── EnrollmentError        the controller refused an enrolment (code used, expired, unknown ...)
-    ├── LicenceError           the device may not collect; ``reason`` names why
+    │   ├── SealError              a record could not be opened: tampered, foreign, wrong key (opaque)
+    │   ├── SignatureError         a signature does not verify
+    │   └── CertificateError       a certificate is not ours, expired, revoked or malformed
+    ├── EnrollmentError            the controller refused an enrolment (code used, expired, unknown ...)
+    ├── LicenceError               the device may not collect; ``reason`` names why
     ├── TransportError
-    │   ├── BrokenError        the other side or the line went away (cause attached)
-    │   └── ClosedError        we closed it ourselves
-    └── StorageError           a durable write failed (disk full, database locked, corrupt)
+    │   ├── BrokenError            the other side or the line went away (cause attached)
+    │   │   ├── CameraLostError            edge.drivers.camera
+    │   │   ├── PcscBrokenError            edge.drivers.pcsc.driver
+    │   │   └── ReaderBrokenError          edge.drivers.sam.errors
+    │   ├── ClosedError            we closed it ourselves
+    │   │   └── CameraClosedError          edge.drivers.camera
+    │   └── ReaderTimeoutError             edge.drivers.sam.errors
+    ├── StorageError               a durable write failed (disk full, database locked, corrupt)
+    │   └── OutboxFullError                edge.outbox
+    ├── RecordError                a record breaks the record rules; ``code`` is stable   muster.records
+    ├── RowRejected                an import row breaks them; ``code`` is stable     muster.initial_data
+    ├── StateError                 an action its state does not allow          muster.record_life
+    ├── SliceProtocolError         a slice transfer is malformed                      muster.slices
+    ├── ProtoGenerationError       the wire contract's generated modules drifted    muster.protogen
+    ├── WorkflowError              the console refuses a step               edge.console.workflow
+    ├── LoginRefused               a clerk's login is refused               edge.console.accounts
+    ├── InvalidFrameError          a camera frame cannot be judged             edge.photo.quality
+    ├── SamError                   the SAM reader's protocol             edge.drivers.sam.errors
+    │   ├── FrameError
+    │   │   ├── ChecksumError
+    │   │   └── LengthError
+    │   ├── StatusError            the SAM answered a status other than success
+    │   │   ├── NoCardError
+    │   │   ├── SelectError
+    │   │   ├── CardReadError
+    │   │   ├── CardAuthError
+    │   │   └── SamFaultError
+    │   └── CardDataError          the card's data cannot be decoded
+    │       └── UnsupportedCardError
+    ├── ApduError                  a PC/SC card's answer                 edge.drivers.pcsc.apdu
+    │   ├── StatusWordError
+    │   └── TlvError
+    ├── AccessError                an admin may not do this          controller.admin_accounts
+    │   ├── LoginRequired
+    │   ├── AccessDenied
+    │   └── UnknownPage
+    ├── LoginRefused               an admin's login is refused     controller.admin.login_guard
+    │   ├── LoginLocked            too many wrong passwords; says until when
+    │   └── LoginBusy              the password workers are all busy; try again shortly
+    └── BadRequest                 a gRPC request that is not what the method takes
+                                                                     controller.grpc_services
 
 Third-party exceptions are translated into these at the adapter that met them.
 """
@@ -25,6 +73,18 @@ class MusterError(Exception):
 
 class ConfigError(MusterError):
     """A setting, profile or argument is wrong."""
+
+
+class NotFoundError(ConfigError):
+    """What the caller named does not exist (a device, an admin, a record, a clerk).
+
+    A ``ConfigError`` so that every handler of bad arguments still catches it; its own class so
+    that a web or gRPC edge can answer 404 / NOT_FOUND rather than 400."""
+
+
+class ConflictError(ConfigError):
+    """What the caller asked for contradicts the current state (revoking a revoked device).
+    Answered 409 / FAILED_PRECONDITION at the edges."""
 
 
 class CryptoError(MusterError):

@@ -11,13 +11,15 @@ import hashlib
 import hmac
 import os
 
+from muster.errors import ConfigError
+
 __all__ = ["PasswordPolicyError", "check_password_policy", "hash_password", "verify_password"]
 
 _N, _R, _P = 2**14, 8, 1
 _LEN = 32
 
 
-class PasswordPolicyError(ValueError):
+class PasswordPolicyError(ConfigError):
     """A new password is too weak; the message says what to choose instead."""
 
 
