@@ -6,8 +6,9 @@ executemany UPDATE of those that changed, and executemany INSERTs of their event
 changes. Messages are applied in arrival order in memory first, so a device's last heartbeat and
 its goodbye in the same batch end as "offline", as they happened.
 
-Nothing from a revoked device is applied: its heartbeats, events and acks are dropped, logged
-and counted (``dropped_revoked``), checked against ``devices.revoked_at`` in the same SELECT
+Nothing from a revoked device is applied but the acks of commands the centre sent it (the revoke
+itself, a wipe: they change only those commands' state): its status, heartbeats and events are
+dropped, logged and counted (``dropped_revoked``), checked against ``devices.revoked_at`` in the same SELECT
 that reads the batch's devices, so a session the broker has not closed yet changes nothing.
 The consumer drops them even earlier, on arrival, from the cached set ``revoked_devices``.
 """
@@ -50,9 +51,11 @@ _MANAGED = (
     "state_reason",
     "backlog_rising",
 )
+# Never over a revoked device: a batch read just before the revocation committed must not write
+# its state (collection allowed, online) back over what the revocation set.
 _UPDATE = (
     update(_DEVICES)
-    .where(_DEVICES.c.id == bindparam("b_id"))
+    .where(_DEVICES.c.id == bindparam("b_id"), _DEVICES.c.revoked_at.is_(None))
     .values({name: bindparam(f"v_{name}") for name in _MANAGED})
 )
 
@@ -105,7 +108,7 @@ class DeviceStateStore:
                 row = rows.get(device_id)
                 if row is None:
                     continue  # not enrolled here (yet): nothing to keep state on
-                if device_id in revoked:
+                if device_id in revoked and kind != "ack":
                     self.dropped_revoked += 1
                     log.warning(
                         "telemetry of a revoked device dropped", device_id=device_id, kind=kind

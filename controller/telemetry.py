@@ -21,7 +21,9 @@ fills only when the database falls behind. When it is full:
 ``/api/v1/telemetry`` reports both counts next to ``messages_received`` and ``messages_applied``.
 
 A revoked device's messages are dropped on arrival, whatever the broker still lets through (a
-TLS session opened before the revocation lives until it closes): the consumer keeps the set of
+TLS session opened before the revocation lives until it closes). The one kind kept is the ack
+of a command the centre sent it (the revoke itself, a wipe): it changes only that command's
+state, and it is how an admin sees the device obeyed. The consumer keeps the set of
 revoked device ids cached, refreshed every ``REVOKED_REFRESH_S`` of the clock by the flush loop
 (one query, not one per message), and the store checks again when it applies a batch. Each drop
 is counted in ``messages_from_revoked`` and logged, the first per device per refresh as a
@@ -200,7 +202,7 @@ class TelemetryConsumer:
     def receive(self, device_id: str, kind: str, payload: bytes) -> bool:
         """Buffer one decoded message; False when it was dropped (full buffer, revoked device)."""
         self.messages_received += 1
-        if device_id in self._revoked:
+        if device_id in self._revoked and kind != "ack":
             self._dropped_revoked += 1
             if device_id not in self._revoked_logged:
                 self._revoked_logged.add(device_id)

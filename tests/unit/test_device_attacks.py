@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -221,13 +222,21 @@ async def test_unclaimed_chunks_expire_on_the_clock(
     task = asyncio.create_task(sweeper.run())
     try:
         await clock.wait_for_sleepers(1, timeout_s=5)
-        await clock.advance(6 * 86400)
-        assert unclaimed(sessions)[0] == 3
-        await clock.advance(2 * 86400)
-        await clock.wait_for_sleepers(1, timeout_s=5)
-        assert unclaimed(sessions)[0] == 0
+        await clock.advance(6 * 86400, sleepers=1)
+        assert await settled(lambda: unclaimed(sessions)[0] == 3)
+        await clock.advance(2 * 86400, sleepers=1)
+        assert await settled(lambda: unclaimed(sessions)[0] == 0), "not swept after 8 days"
     finally:
         task.cancel()
+
+
+async def settled(condition: Callable[[], bool]) -> bool:
+    """The sweep runs in a worker thread: give it real moments to finish (at most 5 s)."""
+    for _ in range(250):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
 
 
 # --- the centre's telemetry: a revoked device -------------------------------------------------
