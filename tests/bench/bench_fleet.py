@@ -36,6 +36,7 @@ import httpx
 from edge.simulators.fleet import FleetShape, FleetSimulator
 from muster.clock import SystemClock
 from muster.fleet_layout import simulated_device
+from tests.fixtures.admin_login import login
 from tests.fixtures.components import free_port, require, terminate, wait_for_port
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -63,6 +64,7 @@ class ControllerUnderTest:
         self.log = directory / "controller.log"
         self.broker_url = broker_url
         self.process: subprocess.Popen[bytes] | None = None
+        self._auth: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -117,8 +119,26 @@ class ControllerUnderTest:
         while not self.telemetry()["connected"]:
             time.sleep(0.1)
 
+    def auth(self) -> dict[str, str]:
+        """A national admin's bearer token: the admin API needs a login like any client."""
+        if not self._auth:
+            db = ["--data-dir", str(self.data_dir)]
+            subprocess.run(
+                [*MUSTER, "controller", "admin", "add", "--username", "bench", "--role", "ministry",
+                 "--region", "", *db],
+                input="Bench-passw0rd\n", check=True, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            token = subprocess.run(
+                [*MUSTER, "controller", "admin", "token", "--username", "bench", *db],
+                check=True, capture_output=True, text=True, timeout=60,
+            ).stdout.strip()  # fmt: skip
+            self._auth = {"Authorization": f"Bearer {token}"}
+        return self._auth
+
     def telemetry(self) -> dict[str, Any]:
-        stats: dict[str, Any] = httpx.get(f"{self.url}/api/v1/telemetry", timeout=30).json()
+        response = httpx.get(f"{self.url}/api/v1/telemetry", headers=self.auth(), timeout=30)
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json()
         return stats
 
     def wait_applied(self, target: int, timeout: float, interval: float = 0.05) -> float:
@@ -250,7 +270,7 @@ def page_times(controller: ControllerUnderTest, devices: int) -> dict[str, float
         "data flow": "/flow",
     }
     out: dict[str, float] = {}
-    with httpx.Client(base_url=controller.url, timeout=60) as client:
+    with httpx.Client(base_url=controller.url, headers=controller.auth(), timeout=60) as client:
         for name, path in paths.items():
             samples = []
             for _ in range(5):
@@ -266,6 +286,7 @@ def page_times(controller: ControllerUnderTest, devices: int) -> dict[str, float
                 executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
             )
             page = browser.new_page()
+            login(page, controller.url, "bench", "Bench-passw0rd")
             samples = []
             for _ in range(3):
                 start = time.perf_counter()
