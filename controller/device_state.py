@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 Message = tuple[str, str, bytes]  # device id, kind, payload
 
 _DEVICES = cast(Table, Device.__table__)
+REVOKED_REFUSAL = "本机授权已被中心吊销，不能采集。"
 # The columns telemetry owns; every UPDATE writes all of them so one statement serves the batch.
 _MANAGED = (
     "online",
@@ -101,6 +102,15 @@ class DeviceStateStore:
                 ).mappings()
             }
             revoked = {device_id for device_id, row in rows.items() if row["revoked_at"]}
+            # What the centre knows, not what the device says: a revoked device collects nothing
+            # here, however a revocation was made (the admin page, the revoke command).
+            stale = [d for d in revoked if rows[d]["collection_allowed"] is not False]
+            if stale:
+                session.execute(
+                    update(_DEVICES)
+                    .where(_DEVICES.c.id.in_(stale))
+                    .values(collection_allowed=False, collection_refusal=REVOKED_REFUSAL)
+                )
             dirty: set[str] = set()
             events: list[dict[str, Any]] = []
             history: list[dict[str, Any]] = []
