@@ -9,6 +9,7 @@ import random
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import grpc
 import structlog
@@ -23,7 +24,7 @@ from controller.db import make_engine, migrate, session_factory
 from controller.enrollment import Enroller, publish_upload_keys
 from controller.fleet_state import FleetMonitor
 from controller.grpc_services import build_servers
-from controller.ingest import Ingestor
+from controller.ingest import ChunkQuota, ChunkSweeper, Ingestor
 from controller.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 from controller.revocation import CrlPublisher
 from controller.settings import ControllerSettings
@@ -45,7 +46,7 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 # Planned stop, in order: stop sending commands and taking telemetry, apply what was received,
 # then the periodic jobs. The admin server ends by itself once told to (``should_exit``).
-_STOP_ORDER = ("commands", "telemetry", "telemetry-flush", "crl", "fleet-monitor")
+_STOP_ORDER = ("commands", "telemetry", "telemetry-flush", "crl", "fleet-monitor", "chunk-sweep")
 
 
 def _jitter_seed(settings: ControllerSettings) -> str:
@@ -111,6 +112,11 @@ class Controller:
             dict(self.pki.upload_keys),
             clock,
             reload_keys=lambda: load_upload_keys(self.pki.directory),
+            quota=ChunkQuota(
+                max_chunks=settings.unclaimed_chunks_max,
+                max_bytes=settings.unclaimed_chunk_bytes_max,
+                expire_after=timedelta(days=settings.unclaimed_chunk_days),
+            ),
         )
         self._servers = list(
             build_servers(settings, self.pki, self.sessions, enroller, ingestor, clock)
@@ -134,6 +140,8 @@ class Controller:
         sender = CommandSender(self.sessions, clock)
         publish = mqtt_publisher(lambda: self.consumer.client)
         supervisor.add("commands", lambda: sender.run(publish))
+        sweeper = ChunkSweeper(ingestor, clock, every_s=settings.unclaimed_sweep_s)
+        supervisor.add("chunk-sweep", sweeper.run)
         # Admin logins hash passwords here, off the loop the gRPC servers and telemetry share.
         self._password_workers = PasswordWorkers(
             settings.admin_password_workers, settings.admin_password_waiting

@@ -39,6 +39,12 @@ class ControllerSettings(BaseSettings):
     # How often the fleet monitor looks for silent devices and raises or resolves alerts.
     fleet_sweep_s: float = 10.0
     upload_batch: int = 256
+    # Attachment chunks whose record has not come yet: what one device may keep at the centre,
+    # and how long before they are swept away (the device sends them again with the record).
+    unclaimed_chunks_max: int = Field(default=200, ge=1)
+    unclaimed_chunk_bytes_max: int = Field(default=50 * 1024 * 1024, ge=1)
+    unclaimed_chunk_days: float = Field(default=7.0, gt=0)
+    unclaimed_sweep_s: float = Field(default=3600.0, gt=0)
     # Admin logins: scrypt runs on this many threads, never on the event loop, and at most
     # this many more logins wait for one (128 MiB each); past that a login is told to retry.
     admin_password_workers: int = Field(default=2, ge=1)
