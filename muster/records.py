@@ -53,6 +53,7 @@ CATEGORY_NAMES: dict[Category, str] = {
     Category.SERVING_SOLDIER_FAMILY: "现役军人家属",
 }
 
+
 def category_name(value: str) -> str:
     """The Chinese name of one of the 12 categories; a value that names none shows itself."""
     try:
