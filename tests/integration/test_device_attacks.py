@@ -30,7 +30,7 @@ from controller.db.models import (
     Record,
 )
 from controller.device_state import DeviceStateStore
-from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
+from controller.enrollment import Enroller, publish_upload_keys
 from controller.grpc_services import build_servers
 from controller.ingest import Ingestor
 from controller.pki_store import ControllerPki, ensure_controller_pki
@@ -49,23 +49,17 @@ from muster.crypto import (
     write_private_key,
     write_public_file,
 )
-from muster.crypto.pki import build_csr, certificate_pem, load_certificate
+from muster.crypto.pki import certificate_pem, load_certificate
 from muster.records import RecordPayload
 from muster.topics import Kind
 from muster.v1 import data_pb2, data_pb2_grpc, device_pb2, enrollment_pb2
 from tests.fixtures.components import free_port
 from tests.fixtures.secure_broker import SecureBrokerFactory
 from tests.integration.test_broker_acl import Peer
+from tests.unit.test_enrollment import FINGERPRINT, enrol_directly
 from tests.unit.test_record_hostile import number_field
 
 TOWNSHIP = "370902001000"
-FINGERPRINT = {
-    "machine_id": "m" * 64,
-    "product_uuid": "p" * 64,
-    "primary_mac": "a" * 64,
-    "root_disk_serial": "d" * 64,
-    "cpu_model": "c" * 64,
-}
 # Bytes no protobuf message parses: field 1, length-delimited, claiming more bytes than follow.
 GARBAGE = b"\x0a\xff\xff\xff\xff\x0f\x00"
 
@@ -138,40 +132,13 @@ def _database(url: str, pki: ControllerPki, now: datetime) -> sessionmaker[Sessi
     return sessions
 
 
-def _enrol(
-    sessions: sessionmaker[Session], pki: ControllerPki, key: DeviceKey, clock: VirtualClock
-) -> enrollment_pb2.EnrollResponse:
-    code = create_enrollment_code(
-        sessions,
-        township_code=TOWNSHIP,
-        profile="simulator",
-        valid_for=timedelta(days=1),
-        created_by="t",
-        now=clock.now(),
-    )
-    return Enroller(
-        sessions,
-        pki,
-        licence_days=30,
-        mqtt_url="mqtt://x:1",
-        data_endpoint="x:2",
-        clock=clock,
-    ).enroll(
-        enrollment_pb2.EnrollRequest(
-            enrollment_code=code,
-            csr_der=build_csr(key),
-            fingerprint=enrollment_pb2.HardwareFingerprint(salt=b"s" * 16, **FINGERPRINT),
-        )
-    )
-
-
 async def _running_centre(url: str, tmp_path: Path) -> AsyncIterator[Centre]:
     # TLS checks certificates against the real time, so the centre's clock starts there.
     clock = VirtualClock(datetime.now(UTC).replace(microsecond=0))
     pki = ensure_controller_pki(tmp_path / "ctl", ["127.0.0.1", "localhost"], now=clock.now())
     sessions = _database(url, pki, clock.now())
     key = generate_device_key()
-    response = _enrol(sessions, pki, key, clock)
+    response = enrol_directly(sessions, pki, key, township=TOWNSHIP, now=clock.now())
     cert_pem = certificate_pem(load_certificate(response.certificate_der))
     settings = ControllerSettings(
         data_dir=tmp_path / "ctl", enrol_port=free_port(), data_port=free_port()
@@ -476,7 +443,7 @@ async def test_a_revoked_devices_live_mqtt_session_changes_nothing(
     pki = ensure_controller_pki(ctl, ["127.0.0.1", "localhost"], now=clock.now())
     sessions = _database(f"sqlite:///{tmp_path / 'controller.db'}", pki, clock.now())
     key = generate_device_key()
-    enrolled = _enrol(sessions, pki, key, clock)
+    enrolled = enrol_directly(sessions, pki, key, township=TOWNSHIP, now=clock.now())
     device_id = enrolled.device_id
     write_private_key(tmp_path / "device.key", key)
     write_public_file(

@@ -23,7 +23,6 @@ from controller.revocation import revoke_device
 from controller.settings import ControllerSettings
 from controller.telemetry import TelemetryConsumer
 from edge.collector import simulated_record
-from edge.fingerprint import hashed_fingerprint, raw_fingerprint
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
 from muster.clock import VirtualClock
@@ -35,13 +34,13 @@ from muster.crypto import (
     seal_record,
     upload_public_from_bytes,
 )
-from muster.licence import Licence, sign_licence
+from muster.licence import sign_licence
 from muster.records import describe_attachment
 from muster.v1 import data_pb2, device_pb2
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 from tests.unit.test_ingest import Dev, seal
-from tests.unit.test_licence_guard_clock import DEVICE, ISSUED, SALT, SEED, guard
+from tests.unit.test_licence_guard_clock import ISSUED, guard, licence
 from tests.unit.test_licence_guard_clock import store as store  # the fixture
 
 Ack = data_pb2.RecordAck
@@ -99,17 +98,7 @@ def test_a_forged_licence_under_a_swapped_anchor_is_tampered(store: IdentityStor
     assert guard(store, clock).check().reason == "expired"
     pinned = store.pinned_authority_key()
     forger = generate_licence_authority_key()
-    forged = Licence(
-        device_id=DEVICE,
-        township_code="370902001000",
-        profile="simulator",
-        not_before=ISSUED,
-        not_after=ISSUED + timedelta(days=3650),
-        fingerprint=hashed_fingerprint(raw_fingerprint(SEED), SALT),
-        features=("collect",),
-        serial="ff",
-        issued_at=ISSUED,
-    )
+    forged = licence(days=3650, serial="ff")
     store.licence_path.write_bytes(sign_licence(forged, forger))
     data = json.loads(store.enrolment_path.read_text())
     data["licence_authority_key"] = licence_public_bytes(forger).hex()

@@ -22,27 +22,31 @@ SALT = bytes.fromhex("73" * 16)
 DEVICE = "370902001000-K7QF2M"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> IdentityStore:
-    """A device holding a 365-day licence bound to its (simulated) hardware."""
-    authority = generate_licence_authority_key()
-    licence = Licence(
+def licence(*, days: int = 365, serial: str = "01") -> Licence:
+    """A licence for this test's device, bound to its (simulated) hardware, from ISSUED."""
+    return Licence(
         device_id=DEVICE,
         township_code="370902001000",
         profile="simulator",
         not_before=ISSUED,
-        not_after=ISSUED + timedelta(days=365),
+        not_after=ISSUED + timedelta(days=days),
         fingerprint=hashed_fingerprint(raw_fingerprint(SEED), SALT),
         features=("collect",),
-        serial="01",
+        serial=serial,
         issued_at=ISSUED,
     )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> IdentityStore:
+    """A device holding a 365-day licence bound to its (simulated) hardware."""
+    authority = generate_licence_authority_key()
     store = IdentityStore(tmp_path)
     store.save(
         key_pem=b"unused here",
         cert_pem=b"unused here",
         ca_pem=b"unused here",
-        licence=sign_licence(licence, authority),
+        licence=sign_licence(licence(), authority),
         enrolment=Enrolment(
             device_id=DEVICE,
             township_code="370902001000",
