@@ -229,8 +229,6 @@ def cross_check(payload: RecordPayload, *, today: date) -> None:
 # What a clerk reads in a refusal for each part of the payload that carries free text.
 _TEXT_PARTS = {
     "person": "人员信息",
-    "fields": "表单",
-    "relation": "与军人关系",
     "entered_by": "录入人",
     "reviewed_by": "审核人",
     "audit": "审计记录",
@@ -238,12 +236,12 @@ _TEXT_PARTS = {
 
 
 def _check_free_text(payload: RecordPayload) -> None:
-    """S-03 over every string the record carries, not only the form's text fields: the
-    person's name, the relation, who entered and reviewed it, audit notes and change lists."""
+    """S-03 over the strings the form check does not see: the person's name, who entered and
+    reviewed the record, audit notes and change lists. The form's fields and the relation need
+    no second pass: ``_check_form`` already refused unknown keys, scanned every text field and
+    held every other value to its code list or format."""
     parts = {
-        "person": payload.person.model_dump(mode="json"),
-        "fields": payload.fields,
-        "relation": payload.relation,
+        "person": {"name": payload.person.name},
         "entered_by": payload.entered_by,
         "reviewed_by": payload.reviewed_by,
         "audit": [entry.model_dump(mode="json", exclude={"at"}) for entry in payload.audit],
