@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from controller.cli_options import data_dir_option, database_url_option, settings_for
+from controller.db import open_database
 from muster.clock import SystemClock
 from muster.errors import MusterError
 
@@ -53,12 +55,8 @@ def code() -> None:
     show_default=True,
     help="how long the code stays valid: 30m, 12h, 7d",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="controller data dir (default var/controller)",
-)
-@click.option("--database-url", help="controller database (default: SQLite in the data dir)")
+@data_dir_option
+@database_url_option
 @click.option("--created-by", default="cli", show_default=True)
 @click.option(
     "--json", "as_json", is_flag=True, help="print one JSON object instead of text and QR code"
@@ -79,8 +77,6 @@ def code_create(
     """Create a single-use enrolment code for one township and profile."""
     import segno
 
-    from controller.cli_options import settings_for
-    from controller.db import open_database
     from controller.enrollment import create_enrollment_code
     from muster.profiles import load_profile
     from muster.regions import parse_township
@@ -134,22 +130,10 @@ def _on_controller(
     data_dir: Path | None, database_url: str | None
 ) -> Iterator[tuple[ControllerSettings, sessionmaker[Session]]]:
     """(settings, sessions) for commands run on the controller host."""
-    from controller.cli_options import settings_for
-    from controller.db import open_database
 
     settings = settings_for(data_dir, database_url)
     with open_database(settings) as sessions:
         yield settings, sessions
-
-
-_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="controller data dir (default var/controller)",
-)
-_database_option = click.option(
-    "--database-url", help="controller database (default: SQLite in the data dir)"
-)
 
 
 def _fail(exc: Exception) -> None:
@@ -160,8 +144,8 @@ def _fail(exc: Exception) -> None:
 @click.command("revoke")
 @click.argument("device_id")
 @click.option("--reason", required=True, help="why, in a few words (kept with the device)")
-@_data_dir_option
-@_database_option
+@data_dir_option
+@database_url_option
 @click.option("--by", default="cli", show_default=True, help="who revokes (kept in the history)")
 @click.option(
     "--broker-pid-file",
@@ -201,8 +185,8 @@ def revoke_command(
 
 
 @click.command("crl")
-@_data_dir_option
-@_database_option
+@data_dir_option
+@database_url_option
 def crl_command(data_dir: Path | None, database_url: str | None) -> None:
     """Write pki/crl.pem now (for a broker's `crlfile`); the controller keeps it current."""
     from controller.revocation import write_crl
@@ -221,8 +205,8 @@ def crl_command(data_dir: Path | None, database_url: str | None) -> None:
 @click.argument("old_device")
 @click.argument("new_device")
 @click.option("--reason", default="设备损坏，已更换", show_default=True)
-@_data_dir_option
-@_database_option
+@data_dir_option
+@database_url_option
 @click.option("--by", default="cli", show_default=True)
 def replace_command(
     old_device: str,
@@ -264,7 +248,7 @@ def rotate() -> None:
 
 
 @rotate.command("ca")
-@_data_dir_option
+@data_dir_option
 @click.option(
     "--activate",
     is_flag=True,
@@ -303,7 +287,7 @@ def rotate_ca(data_dir: Path | None, activate: bool) -> None:
 
 
 @rotate.command("licence-key")
-@_data_dir_option
+@data_dir_option
 def rotate_licence_key_command(data_dir: Path | None) -> None:
     """A new licence-authority key. Licences already issued stay valid; devices take the new
     public key with their next renewal. Restart the controller afterwards."""
