@@ -19,16 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
 from controller.admin.login_guard import PasswordWorkers
-from controller.commands import CommandSender, mqtt_publisher
 from controller.db import make_engine, migrate, session_factory
-from controller.enrollment import Enroller, publish_upload_keys
-from controller.fleet_state import FleetMonitor
-from controller.grpc_services import build_servers
-from controller.ingest import ChunkQuota, ChunkSweeper, Ingestor
-from controller.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
-from controller.revocation import CrlPublisher
+from controller.devices.enrolment import Enroller, publish_upload_keys
+from controller.devices.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
+from controller.devices.revocation import CrlPublisher
+from controller.fleet.commands import CommandSender, mqtt_publisher
+from controller.fleet.monitor import FleetMonitor
+from controller.fleet.telemetry_consumer import DeviceStateStore, TelemetryConsumer
+from controller.records.ingest import ChunkQuota, ChunkSweeper, Ingestor
+from controller.rpc.servers import build_servers
 from controller.settings import ControllerSettings
-from controller.telemetry import DeviceStateStore, TelemetryConsumer
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.supervisor import Supervisor

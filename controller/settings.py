@@ -34,7 +34,7 @@ class ControllerSettings(BaseSettings):
     # Telemetry messages held while the database catches up (a batch being applied counts).
     # Sized for 100,000 devices' status and heartbeat between two flushes, with room for their
     # events; when full, older heartbeats and statuses of a device are superseded by its newer
-    # ones, and only then are messages dropped (counted; see controller/telemetry.py).
+    # ones, and only then are messages dropped (counted; see controller/fleet/telemetry_consumer.py).
     telemetry_buffer_max: int = Field(default=250_000, ge=1)
     # How often the fleet monitor looks for silent devices and raises or resolves alerts.
     fleet_sweep_s: float = 10.0

@@ -8,7 +8,7 @@ key as enrolment delivered it. A copy deleted or edited on its own is noticed an
 the other (see ``edge/licence_guard.py``). This is tamper *evidence* against a careless or
 partial edit, not protection: there is no TPM, so root on the device can rewrite both copies
 and the device key together. What root cannot do is make the centre take records: the
-controller checks revocation and licence expiry itself on every upload (controller/ingest.py).
+controller checks revocation and licence expiry itself on every upload (controller/records/ingest.py).
 """
 
 from __future__ import annotations

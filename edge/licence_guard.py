@@ -14,7 +14,7 @@ turns nothing off:
 
 Honestly: without a TPM this is evidence, not a lock. Root on the device can delete both copies
 and an empty outbox, or patch this code. The real control is at the centre, which refuses
-uploads from revoked or expired devices whatever the device believes (controller/ingest.py).
+uploads from revoked or expired devices whatever the device believes (controller/records/ingest.py).
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     lazy={
         "edge": "edge.cli:edge",
-        "controller": "controller.cli:controller",
+        "controller": "controller.cli.service:controller",
         "provision": "muster.cli:provision",
-        "demo": "controller.demo:demo",
+        "demo": "controller.demo.run:demo",
         "sim": "muster.cli:sim",
     },
 )
@@ -64,11 +64,11 @@ def sim() -> None:
     cls=LazyGroup,
     lazy={
         # on the controller host
-        "code": "controller.provision_cli:code",
-        "revoke": "controller.provision_cli:revoke_command",
-        "crl": "controller.provision_cli:crl_command",
-        "replace": "controller.provision_cli:replace_command",
-        "rotate": "controller.provision_cli:rotate",
+        "code": "controller.cli.provision:code",
+        "revoke": "controller.cli.provision:revoke_command",
+        "crl": "controller.cli.provision:crl_command",
+        "replace": "controller.cli.provision:replace_command",
+        "rotate": "controller.cli.provision:rotate",
         # on the device
         "enroll": "provisioning.cli:enroll_command",
         "selftest": "provisioning.cli:selftest_command",

@@ -5,13 +5,13 @@ complete)::
     MusterError
     ├── ConfigError                a setting, profile, argument or input is wrong; says which
     │   ├── NotFoundError          what was named does not exist (404 / NOT_FOUND at the edges)
-    │   │   └── UnknownDevice              controller.revocation
+    │   │   └── UnknownDevice              controller.devices.revocation
     │   ├── ConflictError          contradicts the current state (409 / FAILED_PRECONDITION)
-    │   │   └── AlreadyRevoked             controller.revocation
+    │   │   └── AlreadyRevoked             controller.devices.revocation
     │   ├── PasswordPolicyError            muster.passwords
     │   ├── JpegTooLargeError              edge.photo.idphoto
-    │   ├── DatasetError                   controller.datasets
-    │   └── ImportFileError                controller.importer
+    │   ├── DatasetError                   controller.records.datasets
+    │   └── ImportFileError                controller.records.initial_import
     ├── CryptoError
     │   ├── SealError              a record could not be opened: tampered, foreign, wrong key (opaque)
     │   ├── SignatureError         a signature does not verify
@@ -51,7 +51,7 @@ complete)::
     ├── ApduError                  a PC/SC card's answer                 edge.drivers.pcsc.apdu
     │   ├── StatusWordError
     │   └── TlvError
-    ├── AccessError                an admin may not do this          controller.admin_accounts
+    ├── AccessError                an admin may not do this          controller.accounts.admins
     │   ├── LoginRequired
     │   ├── AccessDenied
     │   └── UnknownPage
@@ -59,7 +59,7 @@ complete)::
     │   ├── LoginLocked            too many wrong passwords; says until when
     │   └── LoginBusy              the password workers are all busy; try again shortly
     └── BadRequest                 a gRPC request that is not what the method takes
-                                                                     controller.grpc_services
+                                                                     controller.rpc.decode_guard
 
 Third-party exceptions are translated into these at the adapter that met them.
 """

@@ -14,7 +14,7 @@ Two reviews, two words. On the device a second clerk *checks* (复核) what the 
 may *send it back* (退回修改); at the centre the county *approves* (审核通过) or *returns*
 (退回乡镇) a record, and a returned record is *superseded* by the corrected one the township
 seals again. The console workflow (``edge.console.workflow``) and the centre's review
-(``controller.review``) both move a record by :func:`next_state`; anything not in the table is
+(``controller.records.review``) both move a record by :func:`next_state`; anything not in the table is
 refused with the state's own message. Sans-I/O: states in, states out.
 
 The state keys are stored (the device's drafts and outbox, the centre's ``review_status``), so

@@ -1,6 +1,6 @@
 """``muster provision ...`` on the device: the technician's enrol, self-test and outbox
 transfer. The centre's commands of the same group (codes, revocation, replacement, key
-rotation) live in :mod:`controller.provision_cli`; ``muster provision`` joins both lazily
+rotation) live in :mod:`controller.cli.provision`; ``muster provision`` joins both lazily
 (``muster/cli.py``), so a device never loads the controller."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Carrying a replaced device's unacknowledged records to its successor, still sealed.
 
 The whole design (why the new device cannot read them and why the controller accepts them only
-from the registered successor) is in ``controller/replacement.py``. This module is the device
+from the registered successor) is in ``controller/devices/replacement.py``. This module is the device
 side: ``export_outbox`` reads the old outbox and certificate into an ``OutboxExport`` file;
 ``import_outbox`` checks that file and puts its records into the new outbox unchanged. Neither
 touches a private key or decrypts anything.

@@ -1,9 +1,9 @@
-"""Regenerate controller/regions.csv (provinces, cities, counties with current names) from
+"""Regenerate controller/records/regions.csv (provinces, cities, counties with current names) from
 python-stdnum's division-code table. Run after upgrading python-stdnum."""
 
 from __future__ import annotations
 
-from controller.region_tree import SHIPPED, generate_entries, write_entries
+from controller.records.region_tree import SHIPPED, generate_entries, write_entries
 
 
 def main() -> None:

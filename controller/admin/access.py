@@ -28,8 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from controller.admin.csrf import STATE_CHANGING, csrf_problem, csrf_token_for, origin_problem
-from controller.admin_accounts import (
+from controller.accounts.admins import (
     AccessDenied,
     AccessError,
     AdminIdentity,
@@ -39,6 +38,7 @@ from controller.admin_accounts import (
     resolve_session,
     resolve_token,
 )
+from controller.admin.csrf import STATE_CHANGING, csrf_problem, csrf_token_for, origin_problem
 from controller.db.models import Command, Device, Record
 from muster.clock import Clock
 

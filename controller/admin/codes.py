@@ -21,12 +21,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.accounts.admins import AccessError, AdminIdentity
 from controller.admin.access import admin_of
 from controller.admin.fleet_i18n import fleet_texts
-from controller.admin_accounts import AccessError, AdminIdentity
 from controller.db.models import EnrollmentCode
-from controller.enrollment import create_enrollment_code
-from controller.revocation import AlreadyRevoked, UnknownDevice, revoke_device
+from controller.devices.enrolment import create_enrollment_code
+from controller.devices.revocation import AlreadyRevoked, UnknownDevice, revoke_device
 from muster.clock import Clock
 from muster.errors import MusterError
 from muster.profiles import PROFILE_DIR, load_profile

@@ -21,9 +21,9 @@ from controller.admin import fleet_queries as q
 from controller.admin.access import admin_of
 from controller.admin.charts import bar_chart
 from controller.admin.fleet_i18n import fleet_texts
-from controller.commands import OPEN_STATES, issue_command
 from controller.db.models import Command
-from controller.fleet_rules import STATES
+from controller.fleet.commands import OPEN_STATES, issue_command
+from controller.fleet.rules import STATES
 from muster import commands as catalogue
 from muster.clock import Clock
 from muster.errors import ConfigError
@@ -236,7 +236,7 @@ def fleet_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
     def api_telemetry(request: Request) -> dict[str, Any]:
         """This controller process's telemetry consumer: messages received and applied, and,
         when its buffer was full, superseded by a newer message of the same device or dropped
-        (see controller/telemetry.py)."""
+        (see controller/fleet/telemetry_consumer.py)."""
         consumer = getattr(request.app.state, "consumer", None)
         if consumer is None:
             return {

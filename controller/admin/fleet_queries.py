@@ -20,7 +20,7 @@ from controller.db.models import (
     FleetSample,
     Record,
 )
-from controller.fleet_rules import STATES
+from controller.fleet.rules import STATES
 from muster.region_names import region_label
 from muster.regions import child_length
 

@@ -1,6 +1,6 @@
 """Logging in and out of the admin pages, and who the current admin is.
 
-``POST /login`` checks the password (scrypt, see controller/admin_accounts.py) on the bounded
+``POST /login`` checks the password (scrypt, see controller/accounts/admins.py) on the bounded
 password pool, never on the event loop, after the name and the address have been checked
 against their lockouts (controller/admin/login_guard.py), and sets an HttpOnly, SameSite=Strict
 session cookie. The forms the session then posts carry its CSRF token as well
@@ -19,11 +19,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.admin.access import SESSION_COOKIE, admin_of
-from controller.admin.fleet_i18n import fleet_texts
-from controller.admin.login_guard import LoginBusy, LoginRefused, LoginThrottle, PasswordWorkers
-from controller.admin.progress_i18n import progress_texts
-from controller.admin_accounts import (
+from controller.accounts.admins import (
     ABSOLUTE_TIMEOUT,
     ACTIONS,
     PERMISSIONS,
@@ -33,6 +29,10 @@ from controller.admin_accounts import (
     logout,
     record_denial,
 )
+from controller.admin.access import SESSION_COOKIE, admin_of
+from controller.admin.fleet_i18n import fleet_texts
+from controller.admin.login_guard import LoginBusy, LoginRefused, LoginThrottle, PasswordWorkers
+from controller.admin.progress_i18n import progress_texts
 from muster.clock import Clock
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")

@@ -10,7 +10,7 @@ is answered "busy" straight away instead of waiting in a queue that would grow b
 job.
 
 :class:`LoginThrottle` holds the rules, with the clock as a parameter (as
-controller/fleet_rules.py does):
+controller/fleet/rules.py does):
 
 - a **name** is locked after ``USER_FAILURES`` wrong passwords in a row, for ``LOCKOUT``; each
   lockout that follows without a successful login between lasts twice as long as the last, up

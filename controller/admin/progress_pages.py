@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.background import BackgroundTask
 
+from controller.accounts.admins import ROLES, AccessDenied
 from controller.admin.access import admin_of
 from controller.admin.charts import bar_chart
 from controller.admin.progress_i18n import progress_texts
-from controller.admin_accounts import ROLES, AccessDenied
 from controller.db.models import PersonRow, Record, ReviewEvent, TownshipDeclaration
-from controller.progress import (
+from controller.records.progress import (
     CAMPAIGN_TZ,
     PHASES,
     Counts,
@@ -35,9 +35,9 @@ from controller.progress import (
     set_deadline,
     weekly_report,
 )
-from controller.progress import ordered_categories as _ordered
-from controller.region_tree import region_names
-from controller.review import (
+from controller.records.progress import ordered_categories as _ordered
+from controller.records.region_tree import region_names
+from controller.records.review import (
     STATUS_NAMES,
     approve,
     compare_fields,
@@ -46,8 +46,8 @@ from controller.review import (
     missing_people,
     return_record,
 )
-from controller.review import category_name as _category_name
-from controller.xlsx_reports import (
+from controller.records.review import category_name as _category_name
+from controller.records.xlsx_reports import (
     approved_workbook,
     progress_workbook,
     stamp,

@@ -70,7 +70,7 @@ class Device(Base):
     clock_skew_s: Mapped[float] = mapped_column(Float, default=0.0)
     records_received: Mapped[int] = mapped_column(BigInteger, default=0)
     last_heartbeat: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # Fleet health (controller/fleet_state.py): online / stale / offline with the reason, and how
+    # Fleet health (controller/fleet/monitor.py): online / stale / offline with the reason, and how
     # many heartbeats in a row the outbox grew.
     state: Mapped[str] = mapped_column(String(16), default="offline", index=True)
     state_reason: Mapped[str] = mapped_column(String(200), default="")
@@ -112,7 +112,7 @@ class Record(Base):
     sealed_at: Mapped[datetime] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(index=True)
     payload: Mapped[dict[str, Any]] = mapped_column()
-    # Review up the chain (controller/review.py): the person it is about, where it stands
+    # Review up the chain (controller/records/review.py): the person it is about, where it stands
     # (collected / returned / approved / superseded) and the highest level that approved it.
     id_number: Mapped[str | None] = mapped_column(String(18), default=None)
     review_status: Mapped[str] = mapped_column(
@@ -261,7 +261,7 @@ class FingerprintChange(Base):
 
 class DeviceSuccession(Base):
     """A replaced device and the one that took its place; the successor may forward the
-    predecessor's sealed records (see controller/replacement.py)."""
+    predecessor's sealed records (see controller/devices/replacement.py)."""
 
     __tablename__ = "device_successions"
 
@@ -321,7 +321,7 @@ class Clerk(Base):
 
 
 class Region(Base):
-    """One node of the division-code tree (controller/region_tree.py): province, city, county,
+    """One node of the division-code tree (controller/records/region_tree.py): province, city, county,
     township. ``name_known`` is false for townships named only by their code."""
 
     __tablename__ = "regions"
@@ -334,7 +334,7 @@ class Region(Base):
 
 
 class AdminUser(Base):
-    """A central admin (controller/admin_accounts.py): a role and the region prefix it acts in."""
+    """A central admin (controller/accounts/admins.py): a role and the region prefix it acts in."""
 
     __tablename__ = "admin_users"
 
@@ -420,7 +420,7 @@ class PhaseDeadline(Base):
 
 
 class ImportedDataset(Base):
-    """A data set received from the level below (controller/datasets.py), once per content."""
+    """A data set received from the level below (controller/records/datasets.py), once per content."""
 
     __tablename__ = "imported_datasets"
 

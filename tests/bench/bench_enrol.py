@@ -27,10 +27,10 @@ from pathlib import Path
 import grpc
 
 from controller.db import make_engine, migrate, session_factory
-from controller.demo import free_port
-from controller.enrollment import Enroller, create_enrollment_code, publish_upload_keys
-from controller.grpc_services import EnrollmentService
-from controller.pki_store import ensure_controller_pki
+from controller.demo.run import free_port
+from controller.devices.enrolment import Enroller, create_enrollment_code, publish_upload_keys
+from controller.devices.pki_store import ensure_controller_pki
+from controller.rpc.enrolment_service import EnrollmentService
 from edge.enrolment import enroll
 from muster.clock import SystemClock
 from muster.crypto import generate_device_key

@@ -25,9 +25,9 @@ from sqlalchemy import delete, insert, select
 
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Record
-from controller.enrollment import publish_upload_keys
-from controller.ingest import Ingestor
-from controller.pki_store import ensure_controller_pki
+from controller.devices.enrolment import publish_upload_keys
+from controller.devices.pki_store import ensure_controller_pki
+from controller.records.ingest import Ingestor
 from edge.collector import simulated_record
 from muster.clock import SystemClock
 from muster.crypto import generate_device_key, seal_record, upload_public_from_bytes

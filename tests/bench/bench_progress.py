@@ -26,8 +26,8 @@ import httpx
 from rich.progress import Progress
 from sqlalchemy import text
 
+from controller.accounts.admins import add_admin, issue_token
 from controller.admin import create_admin_app
-from controller.admin_accounts import add_admin, issue_token
 from controller.db import make_engine, migrate, session_factory
 from muster.clock import SystemClock
 from muster.logs import configure_logging

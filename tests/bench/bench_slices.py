@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import PersonRow, TownshipSlice
-from controller.slices import plan_slice, slice_chunks
+from controller.records.slices import plan_slice, slice_chunks
 from muster.crypto import generate_device_key, generate_licence_authority_key
 from muster.initial_data import parse_row
 from muster.logs import configure_logging

@@ -26,9 +26,9 @@ from sqlalchemy import func, insert, select
 from controller.app import Controller
 from controller.db import make_engine, migrate
 from controller.db.models import Record
-from controller.demo import free_port
-from controller.embedded_broker import EmbeddedBroker
-from controller.enrollment import create_enrollment_code
+from controller.demo.embedded_broker import EmbeddedBroker
+from controller.demo.run import free_port
+from controller.devices.enrolment import create_enrollment_code
 from controller.settings import ControllerSettings
 from edge.collector import simulated_record
 from edge.enrolment import enroll

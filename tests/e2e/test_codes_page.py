@@ -12,11 +12,11 @@ import uvicorn
 from playwright.sync_api import Browser
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.accounts.admins import add_admin
 from controller.admin import create_admin_app
-from controller.admin_accounts import add_admin
 from controller.db import make_engine, migrate, session_factory
-from controller.enrollment import Enroller, publish_upload_keys
-from controller.pki_store import ControllerPki, ensure_controller_pki
+from controller.devices.enrolment import Enroller, publish_upload_keys
+from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from muster.clock import SystemClock
 from tests.fixtures.admin_login import login
 from tests.fixtures.components import free_port, wait_for_port

@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from controller.db.models import Attachment, Record
-from controller.ingest import attachment_chunk
-from controller.pki_store import load_upload_keys
+from controller.devices.pki_store import load_upload_keys
+from controller.records.ingest import attachment_chunk
 from edge.identity import IdentityStore
 from muster.crypto import open_attachment, seal_attachment, upload_public_from_bytes
 from tests.fixtures.backlog import preseal_backlog

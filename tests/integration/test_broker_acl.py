@@ -14,7 +14,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.pki_store import CONTROLLER_MQTT_IDENTITY, ControllerPki, ensure_controller_pki
+from controller.devices.pki_store import (
+    CONTROLLER_MQTT_IDENTITY,
+    ControllerPki,
+    ensure_controller_pki,
+)
 from muster import topics
 from muster.crypto import generate_device_key, write_private_key, write_public_file
 from muster.crypto.pki import build_csr, certificate_pem, issue_device_certificate

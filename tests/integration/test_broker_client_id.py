@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.pki_store import ControllerPki, ensure_controller_pki
+from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from edge.identity import Enrolment, IdentityStore
 from muster import topics
 from muster.crypto.pki import certificate_pem

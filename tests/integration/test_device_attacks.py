@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.clerks import add_clerk
+from controller.accounts.clerks import add_clerk
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import (
     Attachment,
@@ -29,14 +29,14 @@ from controller.db.models import (
     LicenceGrant,
     Record,
 )
-from controller.device_state import DeviceStateStore
-from controller.enrollment import Enroller, publish_upload_keys
-from controller.grpc_services import build_servers
-from controller.ingest import Ingestor
-from controller.pki_store import ControllerPki, ensure_controller_pki
-from controller.revocation import CrlPublisher, revoke_device, write_crl
+from controller.devices.enrolment import Enroller, publish_upload_keys
+from controller.devices.pki_store import ControllerPki, ensure_controller_pki
+from controller.devices.revocation import CrlPublisher, revoke_device, write_crl
+from controller.fleet.telemetry_consumer import TelemetryConsumer
+from controller.fleet.telemetry_store import DeviceStateStore
+from controller.records.ingest import Ingestor
+from controller.rpc.servers import build_servers
 from controller.settings import ControllerSettings
-from controller.telemetry import TelemetryConsumer
 from edge.collector import simulated_record
 from muster import topics
 from muster.clock import VirtualClock

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.admin_accounts import add_admin, hash_admin_password, issue_token
+from controller.accounts.admins import add_admin, hash_admin_password, issue_token
 from controller.db.models import Command, Device, EnrollmentCode, PersonRow, Record, TownshipSlice
 from edge.collector import simulated_record
 from muster.records import Person

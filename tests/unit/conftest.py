@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db import make_engine, migrate, session_factory
-from controller.enrollment import publish_upload_keys
-from controller.pki_store import ControllerPki, ensure_controller_pki
+from controller.devices.enrolment import publish_upload_keys
+from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

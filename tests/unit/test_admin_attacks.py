@@ -18,11 +18,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.accounts.admins import add_admin
 from controller.admin import create_admin_app
 from controller.admin.attachments import content_disposition
 from controller.admin.csrf import csrf_token_for
 from controller.admin.login_guard import LOCKOUT, USER_FAILURES, PasswordWorkers
-from controller.admin_accounts import add_admin
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import AdminSession, EnrollmentCode
 from muster.clock import VirtualClock

@@ -14,10 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.admin import create_admin_app
-from controller.admin.access import ROUTE_ACTIONS, match_rule, routes_of
-from controller.admin.csrf import csrf_token_for
-from controller.admin_accounts import (
+from controller.accounts.admins import (
     ABSOLUTE_TIMEOUT,
     IDLE_TIMEOUT,
     PERMISSIONS,
@@ -25,6 +22,9 @@ from controller.admin_accounts import (
     login,
     resolve_session,
 )
+from controller.admin import create_admin_app
+from controller.admin.access import ROUTE_ACTIONS, match_rule, routes_of
+from controller.admin.csrf import csrf_token_for
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import AccessDenial, Command, EnrollmentCode, Record
 from muster.clock import VirtualClock

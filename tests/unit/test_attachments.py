@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.accounts.admins import add_admin, issue_token
 from controller.admin import create_admin_app
-from controller.admin_accounts import add_admin, issue_token
 from controller.db.models import Attachment, Record
-from controller.ingest import Ingestor, attachment_chunk
-from controller.pki_store import ControllerPki
+from controller.devices.pki_store import ControllerPki
+from controller.records.ingest import Ingestor, attachment_chunk
 from edge.collector import simulated_record
 from edge.outbox import Outbox
 from muster.clock import VirtualClock

@@ -12,7 +12,9 @@ import pytest
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.commands import (
+from controller.db.models import Command, Device
+from controller.demo.simulated_fleet import register_simulated
+from controller.fleet.commands import (
     CommandSender,
     apply_ack,
     claim,
@@ -20,8 +22,6 @@ from controller.commands import (
     expire_due,
     issue_command,
 )
-from controller.db.models import Command, Device
-from controller.simulated_fleet import register_simulated
 from edge.commands import CommandHandler, CommandHooks, erase_device_state
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.commands import CommandSender, Publish, issue_command
 from controller.db.models import Alert, Command, Device
-from controller.fleet_state import FleetMonitor
-from controller.pki_store import ControllerPki
-from controller.revocation import CrlPublisher, revoke_device
-from controller.simulated_fleet import register_simulated
-from controller.telemetry import DeviceStateStore
+from controller.demo.simulated_fleet import register_simulated
+from controller.devices.pki_store import ControllerPki
+from controller.devices.revocation import CrlPublisher, revoke_device
+from controller.fleet.commands import CommandSender, Publish, issue_command
+from controller.fleet.monitor import FleetMonitor
+from controller.fleet.telemetry_consumer import DeviceStateStore
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key
 from muster.fleet_layout import simulated_device

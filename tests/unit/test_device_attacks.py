@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Attachment, Device, Record
-from controller.device_state import DeviceStateStore
-from controller.ingest import ChunkQuota, ChunkSweeper, Ingestor
-from controller.pki_store import ControllerPki
-from controller.revocation import revoke_device
+from controller.devices.pki_store import ControllerPki
+from controller.devices.revocation import revoke_device
+from controller.fleet.telemetry_consumer import TelemetryConsumer
+from controller.fleet.telemetry_store import DeviceStateStore
+from controller.records.ingest import ChunkQuota, ChunkSweeper, Ingestor
 from controller.settings import ControllerSettings
-from controller.telemetry import TelemetryConsumer
 from edge.collector import simulated_record
 from edge.identity import IdentityStore
 from edge.outbox import Outbox

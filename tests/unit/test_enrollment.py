@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode
-from controller.enrollment import Enroller, create_enrollment_code
-from controller.pki_store import ControllerPki
+from controller.devices.enrolment import Enroller, create_enrollment_code
+from controller.devices.pki_store import ControllerPki
 from muster.clock import VirtualClock
 from muster.crypto import DeviceKey, generate_device_key, licence_public_from_bytes
 from muster.crypto.pki import build_csr, common_name, load_certificate, verify_issued_by

@@ -24,10 +24,16 @@ from openpyxl import load_workbook
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import ImportedDataset, ImportedRecord
-from controller.importer import Importer, Rejected, check_file, import_file, write_rejections
-from controller.progress import progress, weekly_report
-from controller.region_tree import RegionEntry, load_regions
-from controller.xlsx_reports import approved_workbook, progress_workbook, weekly_workbook
+from controller.records.initial_import import (
+    Importer,
+    Rejected,
+    check_file,
+    import_file,
+    write_rejections,
+)
+from controller.records.progress import progress, weekly_report
+from controller.records.region_tree import RegionEntry, load_regions
+from controller.records.xlsx_reports import approved_workbook, progress_workbook, weekly_workbook
 from muster.clock import VirtualClock
 from muster.dataset import synthetic_rows
 from muster.initial_data import COLUMNS

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Alert, Device, DeviceEvent, DeviceStateChange, FleetSample
-from controller.fleet_rules import DeviceSnapshot, alerts, classify
-from controller.fleet_state import FleetMonitor
-from controller.simulated_fleet import register_simulated
-from controller.telemetry import DeviceStateStore
+from controller.demo.simulated_fleet import register_simulated
+from controller.fleet.monitor import FleetMonitor
+from controller.fleet.rules import DeviceSnapshot, alerts, classify
+from controller.fleet.telemetry_consumer import DeviceStateStore
 from muster.clock import VirtualClock
 from muster.fleet_layout import simulated_device
 from muster.v1 import device_pb2

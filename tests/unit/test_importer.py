@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import PersonRow, TownshipSlice
-from controller.importer import Importer, import_file, read_rows
+from controller.records.initial_import import Importer, import_file, read_rows
 from muster.clock import VirtualClock
 from muster.dataset import synthetic_rows, write_dataset
 from muster.initial_data import COLUMNS

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, Record
-from controller.ingest import Ingestor
-from controller.pki_store import ControllerPki
+from controller.devices.pki_store import ControllerPki
+from controller.records.ingest import Ingestor
 from edge.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (

@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device
-from controller.licensing import LicenceDesk
-from controller.pki_store import (
+from controller.devices.licences import LicenceDesk
+from controller.devices.pki_store import (
     ControllerPki,
     activate_next_ca,
     begin_ca_rotation,

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.commands import PENDING
 from controller.db.models import Command, Device, FingerprintChange, LicenceGrant
-from controller.enrollment import Enroller, create_enrollment_code
-from controller.licensing import GENERIC_DEVICE_FEE, LicenceDesk
-from controller.pki_store import ControllerPki, begin_ca_rotation, ensure_controller_pki
-from controller.revocation import AlreadyRevoked, UnknownDevice, crl_pem, revoke_device
+from controller.devices.enrolment import Enroller, create_enrollment_code
+from controller.devices.licences import GENERIC_DEVICE_FEE, LicenceDesk
+from controller.devices.pki_store import ControllerPki, begin_ca_rotation, ensure_controller_pki
+from controller.devices.revocation import AlreadyRevoked, UnknownDevice, crl_pem, revoke_device
+from controller.fleet.commands import PENDING
 from muster.clock import VirtualClock
 from muster.crypto import licence_public_from_bytes
 from muster.crypto.pki import crl_serials, load_certificate

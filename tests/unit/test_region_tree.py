@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Region
-from controller.region_tree import (
+from controller.records.region_tree import (
     SHIPPED,
     RegionEntry,
     generate_entries,
@@ -30,7 +30,7 @@ MUSTER = [sys.executable, "-m", "muster"]
 
 
 def test_the_shipped_file_is_what_the_generator_makes() -> None:
-    """controller/regions.csv is current with python-stdnum's table (scripts/gen_regions.py)
+    """controller/records/regions.csv is current with python-stdnum's table (scripts/gen_regions.py)
     and names Tai'an's counties as they are called today."""
     assert SHIPPED.read_text(encoding="utf-8") == write_entries(generate_entries())
     names = {e.code: e.name for e in read_entries(SHIPPED)}

@@ -1,6 +1,6 @@
 """Replacing a broken device: its unacknowledged records travel sealed to the successor, which
 cannot read them; the controller takes them only from the registered successor and stores them
-as the old device's records (see controller/replacement.py)."""
+as the old device's records (see controller/devices/replacement.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, Record
-from controller.ingest import Ingestor
-from controller.pki_store import ControllerPki
-from controller.replacement import register_succession
+from controller.devices.pki_store import ControllerPki
+from controller.devices.replacement import register_succession
+from controller.records.ingest import Ingestor
 from edge.collector import simulated_record
 from edge.identity import Enrolment, IdentityStore
 from edge.outbox import Outbox

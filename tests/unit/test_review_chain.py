@@ -20,16 +20,16 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.accounts.admins import AdminIdentity, add_admin, hash_admin_password, issue_token
 from controller.admin import create_admin_app
-from controller.admin_accounts import AdminIdentity, add_admin, hash_admin_password, issue_token
-from controller.datasets import DatasetError, export_dataset, import_dataset, keys_document
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import PersonRow, Record, ReviewEvent
-from controller.importer import Importer
-from controller.ingest import Ingestor
-from controller.pki_store import ControllerPki
-from controller.progress import progress, set_deadline, weekly_report
-from controller.review import (
+from controller.devices.pki_store import ControllerPki
+from controller.records.datasets import DatasetError, export_dataset, import_dataset, keys_document
+from controller.records.ingest import Ingestor
+from controller.records.initial_import import Importer
+from controller.records.progress import progress, set_deadline, weekly_report
+from controller.records.review import (
     APPROVED,
     RETURNED,
     SUPERSEDED,
@@ -319,7 +319,7 @@ def test_roles_outside_review_cannot_review(
 ) -> None:
     """Only the county reviews: a township or city admin approving is refused, and the neighbour
     county cannot touch the record."""
-    from controller.admin_accounts import AccessDenied
+    from controller.accounts.admins import AccessDenied
 
     _rows, ids = chain
     for who in (TOWNSHIP_ADMIN, CITY_ADMIN, AdminIdentity("x", "county", "370911")):
@@ -338,7 +338,7 @@ def test_the_device_keeps_the_returned_list_from_health(
 ) -> None:
     """What the Health answer carries for a device is what the daemon keeps in returned.json
     for the console; the same list again rewrites nothing, an empty one clears it."""
-    from controller.review import returned_messages
+    from controller.records.review import returned_messages
     from edge.returned_records import read_returned, write_returned
 
     _rows, ids = chain

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.importer import Importer
-from controller.pki_store import ControllerPki
-from controller.slices import plan_slice, set_slice_state, slice_chunks
+from controller.devices.pki_store import ControllerPki
+from controller.records.initial_import import Importer
+from controller.records.slices import plan_slice, set_slice_state, slice_chunks
 from edge.slice_store import SliceStore
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key, generate_licence_authority_key

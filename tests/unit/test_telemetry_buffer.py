@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.testing import capture_logs
 
+from controller.accounts.admins import add_admin, issue_token
 from controller.admin import create_admin_app
-from controller.admin_accounts import add_admin, issue_token
-from controller.device_state import DeviceStateStore, Message
+from controller.demo.simulated_fleet import register_simulated
+from controller.fleet.telemetry_consumer import TelemetryBuffer, TelemetryConsumer, coalesce
+from controller.fleet.telemetry_store import DeviceStateStore, Message
 from controller.settings import ControllerSettings
-from controller.simulated_fleet import register_simulated
-from controller.telemetry import TelemetryBuffer, TelemetryConsumer, coalesce
 from muster.clock import VirtualClock
 from muster.fleet_layout import simulated_device
 from muster.v1 import device_pb2

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Device, Record
-from controller.enrollment import publish_upload_keys
-from controller.ingest import Ingestor
-from controller.pki_store import ControllerPki, ensure_controller_pki
+from controller.devices.enrolment import publish_upload_keys
+from controller.devices.pki_store import ControllerPki, ensure_controller_pki
+from controller.records.ingest import Ingestor
 from edge.collector import simulated_record
 from edge.outbox import Outbox
 from muster.clock import VirtualClock

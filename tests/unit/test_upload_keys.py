@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.enrollment import publish_upload_keys, upload_key_messages
-from controller.ingest import Ingestor
-from controller.pki_store import ControllerPki, load_upload_keys, rotate_upload_key
+from controller.devices.enrolment import publish_upload_keys, upload_key_messages
+from controller.devices.pki_store import ControllerPki, load_upload_keys, rotate_upload_key
+from controller.records.ingest import Ingestor
 from edge.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import seal_record, upload_public_from_bytes

@@ -19,7 +19,7 @@ could not even reach the controller to learn of it:
 The licence-authority key rotates in one step (``rotate_licence_key``): devices take the new
 public key with their next renewed licence, and licences signed by the old key stay valid on
 the devices that hold them. ``crl.pem`` holds one CRL per CA in the bundle
-(``controller/revocation.py`` writes it).
+(``controller/devices/revocation.py`` writes it).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli_options import (
+from controller.cli.options import (
     command_session,
     data_dir_option,
     database_url_option,
@@ -41,7 +41,7 @@ def add(
     database_url: str | None,
 ) -> None:
     """Add a clerk, or reset an existing clerk's password (and re-enable the account)."""
-    from controller.clerks import add_clerk
+    from controller.accounts.clerks import add_clerk
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -66,7 +66,7 @@ def add(
 @database_url_option
 def disable(township: str, username: str, data_dir: Path | None, database_url: str | None) -> None:
     """Disable a clerk's account on every device of the township."""
-    from controller.clerks import disable_clerk
+    from controller.accounts.clerks import disable_clerk
 
     with command_session(data_dir, database_url) as session:
         disable_clerk(session, township, username, SystemClock().now())
@@ -79,7 +79,7 @@ def disable(township: str, username: str, data_dir: Path | None, database_url: s
 @database_url_option
 def list_(township: str, data_dir: Path | None, database_url: str | None) -> None:
     """The township's clerks as JSON lines."""
-    from controller.clerks import township_clerks
+    from controller.accounts.clerks import township_clerks
 
     with command_session(data_dir, database_url) as session:
         for c in township_clerks(session, township):

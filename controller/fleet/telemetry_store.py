@@ -23,9 +23,9 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.commands import apply_ack
 from controller.db.models import Device, DeviceEvent, DeviceStateChange
-from controller.fleet_rules import OFFLINE, ONLINE
+from controller.fleet.commands import apply_ack
+from controller.fleet.rules import OFFLINE, ONLINE
 from muster.clock import Clock
 from muster.v1 import device_pb2
 

@@ -49,12 +49,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Attachment, Device, LicenceGrant, Record
-from controller.replacement import (
+from controller.devices.replacement import (
     FORWARD_REJECTIONS,
     forwarding_signers,
     sealed_after_revocation,
 )
-from controller.review import supersede_returned
+from controller.records.review import supersede_returned
 from muster.clock import Clock
 from muster.crypto import (
     ATTACHMENT_CHUNK_BYTES,
@@ -260,7 +260,7 @@ class Ingestor:
             }
             rows: list[dict[str, Any]] = []
             # A replacement device may carry its revoked predecessor's records (see
-            # controller/replacement.py); they are checked and stored as the predecessor's.
+            # controller/devices/replacement.py); they are checked and stored as the predecessor's.
             carried = forwarding_signers(session, device.id, {s.device_id for s in batch})
             for position, sealed in enumerate(batch):
                 if position in malformed:

@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 
 from controller.app import Controller
 from controller.db.models import Device, Record
-from controller.embedded_broker import EmbeddedBroker
-from controller.enrollment import create_enrollment_code
-from controller.importer import Importer
+from controller.demo.embedded_broker import EmbeddedBroker
+from controller.devices.enrolment import create_enrollment_code
+from controller.records.initial_import import Importer
 from controller.settings import ControllerSettings
 from muster.clock import SystemClock
 from muster.dataset import synthetic_rows
@@ -118,7 +118,7 @@ def _demo_admin(controller: Controller) -> tuple[str, str]:
     """A national admin for the demo's UI, with a fresh password printed once."""
     import secrets
 
-    from controller.admin_accounts import add_admin
+    from controller.accounts.admins import add_admin
 
     password = "demo-" + secrets.token_hex(4)
     with controller.sessions.begin() as session:

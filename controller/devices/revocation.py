@@ -13,7 +13,7 @@ Three parties honour it, each from the one fact kept in the database (``devices.
 
 Revoking changes nothing else: records already stored stay stored, and a replaced device's
 unacknowledged records can still reach the centre through its successor
-(``controller/replacement.py``).
+(``controller/devices/replacement.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.commands import issue_command
 from controller.db.models import Device, DeviceEvent
-from controller.pki_store import ControllerPki
+from controller.devices.pki_store import ControllerPki
+from controller.fleet.commands import issue_command
 from muster.clock import Clock
 from muster.crypto import write_public_file
 from muster.crypto.pki import build_crl, issued_by, load_certificate

@@ -39,8 +39,8 @@ import uuid
 import aiomqtt
 import structlog
 
-from controller.device_state import DeviceStateStore, Message
-from controller.pki_store import ControllerPki
+from controller.devices.pki_store import ControllerPki
+from controller.fleet.telemetry_store import DeviceStateStore, Message
 from controller.settings import ControllerSettings
 from muster import topics
 from muster.backoff import Backoff

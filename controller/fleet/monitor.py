@@ -1,8 +1,8 @@
 """Keeps each device's state (online / stale / offline), its state history and its alerts in the
-database, applying the rules of ``controller.fleet_rules``.
+database, applying the rules of ``controller.fleet.rules``.
 
 Transitions driven by messages (a status, a heartbeat) are recorded by the telemetry store
-(``controller.device_state``) as they arrive. What only the passing of time reveals (a device gone silent,
+(``controller.fleet.telemetry_store``) as they arrive. What only the passing of time reveals (a device gone silent,
 an offline period growing past what its profile allows) is found by :class:`FleetMonitor`, which
 sweeps the whole fleet every few seconds in a handful of set-based queries, so 100,000 devices
 cost well under a second. Several controller processes may sweep at once: writes are conditional
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Alert, Device, DeviceEvent, DeviceStateChange, FleetSample
-from controller.fleet_rules import (
+from controller.fleet.rules import (
     BACKLOG_RISING_BEATS,
     CLOCK_SKEW_LIMIT_S,
     LICENCE_WARN_DAYS,

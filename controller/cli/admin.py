@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from controller.cli_options import (
+from controller.cli.options import (
     command_session,
     data_dir_option,
     database_url_option,
@@ -20,7 +20,7 @@ from controller.cli_options import (
 from muster.clock import SystemClock
 
 if TYPE_CHECKING:
-    from controller.pki_store import ControllerPki
+    from controller.devices.pki_store import ControllerPki
 
 
 @click.group()
@@ -59,7 +59,7 @@ def add(
     database_url: str | None,
 ) -> None:
     """Add an admin, or reset an existing one's role, region and password."""
-    from controller.admin_accounts import ROLES, add_admin
+    from controller.accounts.admins import ROLES, add_admin
 
     if password_file is not None:
         password = password_file.read_text(encoding="utf-8").splitlines()[0].strip()
@@ -86,7 +86,7 @@ def add(
 def token(username: str, data_dir: Path | None, database_url: str | None) -> None:
     """Print a new API token for scripts (the previous one stops working). Use it as
     ``Authorization: Bearer TOKEN``."""
-    from controller.admin_accounts import issue_token
+    from controller.accounts.admins import issue_token
 
     with command_session(data_dir, database_url) as session:
         value = issue_token(session, username, SystemClock().now())
@@ -99,7 +99,7 @@ def token(username: str, data_dir: Path | None, database_url: str | None) -> Non
 @database_url_option
 def disable(username: str, data_dir: Path | None, database_url: str | None) -> None:
     """Disable an admin: sessions end and the API token stops working at once."""
-    from controller.admin_accounts import disable_admin
+    from controller.accounts.admins import disable_admin
 
     with command_session(data_dir, database_url) as session:
         disable_admin(session, username, SystemClock().now())
@@ -147,7 +147,12 @@ def regions() -> None:
 @database_url_option
 def load(path: Path | None, data_dir: Path | None, database_url: str | None) -> None:
     """Load the region tree; townships the system knows by code get placeholder names."""
-    from controller.region_tree import SHIPPED, load_regions, read_entries, township_placeholders
+    from controller.records.region_tree import (
+        SHIPPED,
+        load_regions,
+        read_entries,
+        township_placeholders,
+    )
 
     with command_session(data_dir, database_url) as session:
         added, renamed = load_regions(session, read_entries(path or SHIPPED))
@@ -164,7 +169,7 @@ def dataset() -> None:
 
 
 def _pki(data_dir: Path | None, database_url: str | None, now: datetime) -> ControllerPki:
-    from controller.pki_store import ensure_controller_pki
+    from controller.devices.pki_store import ensure_controller_pki
 
     settings = settings_for(data_dir, database_url)
     return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
@@ -177,7 +182,7 @@ def _pki(data_dir: Path | None, database_url: str | None, now: datetime) -> Cont
 @database_url_option
 def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None) -> None:
     """Write this controller's public keys for the levels next to it (no secret in it)."""
-    from controller.datasets import keys_document
+    from controller.records.datasets import keys_document
 
     pki = _pki(data_dir, database_url, SystemClock().now())
     document = keys_document(source, pki.licence_key, pki.upload_keys[pki.newest_upload_version])
@@ -216,7 +221,7 @@ def export(
     """Export the approved records of an area, signed by us and encrypted to the level above."""
     import os
 
-    from controller.datasets import export_dataset, read_keys
+    from controller.records.datasets import export_dataset, read_keys
 
     now = SystemClock().now()
     pki = _pki(data_dir, database_url, now)
@@ -264,7 +269,7 @@ def import_(
     nothing."""
     from rich.progress import Progress
 
-    from controller.datasets import import_dataset, read_keys
+    from controller.records.datasets import import_dataset, read_keys
 
     now = SystemClock().now()
     pki = _pki(data_dir, database_url, now)

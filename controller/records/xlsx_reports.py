@@ -18,15 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.db.models import ImportedRecord, Record
-from controller.progress import (
+from controller.records.progress import (
     PHASES,
     Counts,
     ProgressReport,
     WeeklyReport,
     ordered_categories,
 )
-from controller.region_tree import region_names
-from controller.review import APPROVED, category_name
+from controller.records.region_tree import region_names
+from controller.records.review import APPROVED, category_name
 from muster.regions import LEVEL_NAMES
 from muster.spreadsheets import xlsx_row
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli_options import data_dir_option, database_url_option
+from controller.cli.options import data_dir_option, database_url_option
 from controller.settings import ControllerSettings
 from muster.clock import SystemClock
 from muster.logs import configure_logging
@@ -122,7 +122,7 @@ def import_(path: Path, report_path: Path | None, **options: object) -> None:
     from rich.progress import Progress
 
     from controller.db import open_database
-    from controller.importer import check_file, import_file, write_rejections
+    from controller.records.initial_import import check_file, import_file, write_rejections
     from muster.errors import ConfigError
 
     try:
@@ -157,8 +157,8 @@ def rotate_upload_key_command(**options: object) -> None:
     """Add a new upload key version; devices seal to it after their next health check, and
     records sealed to older versions still open."""
     from controller.db import open_database
-    from controller.enrollment import publish_upload_keys
-    from controller.pki_store import ensure_controller_pki, rotate_upload_key
+    from controller.devices.enrolment import publish_upload_keys
+    from controller.devices.pki_store import ensure_controller_pki, rotate_upload_key
 
     settings = _settings(**options)
     now = SystemClock().now()
@@ -193,7 +193,7 @@ def slice_command(
 ) -> None:
     """Show, withdraw (revoke) or set the expiry of a township's slice."""
     from controller.db import open_database
-    from controller.slices import set_slice_state
+    from controller.records.slices import set_slice_state
     from muster.errors import ConfigError
 
     try:
@@ -219,7 +219,7 @@ def slice_command(
 def register_simulated(count: int, first: int, **options: object) -> None:
     """Register `muster sim fleet`'s simulated devices in bulk (for load tests and UI trials)."""
     from controller.db import open_database
-    from controller.simulated_fleet import register_simulated as register
+    from controller.demo.simulated_fleet import register_simulated as register
 
     now = SystemClock().now()
     with open_database(_settings(**options)) as sessions:
@@ -228,7 +228,7 @@ def register_simulated(count: int, first: int, **options: object) -> None:
 
 
 def _clerk_group() -> None:
-    from controller.clerk_cli import clerk
+    from controller.cli.clerks import clerk
 
     controller.add_command(clerk)
 
@@ -237,7 +237,7 @@ _clerk_group()
 
 
 def _admin_groups() -> None:
-    from controller.admin_cli import admin, dataset, regions
+    from controller.cli.admin import admin, dataset, regions
 
     for group in (admin, regions, dataset):
         controller.add_command(group)

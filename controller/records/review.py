@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from controller.admin_accounts import AccessDenied, AdminIdentity
+from controller.accounts.admins import AccessDenied, AdminIdentity
 from controller.db.models import (
     Device,
     PersonRow,

@@ -40,7 +40,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from controller.db.models import ImportedDataset, ImportedRecord, Record
-from controller.review import APPROVED, LEVELS
+from controller.records.review import APPROVED, LEVELS
 from muster.crypto import (
     LicenceAuthorityKey,
     UploadPrivateKey,

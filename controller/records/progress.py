@@ -27,8 +27,8 @@ from controller.db.models import (
     TownshipDeclaration,
     TownshipSlice,
 )
-from controller.region_tree import region_names
-from controller.review import APPROVED, RETURNED, SUPERSEDED
+from controller.records.region_tree import region_names
+from controller.records.review import APPROVED, RETURNED, SUPERSEDED
 from muster.errors import ConfigError
 from muster.records import CATEGORY_NAMES, Category
 from muster.regions import TOWNSHIP, child_length

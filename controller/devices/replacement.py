@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, DeviceEvent, DeviceSuccession
-from controller.revocation import revoke_device
+from controller.devices.revocation import revoke_device
 from muster.errors import ConfigError, NotFoundError
 from muster.v1 import data_pb2
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from controller.cli_options import data_dir_option, database_url_option, settings_for
+from controller.cli.options import data_dir_option, database_url_option, settings_for
 from controller.db import open_database
 from muster.clock import SystemClock
 from muster.errors import MusterError
@@ -23,7 +23,7 @@ from muster.errors import MusterError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from controller.pki_store import ControllerPki
+    from controller.devices.pki_store import ControllerPki
     from controller.settings import ControllerSettings
 
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
@@ -77,7 +77,7 @@ def code_create(
     """Create a single-use enrolment code for one township and profile."""
     import segno
 
-    from controller.enrollment import create_enrollment_code
+    from controller.devices.enrolment import create_enrollment_code
     from muster.profiles import load_profile
     from muster.regions import parse_township
 
@@ -120,7 +120,7 @@ def code_create(
 
 
 def _controller_pki(settings: ControllerSettings, now: datetime) -> ControllerPki:
-    from controller.pki_store import ensure_controller_pki
+    from controller.devices.pki_store import ensure_controller_pki
 
     return ensure_controller_pki(settings.data_dir, settings.public_hostnames, now=now)
 
@@ -163,7 +163,7 @@ def revoke_command(
     """Revoke a device (run on the controller host). Its uploads are refused at once, the
     broker refuses its certificate once it has re-read pki/crl.pem, and the device stops
     collecting at its next contact."""
-    from controller.revocation import revoke_device, signal_broker, write_crl
+    from controller.devices.revocation import revoke_device, signal_broker, write_crl
 
     now = SystemClock().now()
     try:
@@ -189,7 +189,7 @@ def revoke_command(
 @database_url_option
 def crl_command(data_dir: Path | None, database_url: str | None) -> None:
     """Write pki/crl.pem now (for a broker's `crlfile`); the controller keeps it current."""
-    from controller.revocation import write_crl
+    from controller.devices.revocation import write_crl
 
     now = SystemClock().now()
     try:
@@ -218,8 +218,8 @@ def replace_command(
 ) -> None:
     """Record that NEW_DEVICE replaces OLD_DEVICE (same township): OLD is revoked, and NEW may
     upload OLD's remaining sealed records (see export-outbox and import-outbox)."""
-    from controller.replacement import register_succession
-    from controller.revocation import write_crl
+    from controller.devices.replacement import register_succession
+    from controller.devices.revocation import write_crl
 
     now = SystemClock().now()
     try:
@@ -258,7 +258,7 @@ def rotate_ca(data_dir: Path | None, activate: bool) -> None:
     """Two steps: first a new CA joins the trust bundle (devices receive it at their next
     contact); then, with --activate, it becomes the issuing CA. Restart the controller and
     give brokers pki/ca-bundle.crt as their cafile after each step."""
-    from controller.pki_store import (
+    from controller.devices.pki_store import (
         activate_next_ca,
         begin_ca_rotation,
         ensure_controller_pki,
@@ -291,7 +291,7 @@ def rotate_ca(data_dir: Path | None, activate: bool) -> None:
 def rotate_licence_key_command(data_dir: Path | None) -> None:
     """A new licence-authority key. Licences already issued stay valid; devices take the new
     public key with their next renewal. Restart the controller afterwards."""
-    from controller.pki_store import ensure_controller_pki, rotate_licence_key
+    from controller.devices.pki_store import ensure_controller_pki, rotate_licence_key
     from controller.settings import ControllerSettings
 
     settings = ControllerSettings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]

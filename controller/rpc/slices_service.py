@@ -15,8 +15,8 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device
-from controller.device_gate import DeviceGate
-from controller.slices import SlicePlan, plan_slice, slice_chunks
+from controller.records.slices import SlicePlan, plan_slice, slice_chunks
+from controller.rpc.admission import DeviceGate
 from muster.clock import Clock
 from muster.crypto import DevicePublicKey, LicenceAuthorityKey
 from muster.crypto.pki import device_public_key, load_certificate

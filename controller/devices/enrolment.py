@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, EnrollmentCode, UploadKey
-from controller.licensing import features_for, fee_for, new_licence, record_grant
-from controller.pki_store import ControllerPki
+from controller.devices.licences import features_for, fee_for, new_licence, record_grant
+from controller.devices.pki_store import ControllerPki
 from muster.clock import Clock
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate

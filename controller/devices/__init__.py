@@ -1,0 +1,2 @@
+"""A device's life at the centre: key store and CA, enrolment, licences, revocation and the CRL,
+replacement. May import ``db`` and ``fleet.commands`` (a revocation is also told to the device)."""
