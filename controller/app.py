@@ -33,6 +33,8 @@ from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.supervisor import Supervisor
 
+__all__ = ["Controller", "run_controller"]
+
 log = structlog.get_logger(__name__)
 
 

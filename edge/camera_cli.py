@@ -22,6 +22,8 @@ from muster.errors import MusterError
 from muster.logs import configure_logging
 from muster.profiles import CameraProfile, load_profile
 
+__all__ = ["EXIT_CAMERA", "EXIT_CONFIG", "EXIT_REJECTED", "photo_json", "snap"]
+
 EXIT_REJECTED: Final = 3
 EXIT_CONFIG: Final = 4
 EXIT_CAMERA: Final = 5

@@ -6,6 +6,8 @@ import click
 
 from muster.cli import LazyGroup
 
+__all__ = ["edge"]
+
 
 @click.group(
     cls=LazyGroup,

@@ -14,6 +14,8 @@ from muster.clock import SystemClock
 from muster.errors import MusterError
 from muster.logs import configure_logging
 
+__all__ = ["run"]
+
 
 @click.command()
 @click.option(

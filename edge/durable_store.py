@@ -15,6 +15,8 @@ from pathlib import Path
 from muster.crypto import write_secret_file
 from muster.errors import MusterError, StorageError
 
+__all__ = ["DurableStore", "load_or_create_key"]
+
 
 def load_or_create_key(key_path: Path, wrong_key: str) -> bytes:
     """The store's 32-byte at-rest key, created 0600 on first use; ``wrong_key`` is the message

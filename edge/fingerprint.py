@@ -11,6 +11,8 @@ from pathlib import Path
 
 from muster.licence import FINGERPRINT_COMPONENTS
 
+__all__ = ["RAW_SOURCES", "hashed_fingerprint", "raw_fingerprint"]
+
 
 def _read(path: str) -> str:
     try:

@@ -21,6 +21,8 @@ from pathlib import Path
 from muster.crypto import DeviceKey, load_device_key, write_public_file, write_secret_file
 from muster.errors import ConfigError
 
+__all__ = ["Enrolment", "GuardLedger", "IdentityStore"]
+
 
 @dataclass
 class Enrolment:

@@ -33,6 +33,8 @@ from muster.errors import LicenceError
 from muster.licence import REASONS, check_licence
 from muster.profiles import FirmwareProfile
 
+__all__ = ["ROLLBACK_TOLERANCE", "LicenceGuard", "Verdict", "required_features"]
+
 # Clocks drift and NTP steps them back a little; more than this is a rollback.
 ROLLBACK_TOLERANCE = timedelta(minutes=10)
 

@@ -24,6 +24,8 @@ from muster.errors import CertificateError, CryptoError, LicenceError
 from muster.licence import check_licence, decode_licence
 from muster.v1 import data_pb2, data_pb2_grpc, enrollment_pb2
 
+__all__ = ["RENEW_WITHIN", "RETRY_REFUSED_AFTER", "Membership", "open_data_channel"]
+
 log = structlog.get_logger(__name__)
 
 # Ask for a new licence this long before the current one ends.

@@ -23,6 +23,8 @@ from muster.clock import Clock
 from muster.errors import StorageError
 from muster.v1 import data_pb2
 
+__all__ = ["Ack", "Outbox", "OutboxFullError", "OutboxStats", "Pending"]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -20,6 +20,8 @@ from muster.crypto import (
 from muster.errors import LicenceError
 from muster.records import RecordError, RecordPayload, describe_attachment
 
+__all__ = ["Sealed", "Sealer"]
+
 
 @dataclass(frozen=True, slots=True)
 class Sealed:

@@ -23,6 +23,8 @@ from muster.crypto.slices import at_rest_index, close_at_rest, open_at_rest
 from muster.errors import StorageError
 from muster.v1 import data_pb2
 
+__all__ = ["SliceStore"]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
     idx   TEXT PRIMARY KEY,

@@ -11,6 +11,8 @@ import click
 
 from muster import __version__
 
+__all__ = ["LazyGroup", "cli", "main", "provision", "sim"]
+
 
 class LazyGroup(click.Group):
     """A click group whose subcommands are ``"module:attribute"`` strings imported on first use."""

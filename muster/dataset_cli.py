@@ -12,6 +12,8 @@ from muster.dataset import write_dataset
 from muster.errors import ConfigError
 from muster.regions import parse_township
 
+__all__ = ["dataset"]
+
 
 @click.command()
 @click.option("--people", type=click.IntRange(min=1), required=True, help="rows to write")

@@ -66,6 +66,23 @@ Third-party exceptions are translated into these at the adapter that met them.
 
 from __future__ import annotations
 
+__all__ = [
+    "BrokenError",
+    "CertificateError",
+    "ClosedError",
+    "ConfigError",
+    "ConflictError",
+    "CryptoError",
+    "EnrollmentError",
+    "LicenceError",
+    "MusterError",
+    "NotFoundError",
+    "SealError",
+    "SignatureError",
+    "StorageError",
+    "TransportError",
+]
+
 
 class MusterError(Exception):
     """Root of every error raised by muster code."""

@@ -25,6 +25,18 @@ from muster.crypto import (
 )
 from muster.errors import LicenceError, SignatureError
 
+__all__ = [
+    "ALLOWED_CHANGED_COMPONENTS",
+    "FINGERPRINT_COMPONENTS",
+    "MAGIC",
+    "REASONS",
+    "Licence",
+    "changed_components",
+    "check_licence",
+    "decode_licence",
+    "sign_licence",
+]
+
 MAGIC = b"MUSTER-LICENCE-1"
 FINGERPRINT_COMPONENTS = (
     "machine_id",

@@ -11,6 +11,8 @@ from typing import Any
 
 import structlog
 
+__all__ = ["configure_logging", "redact"]
+
 # 18-character resident ID numbers; the last character may be X.
 _ID_NUMBER = re.compile(r"\b(\d{6})\d{8}(\d{3}[\dXx])\b")
 _SECRET_KEYS = frozenset({"password", "enrollment_code", "private_key", "token", "secret"})

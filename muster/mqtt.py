@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from muster.errors import ConfigError
 
+__all__ = ["BrokerAddress", "client_tls_context", "parse_broker_url"]
+
 
 @dataclass(frozen=True)
 class BrokerAddress:

@@ -14,6 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from muster.errors import ConfigError
 
+__all__ = [
+    "PROFILE_DIR",
+    "CameraProfile",
+    "ConsoleProfile",
+    "FirmwareProfile",
+    "OutboxProfile",
+    "PcscProfile",
+    "ReaderProfile",
+    "SimulationProfile",
+    "UplinkProfile",
+    "load_profile",
+]
+
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_profiles"
 
 

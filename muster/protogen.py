@@ -12,6 +12,8 @@ from pathlib import Path
 
 from muster.errors import MusterError
 
+__all__ = ["ProtoGenerationError", "generate"]
+
 
 class ProtoGenerationError(MusterError):
     """protoc failed: the .proto files do not compile."""

@@ -20,6 +20,28 @@ from muster.errors import MusterError
 from muster.forms import PersonFacts, form_for, validate_fields
 from muster.idnumbers import check_id_number, compact
 
+__all__ = [
+    "ATTACHMENT_MAX_BYTES",
+    "ATTACHMENT_MEDIA_TYPES",
+    "ATTACHMENT_NAMES",
+    "AUDIT_ACTIONS",
+    "CATEGORY_NAMES",
+    "CLERK_MAX",
+    "FAMILY_CATEGORIES",
+    "RECORD_ID_PATTERN",
+    "RECORD_MAX_BYTES",
+    "AttachmentRef",
+    "AuditEntry",
+    "Category",
+    "Person",
+    "RecordError",
+    "RecordPayload",
+    "category_name",
+    "cross_check",
+    "describe_attachment",
+    "parse_record",
+]
+
 
 class Category(StrEnum):
     """The 12 categories of people collected (S-01)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+__all__ = ["KINDS", "PREFIX", "Kind", "parse", "topic", "wildcard"]
+
 PREFIX = "muster/v1/dev"
 Kind = Literal["status", "telemetry", "event", "cmd", "ack"]
 KINDS: tuple[Kind, ...] = ("status", "telemetry", "event", "cmd", "ack")

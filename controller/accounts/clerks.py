@@ -15,6 +15,8 @@ from muster.passwords import PasswordPolicyError, check_password_policy, hash_pa
 from muster.regions import parse_township
 from muster.v1 import data_pb2
 
+__all__ = ["add_clerk", "clerk_messages", "disable_clerk", "township_clerks"]
+
 _USERNAME = re.compile(r"[a-z][a-z0-9_.-]{2,31}")
 
 

@@ -15,6 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from controller.settings import ControllerSettings
 
+__all__ = [
+    "MIGRATIONS",
+    "alembic_config",
+    "make_engine",
+    "migrate",
+    "open_database",
+    "session_factory",
+]
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -31,6 +31,23 @@ from muster.licence import (
 )
 from muster.v1 import data_pb2
 
+__all__ = [
+    "GENERIC_DEVICE_FEE",
+    "GENERIC_FEATURE",
+    "GENERIC_PROFILE",
+    "NO_FEE",
+    "RENEWAL_REFUSALS",
+    "Fee",
+    "LicenceDesk",
+    "enrolled_fingerprint",
+    "features_for",
+    "fee_for",
+    "new_licence",
+    "note_fingerprint",
+    "record_grant",
+    "reported_fingerprint",
+]
+
 GENERIC_PROFILE = "generic-pc"
 GENERIC_FEATURE = "generic-device"
 

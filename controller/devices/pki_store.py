@@ -49,6 +49,17 @@ from muster.crypto.pki import (
 )
 from muster.errors import ConfigError
 
+__all__ = [
+    "CONTROLLER_MQTT_IDENTITY",
+    "ControllerPki",
+    "activate_next_ca",
+    "begin_ca_rotation",
+    "ensure_controller_pki",
+    "load_upload_keys",
+    "rotate_licence_key",
+    "rotate_upload_key",
+]
+
 CONTROLLER_MQTT_IDENTITY = "muster-controller"
 
 

@@ -45,6 +45,14 @@ from controller.devices.revocation import revoke_device
 from muster.errors import ConfigError, NotFoundError
 from muster.v1 import data_pb2
 
+__all__ = [
+    "FORWARD_REJECTIONS",
+    "Succession",
+    "forwarding_signers",
+    "register_succession",
+    "sealed_after_revocation",
+]
+
 FORWARD_REJECTIONS = {
     "sealed_after_revocation": "该记录的封存时间晚于原设备被吊销的时间，中心不接受转交。",
 }

@@ -31,6 +31,19 @@ from muster.clock import Clock
 from muster.errors import NotFoundError
 from muster.v1 import device_pb2
 
+__all__ = [
+    "OPEN_STATES",
+    "CommandSender",
+    "Publish",
+    "apply_ack",
+    "claim",
+    "due_for_sending",
+    "encode",
+    "expire_due",
+    "issue_command",
+    "mqtt_publisher",
+]
+
 log = structlog.get_logger(__name__)
 
 PENDING, SENT, ACKED, FAILED, REJECTED, EXPIRED = (

@@ -78,6 +78,19 @@ from muster.records import (
 )
 from muster.v1 import data_pb2
 
+__all__ = [
+    "CHUNK_REFUSALS",
+    "INCOMPLETE",
+    "REJECTIONS",
+    "Ack",
+    "ChunkQuota",
+    "ChunkSweeper",
+    "Chunks",
+    "Ingestor",
+    "attachment_chunk",
+    "envelope_problem",
+]
+
 log = structlog.get_logger(__name__)
 
 Ack = data_pb2.RecordAck

@@ -11,6 +11,8 @@ import structlog
 
 from muster.errors import MusterError
 
+__all__ = ["BadRequest", "DecodeGuard", "Undecodable"]
+
 log = structlog.get_logger(__name__)
 
 

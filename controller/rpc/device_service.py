@@ -20,6 +20,8 @@ from muster.errors import LicenceError
 from muster.licence import FINGERPRINT_COMPONENTS
 from muster.v1 import data_pb2, data_pb2_grpc
 
+__all__ = ["DeviceService"]
+
 log = structlog.get_logger(__name__)
 
 # A fingerprint component is a salted hash in hex.

@@ -12,6 +12,8 @@ from controller.devices.enrolment import Enroller
 from muster.errors import EnrollmentError
 from muster.v1 import enrollment_pb2, enrollment_pb2_grpc
 
+__all__ = ["EnrollmentService"]
+
 log = structlog.get_logger(__name__)
 
 

@@ -21,6 +21,8 @@ from controller.settings import ControllerSettings
 from muster.clock import Clock
 from muster.v1 import data_pb2_grpc, enrollment_pb2_grpc
 
+__all__ = ["build_servers"]
+
 log = structlog.get_logger(__name__)
 
 _MAX_MESSAGE = 16 * 1024 * 1024

@@ -22,6 +22,8 @@ from muster.crypto import DevicePublicKey, LicenceAuthorityKey
 from muster.crypto.pki import device_public_key, load_certificate
 from muster.v1 import data_pb2, data_pb2_grpc
 
+__all__ = ["SlicesService"]
+
 log = structlog.get_logger(__name__)
 
 

@@ -16,6 +16,8 @@ from controller.rpc.admission import DeviceGate
 from controller.rpc.decode_guard import BadRequest
 from muster.v1 import data_pb2, data_pb2_grpc
 
+__all__ = ["MAX_BATCH_RECORDS", "IngestTurns", "UploadsService"]
+
 log = structlog.get_logger(__name__)
 
 # The most records one RecordBatch may carry; a device sends ``upload_batch`` (256) at most.

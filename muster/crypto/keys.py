@@ -10,6 +10,30 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
 from muster.errors import ConfigError, CryptoError
 
+__all__ = [
+    "DeviceKey",
+    "DevicePublicKey",
+    "LicenceAuthorityKey",
+    "LicenceAuthorityPublicKey",
+    "UploadPrivateKey",
+    "UploadPublicKey",
+    "generate_device_key",
+    "generate_licence_authority_key",
+    "generate_upload_key",
+    "licence_public_bytes",
+    "licence_public_from_bytes",
+    "load_device_key",
+    "load_licence_authority_key",
+    "load_private_key",
+    "load_upload_private_key",
+    "private_key_pem",
+    "upload_public_bytes",
+    "upload_public_from_bytes",
+    "write_private_key",
+    "write_public_file",
+    "write_secret_file",
+]
+
 DeviceKey = ec.EllipticCurvePrivateKey
 DevicePublicKey = ec.EllipticCurvePublicKey
 UploadPrivateKey = x25519.X25519PrivateKey

@@ -18,6 +18,25 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from muster.crypto.keys import DeviceKey, DevicePublicKey
 from muster.errors import CertificateError
 
+__all__ = [
+    "Certificate",
+    "build_crl",
+    "build_csr",
+    "certificate_der",
+    "certificate_pem",
+    "common_name",
+    "create_ca",
+    "crl_serials",
+    "device_public_key",
+    "issue_device_certificate",
+    "issue_server_certificate",
+    "issued_by",
+    "load_certificate",
+    "load_certificates",
+    "verify_issued_by",
+    "verify_issued_by_any",
+]
+
 Certificate = x509.Certificate
 
 

@@ -37,6 +37,17 @@ from muster.crypto.keys import (
 from muster.errors import SealError, SignatureError
 from muster.v1 import data_pb2
 
+__all__ = [
+    "ATTACHMENT_CHUNK_BYTES",
+    "content_hash",
+    "open_attachment",
+    "open_record",
+    "seal_attachment",
+    "seal_record",
+    "signing_input",
+    "verify_record",
+]
+
 _AAD_LABEL = b"muster.v1.seal\x00"
 _SIGN_LABEL = b"muster.v1.SealedRecord\x00"
 _HKDF_INFO = b"muster.v1.seal.aes256gcm"

@@ -7,6 +7,8 @@ from cryptography.exceptions import InvalidSignature
 from muster.crypto.keys import LicenceAuthorityKey, LicenceAuthorityPublicKey
 from muster.errors import SignatureError
 
+__all__ = ["sign_ed25519", "verify_ed25519"]
+
 
 def sign_ed25519(key: LicenceAuthorityKey, message: bytes) -> bytes:
     return key.sign(message)
