@@ -3,13 +3,23 @@
 Each check returns a ``Check`` with a verdict, what it saw, and — when it failed — the fix in the
 technician's words. Checks never raise: a check that cannot run is itself a failure with a fix.
 The checks, in order: licence, certificate, controller (gRPC), broker (MQTT, checked at the
-TLS layer so it never takes over the daemon's session), reader, camera, clock, disk. A part the profile says the device does not have is reported as not fitted.
+TLS layer so it never takes over the daemon's session), reader, camera, clock, disk. A part the
+profile says the device does not have is reported as not fitted.
+
+Every check that touches a part goes through the daemon's own adapter for it, built from the
+same profile and identity: the licence guard, the gRPC data link's channel
+(:func:`edge.uplink.data.check_health`), the MQTT link (:meth:`TelemetryLink.probe_tls`), the
+SAM reader (:class:`SamReader`, asked for its module id as the watcher does), the PC/SC context
+with the profile's reader filter, and the camera driver (a frame from its reader thread). So a
+pass means the daemon's code paths work on this device, not merely that some library does.
+Best run with the daemon stopped: it shares the reader's serial line (both resend a garbled
+reply, so neither is harmed) and may hold the camera, which then shows as busy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,14 +28,20 @@ from pathlib import Path
 
 import grpc
 
+from edge.drivers.camera import CameraDriver, CameraLostError, Frame
+from edge.drivers.pcsc.driver import PcscBrokenError, PcscContext
+from edge.drivers.sam.driver import SamReader
+from edge.drivers.sam.errors import ReaderBrokenError, ReaderTimeoutError, SamError
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard, required_features
+from edge.uplink.data import check_health
+from edge.uplink.telemetry import TelemetryLink
 from muster.clock import Clock
 from muster.crypto.pki import load_certificate, load_certificates, verify_issued_by_any
 from muster.errors import CertificateError, MusterError
-from muster.mqtt import parse_broker_url
-from muster.profiles import FirmwareProfile
-from muster.v1 import data_pb2, data_pb2_grpc
+from muster.mqtt import client_tls_context, parse_broker_url
+from muster.profiles import CameraProfile, FirmwareProfile
+from muster.v1 import device_pb2
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 CLOCK_SKEW_LIMIT = timedelta(minutes=2)
@@ -108,136 +124,167 @@ def _certificate(ctx: _Context) -> Check:
 
 def _controller(ctx: _Context) -> Check:
     name = "中心连接 controller (gRPC)"
-    enrolment = ctx.store.enrolment()
+    endpoint = ctx.store.enrolment().data_endpoint
     try:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=ctx.store.ca_path.read_bytes(),
-            private_key=ctx.store.key_path.read_bytes(),
-            certificate_chain=ctx.store.cert_path.read_bytes(),
+        response, round_trip = asyncio.run(
+            check_health(ctx.store, clock=ctx.clock, timeout_s=ctx.timeout_s)
         )
     except FileNotFoundError as exc:
         return Check(name, FAIL, f"缺少文件 {exc.filename}", "用注册码重新注册本机")
-    sent = ctx.clock.now()
-    with grpc.secure_channel(enrolment.data_endpoint, credentials) as channel:
-        try:
-            response: data_pb2.HealthResponse = data_pb2_grpc.DeviceStub(channel).Health(
-                data_pb2.HealthRequest(), timeout=ctx.timeout_s
-            )
-        except grpc.RpcError as exc:
-            code = exc.code()
-            details = exc.details()
-            fix = (
-                "本机证书未被中心接受：联系中心确认本机未被吊销，必要时重新注册"
-                if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
-                else f"检查网络/VPN 能否到达 {enrolment.data_endpoint}，以及中心服务是否在运行"
-            )
-            return Check(name, FAIL, f"{enrolment.data_endpoint}: {details}", fix)
-    received = ctx.clock.now()
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+        fix = (
+            "本机证书未被中心接受：联系中心确认本机未被吊销，必要时重新注册"
+            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+            else f"检查网络/VPN 能否到达 {endpoint}，以及中心服务是否在运行"
+        )
+        return Check(name, FAIL, f"{endpoint}: {exc.details()}", fix)
     ctx.server_time = response.server_time.ToDatetime(tzinfo=UTC)
-    ctx.round_trip = received - sent
+    ctx.round_trip = round_trip
     if response.revoked:
         return Check(name, FAIL, "中心答复：本机已被吊销", LICENCE_FIXES["revoked"])
-    millis = ctx.round_trip.total_seconds() * 1000
-    return Check(name, PASS, f"{enrolment.data_endpoint} 可达，往返 {millis:.0f} ms")
-
-
-# How long a refusal of our certificate may take to arrive after the TLS handshake (TLS 1.3:
-# the broker checks the client certificate after the handshake and answers with an alert).
-REFUSAL_WAIT_S = 2.0
+    millis = round_trip.total_seconds() * 1000
+    return Check(name, PASS, f"{endpoint} 可达，往返 {millis:.0f} ms")
 
 
 def _broker(ctx: _Context) -> Check:
-    return broker_check(ctx.store, timeout_s=ctx.timeout_s)
+    return broker_check(ctx.store, timeout_s=ctx.timeout_s, clock=ctx.clock)
 
 
-def broker_check(store: IdentityStore, *, timeout_s: float) -> Check:
-    """Can this device reach the broker, and does the broker accept its certificate? Checked at
-    the TLS layer only, never with an MQTT CONNECT: the broker binds the client id to the
-    certificate, so any CONNECT with this certificate *is* the daemon's session; it would push
-    the running daemon off and, with a clean session, wipe the commands queued for it. The
-    daemon writes no status file, so its own MQTT connection state is in its log
+_TLS_ONLY = (
+    "（只检查到 TLS 层：以本机身份发起 MQTT 连接会顶掉正在运行的守护进程并清除它排队的命令；"
+    "守护进程自己的连接状态见其日志 telemetry connected）"
+)
+
+
+def broker_check(store: IdentityStore, *, timeout_s: float, clock: Clock) -> Check:
+    """Can this device reach the broker, and does the broker accept its certificate? The
+    daemon's own :class:`TelemetryLink`, built as the daemon builds it, probes at the TLS layer
+    only (see :meth:`TelemetryLink.probe_tls`). The daemon's MQTT state is in its log
     ("telemetry connected" / "broker unreachable")."""
     name = "消息服务 broker (MQTT)"
     enrolment = store.enrolment()
+    url = enrolment.mqtt_url
     try:
-        address = parse_broker_url(enrolment.mqtt_url)
+        tls = (
+            client_tls_context(store.ca_path, store.cert_path, store.key_path)
+            if parse_broker_url(url).tls
+            else None
+        )
+        link = TelemetryLink(
+            enrolment.device_id,
+            url,
+            device_pb2.Heartbeat,
+            interval_s=60.0,
+            tls_context=tls,
+            clock=clock,
+        )
     except MusterError as exc:
         return Check(name, FAIL, str(exc), "重新注册本机以取得正确的消息服务地址")
-    url = enrolment.mqtt_url
-    unreachable = f"检查网络/VPN 能否到达 {address.host}:{address.port}，以及消息服务是否在运行"
+    except (OSError, ssl.SSLError) as exc:
+        return Check(name, FAIL, f"本机证书无法加载：{exc}", "用注册码重新注册本机")
+    host, port = link.broker
+    probe = link.probe_tls(timeout_s)
     refused_fix = "消息服务拒绝了本机证书：联系中心确认本机未被吊销，必要时用注册码重新注册"
-    tls_only = (
-        "（只检查到 TLS 层：以本机身份发起 MQTT 连接会顶掉正在运行的守护进程并清除它排队的命令；"
-        "守护进程自己的连接状态见其日志 telemetry connected）"
-    )
-    try:
-        raw = socket.create_connection((address.host, address.port), timeout=timeout_s)
-    except OSError as exc:
-        return Check(name, FAIL, f"{url}: {exc}", unreachable)
-    with raw:
-        if not address.tls:
-            return Check(name, PASS, f"{url} 可达（未加密，仅限测试环境）{tls_only}")
-        try:
-            context = ssl.create_default_context(cafile=str(store.ca_path))
-            context.load_cert_chain(str(store.cert_path), str(store.key_path))
-        except (OSError, ssl.SSLError) as exc:
-            return Check(name, FAIL, f"本机证书无法加载：{exc}", "用注册码重新注册本机")
-        try:
-            with context.wrap_socket(raw, server_hostname=address.host) as tls:
-                tls.settimeout(min(timeout_s, REFUSAL_WAIT_S))
-                try:
-                    answer = tls.recv(1)
-                except TimeoutError:
-                    answer = None  # silence: the broker waits for our CONNECT, it accepted us
-                if answer == b"":
-                    return Check(name, FAIL, f"{url}: 消息服务在握手后断开了连接", refused_fix)
-        except ssl.SSLCertVerificationError as exc:
+    match probe.outcome:
+        case "accepted":
+            return Check(name, PASS, f"{url} 可达，已接受本机证书{_TLS_ONLY}")
+        case "plain":
+            return Check(name, PASS, f"{url} 可达（未加密，仅限测试环境）{_TLS_ONLY}")
+        case "unreachable":
             return Check(
                 name,
                 FAIL,
-                f"{url}: 消息服务的证书不可信：{exc.verify_message}",
+                f"{url}: {probe.detail}",
+                f"检查网络/VPN 能否到达 {host}:{port}，以及消息服务是否在运行",
+            )
+        case "untrusted":
+            return Check(
+                name,
+                FAIL,
+                f"{url}: 消息服务的证书不可信：{probe.detail}",
                 "本机的 CA 证书与消息服务不符：确认地址正确，或重新注册本机",
             )
-        except ssl.SSLError as exc:
-            return Check(name, FAIL, f"{url}: {exc.reason or exc}", refused_fix)
-        except OSError as exc:
-            return Check(name, FAIL, f"{url}: {exc}", unreachable)
-    return Check(name, PASS, f"{url} 可达，已接受本机证书{tls_only}")
+        case "bad_identity":
+            return Check(name, FAIL, f"本机证书无法加载：{probe.detail}", "用注册码重新注册本机")
+        case _:
+            return Check(name, FAIL, f"{url}: {probe.detail or '消息服务拒绝了连接'}", refused_fix)
 
 
 def _reader(ctx: _Context) -> Check:
     name = "读卡器 reader"
-    reader = ctx.profile.reader
     parts: list[str] = []
-    if reader.kind == "sam":
-        import serial
-
-        try:
-            port = serial.serial_for_url(reader.port, baudrate=reader.baud, timeout=0.2)
-            port.close()
-        except (serial.SerialException, OSError, ValueError) as exc:
-            return Check(
-                name,
-                FAIL,
-                f"{reader.port}: {exc}",
-                f"检查身份证读卡器的 USB 线和电源；确认设备出现为 {reader.port}（ls /dev/ttyUSB*）",
-            )
-        parts.append(f"身份证读卡器 {reader.port} 可打开")
+    if ctx.profile.reader.kind == "sam":
+        failed = _sam_reader(ctx, parts)
+        if failed is not None:
+            return failed
     if ctx.profile.pcsc.enabled:
-        try:
-            from smartcard.System import readers
-
-            names = [str(r) for r in readers() if ctx.profile.pcsc.reader_filter in str(r)]
-        except Exception as exc:  # pyscard raises its own tree and plain errors alike
-            return Check(name, FAIL, f"PC/SC: {exc}", "启动 pcscd 服务（pcscd -f）并插好读卡器")
-        if not names:
-            return Check(
-                name, FAIL, "PC/SC 没有找到读卡器", "插好社保卡/银行卡读卡器并确认 pcscd 在运行"
-            )
-        parts.append(f"PC/SC: {', '.join(names)}")
+        failed = _pcsc_readers(ctx, parts)
+        if failed is not None:
+            return failed
     if not parts:
         return Check(name, SKIP, "本型号未配读卡器")
     return Check(name, PASS, "；".join(parts))
+
+
+def _sam_reader(ctx: _Context, parts: list[str]) -> Check | None:
+    """Open the ID-card reader as the daemon's watcher does and ask the SAM module its id."""
+    name = "读卡器 reader"
+    profile = ctx.profile.reader
+    reader = SamReader.from_profile(profile, clock=ctx.clock)
+    try:
+        with reader:
+            sam_id = reader.sam_id()
+    except ReaderBrokenError as exc:
+        return Check(
+            name,
+            FAIL,
+            f"{profile.port}: {exc}",
+            f"检查身份证读卡器的 USB 线和电源；确认设备出现为 {profile.port}（ls /dev/ttyUSB*）",
+        )
+    except ReaderTimeoutError as exc:
+        return Check(
+            name,
+            FAIL,
+            f"{profile.port}: {exc}",
+            f"读卡器无应答：确认 {profile.port} 接的是身份证读卡器、波特率为 {profile.baud}；"
+            "重新插拔读卡器后重试",
+        )
+    except (SamError, MusterError) as exc:
+        return Check(
+            name,
+            FAIL,
+            f"{profile.port}: {exc}",
+            "读卡器的安全模块报错：重新插拔读卡器；仍失败请更换读卡器",
+        )
+    parts.append(f"身份证读卡器 {profile.port} 应答，安全模块 {sam_id}")
+    return None
+
+
+def _pcsc_readers(ctx: _Context, parts: list[str]) -> Check | None:
+    """List the PC/SC readers through the daemon's PC/SC context, with the daemon's filter."""
+    name = "读卡器 reader"
+    wanted = ctx.profile.pcsc.reader_filter
+    try:
+        context = PcscContext()
+    except PcscBrokenError as exc:
+        return Check(
+            name, FAIL, f"PC/SC: {exc}", "启动 pcscd 服务（systemctl start pcscd）并插好读卡器"
+        )
+    try:
+        names = [r for r in context.readers() if wanted in r]
+        cards = context.cards(names)
+    except PcscBrokenError as exc:
+        return Check(name, FAIL, f"PC/SC: {exc}", "重启 pcscd 服务并重新插拔社保卡/银行卡读卡器")
+    finally:
+        context.close()
+    if not names:
+        return Check(
+            name, FAIL, "PC/SC 没有找到读卡器", "插好社保卡/银行卡读卡器并确认 pcscd 在运行"
+        )
+    shown = [f"{n}（{'有卡' if cards.get(n) else '无卡'}）" for n in names]
+    parts.append(f"PC/SC: {', '.join(shown)}")
+    return None
 
 
 def _camera(ctx: _Context) -> Check:
@@ -245,22 +292,22 @@ def _camera(ctx: _Context) -> Check:
     camera = ctx.profile.camera
     if camera.kind == "none":
         return Check(name, SKIP, "本型号未配摄像头")
-    import cv2
-
-    source: int | str = int(camera.source) if camera.source.isdigit() else camera.source
-    capture = cv2.VideoCapture(source)
+    fix = "检查摄像头 USB 连接；确认 /dev/video* 存在且未被其他程序占用"
     try:
-        ok = capture.isOpened() and capture.read()[0]
-    finally:
-        capture.release()
-    if not ok:
-        return Check(
-            name,
-            FAIL,
-            f"无法从 {camera.source} 取得画面",
-            "检查摄像头 USB 连接；确认 /dev/video* 存在且未被其他程序占用",
-        )
-    return Check(name, PASS, f"{camera.source} 可取得画面")
+        frame = asyncio.run(_one_frame(camera, ctx.clock, ctx.timeout_s))
+    except CameraLostError as exc:
+        return Check(name, FAIL, f"无法从 {camera.source} 取得画面：{exc}", fix)
+    except MusterError as exc:
+        return Check(name, FAIL, f"{camera.source}: {exc}", "检查设备配置文件中的 camera.source")
+    height, width = frame.image.shape[:2]
+    return Check(name, PASS, f"{camera.source} 可取得画面（{width}x{height}）")
+
+
+async def _one_frame(profile: CameraProfile, clock: Clock, timeout_s: float) -> Frame:
+    """A frame through the daemon's camera driver, on its reader thread."""
+    async with CameraDriver(profile, clock=clock) as driver:
+        await driver.wait_online(timeout_s)
+        return await driver.next_frame(timeout_s)
 
 
 def _clock(ctx: _Context) -> Check:
@@ -320,7 +367,8 @@ def run_selftest(
                 "注册 enrolment",
                 FAIL,
                 f"{state_dir} 中没有注册信息",
-                "先用注册码注册：muster provision enroll --controller HOST:PORT --code CODE",
+                "先用注册码注册：muster provision enroll --qr-image 注册码.png，"
+                "或 muster provision enroll --controller HOST:PORT --code CODE --ca-cert ca.crt",
             )
         ]
     ctx = _Context(store, profile, simulated_seed, clock, clock.now(), timeout_s)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import grpc
 import structlog
@@ -40,6 +40,31 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 30_000),
 ]
+
+
+def device_channel(store: IdentityStore) -> grpc.aio.Channel:
+    """The mutual-TLS channel to the controller's data port, opened as the daemon opens it
+    (the technician's self-test opens this same one, so its pass speaks for the daemon)."""
+    enrolment = store.enrolment()
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=store.ca_path.read_bytes(),
+        private_key=store.key_path.read_bytes(),
+        certificate_chain=store.cert_path.read_bytes(),
+    )
+    return grpc.aio.secure_channel(enrolment.data_endpoint, credentials, options=_CHANNEL_OPTIONS)
+
+
+async def check_health(
+    store: IdentityStore, *, clock: Clock, timeout_s: float
+) -> tuple[data_pb2.HealthResponse, timedelta]:
+    """One Health call on :func:`device_channel`: the answer and the round trip. Raises
+    ``grpc.aio.AioRpcError`` as the daemon's own health call does."""
+    async with device_channel(store) as channel:
+        sent = clock.now()
+        response: data_pb2.HealthResponse = await data_pb2_grpc.DeviceStub(channel).Health(
+            data_pb2.HealthRequest(), timeout=timeout_s
+        )
+        return response, clock.now() - sent
 
 
 class DataLink:
@@ -79,15 +104,7 @@ class DataLink:
         self._new_records.set()
 
     def _channel(self) -> grpc.aio.Channel:
-        enrolment = self._store.enrolment()
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=self._store.ca_path.read_bytes(),
-            private_key=self._store.key_path.read_bytes(),
-            certificate_chain=self._store.cert_path.read_bytes(),
-        )
-        return grpc.aio.secure_channel(
-            enrolment.data_endpoint, credentials, options=_CHANNEL_OPTIONS
-        )
+        return device_channel(self._store)
 
     async def run(self) -> None:
         device_id = self._store.enrolment().device_id

@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import aiomqtt
 import structlog
@@ -31,6 +34,22 @@ def _status(
     message = Status(device_id=device_id, state=state, graceful=graceful)
     message.since.FromDatetime(since)
     return message.SerializeToString()
+
+
+# How long a refusal of our certificate may take to arrive after the TLS handshake (TLS 1.3:
+# the broker checks the client certificate after the handshake and answers with an alert).
+REFUSAL_WAIT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerProbe:
+    """What :meth:`TelemetryLink.probe_tls` saw: ``accepted`` (TLS up, certificate taken),
+    ``plain`` (reachable, no TLS), ``unreachable``, ``untrusted`` (the broker's certificate is not
+    from our CA), ``refused`` (the broker refused our certificate) or ``bad_identity`` (ours
+    cannot be loaded)."""
+
+    outcome: Literal["accepted", "plain", "unreachable", "untrusted", "refused", "bad_identity"]
+    detail: str = ""
 
 
 class TelemetryLink:
@@ -60,6 +79,39 @@ class TelemetryLink:
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self.heartbeats_sent = 0
+
+    @property
+    def broker(self) -> tuple[str, int]:
+        return self._broker.host, self._broker.port
+
+    def probe_tls(self, timeout_s: float) -> BrokerProbe:
+        """Reach the broker with this link's address and TLS context, stopping at the TLS layer:
+        the broker binds the client id to the certificate, so an MQTT CONNECT with it *is* the
+        daemon's session and would push the running daemon off (and, with a clean session,
+        wipe its queued commands). Blocking; for the self-test."""
+        try:
+            raw = socket.create_connection(self.broker, timeout=timeout_s)
+        except OSError as exc:
+            return BrokerProbe("unreachable", str(exc))
+        with raw:
+            if self._tls is None:
+                return BrokerProbe("plain")
+            try:
+                with self._tls.wrap_socket(raw, server_hostname=self._broker.host) as tls:
+                    tls.settimeout(min(timeout_s, REFUSAL_WAIT_S))
+                    try:
+                        answer = tls.recv(1)
+                    except TimeoutError:
+                        answer = None  # silence: the broker waits for our CONNECT, it took us
+                    if answer == b"":
+                        return BrokerProbe("refused", "closed after the handshake")
+            except ssl.SSLCertVerificationError as exc:
+                return BrokerProbe("untrusted", str(exc.verify_message))
+            except ssl.SSLError as exc:
+                return BrokerProbe("refused", str(exc.reason or exc))
+            except OSError as exc:
+                return BrokerProbe("unreachable", str(exc))
+        return BrokerProbe("accepted")
 
     def emit(self, kind: device_pb2.Event.Kind.ValueType, message: str, **details: str) -> None:
         event = device_pb2.Event(

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from edge.identity import Enrolment, IdentityStore
 from muster import topics
+from muster.clock import SystemClock
 from muster.crypto.pki import certificate_pem
 from muster.mqtt import client_tls_context, parse_broker_url
 from provisioning.selftest import PASS, broker_check
@@ -202,12 +203,12 @@ def test_the_self_test_checks_the_broker_without_taking_over_the_daemons_session
     centre = controller(broker, pki, "muster-controller-test0003")
     daemon = Client(broker.url, pki, cert, key, DEVICE_A, clean_session=False)
     daemon.subscribe(topics.topic(DEVICE_A, "cmd"))
-    check = broker_check(store, timeout_s=5)
+    check = broker_check(store, timeout_s=5, clock=SystemClock())
     assert check.verdict == PASS, check
     assert "TLS" in check.detail
     daemon.close()
     centre.publish(topics.topic(DEVICE_A, "cmd"), b"wait for me")
-    assert broker_check(store, timeout_s=5).verdict == PASS
+    assert broker_check(store, timeout_s=5, clock=SystemClock()).verdict == PASS
     back = Client(broker.url, pki, cert, key, DEVICE_A, clean_session=False)
     try:
         back.wait_for(topics.topic(DEVICE_A, "cmd"), b"wait for me")
@@ -234,5 +235,5 @@ def test_the_self_test_reports_a_certificate_the_broker_refuses(
         licence=b"",
         enrolment=Enrolment(DEVICE_A, DEVICE_A[:12], "simulator", broker.url, "", "", ""),
     )
-    check = broker_check(store, timeout_s=5)
+    check = broker_check(store, timeout_s=5, clock=SystemClock())
     assert check.failed and "证书" in check.fix, check
