@@ -28,6 +28,8 @@ from muster.synthetic import CATEGORY_WEIGHTS, person
 log = structlog.get_logger(__name__)
 
 FORM_VERSION = CURRENT_VERSION
+# Draws from the slice before a clerk is taken to meet someone the centre does not know yet.
+_PICKS = 20
 
 
 def _filled(
@@ -138,6 +140,9 @@ class SimulatedCollector:
         self._rng = rng or random.Random()
         self._clock = clock
         self._cards = cards
+        # ID numbers this device has sealed since it started: a clerk does not collect the
+        # same person twice (the console shows them as already collected).
+        self._collected: set[str] = set()
         self.refusal = ""
 
     async def _next_record(self, mean_gap: float) -> RecordPayload:
@@ -147,6 +152,9 @@ class SimulatedCollector:
             while True:
                 read = await self._cards.get()
                 valid = check_card(read.card, today=self._clock.today()).valid
+                if read.card.id_number in self._collected:
+                    log.info("card skipped: already collected on this device")
+                    continue
                 if read.card.card_type is CardType.RESIDENT and valid:
                     record = record_from_card(self._rng, self._township, read, self._clock.now())
                     return await self._complete_from_initial_data(record)
@@ -157,9 +165,12 @@ class SimulatedCollector:
         # Clerks verify and complete people from the township's initial data; someone the
         # centre does not know yet (S-12: people appear at any time) is typed from scratch.
         if self._initial_data is not None:
-            details = await asyncio.to_thread(self._initial_data, self._rng)
-            if details is not None:
-                return record_from_slice(self._rng, self._township, details, self._clock.now())
+            for _ in range(_PICKS):
+                details = await asyncio.to_thread(self._initial_data, self._rng)
+                if details is None:
+                    break
+                if details["id_number"] not in self._collected:
+                    return record_from_slice(self._rng, self._township, details, self._clock.now())
         return simulated_record(self._rng, self._township, self._clock.now())
 
     async def _complete_from_initial_data(self, record: RecordPayload) -> RecordPayload:
@@ -197,6 +208,7 @@ class SimulatedCollector:
                 log.error("record not saved", error=str(exc))
                 continue
             self.refusal = ""
+            self._collected.add(record.person.id_number)
             self._on_sealed()
 
 

@@ -474,29 +474,91 @@ def synthetic_cards(county: str, count: int, *, seed: int = 0) -> list[SimCard]:
     from muster.synthetic import person
 
     rng = random.Random(seed)
-    province, city, county_part = place_names(county)
-    place = province + (city if city != province else "") + county_part
-    # Districts have a branch of the city's bureau; counties a bureau of their own.
-    authority = (
-        f"{city}公安局{county_part[:-1]}分局"
-        if county_part.endswith("区") and city
-        else f"{county_part}公安局"
-    )
-    cards = []
+    people = []
     for _ in range(count):
         p = person(rng, county)
-        issued = max(p.birth_date.replace(year=p.birth_date.year + 16), dt.date(2005, 1, 1))
+        people.append(
+            {
+                "name": p.name,
+                "sex": p.sex,
+                "birth_date": p.birth_date.isoformat(),
+                "id_number": p.id_number,
+                "ethnicity": rng.choices(["01", "02", "03", "05", "08"], [92, 2, 2, 2, 2])[0],
+            }
+        )
+    return _resident_cards(people, rng)
+
+
+def visitor_cards(people: list[dict[str, str]], *, seed: int = 0) -> list[SimCard]:
+    """The resident cards of these people (rows of the initial-data import format: name,
+    id_number, sex as 1/2 or 男/女, birth_date, ethnicity), in a seeded order: the township's
+    own people coming to the collection point."""
+    import random
+
+    rng = random.Random(seed)
+    shuffled = list(people)
+    rng.shuffle(shuffled)
+    return _resident_cards(shuffled, rng)
+
+
+def load_visitors(path: Path, township: str | None = None) -> list[dict[str, str]]:
+    """The people of an initial-data CSV (as ``muster sim dataset`` writes it, Chinese or key
+    headers), of ``township`` only when given; each ID number once."""
+    import csv
+
+    from muster.initial_data import HEADERS
+
+    if path.suffix.lower() != ".csv":
+        raise ValueError(
+            f"{path}: give the visitors as a .csv file (muster sim dataset --out X.csv)"
+        )
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path}: cannot read the visitors: {exc}") from exc
+    people: dict[str, dict[str, str]] = {}
+    for row in rows:
+        person = {
+            HEADERS[k.strip()]: (v or "").strip()
+            for k, v in row.items()
+            if k and k.strip() in HEADERS
+        }
+        if not {"name", "id_number", "sex", "birth_date"} <= person.keys():
+            raise ValueError(
+                f"{path}: needs the columns 姓名, 公民身份号码, 性别, 出生日期 (and 乡镇代码 for --township)"
+            )
+        if township is None or person.get("township_code") == township:
+            people.setdefault(person["id_number"].upper(), person)
+    return list(people.values())
+
+
+def _resident_cards(people: list[dict[str, str]], rng: Any) -> list[SimCard]:
+    cards = []
+    for p in people:
+        number = p["id_number"].upper()
+        county = number[:6]
+        province, city, county_part = place_names(county)
+        place = province + (city if city != province else "") + county_part
+        # Districts have a branch of the city's bureau; counties a bureau of their own.
+        authority = (
+            f"{city}公安局{county_part[:-1]}分局"
+            if county_part.endswith("区") and city
+            else f"{county_part}公安局"
+        )
+        birth = dt.date.fromisoformat(p["birth_date"])
+        issued = max(birth.replace(year=birth.year + 16), dt.date(2005, 1, 1))
         issued += dt.timedelta(days=rng.randrange(0, 3650))
-        long_term = (issued.year - p.birth_date.year) >= 46  # issued at 46+: valid for life
+        long_term = (issued.year - birth.year) >= 46  # issued at 46+: valid for life
         cards.append(
             card_from_dict(
                 {
-                    "name": p.name,
-                    "sex": p.sex,
-                    "ethnicity": rng.choices(["01", "02", "03", "05", "08"], [92, 2, 2, 2, 2])[0],
-                    "birth_date": p.birth_date.isoformat(),
+                    "name": p["name"],
+                    "sex": {"男": "1", "女": "2"}.get(p["sex"], p["sex"]),
+                    "ethnicity": p.get("ethnicity") or "01",
+                    "birth_date": birth.isoformat(),
                     "address": f"{place}{rng.choice('东西南北中')}关路{rng.randrange(1, 300)}号",
-                    "id_number": p.id_number,
+                    "id_number": number,
                     "authority": authority,
                     "valid_from": issued.isoformat(),
                     "valid_to": "长期"
@@ -510,11 +572,19 @@ def synthetic_cards(county: str, count: int, *, seed: int = 0) -> list[SimCard]:
 
 
 async def present_in_turn(
-    simulator: IdCardSimulator, cards: list[SimCard], *, dwell_s: float, gap_s: float
+    simulator: IdCardSimulator,
+    cards: list[SimCard],
+    *,
+    dwell_s: float,
+    gap_s: float,
+    rounds: int | None = None,
 ) -> None:
     """A queue of visitors: each card lies on the reader for ``dwell_s``, then the field is empty
-    for ``gap_s``, then the next; round and round."""
-    while True:
+    for ``gap_s``, then the next; round and round, or ``rounds`` times, after which the field
+    stays empty."""
+    done = 0
+    while rounds is None or done < rounds:
+        done += 1
         for card in cards:
             simulator.insert(card)
             await simulator.clock.sleep(dwell_s)

@@ -16,8 +16,10 @@ from edge.simulators.idcard import (
     SimCard,
     SimulatorServer,
     load_card,
+    load_visitors,
     present_in_turn,
     synthetic_cards,
+    visitor_cards,
 )
 from muster.clock import SystemClock
 
@@ -71,6 +73,17 @@ def _listen(value: str) -> tuple[str, int]:
     help="A queue of N synthetic visitors: each card is presented in turn instead of --card.",
 )
 @click.option(
+    "--people",
+    "people_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Visitors from initial data (a CSV of `muster sim dataset`): each comes once, in a "
+    "seeded order, instead of --card or --queue.",
+)
+@click.option(
+    "--township",
+    help="With --people: only the people of this 12-digit township (the device's own).",
+)
+@click.option(
     "--county", default="370902", show_default=True, help="6-digit county of the visitors"
 )
 @click.option(
@@ -94,6 +107,8 @@ def idcard(
     fault_specs: tuple[str, ...],
     slow_s: float,
     queue_size: int | None,
+    people_path: Path | None,
+    township: str | None,
     county: str,
     dwell_s: float,
     gap_s: float,
@@ -105,18 +120,38 @@ def idcard(
         raise click.UsageError("--card and --no-card exclude each other")
     if queue_size and (card_path is not None or no_card):
         raise click.UsageError("--queue presents its own cards; leave out --card and --no-card")
+    if people_path is not None and (queue_size or card_path is not None or no_card):
+        raise click.UsageError(
+            "--people presents its own cards; leave out --queue, --card, --no-card"
+        )
+    if township is not None and people_path is None:
+        raise click.UsageError("--township chooses among --people; give --people FILE too")
+    if township is not None and not (len(township) == 12 and township.isdigit()):
+        raise click.BadParameter(
+            f"{township!r} is not a 12-digit township code, e.g. 370902001000",
+            param_hint="--township",
+        )
     if queue_size and not (len(county) == 6 and county.isdigit()):
         raise click.BadParameter(f"{county!r} is not a 6-digit county code", param_hint="--county")
     try:
         faults = [FaultRule.parse(spec) for spec in fault_specs]
         queue = synthetic_cards(county, queue_size, seed=seed) if queue_size else []
+        if people_path is not None:
+            visitors = load_visitors(people_path, township)
+            if not visitors:
+                raise ValueError(
+                    f"{people_path}: nobody of township {township} in it; "
+                    "use a township the file holds (muster sim dataset --township CODE)"
+                )
+            queue = visitor_cards(visitors, seed=seed)
         card = None if no_card or queue else load_card(card_path or DEFAULT_CARD)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     simulator = IdCardSimulator(
         card, baud=int(baud), slow_s=slow_s, faults=faults, clock=SystemClock()
     )
-    asyncio.run(_serve(SimulatorServer(simulator, host, port), queue, dwell_s, gap_s))
+    rounds = 1 if people_path is not None else None
+    asyncio.run(_serve(SimulatorServer(simulator, host, port), queue, dwell_s, gap_s, rounds))
 
 
 async def _serve(
@@ -124,6 +159,7 @@ async def _serve(
     queue: list[SimCard] | None = None,
     dwell_s: float = 2.0,
     gap_s: float = 1.0,
+    rounds: int | None = None,
 ) -> None:
     try:
         await server.plug()
@@ -140,7 +176,11 @@ async def _serve(
     )
     try:
         if queue:
-            await present_in_turn(server.simulator, queue, dwell_s=dwell_s, gap_s=gap_s)
+            await present_in_turn(
+                server.simulator, queue, dwell_s=dwell_s, gap_s=gap_s, rounds=rounds
+            )
+            click.echo("所有来访者已读卡 / every visitor has come", err=True)
+            await asyncio.Event().wait()
         else:
             await asyncio.Event().wait()
     finally:
