@@ -26,7 +26,8 @@ from controller.devices.revocation import CrlPublisher
 from controller.fleet.commands import CommandSender, mqtt_publisher
 from controller.fleet.monitor import FleetMonitor
 from controller.fleet.telemetry_consumer import DeviceStateStore, TelemetryConsumer
-from controller.records.ingest import ChunkQuota, ChunkSweeper, Ingestor
+from controller.records.attachment_chunks import ChunkQuota, ChunkSweeper
+from controller.records.ingest import Ingestor
 from controller.rpc.servers import build_servers
 from controller.settings import ControllerSettings
 from muster.backoff import Backoff

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Attachment, Record
-from controller.records.ingest import attachment_chunk
+from controller.records.attachment_chunks import attachment_chunk
 from muster.crypto import UploadPrivateKey, open_attachment
 from muster.errors import SealError
 from muster.records import ATTACHMENT_MEDIA_TYPES, RECORD_ID_PATTERN, AttachmentRef

@@ -27,24 +27,19 @@ Hostile or broken input is refused one record (or one chunk) at a time, never a 
 - a device the centre revoked, or whose last licence has expired, has every record refused
   with that reason (``revoked``, ``licence_expired``): the device-side licence guard can be
   tampered with by whoever holds root on the device, this check cannot;
-- chunks whose record has not come are *unclaimed*: each device may hold at most
-  ``ChunkQuota.max_chunks`` of them and ``ChunkQuota.max_bytes`` of ciphertext; a chunk over
-  that is refused (and told to the device with ``chunk_refused``), and unclaimed chunks older
-  than ``ChunkQuota.expire_after`` are deleted by ``ChunkSweeper`` on the controller's clock.
+- chunks whose record has not come are *unclaimed* and held within a per-device quota
+  (``controller.records.attachment_chunks``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,10 +49,18 @@ from controller.devices.replacement import (
     forwarding_signers,
     sealed_after_revocation,
 )
+from controller.records.attachment_chunks import (
+    ChunkQuota,
+    Chunks,
+    ChunkStore,
+    attachment_chunk,
+    explain_missing,
+    safe_id,
+)
+from controller.records.envelopes import envelope_problem
 from controller.records.review import supersede_returned
 from muster.clock import Clock
 from muster.crypto import (
-    ATTACHMENT_CHUNK_BYTES,
     DevicePublicKey,
     UploadPrivateKey,
     content_hash,
@@ -68,28 +71,13 @@ from muster.crypto import (
 from muster.crypto.pki import device_public_key, load_certificate
 from muster.errors import SealError, SignatureError
 from muster.records import (
-    ATTACHMENT_MAX_BYTES,
-    ATTACHMENT_NAMES,
-    RECORD_ID_PATTERN,
-    RECORD_MAX_BYTES,
     RecordError,
     RecordPayload,
     parse_record,
 )
 from muster.v1 import data_pb2
 
-__all__ = [
-    "CHUNK_REFUSALS",
-    "INCOMPLETE",
-    "REJECTIONS",
-    "Ack",
-    "ChunkQuota",
-    "ChunkSweeper",
-    "Chunks",
-    "Ingestor",
-    "attachment_chunk",
-    "envelope_problem",
-]
+__all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor"]
 
 log = structlog.get_logger(__name__)
 
@@ -110,62 +98,6 @@ REJECTIONS = {
 }
 INCOMPLETE = {
     "attachment_missing": "记录的照片或签名附件尚未全部到达中心，设备将自动重新发送。",
-}
-# Most chunks one attachment may have; a chunk's ciphertext is its plaintext plus the GCM tag.
-_MAX_CHUNKS = -(-ATTACHMENT_MAX_BYTES // ATTACHMENT_CHUNK_BYTES)
-_MAX_CHUNK_CIPHERTEXT = ATTACHMENT_CHUNK_BYTES + 16
-
-Chunks = dict[tuple[str, str], list[Attachment]]
-
-_RECORD_ID = re.compile(RECORD_ID_PATTERN)
-_SCHEMA_VERSION = re.compile(r"^[a-z][a-z_]{0,39}/[0-9]{1,8}$")
-_DEVICE_ID_MAX = 64
-# A record's ciphertext is its plaintext (at most RECORD_MAX_BYTES) plus the GCM tag; a DER
-# ECDSA P-256 signature is at most 72 bytes.
-_MAX_RECORD_CIPHERTEXT = RECORD_MAX_BYTES + 16
-_MAX_SIGNATURE = 72
-
-
-def envelope_problem(sealed: data_pb2.SealedRecord) -> str | None:
-    """What is wrong with a sealed record's envelope, in words, or None. Checked before any
-    database work: every value here must fit the columns it is stored in."""
-    if not _RECORD_ID.fullmatch(sealed.record_id):
-        return "记录编号不是规范的 UUID (record_id is not a canonical lower-case UUID)"
-    if not 0 < len(sealed.device_id) <= _DEVICE_ID_MAX:
-        return f"设备编号长度不对 (device_id must be 1..{_DEVICE_ID_MAX} characters)"
-    if not _SCHEMA_VERSION.fullmatch(sealed.schema_version):
-        return "表单版本格式不对 (schema_version must look like 'category/1')"
-    if len(sealed.ephemeral_public_key) != 32 or len(sealed.nonce) != 12:
-        return "封存密钥或随机数长度不对 (ephemeral key must be 32 bytes, nonce 12)"
-    if not 16 < len(sealed.ciphertext) <= _MAX_RECORD_CIPHERTEXT:
-        return f"密文长度不对 (ciphertext must be 17..{_MAX_RECORD_CIPHERTEXT} bytes)"
-    if not 0 < len(sealed.signature) <= _MAX_SIGNATURE:
-        return f"签名长度不对 (signature must be 1..{_MAX_SIGNATURE} bytes)"
-    if not sealed.HasField("sealed_at"):
-        return "缺少封存时间 (sealed_at missing)"
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkQuota:
-    """What one device may keep at the centre in chunks whose record has not come yet."""
-
-    max_chunks: int = 200  # 200 chunks of 256 KiB: 50 MB, a few dozen records' photos
-    max_bytes: int = 50 * 1024 * 1024
-    expire_after: timedelta = timedelta(days=7)
-
-
-CHUNK_REFUSALS = {
-    "device_mismatch": "附件分块的设备编号与本机证书不符。",
-    "record_id": "附件分块的记录编号不是规范的 UUID。",
-    "name": "附件名称不被接受。",
-    "index": "附件分块的序号或块数不对。",
-    "size": "附件分块过大。",
-    "format": "附件分块的封存密钥或随机数长度不对。",
-    "quota": (
-        "中心为本机暂存的未配对附件已达上限，该附件分块未被接收。"
-        "请先上传已封存的记录；设备会自动重新发送。"
-    ),
 }
 
 
@@ -189,7 +121,7 @@ class Ingestor:
         quota: ChunkQuota | None = None,
     ) -> None:
         self._sessions = sessions
-        self._quota = quota or ChunkQuota()
+        self._chunks = ChunkStore(sessions, clock, quota or ChunkQuota())
         self._upload_keys = upload_keys
         self._reload_keys = reload_keys
         self._clock = clock
@@ -242,28 +174,22 @@ class Ingestor:
         with self._sessions.begin() as session:
             device = session.get(Device, device_id)
             if device is None:
-                return [_reject(_safe_id(s.record_id), "device_mismatch") for s in batch]
+                return [_reject(safe_id(s.record_id), "device_mismatch") for s in batch]
             refusal = self._device_refusal(session, device, now)
             if refusal is not None:
                 log.warning(
                     "upload refused", device_id=device_id, reason=refusal, records=len(batch)
                 )
-                return [_reject(_safe_id(s.record_id), refusal) for s in batch]
+                return [_reject(safe_id(s.record_id), refusal) for s in batch]
             refused = {
                 (chunk.record_id, chunk.name): code
-                for chunk, code in self._keep_chunks(session, device.id, chunks, now)
+                for chunk, code in self._chunks.keep(session, device.id, chunks, now)
             }
             public_key = self._public_key(device)
             ids = list(
                 {s.record_id for position, s in enumerate(batch) if position not in malformed}
             )
-            held: Chunks = {}
-            for row in session.scalars(
-                select(Attachment)
-                .where(Attachment.record_id.in_(ids))
-                .order_by(Attachment.record_id, Attachment.name, Attachment.chunk_index)
-            ):
-                held.setdefault((row.record_id, row.name), []).append(row)
+            held = self._chunks.held(session, ids)
             verified: list[tuple[str, list[str]]] = []
             seen: dict[str, str] = {
                 record_id: digest
@@ -279,7 +205,7 @@ class Ingestor:
                 if position in malformed:
                     acks.append(
                         _reject(
-                            _safe_id(sealed.record_id),
+                            safe_id(sealed.record_id),
                             "malformed",
                             f"{REJECTIONS['malformed']}（{malformed[position]}）",
                         )
@@ -299,7 +225,7 @@ class Ingestor:
                     key = public_key if signer is device else self._public_key(signer)
                     ack = self._one(signer, key, sealed, seen, rows, now, held, verified)
                     if ack.reason_code == "attachment_missing":
-                        ack = _explain_missing(ack, sealed.record_id, refused)
+                        ack = explain_missing(ack, sealed.record_id, refused)
                 except Exception:
                     # Whatever went wrong with this one record stays with it: logged with its
                     # id, answered with a reason, and the rest of the batch goes on.
@@ -362,136 +288,9 @@ class Ingestor:
             return "licence_expired"
         return None
 
-    def _keep_chunks(
-        self,
-        session: Session,
-        device_id: str,
-        chunks: Sequence[data_pb2.AttachmentChunk],
-        now: datetime,
-    ) -> list[tuple[data_pb2.AttachmentChunk, str]]:
-        """Keep each chunk once. A verified chunk is never replaced; an unverified one is, so a
-        photo retaken after an ``attachment_corrupt`` rejection supersedes the old pieces.
-
-        Returns the chunks refused, each with its reason code (``CHUNK_REFUSALS``)."""
-        refused: list[tuple[data_pb2.AttachmentChunk, str]] = []
-        good: list[data_pb2.AttachmentChunk] = []
-        for chunk in chunks:
-            problem = self._chunk_problem(device_id, chunk)
-            if problem is None:
-                good.append(chunk)
-            else:
-                refused.append((chunk, problem))
-        if good:
-            good, over = self._within_quota(session, device_id, good)
-            refused += [(chunk, "quota") for chunk in over]
-        for chunk, problem in refused:
-            log.warning(
-                "attachment chunk refused",
-                device_id=device_id,
-                record_id=_safe_id(chunk.record_id),
-                chunk=chunk.index,
-                reason=problem,
-            )
-        if not good:
-            return refused
-        existing = {
-            (row.record_id, row.name, row.chunk_index): row
-            for row in session.scalars(
-                select(Attachment).where(Attachment.record_id.in_({c.record_id for c in good}))
-            )
-        }
-        fresh: dict[tuple[str, str, int], dict[str, Any]] = {}
-        for chunk in good:
-            key = (chunk.record_id, chunk.name, chunk.index)
-            values = {
-                "record_id": chunk.record_id,
-                "name": chunk.name,
-                "chunk_index": chunk.index,
-                "chunk_count": chunk.count,
-                "device_id": device_id,
-                "key_version": chunk.key_version,
-                "ephemeral_public_key": chunk.ephemeral_public_key,
-                "nonce": chunk.nonce,
-                "ciphertext": chunk.ciphertext,
-                "received_at": now,
-            }
-            row = existing.get(key)
-            if row is None:
-                fresh[key] = values
-            elif row.verified_at is None and row.nonce != chunk.nonce:
-                for field, value in values.items():
-                    setattr(row, field, value)
-        if fresh:
-            session.execute(insert(Attachment), list(fresh.values()))
-        session.flush()
-        return refused
-
-    def _within_quota(
-        self, session: Session, device_id: str, chunks: list[data_pb2.AttachmentChunk]
-    ) -> tuple[list[data_pb2.AttachmentChunk], list[data_pb2.AttachmentChunk]]:
-        """(kept, over quota): chunks of records already here, or replacing a chunk already
-        held, never count; new unclaimed chunks are taken in order while the device's unclaimed
-        count and bytes stay within the quota."""
-        count, size = session.execute(
-            select(func.count(), func.coalesce(func.sum(func.length(Attachment.ciphertext)), 0))
-            .select_from(Attachment)
-            .where(Attachment.device_id == device_id, Attachment.verified_at.is_(None))
-        ).one()
-        held = {
-            (r, n, i)
-            for r, n, i in session.execute(
-                select(Attachment.record_id, Attachment.name, Attachment.chunk_index).where(
-                    Attachment.record_id.in_({c.record_id for c in chunks})
-                )
-            )
-        }
-        kept: list[data_pb2.AttachmentChunk] = []
-        over: list[data_pb2.AttachmentChunk] = []
-        for chunk in chunks:
-            key = (chunk.record_id, chunk.name, chunk.index)
-            if key in held:
-                kept.append(chunk)
-                continue
-            if count + 1 > self._quota.max_chunks or size + len(chunk.ciphertext) > (
-                self._quota.max_bytes
-            ):
-                over.append(chunk)
-                continue
-            held.add(key)
-            count += 1
-            size += len(chunk.ciphertext)
-            kept.append(chunk)
-        return kept, over
-
     def sweep_unclaimed(self) -> int:
-        """Delete unclaimed chunks older than the quota's ``expire_after``; how many went."""
-        cutoff = self._clock.now() - self._quota.expire_after
-        with self._sessions.begin() as session:
-            result = session.execute(
-                delete(Attachment).where(
-                    Attachment.verified_at.is_(None), Attachment.received_at < cutoff
-                )
-            )
-        removed = int(getattr(result, "rowcount", 0) or 0)
-        if removed:
-            log.info("unclaimed attachment chunks expired", chunks=removed, before=str(cutoff))
-        return removed
-
-    @staticmethod
-    def _chunk_problem(device_id: str, chunk: data_pb2.AttachmentChunk) -> str | None:
-        if chunk.device_id != device_id:
-            return "device_mismatch"
-        if not _RECORD_ID.fullmatch(chunk.record_id):
-            return "record_id"
-        if chunk.name not in ATTACHMENT_NAMES:
-            return "name"
-        if not 0 <= chunk.index < chunk.count <= _MAX_CHUNKS:
-            return "index"
-        if len(chunk.ciphertext) > _MAX_CHUNK_CIPHERTEXT:
-            return "size"
-        if len(chunk.ephemeral_public_key) != 32 or len(chunk.nonce) != 12:
-            return "format"
-        return None
+        """Delete unclaimed chunks past their expiry; how many went."""
+        return self._chunks.sweep_unclaimed()
 
     def _check_attachments(self, payload: RecordPayload, held: Chunks) -> data_pb2.RecordAck | None:
         """None when every attachment the record names is here and matches; else the ack."""
@@ -578,55 +377,5 @@ class Ingestor:
         return Ack(record_id=record_id, status=Ack.STATUS_STORED)
 
 
-def _explain_missing(
-    ack: data_pb2.RecordAck, record_id: str, refused: dict[tuple[str, str], str]
-) -> data_pb2.RecordAck:
-    """An attachment is missing because the centre refused its chunk over the quota in this
-    very batch: say so, so the device can show why (it keeps the record and sends it again)."""
-    if "quota" not in {code for (rid, _name), code in refused.items() if rid == record_id}:
-        return ack
-    return Ack(
-        record_id=record_id,
-        status=Ack.STATUS_INCOMPLETE,
-        reason_code="chunk_quota",
-        reason=CHUNK_REFUSALS["quota"],
-    )
-
-
-def _safe_id(record_id: str) -> str:
-    """A record id fit to echo back and log: a hostile one is cut short."""
-    return record_id[:64]
-
-
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-class ChunkSweeper:
-    """Expires unclaimed chunks every ``every_s`` of the controller's clock."""
-
-    def __init__(self, ingestor: Ingestor, clock: Clock, *, every_s: float = 3600.0) -> None:
-        self._ingestor = ingestor
-        self._clock = clock
-        self._every = every_s
-
-    async def run(self) -> None:
-        """Sweep, sleep, sweep. A failure ends the run; the controller's supervisor restarts it."""
-        while True:
-            await asyncio.to_thread(self._ingestor.sweep_unclaimed)
-            await self._clock.sleep(self._every)
-
-
-def attachment_chunk(row: Attachment) -> data_pb2.AttachmentChunk:
-    """A stored chunk as the device sent it, for ``open_attachment``."""
-    return data_pb2.AttachmentChunk(
-        record_id=row.record_id,
-        device_id=row.device_id,
-        name=row.name,
-        key_version=row.key_version,
-        index=row.chunk_index,
-        count=row.chunk_count,
-        ephemeral_public_key=row.ephemeral_public_key,
-        nonce=row.nonce,
-        ciphertext=row.ciphertext,
-    )

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Attachment
 from controller.devices.pki_store import load_upload_keys
-from controller.records.ingest import attachment_chunk
+from controller.records.attachment_chunks import attachment_chunk
 from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_cards
 from muster.classified import ADVICE
 from muster.clock import SystemClock

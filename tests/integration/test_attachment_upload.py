@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Attachment, Record
 from controller.devices.pki_store import load_upload_keys
-from controller.records.ingest import attachment_chunk
+from controller.records.attachment_chunks import attachment_chunk
 from edge.identity import IdentityStore
 from muster.crypto import open_attachment, seal_attachment, upload_public_from_bytes
 from tests.fixtures.backlog import preseal_backlog

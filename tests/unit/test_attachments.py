@@ -17,7 +17,8 @@ from controller.accounts.admins import add_admin, issue_token
 from controller.admin import create_admin_app
 from controller.db.models import Attachment, Record
 from controller.devices.pki_store import ControllerPki
-from controller.records.ingest import Ingestor, attachment_chunk
+from controller.records.attachment_chunks import attachment_chunk
+from controller.records.ingest import Ingestor
 from edge.collector import simulated_record
 from edge.outbox import Outbox
 from muster.clock import VirtualClock

@@ -20,7 +20,8 @@ from controller.devices.pki_store import ControllerPki
 from controller.devices.revocation import revoke_device
 from controller.fleet.telemetry_consumer import TelemetryConsumer
 from controller.fleet.telemetry_store import DeviceStateStore
-from controller.records.ingest import ChunkQuota, ChunkSweeper, Ingestor
+from controller.records.attachment_chunks import ChunkQuota, ChunkSweeper
+from controller.records.ingest import Ingestor
 from controller.settings import ControllerSettings
 from edge.collector import simulated_record
 from edge.identity import IdentityStore
