@@ -17,7 +17,7 @@ is read as GB18030 rather than refused.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from muster.spreadsheets import csv_row
 
 __all__ = [
     "CheckedFile",
+    "HeaderCheck",
     "ImportFileError",
     "ImportReport",
     "Importer",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 CHUNK = 2000
+
+# Judges a file's header row before any data row is read; raises ConfigError naming the fix.
+HeaderCheck = Callable[[Path, Sequence[str]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,36 +131,43 @@ def _first_undecodable_line(path: Path, encoding: str) -> int | None:
     return None
 
 
-def check_file(path: Path) -> CheckedFile:
+def check_file(path: Path, *, check_headers: HeaderCheck | None = None) -> CheckedFile:
     """Read ``path`` from end to end as the importer will, before anything is stored: an
     unreadable file (encoding, a field over the CSV limit, a broken CSV, a file that is not an
-    XLSX workbook) raises ``ImportFileError`` and the database is never touched."""
+    XLSX workbook) raises ``ImportFileError`` and the database is never touched.
+    ``check_headers`` judges the header row (default: the initial data's); other importers of
+    tables (departments' extracts) pass their own."""
     suffix = path.suffix.lower()
     encoding = csv_encoding(path) if suffix == ".csv" and path.exists() else None
-    rows = sum(1 for _ in read_rows(path, encoding=encoding))
+    rows = sum(1 for _ in read_rows(path, encoding=encoding, check_headers=check_headers))
     return CheckedFile(path, rows, encoding)
 
 
-def read_rows(path: Path, *, encoding: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_rows(
+    path: Path, *, encoding: str | None = None, check_headers: HeaderCheck | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) from a CSV (UTF-8 with or without BOM, or GB18030/GBK: see
     ``csv_encoding``) or an XLSX file's first sheet. A file that cannot be read raises
     ``ImportFileError``; ``check_file`` finds that before any row is imported."""
     suffix = path.suffix.lower()
+    headers = check_headers or _check_headers
     if not path.exists():
         raise ConfigError(f"导入文件 {path} 不存在")
     if suffix == ".csv":
-        yield from _csv_rows(path, encoding or csv_encoding(path))
+        yield from _csv_rows(path, encoding or csv_encoding(path), headers)
     elif suffix == ".xlsx":
-        yield from _xlsx_rows(path)
+        yield from _xlsx_rows(path, headers)
     else:
         raise ConfigError(f"{path}: 只能导入 .csv 或 .xlsx 文件 (import a .csv or .xlsx file)")
 
 
-def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(
+    path: Path, encoding: str, check_headers: HeaderCheck
+) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(newline="", encoding=encoding) as fh:
         reader = csv.DictReader(fh)
         try:
-            _check_headers(path, reader.fieldnames or [])
+            check_headers(path, reader.fieldnames or [])
             for line, row in enumerate(reader, start=2):
                 yield line, dict(row)
         except UnicodeDecodeError as exc:  # the file changed after its encoding was checked
@@ -177,7 +188,7 @@ def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]]]
             ) from exc
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _xlsx_rows(path: Path, check_headers: HeaderCheck) -> Iterator[tuple[int, dict[str, Any]]]:
     from openpyxl import load_workbook
 
     not_a_workbook = (
@@ -195,7 +206,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             rows = book.worksheets[0].iter_rows(values_only=True)
             header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-            _check_headers(path, header)
+            check_headers(path, header)
             for line, values in enumerate(rows, start=2):
                 if all(v is None for v in values):
                     continue
@@ -211,7 +222,7 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         book.close()
 
 
-def _check_headers(path: Path, headers: Iterable[str]) -> None:
+def _check_headers(path: Path, headers: Sequence[str]) -> None:
     known = {HEADERS[h] for h in headers if h in HEADERS}
     missing = {"township_code", "id_number", "name"} - known
     if missing:
