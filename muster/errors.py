@@ -11,7 +11,9 @@ complete)::
     │   ├── PasswordPolicyError            muster.passwords
     │   ├── JpegTooLargeError              edge.photo.idphoto
     │   ├── DatasetError                   controller.records.datasets
-    │   └── ImportFileError                controller.records.initial_import
+    │   ├── ImportFileError                controller.records.initial_import
+    │   ├── ExtractHeaderError             muster.departments
+    │   └── ComparisonError                controller.comparison.errors
     ├── CryptoError
     │   ├── SealError              a record could not be opened: tampered, foreign, wrong key (opaque)
     │   ├── SignatureError         a signature does not verify

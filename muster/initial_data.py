@@ -39,6 +39,7 @@ __all__ = [
     "HEADERS",
     "InitialPerson",
     "RowRejected",
+    "parse_date",
     "parse_row",
 ]
 
@@ -110,6 +111,10 @@ def _date(value: str, column: str) -> dt.date:
             raise RowRejected(
                 "date", f"“{column}”的日期“{value}”无法识别：请写成 YYYY-MM-DD，如 1968-07-01"
             ) from None
+
+
+# A date cell as the imports of tables read it (ISO, slashes, dots or YYYYMMDD).
+parse_date = _date
 
 
 def _category(value: str) -> Category:
