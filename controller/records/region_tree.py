@@ -31,6 +31,7 @@ from controller.db.models import Device, EnrollmentCode, PersonRow, Record, Regi
 from muster.errors import ConfigError
 from muster.region_names import current_counties, region_name, township_label
 from muster.regions import CITY, CODE_LENGTHS, COUNTY, PROVINCE, TOWNSHIP, level_of, parent_of
+from muster.spreadsheets import csv_row
 
 __all__ = [
     "SHIPPED",
@@ -75,7 +76,8 @@ def write_entries(entries: Iterable[RegionEntry]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for e in entries:
-        writer.writerow((e.code, e.level, e.name, e.parent))
+        # A name an admin imported is echoed into a file people open in Excel: never a formula.
+        writer.writerow(csv_row((e.code, e.level, e.name, e.parent)))
     return out.getvalue()
 
 

@@ -4,6 +4,8 @@ placeholders, and the operator's commands for it and for admin accounts."""
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ from controller.records.region_tree import (
     write_entries,
 )
 from muster.errors import ConfigError
+from muster.spreadsheets import HOSTILE_TEXTS, formula_like
 from tests.unit.admin_world import build_world
 
 MUSTER = [sys.executable, "-m", "muster"]
@@ -172,3 +175,11 @@ def test_operator_commands(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert '"region": "370902"' in listed and '"has_token": true' in listed
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_TEXTS)
+def test_a_region_name_that_reads_as_a_formula_is_written_as_text(hostile: str) -> None:
+    """The region file is opened in Excel by whoever maintains it: a name is never live."""
+    text = write_entries([RegionEntry("370902", "county", hostile, "3709")])
+    (_header, row) = list(csv.reader(io.StringIO(text)))
+    assert row[2] == ("'" + hostile if formula_like(hostile) else hostile)
