@@ -13,7 +13,8 @@ complete)::
     │   ├── DatasetError                   controller.records.datasets
     │   ├── ImportFileError                controller.records.initial_import
     │   ├── ExtractHeaderError             muster.departments
-    │   └── ComparisonError                controller.comparison.errors
+    │   ├── ComparisonError                controller.comparison.errors
+    │   └── ReleaseError           a release or update refused; ``reason`` names why  muster.releases
     ├── CryptoError
     │   ├── SealError              a record could not be opened: tampered, foreign, wrong key (opaque)
     │   ├── SignatureError         a signature does not verify
