@@ -76,6 +76,9 @@ def write_entries(entries: Iterable[RegionEntry]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for e in entries:
+        if any(ch < " " or ch == "\x7f" for field in (e.code, e.name, e.parent) for ch in field):
+            # A control character would break the line (\r) or the reader: refuse, do not mangle.
+            raise ConfigError(f"地区 {e.code[:12]!r} 的名称含控制字符，请改正后再写出")
         # A name an admin imported is echoed into a file people open in Excel: never a formula.
         writer.writerow(csv_row((e.code, e.level, e.name, e.parent)))
     return out.getvalue()

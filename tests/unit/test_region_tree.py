@@ -180,6 +180,11 @@ def test_operator_commands(tmp_path: Path) -> None:
 @pytest.mark.parametrize("hostile", HOSTILE_TEXTS)
 def test_a_region_name_that_reads_as_a_formula_is_written_as_text(hostile: str) -> None:
     """The region file is opened in Excel by whoever maintains it: a name is never live."""
-    text = write_entries([RegionEntry("370902", "county", hostile, "3709")])
+    entry = RegionEntry("370902", "county", hostile, "3709")
+    if any(ch < " " for ch in hostile):
+        with pytest.raises(ConfigError, match="控制字符"):
+            write_entries([entry])
+        return
+    text = write_entries([entry])
     (_header, row) = list(csv.reader(io.StringIO(text)))
     assert row[2] == ("'" + hostile if formula_like(hostile) else hostile)
