@@ -144,9 +144,13 @@ def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeo
     from rich.table import Table
 
     from edge.identity import IdentityStore
+    from muster.logs import configure_logging
     from muster.profiles import load_profile
     from provisioning.selftest import FAIL, PASS, run_selftest
 
+    # The adapters log what the daemon would want to know (a camera lost, a reopen failed);
+    # the self-test reports those itself, in the table, so only errors reach stderr.
+    configure_logging("ERROR")
     store = IdentityStore(state_dir)
     try:
         name = profile_name or (store.enrolment().profile if store.is_enrolled() else "simulator")
