@@ -66,6 +66,7 @@ class EnrollRequest(_message.Message):
     SOFTWARE_VERSION_FIELD_NUMBER: _builtins.int
     DEVICE_MODEL_FIELD_NUMBER: _builtins.int
     EXPECTED_TOWNSHIP_FIELD_NUMBER: _builtins.int
+    EXPECTED_PROFILE_KIND_FIELD_NUMBER: _builtins.int
     enrollment_code: _builtins.str
     csr_der: _builtins.bytes
     """PKCS#10, P-256 key generated on the device; CN is ignored"""
@@ -73,6 +74,10 @@ class EnrollRequest(_message.Message):
     device_model: _builtins.str
     expected_township: _builtins.str
     """The township the technician was sent to; a code bound to another township is refused."""
+    expected_profile_kind: _builtins.str
+    """The kind of device the technician is setting up (fixed, portable, generic, simulator); a
+    code for another kind is refused and stays unused. Empty: not checked.
+    """
     @_builtins.property
     def fingerprint(self) -> Global___HardwareFingerprint: ...
     def __init__(
@@ -84,10 +89,11 @@ class EnrollRequest(_message.Message):
         software_version: _builtins.str = ...,
         device_model: _builtins.str = ...,
         expected_township: _builtins.str = ...,
+        expected_profile_kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_der", b"csr_der", "device_model", b"device_model", "enrollment_code", b"enrollment_code", "expected_township", b"expected_township", "fingerprint", b"fingerprint", "software_version", b"software_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_der", b"csr_der", "device_model", b"device_model", "enrollment_code", b"enrollment_code", "expected_profile_kind", b"expected_profile_kind", "expected_township", b"expected_township", "fingerprint", b"fingerprint", "software_version", b"software_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
