@@ -244,3 +244,12 @@ def _admin_groups() -> None:
 
 
 _admin_groups()
+
+
+def _broker_config() -> None:
+    from controller.cli.broker import broker_config
+
+    controller.add_command(broker_config)
+
+
+_broker_config()
