@@ -64,7 +64,7 @@ MAX_PARTS = 64
 # A daemon release with its locked wheels is tens of MB; anything far larger is not ours.
 MAX_RELEASE_BYTES = 512 * 1024 * 1024
 _ENDORSEMENT = b"muster-release-key/1\n"
-_VERSION = re.compile(r"^\d{1,6}(\.\d{1,6}){0,3}$")
+_VERSION = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,6}){0,3}$")
 _PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _PROFILE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -126,7 +126,8 @@ def accept_endorsed_key(
         )
     except SignatureError:
         raise ReleaseError(
-            "bad_signature", "新发布密钥的背书签名无效 (the new release key's endorsement is forged)"
+            "bad_signature",
+            "新发布密钥的背书签名无效 (the new release key's endorsement is forged)",
         ) from None
     return key_id(new_public)
 
@@ -174,6 +175,8 @@ def _parse_manifest(raw: bytes) -> Manifest:
     if doc.get("format") != FORMAT:
         raise _bad(f"format 应为 {FORMAT}")
     version, minimum = doc.get("version"), doc.get("minimum_version", "0")
+    if not isinstance(version, str) or not isinstance(minimum, str):
+        raise _bad("version 与 minimum_version 应为字符串")
     parse_version(version)
     parse_version(minimum)
     profiles = doc.get("profiles")
@@ -197,7 +200,7 @@ def _parse_manifest(raw: bytes) -> Manifest:
         name, size, digest = entry.get("name"), entry.get("size"), entry.get("sha256")
         if not isinstance(name, str) or not _PART_NAME.match(name) or name.startswith("."):
             raise _bad(f"部件名 {name!r} 不合规")
-        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size:
+        if not isinstance(size, int) or isinstance(size, bool) or not size >= 0:
             raise _bad(f"部件 {name} 的 size 不是非负整数")
         if not isinstance(digest, str) or not _HEX64.match(digest):
             raise _bad(f"部件 {name} 的 sha256 不是 64 位小写十六进制")

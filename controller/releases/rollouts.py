@@ -1,0 +1,366 @@
+"""Rollouts: a stored release targeted at a region prefix and profiles, in waves.
+
+Each wave is a cumulative percentage of the eligible devices (``1, 10, 100``: 1 %, then up to
+10 %, then all), drawn in a seeded order so the same rollout always picks the same devices.
+A device is offered the release only once its wave is open. A wave closes, and the next opens,
+when every device of it reported healthy on the new version at least ``soak_s`` ago; when the
+share of its devices that rolled back or refused passes ``failure_threshold`` the rollout pauses
+by itself and raises a ``rollout`` alert (``alerts`` table, ``open_key`` ``rollout:{id}``),
+resolved by resume or abort.
+
+States: ``running`` → ``paused`` ⇄ ``running`` → ``completed``; ``aborted`` from either.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from controller.db.models import Alert, Device, Release, Rollout, RolloutDevice, UpdateEvent
+from muster.errors import ConflictError, NotFoundError
+from muster.regions import level_of
+from muster.releases import ReleaseError, parse_version
+
+__all__ = [
+    "ACTIVE",
+    "FAILED_STATES",
+    "RolloutStatus",
+    "WaveStatus",
+    "abort_rollout",
+    "advance_rollouts",
+    "create_rollout",
+    "offer_for",
+    "pause_rollout",
+    "record_report",
+    "resume_rollout",
+    "rollout_status",
+]
+
+ACTIVE = ("running", "paused")
+FAILED_STATES = ("rolled_back", "refused")
+_DONE_STATES = ("healthy", *FAILED_STATES)
+REPORT_STATES = (
+    "downloading",
+    "verified",
+    "switched",
+    "healthy",
+    "rolled_back",
+    "refused",
+    "deferred",
+)
+
+
+def _waves(waves: list[float]) -> list[float]:
+    if not waves or len(waves) > 10:
+        raise ReleaseError("bad_waves", "波次应为 1 到 10 个百分比 (give 1 to 10 wave percentages)")
+    if any(not 0 < w <= 100 for w in waves) or waves != sorted(set(waves)) or waves[-1] != 100:
+        raise ReleaseError(
+            "bad_waves",
+            f"波次 {waves} 应严格递增且最后为 100 (cumulative percentages, e.g. 1,10,100)",
+        )
+    return waves
+
+
+def create_rollout(
+    session: Session,
+    *,
+    version: str,
+    region_prefix: str,
+    profiles: list[str],
+    waves: list[float],
+    soak_s: int,
+    health_window_s: int,
+    failure_threshold: float,
+    now: datetime,
+) -> Rollout:
+    release = session.get(Release, version)
+    if release is None:
+        raise NotFoundError(
+            f"没有版本 {version} (no such release): add it first with "
+            "`muster controller release add FILE`"
+        )
+    level_of(region_prefix)  # a region code prefix of a known length, or a clear refusal
+    profiles = sorted(set(profiles or release.profiles))
+    outside = sorted(set(profiles) - set(release.profiles))
+    if outside:
+        raise ReleaseError(
+            "wrong_profile",
+            f"版本 {version} 不适用于型号 {', '.join(outside)} "
+            f"(the release is for {', '.join(release.profiles)})",
+        )
+    if not 0 <= failure_threshold < 1:
+        raise ReleaseError("bad_threshold", "失败率阈值应在 0 与 1 之间 (e.g. 0.2 for 20 %)")
+    if soak_s < 0 or health_window_s <= 0:
+        raise ReleaseError("bad_timing", "观察时间应为正数 (soak and health window in seconds)")
+    waves = _waves(waves)
+    for other in session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))):
+        p = other.region_prefix
+        overlaps = region_prefix.startswith(p) or p.startswith(region_prefix)
+        if overlaps and set(other.profiles) & set(profiles):
+            raise ConflictError(
+                f"发布计划 #{other.id}（版本 {other.version}，地区 {p or '全国'}）仍在进行，"
+                "请先完成或中止它 (another rollout covers these devices; abort it first)"
+            )
+    rollout = Rollout(
+        version=version,
+        region_prefix=region_prefix,
+        profiles=profiles,
+        waves=waves,
+        current_wave=0,
+        state="running",
+        state_reason="",
+        soak_s=soak_s,
+        health_window_s=health_window_s,
+        failure_threshold=failure_threshold,
+        created_at=now,
+        wave_started_at=now,
+    )
+    session.add(rollout)
+    session.flush()
+    target = parse_version(version)
+    eligible = [
+        device_id
+        for device_id, running in session.execute(
+            select(Device.id, Device.software_version)
+            .where(
+                Device.township_code.startswith(region_prefix),
+                Device.profile.in_(profiles),
+                Device.revoked_at.is_(None),
+            )
+            .order_by(Device.id)
+        )
+        if not _at_least(running, target)
+    ]
+    random.Random(f"rollout:{rollout.id}").shuffle(eligible)
+    start = 0
+    rows: list[RolloutDevice] = []
+    for index, percent in enumerate(waves):
+        end = min(len(eligible), math.ceil(len(eligible) * percent / 100))
+        rows.extend(
+            RolloutDevice(rollout_id=rollout.id, device_id=d, wave=index, state="pending")
+            for d in eligible[start:end]
+        )
+        start = end
+    session.add_all(rows)
+    session.flush()
+    return rollout
+
+
+def _at_least(running: str, target: tuple[int, ...]) -> bool:
+    try:
+        return parse_version(running) >= target
+    except ReleaseError:
+        return False
+
+
+def _get(session: Session, rollout_id: int) -> Rollout:
+    rollout = session.get(Rollout, rollout_id, with_for_update=True)
+    if rollout is None:
+        raise NotFoundError(f"没有发布计划 #{rollout_id} (no such rollout)")
+    return rollout
+
+
+def _resolve_alert(session: Session, rollout_id: int, now: datetime) -> None:
+    session.execute(
+        update(Alert)
+        .where(Alert.open_key == f"rollout:{rollout_id}")
+        .values(resolved_at=now, open_key=None)
+    )
+
+
+def pause_rollout(session: Session, rollout_id: int, reason: str, now: datetime) -> Rollout:
+    rollout = _get(session, rollout_id)
+    if rollout.state != "running":
+        raise ConflictError(f"发布计划 #{rollout_id} 状态为 {rollout.state}，不能暂停")
+    rollout.state, rollout.state_reason = "paused", reason[:300]
+    return rollout
+
+
+def resume_rollout(session: Session, rollout_id: int, now: datetime) -> Rollout:
+    rollout = _get(session, rollout_id)
+    if rollout.state != "paused":
+        raise ConflictError(f"发布计划 #{rollout_id} 状态为 {rollout.state}，不能继续")
+    rollout.state, rollout.state_reason = "running", ""
+    # The failures that paused it stay counted: a resumed wave must not pause again at once for
+    # them, so the failed devices are taken out of the wave's arithmetic from here on.
+    session.execute(
+        update(RolloutDevice)
+        .where(
+            RolloutDevice.rollout_id == rollout_id,
+            RolloutDevice.state.in_(FAILED_STATES),
+        )
+        .values(wave=-1)
+    )
+    _resolve_alert(session, rollout_id, now)
+    return rollout
+
+
+def abort_rollout(session: Session, rollout_id: int, reason: str, now: datetime) -> Rollout:
+    rollout = _get(session, rollout_id)
+    if rollout.state not in ACTIVE:
+        raise ConflictError(f"发布计划 #{rollout_id} 状态为 {rollout.state}，不能中止")
+    rollout.state, rollout.state_reason = "aborted", reason[:300]
+    _resolve_alert(session, rollout_id, now)
+    return rollout
+
+
+def offer_for(session: Session, device_id: str) -> tuple[Rollout, Release] | None:
+    """The release this device is to take now: its rollout runs, its wave is open, and it has
+    not finished (healthy) or given up on it (rolled back, refused)."""
+    row = session.execute(
+        select(Rollout, Release)
+        .join(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
+        .join(Release, Release.version == Rollout.version)
+        .where(
+            RolloutDevice.device_id == device_id,
+            Rollout.state == "running",
+            RolloutDevice.wave >= 0,
+            RolloutDevice.wave <= Rollout.current_wave,
+            RolloutDevice.state.not_in(_DONE_STATES),
+        )
+        .order_by(Rollout.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def record_report(
+    session: Session,
+    device_id: str,
+    *,
+    rollout_id: int,
+    version: str,
+    state: str,
+    reason: str,
+    running_version: str,
+    now: datetime,
+) -> None:
+    session.add(
+        UpdateEvent(
+            device_id=device_id,
+            rollout_id=rollout_id or None,
+            version=version[:32],
+            state=state,
+            reason=reason[:300],
+            running_version=running_version[:32],
+            at=now,
+        )
+    )
+    entry = session.get(RolloutDevice, (rollout_id, device_id)) if rollout_id else None
+    if entry is None:
+        return
+    rollout = session.get(Rollout, rollout_id)
+    if rollout is None or rollout.version != version:
+        return
+    entry.state, entry.reason, entry.updated_at = state, reason[:300], now
+    if state == "healthy" and entry.healthy_at is None:
+        entry.healthy_at = now
+
+
+def advance_rollouts(session: Session, now: datetime) -> list[tuple[int, str]]:
+    """Open the next wave, complete, or pause each running rollout; returns what changed."""
+    changed: list[tuple[int, str]] = []
+    for rollout in session.scalars(
+        select(Rollout).where(Rollout.state == "running").with_for_update()
+    ):
+        entries = list(
+            session.scalars(
+                select(RolloutDevice).where(
+                    RolloutDevice.rollout_id == rollout.id,
+                    RolloutDevice.wave == rollout.current_wave,
+                )
+            )
+        )
+        failed = [e for e in entries if e.state in FAILED_STATES]
+        if entries and len(failed) / len(entries) > rollout.failure_threshold:
+            reasons = sorted({e.reason for e in failed if e.reason})
+            message = (
+                f"发布计划 #{rollout.id}（版本 {rollout.version}）第 {rollout.current_wave + 1} 波 "
+                f"{len(failed)}/{len(entries)} 台失败，已自动暂停: {'; '.join(reasons)[:150]}"
+            )
+            rollout.state, rollout.state_reason = "paused", message[:300]
+            if session.scalar(select(Alert.id).where(Alert.open_key == f"rollout:{rollout.id}")):
+                continue
+            session.add(
+                Alert(
+                    device_id=failed[0].device_id,
+                    kind="rollout",
+                    message=message[:300],
+                    raised_at=now,
+                    open_key=f"rollout:{rollout.id}",
+                )
+            )
+            changed.append((rollout.id, "paused"))
+            continue
+        soak = timedelta(seconds=rollout.soak_s)
+        settled = all(
+            e.state == "healthy" and e.healthy_at is not None and e.healthy_at + soak <= now
+            for e in entries
+            if e.state not in FAILED_STATES
+        )
+        if not settled:
+            continue
+        if rollout.current_wave + 1 >= len(rollout.waves):
+            rollout.state = "completed"
+            changed.append((rollout.id, "completed"))
+        else:
+            rollout.current_wave += 1
+            rollout.wave_started_at = now
+            changed.append((rollout.id, f"wave {rollout.current_wave + 1}"))
+    session.flush()
+    return changed
+
+
+@dataclass
+class WaveStatus:
+    index: int
+    percent: float
+    devices: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RolloutStatus:
+    id: int
+    version: str
+    region_prefix: str
+    profiles: list[str]
+    state: str
+    state_reason: str
+    current_wave: int
+    waves: list[WaveStatus]
+    failures: list[tuple[str, str, str]]  # device, state, reason
+
+
+def rollout_status(session: Session, rollout_id: int) -> RolloutStatus:
+    rollout = session.get(Rollout, rollout_id)
+    if rollout is None:
+        raise NotFoundError(f"没有发布计划 #{rollout_id} (no such rollout)")
+    waves = [WaveStatus(i, p) for i, p in enumerate(rollout.waves)]
+    failures: list[tuple[str, str, str]] = []
+    for entry in session.scalars(
+        select(RolloutDevice).where(RolloutDevice.rollout_id == rollout_id)
+    ):
+        if entry.state in FAILED_STATES:
+            failures.append((entry.device_id, entry.state, entry.reason))
+        if entry.wave < 0:  # failed before a resume; still shown among the failures
+            continue
+        wave = waves[entry.wave]
+        wave.devices += 1
+        wave.states[entry.state] = wave.states.get(entry.state, 0) + 1
+    return RolloutStatus(
+        rollout.id,
+        rollout.version,
+        rollout.region_prefix,
+        list(rollout.profiles),
+        rollout.state,
+        rollout.state_reason,
+        rollout.current_wave,
+        waves,
+        sorted(failures),
+    )
