@@ -253,3 +253,13 @@ def _broker_config() -> None:
 
 
 _broker_config()
+
+
+def _comparison_commands() -> None:
+    from controller.cli.compare import compare, extract
+
+    controller.add_command(extract)
+    controller.add_command(compare)
+
+
+_comparison_commands()
