@@ -226,7 +226,8 @@ def _plant(
         dept["姓名"] = _typo(rng, row["name"])
     elif error == "birth_date":
         born = _transposed(rng, row["birth_date"], today)
-        if born is None:
+        later = [v for k, v in dept.items() if k.endswith(("日期", "时间")) and k != "出生日期"]
+        if born is None or any(v and v < born for v in later):
             return False
         dept["出生日期"] = born
     elif error == "id_missing":
