@@ -5,7 +5,8 @@ signs, then it is sealed. Sans-I/O: a :class:`Draft` and an action in, a new Dra
 
 States: ``draft`` (being typed) → ``entered`` (submitted for review) → ``reviewed`` (approved by
 a second clerk) → ``signed`` (the person's signature or a scan of the signed sheet) → sealed
-(the draft is deleted; only the ciphertext in the outbox remains).
+(the draft is deleted; only the ciphertext in the outbox remains). The last two steps,
+signing and turning the draft into the record to seal, are in :mod:`edge.console.sealing`.
 """
 
 from __future__ import annotations
@@ -30,20 +31,18 @@ from muster.forms import (
 )
 from muster.forms.codelists import ETHNICITIES
 from muster.record_life import STAGES, StateError, next_state
-from muster.records import AuditEntry, Person, RecordError, RecordPayload, describe_attachment
+from muster.records import AuditEntry
 
 __all__ = [
     "Draft",
     "WorkflowError",
-    "attachments_of",
     "changes_against_initial",
     "check",
     "edit",
     "new_draft",
     "review",
-    "sign",
     "submit",
-    "to_record",
+    "transition",
 ]
 
 State = Literal["draft", "entered", "reviewed", "signed"]
@@ -118,7 +117,7 @@ class Draft(BaseModel):
         }
 
 
-def _transition(draft: Draft, action: str) -> str:
+def transition(draft: Draft, action: str) -> str:
     try:
         return next_state(draft.state, action)
     except StateError as exc:
@@ -199,7 +198,7 @@ def edit(
     note: str = "",
 ) -> Draft:
     """Change what a clerk typed (or what the card and camera gave); audited field by field."""
-    _transition(draft, "edit")
+    transition(draft, "edit")
     before = draft.current_values()
     update: dict[str, Any] = {"updated_at": now}
     if category is not None and category != draft.category:
@@ -314,7 +313,7 @@ def changes_against_initial(draft: Draft) -> dict[str, tuple[Any, Any]]:
 
 def submit(draft: Draft, *, clerk: str, now: dt.datetime) -> Draft:
     """Entry done: hand the record to a second clerk. Refused while any problem remains."""
-    _transition(draft, "submit")
+    transition(draft, "submit")
     problems = check(draft, now.date()).problems
     if problems:
         raise WorkflowError("invalid", f"还有 {len(problems)} 处需要修改：{problems[0].message}")
@@ -336,7 +335,7 @@ def submit(draft: Draft, *, clerk: str, now: dt.datetime) -> Draft:
 
 def review(draft: Draft, *, clerk: str, now: dt.datetime, approve: bool, note: str = "") -> Draft:
     """The second clerk's verdict (S-07); the clerk who entered the record may not review it."""
-    nxt = _transition(draft, "check" if approve else "send_back")
+    nxt = transition(draft, "check" if approve else "send_back")
     if clerk == draft.entered_by:
         raise WorkflowError("same_clerk", "不能复核自己录入的记录：请由另一名工作人员登录后复核")
     if not approve and not note.strip():
@@ -353,90 +352,3 @@ def review(draft: Draft, *, clerk: str, now: dt.datetime, approve: bool, note: s
             "audit": [*draft.audit, entry],
         }
     )
-
-
-MAX_SIGNATURE_BYTES: Final = 200_000
-MAX_SCAN_BYTES: Final = 280_000
-
-
-def sign(
-    draft: Draft,
-    *,
-    clerk: str,
-    now: dt.datetime,
-    signature_png: bytes | None = None,
-    signed_sheet_jpeg: bytes | None = None,
-) -> Draft:
-    """The person's signature drawn on screen, or a scan of the signed confirmation sheet."""
-    _transition(draft, "sign")
-    if signature_png:
-        if not signature_png.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise WorkflowError("signature", "签名图像无效，请重新签字")
-        if len(signature_png) > MAX_SIGNATURE_BYTES:
-            raise WorkflowError("signature", "签名图像过大，请清除后重新签字")
-        update = {
-            "signature_png": base64.b64encode(signature_png).decode(),
-            "signed_sheet_jpeg": "",
-        }
-        note = "本人在屏幕上签字"
-    elif signed_sheet_jpeg:
-        if not signed_sheet_jpeg.startswith(b"\xff\xd8"):
-            raise WorkflowError("signature", "扫描件须为 JPEG 图片，请重新拍摄签字的确认单")
-        if len(signed_sheet_jpeg) > MAX_SCAN_BYTES:
-            raise WorkflowError("signature", "扫描件过大（上限 280 KB），请降低分辨率后重新拍摄")
-        update = {
-            "signed_sheet_jpeg": base64.b64encode(signed_sheet_jpeg).decode(),
-            "signature_png": "",
-        }
-        note = "上传签字确认单扫描件"
-    else:
-        raise WorkflowError("signature", "请本人在签字框内签字，或上传签字确认单的扫描件")
-    entry = AuditEntry(at=now, clerk=clerk, action="signed", note=note)
-    return draft.model_copy(
-        update={**update, "state": "signed", "updated_at": now, "audit": [*draft.audit, entry]}
-    )
-
-
-def to_record(draft: Draft, *, township_code: str, clerk: str, now: dt.datetime) -> RecordPayload:
-    """The record to seal: normalised values, the whole audit, the photo and the signature."""
-    _transition(draft, "seal")
-    checked = check(draft, now.date())
-    if checked.problems:
-        raise WorkflowError("invalid", checked.problems[0].message)
-    p = draft.person
-    try:
-        attachments = {
-            name: describe_attachment(name, data) for name, data in attachments_of(draft).items()
-        }
-    except RecordError as exc:
-        raise WorkflowError("attachment", str(exc)) from None
-    return RecordPayload(
-        record_id=draft.record_id,
-        category=draft.category,  # type: ignore[arg-type]
-        form_version=CURRENT_VERSION,
-        township_code=township_code,
-        person=Person(
-            name=p["name"],
-            id_number=p["id_number"].strip().upper(),
-            sex=p["sex"],
-            birth_date=dt.date.fromisoformat(p["birth_date"]),
-            ethnicity=p["ethnicity"],
-        ),
-        fields=checked.values,
-        collected_at=now,
-        entered_by=draft.entered_by,
-        reviewed_by=draft.reviewed_by,
-        relation=draft.relation or None,
-        audit=(*draft.audit, AuditEntry(at=now, clerk=clerk, action="sealed")),
-        attachments=attachments,
-    )
-
-
-def attachments_of(draft: Draft) -> dict[str, bytes]:
-    """The photo, signature and scanned sheet a draft holds, as the bytes to seal beside it."""
-    encoded = {
-        "photo.jpg": draft.photo_jpeg,
-        "signature.png": draft.signature_png,
-        "signed_sheet.jpg": draft.signed_sheet_jpeg,
-    }
-    return {name: base64.b64decode(data) for name, data in encoded.items() if data}
