@@ -45,7 +45,7 @@ def admin() -> None:
 )
 @click.option(
     "--password-file",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True),
     help="read the password from this file (first line) instead of prompting; '-' is stdin",
 )
 @data_dir_option
@@ -61,7 +61,9 @@ def add(
     """Add an admin, or reset an existing one's role, region and password."""
     from controller.accounts.admins import ROLES, add_admin
 
-    if password_file is not None:
+    if password_file is not None and str(password_file) == "-":
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password_file is not None:
         password = password_file.read_text(encoding="utf-8").splitlines()[0].strip()
     elif not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
