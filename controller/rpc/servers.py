@@ -16,10 +16,11 @@ from controller.rpc.decode_guard import DecodeGuard
 from controller.rpc.device_service import DeviceService
 from controller.rpc.enrolment_service import EnrollmentService
 from controller.rpc.slices_service import SlicesService
+from controller.rpc.update_service import UpdatesService
 from controller.rpc.upload_service import UploadsService
 from controller.settings import ControllerSettings
 from muster.clock import Clock
-from muster.v1 import data_pb2_grpc, enrollment_pb2_grpc
+from muster.v1 import data_pb2_grpc, enrollment_pb2_grpc, updates_pb2_grpc
 
 __all__ = ["build_servers"]
 
@@ -68,6 +69,9 @@ def build_servers(
     )
     data_pb2_grpc.add_SlicesServicer_to_server(
         SlicesService(gate, sessions, pki.licence_key, clock), data
+    )
+    updates_pb2_grpc.add_UpdatesServicer_to_server(
+        UpdatesService(gate, sessions, settings.data_dir, pki.directory, clock), data
     )
     data.add_secure_port(
         f"{settings.bind_host}:{settings.data_port}",
