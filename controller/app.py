@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin import create_admin_app
 from controller.admin.login_guard import PasswordWorkers
 from controller.db import make_engine, migrate, session_factory
+from controller.devices.broker_bans import BrokerBans
 from controller.devices.enrolment import Enroller, publish_upload_keys
 from controller.devices.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 from controller.devices.revocation import CrlPublisher
@@ -134,8 +135,15 @@ class Controller:
             backoff=Backoff(0.5, 30.0, random.Random(self.rng.random())),
         )
         supervisor.add("telemetry-flush", self.consumer.flush_forever)
+        bans = None
+        if settings.broker_dynamic_security:
+            bans = BrokerBans(settings.mqtt_url, self.pki, timeout_s=settings.broker_ban_timeout_s)
         crl = CrlPublisher(
-            self.sessions, self.pki, broker_pid_file=settings.broker_pid_file, clock=clock
+            self.sessions,
+            self.pki,
+            broker_pid_file=settings.broker_pid_file,
+            clock=clock,
+            bans=bans,
         )
         supervisor.add("crl", crl.run)
         monitor = FleetMonitor(self.sessions, interval_s=settings.fleet_sweep_s, clock=clock)

@@ -30,6 +30,11 @@ class ControllerSettings(BaseSettings):
     # A local Mosquitto's pid file: the controller sends it SIGHUP to re-read pki/crl.pem
     # whenever the set of revoked devices changes.
     broker_pid_file: Path | None = None
+    # The broker runs Mosquitto's dynamic-security plugin with our identity as its admin
+    # (README, "Against Mosquitto"): revoked devices are banned there, which closes their live
+    # session; the CRL alone refuses only new connections.
+    broker_dynamic_security: bool = False
+    broker_ban_timeout_s: float = Field(default=10.0, gt=0)
     telemetry_flush_s: float = 0.2
     # Telemetry messages held while the database catches up (a batch being applied counts).
     # Sized for 100,000 devices' status and heartbeat between two flushes, with room for their

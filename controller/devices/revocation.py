@@ -8,7 +8,10 @@ Three parties honour it, each from the one fact kept in the database (``devices.
   one CRL per CA in the trust bundle. ``write_crl`` rewrites it at once when an admin revokes,
   and every running controller rewrites it when it sees the revoked set change
   (``CrlPublisher``), so several replicas and the CLI agree. Mosquitto reads the file when it
-  starts and when it gets SIGHUP (``--broker-pid-file`` makes the controller send that);
+  starts and when it gets SIGHUP (``--broker-pid-file`` makes the controller send that). The
+  CRL refuses new connections only; with ``broker_dynamic_security`` the publisher also bans
+  each revoked device in the broker's dynamic-security plugin, which closes the session it
+  already has (``controller/devices/broker_bans.py``);
 - the device: ``Health.revoked`` makes the daemon's licence guard refuse collection for good.
 
 Revoking changes nothing else: records already stored stay stored, and a replaced device's
@@ -26,11 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aiomqtt
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, DeviceEvent
+from controller.devices.broker_bans import BrokerBans
 from controller.devices.pki_store import ControllerPki
 from controller.fleet.commands import issue_command
 from muster.clock import Clock
@@ -154,6 +159,7 @@ class CrlPublisher:
         broker_pid_file: Path | None = None,
         every_s: float = 10.0,
         clock: Clock,
+        bans: BrokerBans | None = None,
     ) -> None:
         self._sessions = sessions
         self._pki = pki
@@ -161,6 +167,10 @@ class CrlPublisher:
         self._every = every_s
         self._clock = clock
         self._published = ""
+        self._bans = bans
+        # Devices the broker confirmed banned; a restarted controller sends them all again
+        # (each ban is harmless twice), so a ban lost with a broker's state comes back.
+        self._banned: set[str] = set()
 
     def _state(self) -> str:
         with self._sessions() as session:
@@ -179,9 +189,34 @@ class CrlPublisher:
         log.info("CRL published", path=str(self._pki.crl_path))
         return True
 
+    async def ban_revoked(self) -> set[str]:
+        """Ban at the broker every revoked device not confirmed banned yet (after the CRL, so
+        its reconnect is refused there too); return the newly confirmed. A broker that cannot
+        be reached or does not answer is logged and tried again on the next round."""
+        if self._bans is None:
+            return set()
+        with self._sessions() as session:
+            revoked = set(session.scalars(select(Device.id).where(Device.revoked_at.is_not(None))))
+        pending = revoked - self._banned
+        if not pending:
+            return set()
+        try:
+            confirmed = await self._bans.ban(pending)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            log.warning(
+                "revoked devices not banned at the broker", devices=len(pending), error=str(exc)
+            )
+            return set()
+        self._banned |= confirmed
+        if confirmed:
+            log.info("revoked devices banned at the broker", devices=sorted(confirmed))
+        return confirmed
+
     async def run(self) -> None:
-        """Publish whenever the revoked set changed, every ``every_s`` of the clock. A failure
-        (a database hiccup) ends the run; the controller's supervisor restarts it."""
+        """Publish whenever the revoked set changed, and ban at the broker, every ``every_s``
+        of the clock. A failure (a database hiccup) ends the run; the controller's supervisor
+        restarts it."""
         while True:
             await asyncio.to_thread(self.publish_if_changed)
+            await self.ban_revoked()
             await self._clock.sleep(self._every)
