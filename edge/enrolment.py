@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from edge.fingerprint import hashed_fingerprint, raw_fingerprint
 from edge.identity import Enrolment, IdentityStore
 from muster import __version__
 from muster.crypto import generate_device_key, private_key_pem
-from muster.crypto.pki import build_csr, certificate_pem, load_certificate
-from muster.errors import BrokenError, EnrollmentError
+from muster.crypto.pki import build_csr, certificate_pem, load_certificate, load_certificates
+from muster.enrolment_codes import DEFAULT_ENROL_PORT, certificate_matching, parse_code
+from muster.errors import BrokenError, ConfigError, CryptoError, EnrollmentError
 from muster.v1 import enrollment_pb2, enrollment_pb2_grpc
 
 
@@ -35,8 +38,15 @@ def enroll(
     simulated_seed: str | None = None,
     timeout_s: float = 30.0,
     expected_township: str = "",
+    expected_profile_kind: str = "",
+    ca_sha256: str | None = None,
 ) -> EnrolResult:
-    """Enrol this device. A refusal raises ``EnrollmentError`` and leaves the state dir untouched."""
+    """Enrol this device. A refusal raises ``EnrollmentError``, a wrong code, CA certificate or
+    port ``ConfigError`` (each saying what to do), an unreachable controller ``BrokenError``;
+    all of them leave the state dir untouched. ``ca_sha256`` (from the enrolment QR code) is
+    the fingerprint the CA certificate must have."""
+    code = parse_code(code)
+    ca_pem = _read_ca(ca_cert, ca_sha256)
     store = IdentityStore(state_dir)
     key = generate_device_key()
     salt = os.urandom(16)
@@ -48,13 +58,8 @@ def enroll(
         software_version=__version__,
         device_model=platform.machine(),
         expected_township=expected_township,
+        expected_profile_kind=expected_profile_kind,
     )
-    try:
-        ca_pem = ca_cert.read_bytes()
-    except FileNotFoundError:
-        raise EnrollmentError(
-            f"找不到中心 CA 证书 {ca_cert} (controller CA certificate missing)"
-        ) from None
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
     with grpc.secure_channel(controller, credentials) as channel:
         stub = enrollment_pb2_grpc.EnrollmentStub(channel)
@@ -65,8 +70,11 @@ def enroll(
             details = exc.details()
             if code_ == grpc.StatusCode.PERMISSION_DENIED:
                 raise EnrollmentError(details) from None
+            if code_ == grpc.StatusCode.UNAVAILABLE:
+                _diagnose(controller, ca_cert, min(timeout_s, 5.0))
             raise BrokenError(
-                f"无法连接中心 {controller}：{details} (controller unreachable)"
+                f"无法连接中心 {controller}：{details} (controller unreachable)；"
+                "检查网络/VPN、地址和端口，以及中心服务是否在运行"
             ) from exc
     store.save(
         key_pem=private_key_pem(key),
@@ -85,3 +93,78 @@ def enroll(
         ),
     )
     return EnrolResult(response.device_id, response.township_code, response.profile)
+
+
+def _read_ca(ca_cert: Path, ca_sha256: str | None) -> bytes:
+    try:
+        ca_pem = ca_cert.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"找不到中心 CA 证书 {ca_cert} (controller CA certificate missing)"
+        ) from None
+    try:
+        load_certificates(ca_pem)
+    except CryptoError:
+        raise ConfigError(
+            f"{ca_cert} 不是 PEM 格式的证书：请使用中心数据目录中的 pki/ca.crt"
+        ) from None
+    if ca_sha256 is not None and not certificate_matching(ca_pem, ca_sha256):
+        raise ConfigError(
+            f"CA 证书 {ca_cert} 与注册二维码中的指纹不符 (CA certificate does not match the QR "
+            "code)：这不是发出二维码的中心的证书。请向中心索取正确的 pki/ca.crt；不要继续注册"
+        )
+    return ca_pem
+
+
+def _diagnose(controller: str, ca_cert: Path, timeout_s: float) -> None:
+    """Why the enrolment port cannot be used, told in the technician's terms: raise
+    ``ConfigError`` for a CA certificate that does not match, an address the certificate does
+    not name, or the data port given for the enrolment port; return when the line itself is
+    the trouble (the caller then reports it unreachable)."""
+    host, _, port_text = controller.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit():
+        raise ConfigError(
+            f"中心地址 {controller!r} 应写成 HOST:PORT，例如 10.0.0.5:{DEFAULT_ENROL_PORT}"
+        )
+    try:
+        raw = socket.create_connection((host, int(port_text)), timeout=timeout_s)
+    except OSError:
+        return
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    try:
+        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.settimeout(timeout_s / 2)
+            try:
+                answer = tls.recv(1)
+            except TimeoutError:
+                return  # it waits for us, as the enrolment port does: a passing fault
+            if answer == b"":
+                raise _data_port(controller)
+    except ssl.SSLCertVerificationError as exc:
+        if (
+            "hostname" in str(exc.verify_message).lower()
+            or "ip address" in str(exc.verify_message).lower()
+        ):
+            raise ConfigError(
+                f"中心的证书不含地址 {host}：请使用中心的正式地址（注册二维码或注册码单上的地址）"
+            ) from None
+        raise ConfigError(
+            f"中心 {controller} 的证书不是由 {ca_cert} 签发的：CA 证书与中心不符 (the CA "
+            "certificate does not match this controller)。请使用该中心的 CA 证书（中心数据目录"
+            "中的 pki/ca.crt），或扫描中心打印的注册二维码；并确认地址没有写错"
+        ) from None
+    except ssl.SSLError as exc:
+        if "CERTIFICATE_REQUIRED" in str(exc) or "HANDSHAKE_FAILURE" in str(exc):
+            raise _data_port(controller) from None
+        return
+    except OSError:
+        return
+
+
+def _data_port(controller: str) -> ConfigError:
+    return ConfigError(
+        f"{controller} 看起来是中心的数据端口（只接受已注册设备的证书）(this looks like the data "
+        f"port)：注册使用注册端口，默认是 {DEFAULT_ENROL_PORT}（以注册二维码或中心管理员给出的"
+        "端口为准）"
+    )

@@ -5,6 +5,7 @@ of the same group live in :mod:`provisioning.cli`."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from controller.devices.pki_store import ControllerPki
     from controller.settings import ControllerSettings
 
+# gRPC's C core writes its own lines to stderr (a failed handshake, a closed socket); the
+# technician reads our message about it instead. Read when grpc is first imported: before.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 
 
@@ -46,8 +51,20 @@ def code() -> None:
 
 
 @code.command("create")
-@click.option("--township", required=True, help="12-digit township code, e.g. 370902001000")
-@click.option("--profile", required=True, help="firmware profile the device gets, e.g. fixed-kiosk")
+@click.option("--township", help="12-digit township code, e.g. 370902001000")
+@click.option("--profile", help="firmware profile the device gets, e.g. fixed-kiosk")
+@click.option(
+    "--bulk",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV of 'township code,profile' rows, one per device: writes a printable PDF sheet of "
+    "QR codes and a CSV of the codes (see --out)",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="with --bulk: base name of the PDF and CSV written (default: beside the input, "
+    "NAME-codes.pdf and NAME-codes.csv)",
+)
 @click.option(
     "--expires",
     "validity",
@@ -57,7 +74,12 @@ def code() -> None:
 )
 @data_dir_option
 @database_url_option
-@click.option("--created-by", default="cli", show_default=True)
+@click.option(
+    "--created-by",
+    default="cli",
+    show_default=True,
+    help="who creates the code (kept with it, shown in the codes page)",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="print one JSON object instead of text and QR code"
 )
@@ -65,8 +87,10 @@ def code() -> None:
     "--qr-png", type=click.Path(path_type=Path), help="also write the QR code to this PNG file"
 )
 def code_create(
-    township: str,
-    profile: str,
+    township: str | None,
+    profile: str | None,
+    bulk: Path | None,
+    out: Path | None,
     validity: str,
     data_dir: Path | None,
     database_url: str | None,
@@ -74,19 +98,29 @@ def code_create(
     as_json: bool,
     qr_png: Path | None,
 ) -> None:
-    """Create a single-use enrolment code for one township and profile."""
+    """Create a single-use enrolment code for one township and profile (or one per row of
+    --bulk). Run on the controller host, against the controller's data dir: the QR code
+    carries the controller's address, enrolment port and CA fingerprint from there."""
     import segno
 
-    from controller.devices.enrolment import create_enrollment_code
+    from controller.devices.enrolment import create_enrollment_code, enrolment_ticket
     from muster.profiles import load_profile
     from muster.regions import parse_township
 
+    if bulk is not None:
+        if township or profile or qr_png:
+            raise click.UsageError("--bulk 与 --township/--profile/--qr-png 不能同时使用")
+        _bulk_codes(bulk, out, validity, data_dir, database_url, created_by, as_json)
+        return
+    if not township or not profile:
+        raise click.UsageError("请给出 --township 和 --profile（或用 --bulk 批量创建）")
     try:
         region = parse_township(township)
         load_profile(profile)
         valid_for = parse_validity(validity)
         now = SystemClock().now()
-        with open_database(settings_for(data_dir, database_url)) as sessions:
+        settings = _controller_settings(data_dir, database_url)
+        with open_database(settings) as sessions:
             text = create_enrollment_code(
                 sessions,
                 township_code=region.code,
@@ -95,17 +129,29 @@ def code_create(
                 created_by=created_by,
                 now=now,
             )
+        ticket = enrolment_ticket(
+            text,
+            host=settings.public_hostnames[0],
+            port=settings.enrol_port,
+            ca_cert_pem=(settings.data_dir / "pki" / "ca.crt").read_bytes(),
+        )
     except MusterError as exc:
         click.echo(f"错误 (error): {exc}", err=True)
         sys.exit(2)
     expires = (now + valid_for).strftime("%Y-%m-%d %H:%M UTC")
-    qr = segno.make(f"MUSTER-ENROL:{text}", error="m")
+    qr = segno.make(ticket.payload(), error="m")
     if qr_png is not None:
         qr.save(str(qr_png), scale=8)
     if as_json:
         click.echo(
             json.dumps(
-                {"code": text, "township": region.code, "profile": profile, "expires": expires}
+                {
+                    "code": text,
+                    "township": region.code,
+                    "profile": profile,
+                    "expires": expires,
+                    "qr": ticket.payload(),
+                }
             )
         )
         return
@@ -114,9 +160,94 @@ def code_create(
         f"乡镇 township: {region.code}   型号 profile: {profile}   有效期至 expires: {expires}"
     )
     click.echo(
-        "只能使用一次 (single use)。技术人员在设备上运行: muster provision enroll --controller HOST:PORT --code CODE"
+        "只能使用一次 (single use)。技术人员把中心的 CA 证书 "
+        f"{settings.data_dir / 'pki' / 'ca.crt'} 复制到设备上，然后运行:\n"
+        "  muster provision enroll --qr-image 二维码照片.png --ca-cert ca.crt\n"
+        f"或 muster provision enroll --controller {ticket.controller} --code {text} "
+        "--ca-cert ca.crt"
     )
     qr.terminal(compact=True)
+
+
+def _controller_settings(data_dir: Path | None, database_url: str | None) -> ControllerSettings:
+    """The controller's settings, refusing a data dir without the controller's keys: codes made
+    in a fresh empty database are unknown to the real controller, and their QR code would name
+    a CA no device trusts."""
+    from muster.errors import ConfigError
+
+    settings = settings_for(data_dir, database_url)
+    ca = settings.data_dir / "pki" / "ca.crt"
+    if not ca.exists() or not (settings.data_dir / "pki" / "ca.key").exists():
+        given = "--data-dir" if data_dir is not None else "默认位置（未给 --data-dir）"
+        raise ConfigError(
+            f"在 {settings.data_dir.resolve()}（{given}）没有找到中心的密钥 pki/ca.crt 和 "
+            "pki/ca.key：这不是运行中的中心的数据目录，在这里创建的注册码中心不认识。"
+            "请用 --data-dir 指向中心的数据目录（与 muster controller run 相同），"
+            "或设置环境变量 MUSTER_CONTROLLER_DATA_DIR；什么也没有创建"
+        )
+    return settings
+
+
+def _bulk_codes(
+    bulk: Path,
+    out: Path | None,
+    validity: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    created_by: str,
+    as_json: bool,
+) -> None:
+    from controller.devices.code_sheets import IssuedCode, codes_csv, codes_pdf, parse_bulk_csv
+    from controller.devices.enrolment import create_enrollment_codes, enrolment_ticket
+    from muster.crypto.keys import write_public_file
+
+    base = out if out is not None else bulk.with_name(f"{bulk.stem}-codes")
+    pdf_path, csv_path = base.with_suffix(".pdf"), base.with_suffix(".csv")
+    try:
+        valid_for = parse_validity(validity)
+        try:
+            data = bulk.read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"无法读取 {bulk}：{exc.strerror}", param_hint="--bulk"
+            ) from None
+        rows = parse_bulk_csv(data)
+        settings = _controller_settings(data_dir, database_url)
+        ca_pem = (settings.data_dir / "pki" / "ca.crt").read_bytes()
+        now = SystemClock().now()
+        with open_database(settings) as sessions:
+            texts = create_enrollment_codes(
+                sessions,
+                [(r.township, r.profile) for r in rows],
+                valid_for=valid_for,
+                created_by=created_by,
+                now=now,
+            )
+        issued = [
+            IssuedCode(
+                row,
+                enrolment_ticket(
+                    text,
+                    host=settings.public_hostnames[0],
+                    port=settings.enrol_port,
+                    ca_cert_pem=ca_pem,
+                ),
+                now + valid_for,
+            )
+            for row, text in zip(rows, texts, strict=True)
+        ]
+        write_public_file(csv_path, codes_csv(issued))
+        write_public_file(pdf_path, codes_pdf(issued, ca_cert_name="ca.crt"))
+    except MusterError as exc:
+        click.echo(f"错误 (error): {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps({"codes": len(issued), "pdf": str(pdf_path), "csv": str(csv_path)}))
+        return
+    click.echo(f"已创建 {len(issued)} 个注册码 (codes created)：")
+    click.echo(f"  打印用 PDF: {pdf_path}")
+    click.echo(f"  注册码清单 CSV: {csv_path}")
+    click.echo("注册码只在这两个文件中出现（中心只保存其摘要）：请妥善保管，用后销毁。")
 
 
 def _controller_pki(settings: ControllerSettings, now: datetime) -> ControllerPki:

@@ -17,9 +17,16 @@ from controller.devices.pki_store import ControllerPki
 from muster.clock import Clock
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
-from muster.enrolment_codes import ALPHABET, hash_code, new_code
-from muster.errors import CertificateError, EnrollmentError
+from muster.enrolment_codes import (
+    ALPHABET,
+    EnrolmentTicket,
+    ca_fingerprint,
+    hash_code,
+    new_code,
+)
+from muster.errors import CertificateError, EnrollmentError, MusterError
 from muster.licence import FINGERPRINT_COMPONENTS, sign_licence
+from muster.profiles import load_profile
 from muster.v1 import enrollment_pb2
 
 
@@ -39,7 +46,14 @@ REFUSALS = {
         "注册码属于另一个乡镇（{code_township}），与您要注册的乡镇（{expected}）不符；"
         "注册码未被使用。请核对乡镇代码，或向上级管理员申请本乡镇的注册码。"
     ),
+    "wrong_profile": (
+        "注册码是给{code_kind}设备（型号 {code_profile}）的，而本机是{expected_kind}设备；"
+        "注册码未被使用。请使用{expected_kind}设备的注册码，或向上级管理员申请。"
+    ),
 }
+
+# How the technician's kinds of device are named to them.
+KIND_NAMES = {"fixed": "固定式", "portable": "便携式", "generic": "通用", "simulator": "模拟"}
 
 
 def new_device_id(township_code: str) -> str:
@@ -111,6 +125,16 @@ class Enroller:
                         code_township=code.township_code, expected=expected
                     )
                 )
+            wanted_kind = request.expected_profile_kind.strip()
+            code_kind = _profile_kind(code.profile)
+            if wanted_kind and code_kind is not None and wanted_kind != code_kind:
+                raise EnrollmentError(
+                    REFUSALS["wrong_profile"].format(
+                        code_kind=KIND_NAMES.get(code_kind, code_kind),
+                        code_profile=code.profile,
+                        expected_kind=KIND_NAMES.get(wanted_kind, wanted_kind[:20]),
+                    )
+                )
             device_id = new_device_id(code.township_code)
             try:
                 cert = issue_device_certificate(
@@ -161,6 +185,20 @@ class Enroller:
         return response
 
 
+def _profile_kind(profile: str) -> str | None:
+    """The kind (fixed, portable, ...) of a code's profile; None if it cannot be loaded."""
+    try:
+        return load_profile(profile).kind
+    except MusterError:
+        return None
+
+
+def enrolment_ticket(code: str, *, host: str, port: int, ca_cert_pem: bytes) -> EnrolmentTicket:
+    """The QR payload for ``code``: this controller's public address and enrolment port, and
+    the fingerprint of the CA its enrolment port's certificate comes from."""
+    return EnrolmentTicket.make(code, host, port, ca_fingerprint(ca_cert_pem))
+
+
 def create_enrollment_code(
     sessions: sessionmaker[Session],
     *,
@@ -170,16 +208,31 @@ def create_enrollment_code(
     created_by: str,
     now: datetime,
 ) -> str:
-    code = new_code()
+    return create_enrollment_codes(
+        sessions, [(township_code, profile)], valid_for=valid_for, created_by=created_by, now=now
+    )[0]
+
+
+def create_enrollment_codes(
+    sessions: sessionmaker[Session],
+    wanted: list[tuple[str, str]],
+    *,
+    valid_for: timedelta,
+    created_by: str,
+    now: datetime,
+) -> list[str]:
+    """One code per (township, profile), all in one transaction: all of them or none."""
+    codes = [new_code() for _ in wanted]
     with sessions.begin() as session:
-        session.add(
-            EnrollmentCode(
-                code_hash=hash_code(code),
-                township_code=township_code,
-                profile=profile,
-                created_at=now,
-                expires_at=now + valid_for,
-                created_by=created_by,
+        for code, (township_code, profile) in zip(codes, wanted, strict=True):
+            session.add(
+                EnrollmentCode(
+                    code_hash=hash_code(code),
+                    township_code=township_code,
+                    profile=profile,
+                    created_at=now,
+                    expires_at=now + valid_for,
+                    created_by=created_by,
+                )
             )
-        )
-    return code
+    return codes
