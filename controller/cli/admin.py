@@ -33,6 +33,7 @@ def admin() -> None:
 @click.option(
     "--role",
     required=True,
+    help="what the admin may see and do: a level of the region tree, auditor or technician",
     type=click.Choice(
         ["ministry", "province", "city", "county", "township", "auditor", "technician"]
     ),
@@ -82,7 +83,7 @@ def add(
 
 
 @admin.command("token")
-@click.option("--username", required=True)
+@click.option("--username", required=True, help="the admin's login name")
 @data_dir_option
 @database_url_option
 def token(username: str, data_dir: Path | None, database_url: str | None) -> None:
@@ -179,7 +180,12 @@ def _pki(data_dir: Path | None, database_url: str | None, now: datetime) -> Cont
 
 @dataset.command("keys")
 @click.option("--source", required=True, help="who we are, e.g. 泰山区 or 370902")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="the keys file to write (JSON)",
+)
 @data_dir_option
 @database_url_option
 def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None) -> None:
@@ -208,7 +214,12 @@ def keys(source: str, out: Path, data_dir: Path | None, database_url: str | None
     required=True,
     help="the upper level's keys file (from its `dataset keys`)",
 )
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="the dataset file to write",
+)
 @data_dir_option
 @database_url_option
 def export(
@@ -252,7 +263,11 @@ def export(
 
 @dataset.command("import")
 @click.option(
-    "--file", "path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True
+    "--file",
+    "path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="the dataset file received from the level below",
 )
 @click.option(
     "--trust",
