@@ -60,8 +60,8 @@ def add(
 
 
 @clerk.command("disable")
-@click.option("--township", required=True)
-@click.option("--username", required=True)
+@click.option("--township", required=True, help="12-digit township code of the clerk")
+@click.option("--username", required=True, help="the clerk's login name")
 @data_dir_option
 @database_url_option
 def disable(township: str, username: str, data_dir: Path | None, database_url: str | None) -> None:
