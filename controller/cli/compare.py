@@ -116,7 +116,7 @@ def import_extract_command(
 @click.command()
 @data_dir_option
 @database_url_option
-@click.option("--department", "kind", type=_KINDS, required=True)
+@click.option("--department", "kind", type=_KINDS, required=True, help="which department's extract")
 @click.option("--region", default="", help="compare only this region (code prefix)")
 @click.option(
     "--collected",
@@ -126,9 +126,19 @@ def import_extract_command(
     "instead of the records stored at the centre",
 )
 @click.option(
-    "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="the record-linkage backend (splink)",
 )
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="directory for the findings",
+)
 @click.option("--by", "by", default=None, help="who runs it (default: the login name)")
 def compare(
     kind: str,
