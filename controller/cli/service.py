@@ -57,7 +57,9 @@ def controller() -> None:
     type=click.Path(path_type=Path),
     help="a local Mosquitto's pid file; it gets SIGHUP to re-read pki/crl.pem after a revocation",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR"
+)
 def run(log_level: str, **options: object) -> None:
     """Run the controller until SIGINT/SIGTERM."""
     from controller.app import run_controller
@@ -214,7 +216,13 @@ def slice_command(
 
 @controller.command("register-simulated")
 @_with_common
-@click.option("--devices", "count", type=click.IntRange(1, 1_000_000), required=True)
+@click.option(
+    "--devices",
+    "count",
+    type=click.IntRange(1, 1_000_000),
+    required=True,
+    help="how many simulated devices (the same N as muster sim fleet --devices)",
+)
 @click.option("--first", type=click.IntRange(min=0), default=0, help="index of the first device")
 def register_simulated(count: int, first: int, **options: object) -> None:
     """Register `muster sim fleet`'s simulated devices in bulk (for load tests and UI trials)."""
