@@ -107,7 +107,13 @@ def _wait_and_read(reader: SamReader, timeout: float, clock: Clock) -> CardRead:
 @click.option(
     "--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Reads to do."
 )
-@click.option("--baud", type=click.IntRange(min=1), default=115200, show_default=True)
+@click.option(
+    "--baud",
+    type=click.IntRange(min=1),
+    default=115200,
+    show_default=True,
+    help="serial speed of the reader (the profile's reader.baud)",
+)
 def read_card(port: str, timeout: float, repeat: int, baud: int) -> None:
     """Read ID cards on a SAM reader and print each as JSON (读取身份证)."""
     clock = SystemClock()
