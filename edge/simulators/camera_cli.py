@@ -46,9 +46,19 @@ from muster.errors import ConfigError
     show_default=True,
     help="A person facing the camera, or an ID card lying on a desk.",
 )
-@click.option("--fps", type=click.FloatRange(min=1, max=60), default=15.0, show_default=True)
-@click.option("--width", type=click.IntRange(min=160), default=640, show_default=True)
-@click.option("--height", type=click.IntRange(min=120), default=480, show_default=True)
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=1, max=60),
+    default=15.0,
+    show_default=True,
+    help="frames per second of the video",
+)
+@click.option(
+    "--width", type=click.IntRange(min=160), default=640, show_default=True, help="frame width"
+)
+@click.option(
+    "--height", type=click.IntRange(min=120), default=480, show_default=True, help="frame height"
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sensor noise.")
 def camera(
     out: Path,
