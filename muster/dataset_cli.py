@@ -31,7 +31,7 @@ __all__ = ["dataset"]
     multiple=True,
     help="use exactly these 12-digit township codes instead (repeatable)",
 )
-@click.option("--seed", type=int, default=2018, show_default=True)
+@click.option("--seed", type=int, default=2018, show_default=True, help="same seed, same people")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help=".csv or .xlsx")
 def dataset(
     people: int, township_count: int, township_codes: tuple[str, ...], seed: int, out: Path
