@@ -21,14 +21,44 @@ __all__ = ["extract"]
 
 
 @click.command()
-@click.option("--department", "kind", type=click.Choice(sorted(DEPARTMENTS)), required=True)
+@click.option(
+    "--department",
+    "kind",
+    type=click.Choice(sorted(DEPARTMENTS)),
+    required=True,
+    help="which department's extract to write",
+)
 @click.option("--people", type=click.IntRange(min=1), required=True, help="collected people")
 @click.option("--township", "township_codes", multiple=True, help="12-digit codes (repeatable)")
-@click.option("--townships", "township_count", type=click.IntRange(min=1), default=5)
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.3, show_default=True)
-@click.option("--seed", type=int, default=2018, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
-@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv")
+@click.option(
+    "--townships",
+    "township_count",
+    type=click.IntRange(min=1),
+    default=5,
+    help="how many townships to pick when --township is not given",
+)
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="share of people with a planted problem",
+)
+@click.option("--seed", type=int, default=2018, show_default=True, help="same seed, same files")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="directory to write the files into",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx"]),
+    default="csv",
+    help="file format of the tables",
+)
 def extract(
     kind: str,
     people: int,
