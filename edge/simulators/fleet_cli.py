@@ -15,7 +15,12 @@ from muster.errors import MusterError
 
 @click.command("fleet")
 @click.option(
-    "--devices", "count", type=click.IntRange(1, 1_000_000), default=1000, show_default=True
+    "--devices",
+    "count",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="how many devices to simulate",
 )
 @click.option("--broker", required=True, help="plain broker URL, mqtt://HOST:PORT")
 @click.option(
@@ -33,11 +38,31 @@ from muster.errors import MusterError
     type=click.FloatRange(min=0.1),
     help="heartbeat interval for every device (default: each profile's, 60 s / 120 s)",
 )
-@click.option("--offline-share", type=click.FloatRange(0, 1), default=0.03, show_default=True)
-@click.option("--hang-share", type=click.FloatRange(0, 1), default=0.01, show_default=True)
-@click.option("--faults-per-hour", type=click.FloatRange(min=0), default=0.05, show_default=True)
+@click.option(
+    "--offline-share",
+    type=click.FloatRange(0, 1),
+    default=0.03,
+    show_default=True,
+    help="share of devices that go offline now and then",
+)
+@click.option(
+    "--hang-share",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="share of devices that stop sending heartbeats while connected",
+)
+@click.option(
+    "--faults-per-hour",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+    help="reader faults per device per hour",
+)
 @click.option("--first", type=click.IntRange(min=0), default=0, help="index of the first device")
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="same seed, same fleet behaviour"
+)
 def fleet(
     count: int,
     broker: str,
