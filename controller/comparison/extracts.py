@@ -51,8 +51,9 @@ class ExtractReport:
 
 def _check_region(prefix: str) -> str:
     prefix = prefix.strip()
-    if prefix and (not prefix.isdigit() or len(prefix) not in DRILL_LENGTHS):
-        lengths = "、".join(str(n) for n in DRILL_LENGTHS)
+    allowed = (*DRILL_LENGTHS, 12)  # down to one township
+    if prefix and (not prefix.isdigit() or len(prefix) not in allowed):
+        lengths = "、".join(str(n) for n in allowed)
         raise ComparisonError(f"--region “{prefix}” 不是区划代码前缀：应为 {lengths} 位数字")
     return prefix
 
