@@ -284,7 +284,11 @@ def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeo
 
 @click.command("selftest")
 @click.option(
-    "--state-dir", type=click.Path(path_type=Path), default=Path("var/edge"), show_default=True
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/edge"),
+    show_default=True,
+    help="the device's state dir (as given to muster edge run)",
 )
 @click.option(
     "--profile", "profile_name", help="firmware profile YAML or name (default: the one granted)"

@@ -97,7 +97,7 @@ def token(username: str, data_dir: Path | None, database_url: str | None) -> Non
 
 
 @admin.command("disable")
-@click.option("--username", required=True)
+@click.option("--username", required=True, help="the admin's login name")
 @data_dir_option
 @database_url_option
 def disable(username: str, data_dir: Path | None, database_url: str | None) -> None:

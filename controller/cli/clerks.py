@@ -74,7 +74,7 @@ def disable(township: str, username: str, data_dir: Path | None, database_url: s
 
 
 @clerk.command("list")
-@click.option("--township", required=True)
+@click.option("--township", required=True, help="12-digit township code")
 @data_dir_option
 @database_url_option
 def list_(township: str, data_dir: Path | None, database_url: str | None) -> None:

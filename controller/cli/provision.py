@@ -335,10 +335,15 @@ def crl_command(data_dir: Path | None, database_url: str | None) -> None:
 @click.command("replace")
 @click.argument("old_device")
 @click.argument("new_device")
-@click.option("--reason", default="设备损坏，已更换", show_default=True)
+@click.option(
+    "--reason",
+    default="设备损坏，已更换",
+    show_default=True,
+    help="why, in a few words (kept with both devices)",
+)
 @data_dir_option
 @database_url_option
-@click.option("--by", default="cli", show_default=True)
+@click.option("--by", default="cli", show_default=True, help="who records the replacement")
 def replace_command(
     old_device: str,
     new_device: str,
