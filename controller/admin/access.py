@@ -81,7 +81,7 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/openapi.json", "read"),
     ("GET", "/redoc", "read"),
     ("GET", "/docs/oauth2-redirect", "read"),
-    # progress, review, reports, exports (progress_pages.py)
+    # progress, review, reports, exports (pages/)
     ("GET", "/progress", "read"),
     ("GET", "/progress.xlsx", "export"),
     ("GET", "/api/v1/progress", "read"),

@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin.access import admin_of, install_access_control
 from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
-from controller.admin.fleet import fleet_router
 from controller.admin.login import login_router
 from controller.admin.login_guard import LoginThrottle, PasswordWorkers
-from controller.admin.progress_pages import progress_router
+from controller.admin.pages import page_routers
 from controller.db.models import Device, Record
 from muster.clock import Clock
 from muster.crypto import UploadPrivateKey
@@ -132,9 +131,9 @@ def create_admin_app(
     def api_summary(request: Request) -> FleetSummary:
         return summary(admin_of(request).prefix)
 
-    app.include_router(fleet_router(sessions, clock))
+    for router in page_routers(sessions, clock):
+        app.include_router(router)
     app.include_router(codes_router(sessions, clock))
-    app.include_router(progress_router(sessions, clock))
     app.include_router(login_router(sessions, clock, workers=workers, throttle=throttle))
     install_access_control(app, sessions, clock)  # scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos

@@ -10,20 +10,19 @@ kept. The list below shows every code with its status (unused, used by which dev
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import segno
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.accounts.admins import AccessError, AdminIdentity
 from controller.admin.access import admin_of
-from controller.admin.fleet_i18n import fleet_texts
+from controller.admin.pages.rendering import TEMPLATES
+from controller.admin.text import texts
 from controller.db.models import EnrollmentCode
 from controller.devices.enrolment import create_enrollment_code
 from controller.devices.revocation import AlreadyRevoked, UnknownDevice, revoke_device
@@ -32,57 +31,9 @@ from muster.errors import MusterError
 from muster.profiles import PROFILE_DIR, load_profile
 from muster.regions import parse_township
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 LANG = "^(zh|en)$"
 VALIDITY_CHOICES_H = (1, 12, 24, 72, 168, 720)
 MAX_VALIDITY_H = 720
-
-CODES_TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "nav_codes": "注册码",
-        "codes_title": "设备注册码",
-        "codes_new": "新建注册码",
-        "codes_township": "乡镇代码（12位）",
-        "codes_profile": "设备型号",
-        "codes_valid": "有效期",
-        "codes_hours": "小时",
-        "codes_create": "生成",
-        "codes_created": "新注册码（只显示这一次，请抄下或扫码）",
-        "codes_single": "只能注册一台设备。技术人员在设备上运行：",
-        "codes_list": "已发放的注册码",
-        "codes_id": "编号",
-        "codes_created_at": "发放时间",
-        "codes_expires": "有效期至",
-        "codes_status": "状态",
-        "codes_unused": "未使用",
-        "codes_used": "已使用",
-        "codes_expired": "已过期",
-        "codes_none": "尚未发放注册码。",
-        "codes_by": "发放人",
-    },
-    "en": {
-        "nav_codes": "Enrolment codes",
-        "codes_title": "Enrolment codes",
-        "codes_new": "New code",
-        "codes_township": "Township (12 digits)",
-        "codes_profile": "Profile",
-        "codes_valid": "Valid for",
-        "codes_hours": "hours",
-        "codes_create": "Create",
-        "codes_created": "New code (shown only now: copy it or scan it)",
-        "codes_single": "Enrols one device only. On the device the technician runs:",
-        "codes_list": "Codes issued",
-        "codes_id": "Id",
-        "codes_created_at": "Created",
-        "codes_expires": "Expires",
-        "codes_status": "Status",
-        "codes_unused": "unused",
-        "codes_used": "used",
-        "codes_expired": "expired",
-        "codes_none": "No code issued yet.",
-        "codes_by": "Issued by",
-    },
-}
 
 
 class CodeRequest(BaseModel):
@@ -197,7 +148,7 @@ def codes_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             request,
             "codes.html",
             {
-                "t": {**fleet_texts(lang), **CODES_TEXT[lang]},
+                "t": texts(lang, "codes"),
                 "lang": lang,
                 "path": request.url.path,
                 "switch_url": f"{request.url.path}?lang={other}",

@@ -1,0 +1,39 @@
+"""The admin's server-rendered pages and their ``/api/v1/...`` twins, one router per page family
+(fleet overview, devices, data flow, progress, review, township, reports, deadlines, exports,
+audit); ``rendering`` holds what they share. May import ``controller.admin`` (access, charts,
+text, fleet_queries), ``controller.records``, ``controller.fleet``, ``controller.db``, ``muster``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.pages.audit import audit_router
+from controller.admin.pages.deadlines import deadlines_router
+from controller.admin.pages.exports import exports_router
+from controller.admin.pages.fleet_devices import fleet_devices_router
+from controller.admin.pages.fleet_flow import fleet_flow_router
+from controller.admin.pages.fleet_overview import fleet_overview_router
+from controller.admin.pages.progress import progress_router
+from controller.admin.pages.reports import reports_router
+from controller.admin.pages.review import review_router
+from controller.admin.pages.township import township_router
+from muster.clock import Clock
+
+__all__ = ["page_routers"]
+
+
+def page_routers(sessions: sessionmaker[Session], clock: Clock) -> list[APIRouter]:
+    """Every page family's router, in the order the app includes them."""
+    return [
+        fleet_overview_router(sessions),
+        fleet_devices_router(sessions, clock),
+        fleet_flow_router(sessions, clock),
+        progress_router(sessions, clock),
+        reports_router(sessions, clock),
+        exports_router(sessions, clock),
+        deadlines_router(sessions, clock),
+        township_router(sessions, clock),
+        review_router(sessions, clock),
+        audit_router(sessions),
+    ]

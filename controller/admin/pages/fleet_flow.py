@@ -1,0 +1,87 @@
+"""The data-flow page (records received per hour, the fleet's backlog and devices online) and
+``/api/v1/telemetry``, this process's telemetry consumer counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin import fleet_queries as q
+from controller.admin.access import admin_of
+from controller.admin.charts import bar_chart
+from controller.admin.pages.rendering import LANG, REGION, render
+from controller.admin.text import texts
+from muster.clock import Clock
+
+__all__ = ["fleet_flow_router"]
+
+
+def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/v1/telemetry", tags=["fleet"])
+    def api_telemetry(request: Request) -> dict[str, Any]:
+        """This controller process's telemetry consumer: messages received and applied, and,
+        when its buffer was full, superseded by a newer message of the same device or dropped
+        (see controller/fleet/telemetry_consumer.py)."""
+        consumer = getattr(request.app.state, "consumer", None)
+        if consumer is None:
+            return {
+                "connected": False,
+                "messages_received": 0,
+                "messages_applied": 0,
+                "messages_pending": 0,
+                "messages_superseded": 0,
+                "messages_dropped": 0,
+            }
+        return {
+            "connected": consumer.connected.is_set(),
+            "messages_received": consumer.messages_received,
+            "messages_applied": consumer.messages_applied,
+            "messages_pending": consumer.pending,
+            "messages_superseded": consumer.messages_superseded,
+            "messages_dropped": consumer.messages_dropped,
+        }
+
+    @router.get("/flow", response_class=HTMLResponse, include_in_schema=False)
+    def flow(
+        request: Request,
+        lang: str = Query("zh", pattern=LANG),
+        region: str = Query("", pattern=REGION),
+    ) -> Response:
+        now = clock.now()
+        t = texts(lang, "fleet")
+        admin = admin_of(request)
+        region = admin.narrow(region)
+        with sessions() as session:
+            per_hour = q.records_per_hour(session, now, prefix=region)
+            # The samples count the whole fleet: only a national admin may see them.
+            samples = q.fleet_series(session, now) if not admin.prefix else []
+            totals = q.totals(session, region)
+        series = [(s.at.strftime("%m-%d %H:%M"), s) for s in samples]
+        return render(
+            request,
+            "fleet_flow.html",
+            lang,
+            "fleet",
+            region=region,
+            totals=totals,
+            records_chart=bar_chart(per_hour, title=t["records_hour"], testid="records-per-hour"),
+            backlog_chart=bar_chart(
+                [(label, s.backlog) for label, s in series],
+                title=t["backlog_chart"],
+                colour="#c2410c",
+                testid="backlog",
+            ),
+            online_chart=bar_chart(
+                [(label, s.online) for label, s in series],
+                title=t["online_chart"],
+                colour="#1f7a1f",
+                testid="online",
+            ),
+        )
+
+    return router

@@ -1,0 +1,204 @@
+"""Reviewing records up the chain: the queue of an area's records by status, a record beside
+its initial data field by field with its history, and approving or returning it, as pages and
+as ``/api/v1/review`` and ``/api/v1/records/...``."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.access import admin_of
+from controller.admin.pages.record_views import (
+    EventView,
+    RecordView,
+    event_view,
+    record_page,
+    record_view,
+)
+from controller.admin.pages.rendering import LANG, REGION, Store, form_body, form_lang
+from controller.db.models import PersonRow, Record, ReviewEvent
+from controller.records.review import approve, compare_fields, return_record
+from muster.clock import Clock
+from muster.errors import ConfigError
+
+__all__ = ["RecordDetailView", "review_router"]
+
+PER_PAGE = 50
+STATUS = "^(|collected|returned|approved|superseded)$"
+
+
+class ReturnRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class FieldView(BaseModel):
+    key: str
+    label: str
+    collected: str
+    initial: str
+    differs: bool
+
+
+class RecordDetailView(RecordView):
+    fields: list[FieldView]
+
+
+def review_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+    router = APIRouter()
+    store = Store(sessions)
+
+    def queue(area: str, status: str, page_no: int) -> tuple[list[RecordView], int]:
+        def run(s: Session) -> tuple[list[RecordView], int]:
+            where = [Record.township_code.startswith(area)]
+            if status:
+                where.append(Record.review_status == status)
+            total = s.scalar(select(func.count()).select_from(Record).where(*where)) or 0
+            rows = s.scalars(
+                select(Record)
+                .where(*where)
+                .order_by(Record.township_code, Record.received_at, Record.record_id)
+                .offset((page_no - 1) * PER_PAGE)
+                .limit(PER_PAGE)
+            )
+            return [record_view(r) for r in rows], total
+
+        return store.read(run)
+
+    @router.get("/api/v1/review", response_model=list[RecordView], tags=["review"])
+    def api_review(
+        request: Request,
+        region: str = Query("", pattern=REGION),
+        status: str = Query("collected", pattern=STATUS),
+        page_no: int = Query(1, alias="page", ge=1),
+    ) -> list[RecordView]:
+        """Records of your area by review status, 50 a page."""
+        return queue(admin_of(request).narrow(region), status, page_no)[0]
+
+    @router.get("/review", response_class=HTMLResponse, include_in_schema=False)
+    def review_page(
+        request: Request,
+        lang: str = Query("zh", pattern=LANG),
+        region: str = Query("", pattern=REGION),
+        status: str = Query("collected", pattern=STATUS),
+        page_no: int = Query(1, alias="page", ge=1),
+    ) -> Response:
+        area = admin_of(request).narrow(region)
+        records, total = queue(area, status, page_no)
+        return record_page(
+            request,
+            "review_list.html",
+            lang,
+            records=records,
+            total=total,
+            area=area,
+            status=status,
+            page_no=page_no,
+            pages=max(1, math.ceil(total / PER_PAGE)),
+        )
+
+    def detail(record_id: str) -> tuple[RecordDetailView, list[EventView]]:
+        def run(s: Session) -> tuple[RecordDetailView, list[EventView]]:
+            record = s.get(Record, record_id)
+            if record is None:
+                raise HTTPException(404, f"没有编号为 {record_id} 的记录")
+            person = (
+                s.get(PersonRow, (record.township_code, record.id_number))
+                if record.id_number
+                else None
+            )
+            fields = [
+                FieldView(
+                    key=f.key,
+                    label=f.label,
+                    collected=f.collected,
+                    initial=f.initial,
+                    differs=f.differs,
+                )
+                for f in compare_fields(record, person)
+            ]
+            events = [
+                event_view(e)
+                for e in s.scalars(
+                    select(ReviewEvent)
+                    .where(ReviewEvent.record_id == record_id)
+                    .order_by(ReviewEvent.at)
+                )
+            ]
+            return RecordDetailView(**record_view(record).model_dump(), fields=fields), events
+
+        return store.read(run)
+
+    @router.get("/api/v1/records/{record_id}", response_model=RecordDetailView, tags=["review"])
+    def api_record(record_id: str) -> RecordDetailView:
+        """A record's fields beside the initial data, field by field."""
+        return detail(record_id)[0]
+
+    def act(request: Request, record_id: str, action: str, reason: str) -> Record:
+        admin = admin_of(request)
+        now = clock.now()
+        if action == "approve":
+            return store.write(lambda s: approve(s, record_id, admin, now))
+        if action == "return":
+            return store.write(lambda s: return_record(s, record_id, admin, reason, now))
+        raise ConfigError("操作应为 approve（通过）或 return（退回）")
+
+    @router.post("/api/v1/records/{record_id}/approve", response_model=RecordView, tags=["review"])
+    def api_approve(request: Request, record_id: str) -> RecordView:
+        try:
+            return record_view(act(request, record_id, "approve", ""))
+        except ConfigError as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    @router.post("/api/v1/records/{record_id}/return", response_model=RecordView, tags=["review"])
+    def api_return(request: Request, record_id: str, body: ReturnRequest) -> RecordView:
+        """Send a record back to its township; the reason reaches the township's devices."""
+        try:
+            return record_view(act(request, record_id, "return", body.reason))
+        except ConfigError as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    def one_record_page(
+        request: Request, record_id: str, lang: str, error: str = "", status_code: int = 200
+    ) -> Response:
+        record, events = detail(record_id)
+        return record_page(
+            request,
+            "review_record.html",
+            lang,
+            status_code=status_code,
+            r=record,
+            events=events,
+            error=error,
+            can_review=admin_of(request).can("review"),
+        )
+
+    @router.get("/review/{record_id}", response_class=HTMLResponse, include_in_schema=False)
+    def record_detail(
+        request: Request, record_id: str, lang: str = Query("zh", pattern=LANG)
+    ) -> Response:
+        return one_record_page(request, record_id, lang)
+
+    @router.post("/review/{record_id}", include_in_schema=False)
+    async def record_submit(request: Request, record_id: str) -> Response:
+        form = form_body(await request.body())
+        lang = form_lang(form)
+        try:
+            record = act(request, record_id, form.get("action", ""), form.get("reason", ""))
+        except ConfigError as exc:
+            return one_record_page(request, record_id, lang, error=str(exc), status_code=409)
+        # On to the next record of the same township still to review, as a reviewer works.
+        following = queue(record.township_code, "collected", 1)[0]
+        if following:
+            return RedirectResponse(
+                f"/review/{following[0].record_id}?lang={lang}", status_code=303
+            )
+        return RedirectResponse(
+            f"/review?region={record.township_code[:9]}&lang={lang}", status_code=303
+        )
+
+    return router

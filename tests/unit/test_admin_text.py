@@ -1,0 +1,62 @@
+"""The admin's words: every key has its Chinese and its English, English carries no Chinese
+(but the link back to Chinese), a page family never shadows a navigation word, and no template
+writes a Chinese label of its own that ``?lang=en`` could not translate."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from controller.admin.text import FAMILIES, LANGS, other_lang, pick_lang, texts
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+TEMPLATES = Path(__file__).parents[2] / "controller" / "admin" / "templates"
+# Words that are the same, or meant, in both languages.
+SAME_IN_BOTH = {"switch"}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_key_has_chinese_and_english(family: str) -> None:
+    """Each (zh, en) pair is two non-empty strings; the English one has no Chinese character
+    and the Chinese one is not the English one copied."""
+    for key, (zh, en) in FAMILIES[family].items():
+        assert zh.strip() and en.strip(), f"{family}.{key} is empty in a language"
+        if key in SAME_IN_BOTH:
+            continue
+        assert not CJK.search(en), f"{family}.{key} has Chinese in English: {en!r}"
+        assert zh != en or not re.search("[A-Za-z]{3}", zh), f"{family}.{key} is untranslated"
+
+
+def test_no_family_shadows_a_common_word() -> None:
+    common = set(FAMILIES["common"])
+    for family, table in FAMILIES.items():
+        if family != "common":
+            assert not common & set(table), f"{family} redefines {common & set(table)}"
+
+
+def test_lookup_gives_common_and_family_words_in_the_asked_language() -> None:
+    assert texts("en", "records")["nav_progress"] == "Progress"
+    assert texts("en", "records")["approve"] == "Approve"
+    assert texts("zh", "fleet")["stale"] == FAMILIES["fleet"]["stale"][0]
+    # Anything but "en" is Chinese, as an unknown ?lang= is refused before it gets here.
+    assert texts("fr", "fleet") == texts("zh", "fleet")
+
+
+@pytest.mark.parametrize(
+    "hostile", ["", "EN", "en ", "zh-CN", "../en", "en\x00", None, 1, "<script>"]
+)
+def test_a_language_we_do_not_have_falls_back_to_chinese(hostile: object) -> None:
+    assert pick_lang(hostile) == "zh"
+    assert pick_lang("en") == "en" and other_lang("en") == "zh" and other_lang("zh") == "en"
+    assert set(LANGS) == {"zh", "en"}
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_templates_write_no_chinese_label_of_their_own(template: str) -> None:
+    """A Chinese word in a template would show on the English page too: every label comes
+    from the text tables (comments aside)."""
+    text = re.sub(r"\{#.*?#\}", "", (TEMPLATES / template).read_text(), flags=re.S)
+    found = CJK.findall(text)
+    assert not found, f"{template} writes {''.join(found)!r} itself"
