@@ -111,6 +111,9 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/audit", "read"),
     ("GET", "/api/v1/audit", "read"),
     ("GET", "/api/v1/denials", "read"),
+    # departments' comparisons (comparison_pages.py)
+    ("GET", "/comparisons", "read"),
+    ("GET", "/api/v1/comparisons", "read"),
 )
 
 _COMPILED = [(m, compile_path(p)[0], p, a) for m, p, a in ROUTE_ACTIONS]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin.access import admin_of, install_access_control
 from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
+from controller.admin.comparison_pages import comparison_router
 from controller.admin.login import login_router
 from controller.admin.login_guard import LoginThrottle, PasswordWorkers
 from controller.admin.pages import page_routers
@@ -134,6 +135,7 @@ def create_admin_app(
     for router in page_routers(sessions, clock):
         app.include_router(router)
     app.include_router(codes_router(sessions, clock))
+    app.include_router(comparison_router(sessions))
     app.include_router(login_router(sessions, clock, workers=workers, throttle=throttle))
     install_access_control(app, sessions, clock)  # scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos
