@@ -60,3 +60,26 @@ def test_templates_write_no_chinese_label_of_their_own(template: str) -> None:
     text = re.sub(r"\{#.*?#\}", "", (TEMPLATES / template).read_text(), flags=re.S)
     found = CJK.findall(text)
     assert not found, f"{template} writes {''.join(found)!r} itself"
+
+
+def _family_of(template: str) -> str:
+    if template.startswith("fleet_"):
+        return "fleet"
+    if template == "codes.html":
+        return "codes"
+    if template in ("login.html", "me.html", "logout.html"):
+        return "account"
+    return "common" if template == "base.html" else "records"
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_every_word_a_template_asks_for_is_in_its_family(template: str) -> None:
+    """``t.key`` and ``t['prefix_' ~ x]`` of a template resolve in the family its page renders
+    with: a missing key renders as nothing, in both languages."""
+    text = (TEMPLATES / template).read_text()
+    table = texts("zh", _family_of(template))  # type: ignore[arg-type]
+    keys = set(re.findall(r"\bt\.(\w+)", text)) | set(re.findall(r"\bt\['(\w+)'\]", text))
+    missing = sorted(k for k in keys - {"get", "format"} if k not in table)
+    assert not missing, f"{template} asks for {missing}"
+    for prefix in set(re.findall(r"\bt\[\s*'(\w+_)'\s*[~+]", text)):
+        assert any(k.startswith(prefix) for k in table), f"{template}: no {prefix}* words"

@@ -91,4 +91,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "phase_review": ("县级逐条审核完毕", "County review finished"),
     "history": ("审核经过", "Review history"),
     "found_records": ("共 {n} 条记录", "{n} records"),
+    "apply": ("查询", "Search"),
+    "township": ("乡镇", "Township"),
+    "prev": ("上一页", "Previous"),
+    "next": ("下一页", "Next"),
+    "role": ("角色", "Role"),
 }
