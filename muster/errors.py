@@ -14,6 +14,7 @@ complete)::
     │   ├── ImportFileError                controller.records.initial_import
     │   ├── ExtractHeaderError             muster.departments
     │   ├── ComparisonError                controller.comparison.errors
+│   ├── ConfirmationError          a confirmation step refused     muster.confirmation
     │   ├── ApplicationError           an S-30 application refused   muster.one_application
     │   ├── CallbackRefused            a department's message refused muster.application_wire
     │   └── ReleaseError           a release or update refused; ``reason`` names why  muster.releases
