@@ -26,7 +26,8 @@ MAX_IMAGE_BYTES = 30 * 2**20
 # Decoding a frame takes a few ms; more than this many pixels is not a camera frame.
 _MAX_PIXELS = 40_000_000
 
-_FORMATS = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+# In zxing-cpp 3 the QR family includes Micro QR (which segno picks for short payloads).
+_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
 def ticket_in_image(image: NDArray[np.uint8]) -> EnrolmentTicket | None:
