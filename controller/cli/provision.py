@@ -81,6 +81,17 @@ def code() -> None:
     help="who creates the code (kept with it, shown in the codes page)",
 )
 @click.option(
+    "--hostname",
+    help="the controller's name or IP devices reach it by, put in the QR code (as given to "
+    "muster controller run; default: its settings)",
+)
+@click.option(
+    "--enrol-port",
+    type=click.IntRange(1, 65535),
+    help="the controller's enrolment port, put in the QR code (as given to muster controller "
+    "run; default: its settings, 7443)",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="print one JSON object instead of text and QR code"
 )
 @click.option(
@@ -95,6 +106,8 @@ def code_create(
     data_dir: Path | None,
     database_url: str | None,
     created_by: str,
+    hostname: str | None,
+    enrol_port: int | None,
     as_json: bool,
     qr_png: Path | None,
 ) -> None:
@@ -110,7 +123,9 @@ def code_create(
     if bulk is not None:
         if township or profile or qr_png:
             raise click.UsageError("--bulk 与 --township/--profile/--qr-png 不能同时使用")
-        _bulk_codes(bulk, out, validity, data_dir, database_url, created_by, as_json)
+        _bulk_codes(
+            bulk, out, validity, data_dir, database_url, created_by, as_json, hostname, enrol_port
+        )
         return
     if not township or not profile:
         raise click.UsageError("请给出 --township 和 --profile（或用 --bulk 批量创建）")
@@ -119,7 +134,7 @@ def code_create(
         load_profile(profile)
         valid_for = parse_validity(validity)
         now = SystemClock().now()
-        settings = _controller_settings(data_dir, database_url)
+        settings = _controller_settings(data_dir, database_url, hostname, enrol_port)
         with open_database(settings) as sessions:
             text = create_enrollment_code(
                 sessions,
@@ -169,13 +184,22 @@ def code_create(
     qr.terminal(compact=True)
 
 
-def _controller_settings(data_dir: Path | None, database_url: str | None) -> ControllerSettings:
+def _controller_settings(
+    data_dir: Path | None,
+    database_url: str | None,
+    hostname: str | None = None,
+    enrol_port: int | None = None,
+) -> ControllerSettings:
     """The controller's settings, refusing a data dir without the controller's keys: codes made
     in a fresh empty database are unknown to the real controller, and their QR code would name
     a CA no device trusts."""
     from muster.errors import ConfigError
 
     settings = settings_for(data_dir, database_url)
+    if hostname:
+        settings = settings.model_copy(update={"public_hostnames": [hostname]})
+    if enrol_port is not None:
+        settings = settings.model_copy(update={"enrol_port": enrol_port})
     ca = settings.data_dir / "pki" / "ca.crt"
     if not ca.exists() or not (settings.data_dir / "pki" / "ca.key").exists():
         given = "--data-dir" if data_dir is not None else "默认位置（未给 --data-dir）"
@@ -196,6 +220,8 @@ def _bulk_codes(
     database_url: str | None,
     created_by: str,
     as_json: bool,
+    hostname: str | None,
+    enrol_port: int | None,
 ) -> None:
     from controller.devices.code_sheets import IssuedCode, codes_csv, codes_pdf, parse_bulk_csv
     from controller.devices.enrolment import create_enrollment_codes, enrolment_ticket
@@ -212,7 +238,7 @@ def _bulk_codes(
                 f"无法读取 {bulk}：{exc.strerror}", param_hint="--bulk"
             ) from None
         rows = parse_bulk_csv(data)
-        settings = _controller_settings(data_dir, database_url)
+        settings = _controller_settings(data_dir, database_url, hostname, enrol_port)
         ca_pem = (settings.data_dir / "pki" / "ca.crt").read_bytes()
         now = SystemClock().now()
         with open_database(settings) as sessions:
