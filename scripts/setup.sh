@@ -33,6 +33,7 @@ APT_PACKAGES=(
     fonts-droid-fallback fonts-dejavu-core
     gcc python3-dev python3-venv
     faketime
+    openjdk-17-jre-headless  # the comparison's Spark engine (muster controller compare --engine spark)
 )
 
 if [ "$(id -u)" -eq 0 ]; then
