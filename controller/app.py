@@ -162,6 +162,8 @@ class Controller:
             clock=clock,
             upload_keys=lambda: load_upload_keys(self.pki.directory),
             password_workers=self._password_workers,
+            lockout=timedelta(seconds=settings.admin_lockout_s),
+            trusted_proxies=settings.admin_trusted_proxies,
         )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(

@@ -54,6 +54,12 @@ class ControllerSettings(BaseSettings):
     # this many more logins wait for one (128 MiB each); past that a login is told to retry.
     admin_password_workers: int = Field(default=2, ge=1)
     admin_password_waiting: int = Field(default=2, ge=0)
+    # A name or address locked after too many wrong passwords: the first lockout's length
+    # (each that follows doubles, up to a day); kept in the database.
+    admin_lockout_s: float = Field(default=900.0, gt=0)
+    # Reverse proxies in front of the admin port (addresses or networks): only from these is
+    # X-Forwarded-For believed, for the per-address login limits; otherwise the socket's peer.
+    admin_trusted_proxies: list[str] = Field(default_factory=list)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'controller.db').resolve()}"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from controller.db.models import AccessDenial, AdminSession, AdminUser
@@ -306,9 +306,24 @@ def resolve_token(session: Session, token: str) -> AdminIdentity:
 def record_denial(
     session: Session, *, username: str, method: str, path: str, reason: str, now: datetime
 ) -> None:
-    session.add(
-        AccessDenial(at=now, username=username, method=method, path=path[:300], reason=reason[:300])
+    # One row per name, method and path a minute, counting the rest: a stranger repeating a
+    # refused request fills no table (issue 15). A replica racing another may add a second.
+    path = path[:300]
+    minute = now.replace(second=0, microsecond=0)
+    counted = session.execute(
+        update(AccessDenial)
+        .where(
+            AccessDenial.username == username,
+            AccessDenial.method == method,
+            AccessDenial.path == path,
+            AccessDenial.at >= minute,
+        )
+        .values(count=AccessDenial.count + 1, last_at=now, reason=reason[:300])
     )
+    if not getattr(counted, "rowcount", 0):
+        session.add(
+            AccessDenial(at=now, username=username, method=method, path=path, reason=reason[:300])
+        )
     log.warning("admin request denied", admin=username, method=method, path=path, reason=reason)
 
 

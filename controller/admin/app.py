@@ -3,8 +3,8 @@ No asset comes from the internet: the devices' and admins' networks are private.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
@@ -18,7 +18,12 @@ from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
 from controller.admin.comparison_pages import comparison_router
 from controller.admin.login import login_router
-from controller.admin.login_guard import LoginThrottle, PasswordWorkers
+from controller.admin.login_guard import (
+    LOCKOUT,
+    LoginThrottle,
+    PasswordWorkers,
+    parse_trusted_proxies,
+)
 from controller.admin.pages import page_routers
 from controller.db.models import Device, Record
 from muster.clock import Clock
@@ -80,6 +85,8 @@ def create_admin_app(
     clock: Clock,
     upload_keys: Callable[[], Mapping[int, UploadPrivateKey]] | None = None,
     password_workers: PasswordWorkers | None = None,
+    lockout: timedelta = LOCKOUT,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """The admin app over ``sessions``. ``clock`` is the one every page, API call, login and
     refusal reads "now" from (kept on ``app.state.clock``): the process's ``SystemClock``, or a
@@ -91,7 +98,8 @@ def create_admin_app(
     app = FastAPI(title="muster admin", version="1")
     app.state.clock = clock
     app.state.password_workers = workers = password_workers or PasswordWorkers()
-    app.state.login_throttle = throttle = LoginThrottle(clock)
+    app.state.login_throttle = throttle = LoginThrottle(sessions, clock, lockout=lockout)
+    app.state.trusted_proxies = proxies = parse_trusted_proxies(trusted_proxies)
 
     def list_devices(township: str, online: bool | None, limit: int) -> list[DeviceView]:
         with sessions() as session:
@@ -136,7 +144,9 @@ def create_admin_app(
         app.include_router(router)
     app.include_router(codes_router(sessions, clock))
     app.include_router(comparison_router(sessions))
-    app.include_router(login_router(sessions, clock, workers=workers, throttle=throttle))
+    app.include_router(
+        login_router(sessions, clock, workers=workers, throttle=throttle, proxies=proxies)
+    )
     install_access_control(app, sessions, clock)  # scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos
         app.include_router(attachments_router(sessions, upload_keys))

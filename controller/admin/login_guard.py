@@ -21,11 +21,9 @@ controller/fleet/rules.py does):
   ``ADDRESS_WINDOW``, whatever names they were for: one machine cannot try a password on every
   name in turn.
 
-The state lives in the process's memory, not in the database: it is lost when the controller
-restarts (an attacker gains one more round of attempts per restart) and each replica behind a
-load balancer counts on its own (at most that many rounds). Both are bounded, unlike the
-attempts they replace; keeping the counters in a table is the step past that. The tables of
-names and addresses are bounded too (``MAX_TRACKED``), the oldest forgotten first.
+The counters live in the database (``login_lockouts``), so a restart forgets no lockout and
+every replica behind a load balancer counts the same failures; the times are the injected
+clock's. The lockout's first length is a setting (``admin_lockout_s``).
 
 Errors::
 
@@ -38,16 +36,20 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import LoginLockout
 from muster.clock import CAMPAIGN_TZ, Clock
-from muster.errors import MusterError
+from muster.errors import ConfigError, MusterError
 
 __all__ = [
     "ADDRESS_FAILURES",
@@ -60,6 +62,8 @@ __all__ = [
     "LoginRefused",
     "LoginThrottle",
     "PasswordWorkers",
+    "client_address",
+    "parse_trusted_proxies",
 ]
 
 T = TypeVar("T")
@@ -69,7 +73,6 @@ ADDRESS_FAILURES = 20
 ADDRESS_WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 LOCKOUT_MAX = timedelta(hours=24)
-MAX_TRACKED = 10_000
 
 
 class LoginRefused(MusterError):
@@ -126,20 +129,64 @@ class PasswordWorkers:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass
-class _Count:
-    """Failures of one name (in a row) or one address (their monotonic times, in the window)."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-    failures: deque[float] = field(default_factory=deque)
-    locked_until: float = 0.0
-    lockouts: int = 0
+
+def parse_trusted_proxies(entries: Sequence[str]) -> tuple[Network, ...]:
+    """The ``admin_trusted_proxies`` setting as networks; a bad entry is a ConfigError naming
+    it, so a typo cannot silently trust nobody (or everybody)."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"admin_trusted_proxies 中的 {entry[:60]!r} 不是 IP 地址或网段 "
+                "(write addresses or networks such as 10.0.0.5 or 10.0.0.0/24)"
+            ) from None
+    return tuple(networks)
+
+
+def client_address(peer: str, forwarded_for: Sequence[str], proxies: Sequence[Network]) -> str:
+    """The address the per-address limits count: the socket's peer, unless the peer is one of
+    our ``proxies``; then the rightmost ``X-Forwarded-For`` hop that is not one of them (the
+    hops left of it were written by whoever connected, so they prove nothing)."""
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in proxies)
+
+    if not trusted(peer):
+        return peer
+    current = peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return current  # garbage from beyond our proxies: count the last hop we know
+        current = hop
+        if not trusted(hop):
+            return hop
+    return current
+
+
+def _key(kind: str, value: str) -> str:
+    return f"{kind}:{value}"[:80]
 
 
 class LoginThrottle:
-    """Failed-login counters per name and per address, and the lockouts they lead to."""
+    """Failed-login counters per name and per address, and the lockouts they lead to, in the
+    ``login_lockouts`` table. Every change is one conditional UPDATE, so replicas counting
+    the same name at once neither lose a failure nor lock it twice. Blocking (database):
+    call from a worker thread."""
 
     def __init__(
         self,
+        sessions: sessionmaker[Session],
         clock: Clock,
         *,
         user_failures: int = USER_FAILURES,
@@ -147,68 +194,87 @@ class LoginThrottle:
         address_window: timedelta = ADDRESS_WINDOW,
         lockout: timedelta = LOCKOUT,
         lockout_max: timedelta = LOCKOUT_MAX,
-        max_tracked: int = MAX_TRACKED,
     ) -> None:
+        self.sessions = sessions
         self.clock = clock
         self.user_failures = user_failures
         self.address_failures = address_failures
-        self.address_window_s = address_window.total_seconds()
-        self.lockout_s = lockout.total_seconds()
-        self.lockout_max_s = lockout_max.total_seconds()
-        self.max_tracked = max_tracked
-        self._users: OrderedDict[str, _Count] = OrderedDict()
-        self._addresses: OrderedDict[str, _Count] = OrderedDict()
+        self.address_window = address_window
+        self.lockout = lockout
+        self.lockout_max = lockout_max
 
     def check(self, username: str, address: str) -> None:
         """LoginLocked when the name or the address may not try now."""
-        now = self.clock.monotonic()
-        for table, key, what in (
-            (self._users, username, "该账号"),
-            (self._addresses, address, "本机地址"),
-        ):
-            count = table.get(key)
-            if count is not None and now < count.locked_until:
-                raise self._locked(what, count.locked_until - now)
+        now = self.clock.now()
+        keys = {_key("user", username): "该账号", _key("addr", address): "本机地址"}
+        with self.sessions() as session:
+            rows = session.scalars(select(LoginLockout).where(LoginLockout.key.in_(keys)))
+            for row in rows:
+                if row.locked_until is not None and now < row.locked_until:
+                    raise self._locked(keys[row.key], row.locked_until - now)
 
     def failed(self, username: str, address: str) -> LoginLocked | None:
         """Count a wrong password; the lockout it starts, if it starts one."""
-        now = self.clock.monotonic()
-        user = self._entry(self._users, username)
-        user.failures.append(now)
-        locked: LoginLocked | None = None
-        if len(user.failures) >= self.user_failures:
-            locked = self._lock(user, now, "该账号")
-        place = self._entry(self._addresses, address)
-        place.failures.append(now)
-        while place.failures and place.failures[0] <= now - self.address_window_s:
-            place.failures.popleft()
-        if len(place.failures) >= self.address_failures:
-            address_locked = self._lock(place, now, "本机地址")
-            locked = locked or address_locked
-        return locked
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            locked = self._count(session, _key("user", username), now, self.user_failures, None)
+            place = self._count(
+                session,
+                _key("addr", address),
+                now,
+                self.address_failures,
+                self.address_window,
+            )
+        if locked is not None:
+            return self._locked("该账号", locked)
+        return self._locked("本机地址", place) if place is not None else None
 
     def succeeded(self, username: str) -> None:
         """A right password: the name starts again from nothing (its address does not)."""
-        self._users.pop(username, None)
+        with self.sessions.begin() as session:
+            session.execute(delete(LoginLockout).where(LoginLockout.key == _key("user", username)))
 
-    def _entry(self, table: OrderedDict[str, _Count], key: str) -> _Count:
-        count = table.get(key)
-        if count is None:
-            count = table[key] = _Count()
-            while len(table) > self.max_tracked:
-                table.popitem(last=False)
-        table.move_to_end(key)
-        return count
+    def _count(
+        self,
+        session: Session,
+        key: str,
+        now: datetime,
+        limit: int,
+        window: timedelta | None,
+    ) -> timedelta | None:
+        """One more failure for ``key``; the lockout's length if this one starts it."""
+        if session.get(LoginLockout, key) is None:
+            try:
+                with session.begin_nested():
+                    session.add(LoginLockout(key=key, failures=0, window_start=now, lockouts=0))
+            except IntegrityError:
+                pass  # another replica added it first; count on its row
+        row = LoginLockout.__table__.c
+        if window is not None:  # the address's window ran out: start a new one
+            session.execute(
+                update(LoginLockout)
+                .where(row.key == key, row.window_start <= now - window)
+                .values(failures=0, window_start=now)
+            )
+        session.execute(
+            update(LoginLockout).where(row.key == key).values(failures=row.failures + 1)
+        )
+        failures, lockouts = session.execute(
+            select(row.failures, row.lockouts).where(row.key == key)
+        ).one()
+        if failures < limit:
+            return None
+        length = min(self.lockout * 2**lockouts, self.lockout_max)
+        started = session.execute(
+            update(LoginLockout)
+            .where(row.key == key, row.lockouts == lockouts, row.failures >= limit)
+            .values(locked_until=now + length, lockouts=lockouts + 1, failures=0)
+        )
+        return length if getattr(started, "rowcount", 0) else None
 
-    def _lock(self, count: _Count, now: float, what: str) -> LoginLocked:
-        seconds = min(self.lockout_s * 2**count.lockouts, self.lockout_max_s)
-        count.locked_until = now + seconds
-        count.lockouts += 1
-        count.failures.clear()
-        return self._locked(what, seconds)
-
-    def _locked(self, what: str, seconds: float) -> LoginLocked:
-        until = (self.clock.now() + timedelta(seconds=seconds)).astimezone(CAMPAIGN_TZ)
+    def _locked(self, what: str, remaining: timedelta) -> LoginLocked:
+        seconds = remaining.total_seconds()
+        until = (self.clock.now() + remaining).astimezone(CAMPAIGN_TZ)
         minutes = max(1, round(seconds / 60))
         return LoginLocked(
             f"{what}密码错误次数过多，已被锁定约 {minutes} 分钟，"

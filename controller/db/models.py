@@ -374,6 +374,10 @@ class AccessDenial(Base):
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(300))
     reason: Mapped[str] = mapped_column(String(300))
+    # Refusals of one name on one path within a minute share a row (a flood is one row a
+    # minute, not one a request): how many, and the last one's time.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None]
 
 
 class ReviewEvent(Base):
@@ -733,6 +737,20 @@ class SeenCallback(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     body_sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginLockout(Base):
+    """Wrong-password counters of one admin name (``user:NAME``) or one address
+    (``addr:IP``), and the lockout they led to (controller/admin/login_guard.py). In the
+    database so a restart does not forget them and every replica counts the same."""
+
+    __tablename__ = "login_lockouts"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ConfirmationCampaign(Base):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.accounts.admins import add_admin
@@ -24,7 +24,7 @@ from controller.admin.attachments import content_disposition
 from controller.admin.csrf import csrf_token_for
 from controller.admin.login_guard import LOCKOUT, USER_FAILURES, PasswordWorkers
 from controller.db import make_engine, migrate, session_factory
-from controller.db.models import AdminSession, EnrollmentCode
+from controller.db.models import AdminSession, EnrollmentCode, LoginLockout
 from muster.clock import VirtualClock
 from muster.passwords import hash_password
 from tests.unit.admin_world import NEIGHBOUR, NOW, PASSWORD, TOWNSHIP, World, bearer, build_world
@@ -72,6 +72,9 @@ def app(sessions: sessionmaker[Session], world: World, clock: VirtualClock) -> I
     app = create_admin_app(sessions, clock=clock, upload_keys=lambda: {})
     yield app
     app.state.password_workers.close()
+    # Lockouts are kept in the database (they outlive an app); each test starts from none.
+    with sessions.begin() as session:
+        session.execute(delete(LoginLockout))
 
 
 def _client(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:

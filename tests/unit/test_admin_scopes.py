@@ -142,8 +142,9 @@ def _fill(text: str, world: World, county: str) -> str:
 
 
 def _denials(sessions: sessionmaker[Session]) -> int:
+    # Refusals repeated within a minute share a row and count up (controller/accounts/admins.py).
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(AccessDenial)) or 0
+        return session.scalar(select(func.sum(AccessDenial.count))) or 0
 
 
 async def _send(
