@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from muster.errors import ConfigError
 
@@ -43,6 +43,8 @@ __all__ = [
     "ConfirmationError",
     "Event",
     "FaceResult",
+    "FaceVerdict",
+    "FaceVerifier",
     "PensionCategory",
     "Phase",
     "Phases",
@@ -447,3 +449,22 @@ def status_zh(status: str) -> str:
         return _STATUS_ZH[Status(status)]
     except ValueError:
         return status
+
+
+@dataclass(frozen=True, slots=True)
+class FaceVerdict:
+    """What a face check says: ``match`` when ``score`` reaches ``threshold``; ``reasons`` say
+    why not (no face found, several faces, too dark ...)."""
+
+    match: bool
+    score: float
+    threshold: float
+    reasons: tuple[str, ...] = ()
+
+
+class FaceVerifier(Protocol):
+    """The face module's interface (``muster edge verify-face`` is its command line): compare a
+    live image with the reference (a template delivered in the slice, or a reference photo),
+    both as the bytes of a JPEG/PNG or a template, offline."""
+
+    def verify(self, reference: bytes, live: bytes) -> FaceVerdict: ...
