@@ -35,6 +35,7 @@ from muster.errors import ConfigError
 __all__ = [
     "CALLBACK_STATUSES",
     "CALLBACK_TOLERANCE_S",
+    "MAX_CALLBACK_BYTES",
     "TRANSITIONS",
     "Callback",
     "CallbackRefused",
@@ -200,9 +201,13 @@ def parse_callback(body: bytes) -> Callback:
             raise CallbackRefused("bad_body", f"{key} must be a string of at most 500 characters")
     if text["appointment_at"]:
         try:
-            datetime.fromisoformat(text["appointment_at"])
+            when = datetime.fromisoformat(text["appointment_at"])
         except ValueError as exc:
             raise CallbackRefused("bad_body", "appointment_at must be an ISO date-time") from exc
+        if when.tzinfo is None:
+            raise CallbackRefused(
+                "bad_body", "appointment_at needs its UTC offset, e.g. 2027-06-12T09:00:00+08:00"
+            )
     materials = _strings(data.get("materials", []), "materials")
     if status == "more_materials" and not materials:
         raise CallbackRefused("bad_body", "more_materials must name the materials wanted")
