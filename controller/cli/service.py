@@ -271,3 +271,22 @@ def _comparison_commands() -> None:
 
 
 _comparison_commands()
+
+
+def _confirmation_commands() -> None:
+    from controller.cli.confirmation import confirmation
+
+    controller.add_command(confirmation)
+
+
+_confirmation_commands()
+
+
+def _department_commands() -> None:
+    from controller.cli.departments import deliver, department
+
+    controller.add_command(department)
+    controller.add_command(deliver)
+
+
+_department_commands()
