@@ -4,17 +4,21 @@
 password pool, never on the event loop, after the name and the address have been checked
 against their lockouts (controller/admin/login_guard.py), and sets an HttpOnly, SameSite=Strict
 session cookie. The forms the session then posts carry its CSRF token as well
-(controller/admin/csrf.py): SameSite alone is not kept by every browser.
+(controller/admin/csrf.py): SameSite alone is not kept by every browser. A login body over
+``LOGIN_BODY_MAX`` is refused (413) before it is read in full; the address the lockouts count
+is the socket's peer unless that is a trusted proxy (``client_address``). Signing out is a POST
+(with the token); ``GET /logout`` only shows the button.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,12 +34,20 @@ from controller.accounts.admins import (
     record_denial,
 )
 from controller.admin.access import SESSION_COOKIE, admin_of
-from controller.admin.login_guard import LoginBusy, LoginRefused, LoginThrottle, PasswordWorkers
+from controller.admin.login_guard import (
+    LoginBusy,
+    LoginRefused,
+    LoginThrottle,
+    Network,
+    PasswordWorkers,
+    client_address,
+)
 from controller.admin.text import texts
 from muster.clock import Clock
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 LANG = "^(zh|en)$"
+LOGIN_BODY_MAX = 8 * 1024
 
 
 class MeView(BaseModel):
@@ -57,6 +69,7 @@ def login_router(
     *,
     workers: PasswordWorkers,
     throttle: LoginThrottle,
+    proxies: Sequence[Network] = (),
 ) -> APIRouter:
     router = APIRouter()
 
@@ -110,16 +123,33 @@ def login_router(
 
     @router.post("/login", include_in_schema=False)
     async def login_submit(request: Request) -> Response:
-        body = (await request.body()).decode("utf-8", "replace")
+        # Bounded before anything is read into memory or parsed: a name, a password and a
+        # target fit in a few hundred bytes.
+        too_large = JSONResponse(
+            {"detail": f"登录请求体超过 {LOGIN_BODY_MAX // 1024} KiB，已拒绝 (body too large)"},
+            status_code=413,
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > LOGIN_BODY_MAX:
+            return too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > LOGIN_BODY_MAX:
+                return too_large
+            chunks.append(chunk)
+        body = b"".join(chunks).decode("utf-8", "replace")
         fields = {k: v[-1] for k, v in parse_qs(body).items()}
         lang = fields.get("lang") if fields.get("lang") in ("zh", "en") else "zh"
         assert lang is not None
         username = fields.get("username", "").strip()[:32]
         password = fields.get("password", "")
         target = _safe_next(fields.get("next", "/"))
-        address = request.client.host if request.client is not None else ""
+        peer = request.client.host if request.client is not None else ""
+        address = client_address(peer, request.headers.getlist("x-forwarded-for"), proxies)
         try:
-            throttle.check(username, address)
+            await anyio.to_thread.run_sync(throttle.check, username, address)
             cookie = await workers.run(lambda: check_password(username, password))
         except LoginRefused as exc:
             # Locked or busy: no password was looked at, and none is counted.
@@ -133,11 +163,11 @@ def login_router(
                 headers={"Retry-After": str(exc.retry_after_s)},
             )
         except AccessDenied as exc:
-            locked = throttle.failed(username, address)
+            locked = await anyio.to_thread.run_sync(throttle.failed, username, address)
             reason = f"{exc}；{locked}" if locked is not None else str(exc)
             await anyio.to_thread.run_sync(deny, username, reason)
             return form(request, lang, target, error=reason, status_code=401)
-        throttle.succeeded(username)
+        await anyio.to_thread.run_sync(throttle.succeeded, username)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -149,9 +179,22 @@ def login_router(
         )
         return response
 
-    # A plain link: the SameSite=Strict cookie never comes with a request another site
-    # started, so a foreign page cannot sign anybody out.
-    @router.get("/logout", include_in_schema=False)
+    # GET only asks: an <img src=/logout> on another site must not sign anybody out. The
+    # POST carries the session's CSRF token and origin, which access.py checks.
+    @router.get("/logout", response_class=HTMLResponse, include_in_schema=False)
+    def logout_page(request: Request, lang: str = Query("zh", pattern=LANG)) -> Response:
+        other = "en" if lang == "zh" else "zh"
+        return TEMPLATES.TemplateResponse(
+            request,
+            "logout.html",
+            {
+                "t": texts(lang, "account"),
+                "lang": lang,
+                "path": "/logout",
+                "switch_url": f"/logout?lang={other}",
+            },
+        )
+
     @router.post("/logout", include_in_schema=False)
     def logout_submit(request: Request) -> Response:
         cookie = request.cookies.get(SESSION_COOKIE, "")
