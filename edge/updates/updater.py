@@ -40,7 +40,15 @@ __all__ = ["STEPS", "Updater"]
 log = structlog.get_logger(__name__)
 
 # Where an observer (progress, or a test that kills the process) is told the updater is.
-STEPS = ("downloading", "verifying", "installing", "switching", "first_start", "rolling_back")
+STEPS = (
+    "downloading",
+    "verifying",
+    "installing",
+    "switching",
+    "first_start",
+    "confirming",
+    "rolling_back",
+)
 _STATE = {
     "downloading": updates_pb2.UPDATE_STATE_DOWNLOADING,
     "verified": updates_pb2.UPDATE_STATE_VERIFIED,
@@ -184,6 +192,7 @@ class Updater:
         state = self.slots.load()
         if state.phase != "switched" or self.slots.current_slot() != state.slot:
             return
+        self._observe("confirming")
         state.phase, state.boots = "idle", 0
         await self._report(state, "healthy")
         self.slots.clean_downloads()
