@@ -55,6 +55,7 @@ class DepartmentScript:
     reject_status: int = 0
     callback_delay_s: float = 0.0
     finish: bool = True  # accepted items are reported done afterwards
+    silent: bool = False  # take deliveries, send no callbacks (load and fault runs)
 
 
 class _Retryable(Exception):
@@ -104,7 +105,7 @@ class SimulatedDepartment:
             return script.reject_status, {"error": "simulated refusal"}
         first = msg_id not in self.seen
         self.seen[msg_id] = self.seen.get(msg_id, 0) + 1
-        if first:
+        if first and not script.silent:
             document = json.loads(body)
             key = (str(document.get("application_id")), str(document.get("item")))
             self.rounds[key] = self.rounds.get(key, 0) + 1
