@@ -56,6 +56,7 @@ def cli() -> None:
         "camera": "edge.simulators.camera_cli:camera",
         "fleet": "edge.simulators.fleet_cli:fleet",
         "dataset": "muster.dataset_cli:dataset",
+        "department": "muster.department_sim_cli:department",
         "extract": "muster.extract_cli:extract",
     },
 )
