@@ -290,3 +290,13 @@ def _department_commands() -> None:
 
 
 _department_commands()
+
+
+def _release_groups() -> None:
+    from controller.cli.releases import release, rollout
+
+    controller.add_command(release)
+    controller.add_command(rollout)
+
+
+_release_groups()
