@@ -45,7 +45,7 @@ from muster.clock import Clock
 log = structlog.get_logger(__name__)
 
 SESSION_COOKIE = "muster_session"
-PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico")
+PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico", "/self-service/")
 # The pages' forms are a few fields; a cookie request's body is read whole to find its token.
 FORM_BODY_MAX = 1024 * 1024
 
@@ -111,6 +111,19 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/audit", "read"),
     ("GET", "/api/v1/audit", "read"),
     ("GET", "/api/v1/denials", "read"),
+    # the annual confirmation (confirmation_pages.py); /self-service/ is public (PUBLIC_PATHS)
+    ("GET", "/confirmation", "read"),
+    ("GET", "/confirmation/notice", "read"),
+    ("GET", "/confirmation/stops", "read"),
+    ("GET", "/confirmation/overpayments", "read"),
+    ("GET", "/confirmation/hardship", "read"),
+    ("GET", "/confirmation/self-service", "read"),
+    ("GET", "/confirmation/self-service/selfie", "read"),
+    ("POST", "/confirmation/self-service", "review"),
+    ("POST", "/confirmation/deaths", "review"),
+    ("GET", "/confirmation/weekly.xlsx", "export"),
+    ("GET", "/self-service/confirm", "read"),
+    ("POST", "/self-service/confirm", "read"),
     # departments' comparisons (comparison_pages.py)
     ("GET", "/comparisons", "read"),
     ("GET", "/api/v1/comparisons", "read"),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin.access import admin_of, install_access_control
 from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
+from controller.admin.confirmation_pages import confirmation_routers
 from controller.admin.comparison_pages import comparison_router
 from controller.admin.login import login_router
 from controller.admin.login_guard import (
@@ -143,6 +144,8 @@ def create_admin_app(
     for router in page_routers(sessions, clock):
         app.include_router(router)
     app.include_router(codes_router(sessions, clock))
+    for router in confirmation_routers(sessions, clock):  # and the public self-service page
+        app.include_router(router)
     app.include_router(comparison_router(sessions))
     app.include_router(
         login_router(sessions, clock, workers=workers, throttle=throttle, proxies=proxies)

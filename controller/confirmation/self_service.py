@@ -1,4 +1,4 @@
-"""The online self-service page (S-21): ``/confirm``, public, mobile-first, in Chinese (English
+"""The online self-service page (S-21): ``/self-service/confirm``, public, mobile-first, in Chinese (English
 with ``?lang=en``). A person, or their family for someone living elsewhere, types the ID number
 and a mobile number and takes a live selfie with the phone's front camera; the centre answers
 only about what was typed (``attempts``). The body is read with a hard limit before parsing,
@@ -102,11 +102,11 @@ def self_service_router(sessions: sessionmaker[Session], clock: Clock) -> APIRou
             headers=headers,
         )
 
-    @router.get("/confirm", response_class=HTMLResponse)
+    @router.get("/self-service/confirm", response_class=HTMLResponse)
     def confirm_page(request: Request, lang: str = Query("zh", pattern="^(zh|en)$")) -> Response:
         return page(request, lang)
 
-    @router.post("/confirm", response_class=HTMLResponse)
+    @router.post("/self-service/confirm", response_class=HTMLResponse)
     async def confirm(request: Request) -> Response:
         lang = "en" if request.query_params.get("lang") == "en" else "zh"
         address = request.client.host if request.client else "unknown"

@@ -82,6 +82,16 @@ NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/forward", {"region": "{region}"}),
     ("GET", "/audit?region={region}", None),
     ("GET", "/api/v1/audit?region={region}", None),
+    ("GET", "/confirmation?year=2026&county={region}", None),
+    ("GET", "/confirmation/notice?year=2026&county={region}", None),
+    ("GET", "/confirmation/stops?year=2026&county={region}", None),
+    ("GET", "/confirmation/overpayments?year=2026&county={region}", None),
+    ("GET", "/confirmation/hardship?year=2026&county={region}", None),
+    ("GET", "/confirmation/self-service?year=2026&county={region}", None),
+    ("GET", "/confirmation/self-service/selfie?year=2026&county={region}&attempt=1", None),
+    ("POST", "/confirmation/self-service", None),
+    ("POST", "/confirmation/deaths", None),
+    ("GET", "/confirmation/weekly.xlsx?year=2026&county={region}", None),
 ]
 # Routes that name no region and hold nothing of one: the admin's own identity, logging in and
 # out, the API description, process counters; and the denial log, for national admins only.
@@ -103,6 +113,9 @@ REGIONLESS = {
     ("GET", "/deadlines"),
     ("GET", "/api/v1/deadlines"),
     ("GET", "/api/v1/denials"),
+    # the public self-service confirmation: no admin, and it names nothing of a region
+    ("GET", "/self-service/confirm"),
+    ("POST", "/self-service/confirm"),
 }
 
 
@@ -178,6 +191,10 @@ def _form_for(path: str, world: World) -> str:
         return "action=approve"
     if path == "/forward":
         return f"region={NEIGHBOUR}"
+    if path == "/confirmation/self-service":
+        return f"year=2026&county={NEIGHBOUR}&attempt=1&verdict=accept&reason=x"
+    if path == "/confirmation/deaths":
+        return f"year=2026&county={NEIGHBOUR}&id_number=x&death_date=2026-11-01"
     return "note=x"
 
 

@@ -1,0 +1,333 @@
+"""The annual confirmation's admin pages (S-20..S-23), Chinese with ``?lang=en``:
+
+- ``/confirmation``: the campaigns, and a campaign's progress per township and for the county by
+  age band and channel, with the home-visit quota and a warning while a band is behind;
+- ``/confirmation/notice``: the public notice of the unconfirmed, names partly masked;
+- ``/confirmation/stops``: the payment-stop list for finance, restorations with months owed;
+- ``/confirmation/overpayments``: over-payments after a death and what was recovered;
+- ``/confirmation/hardship``: the hardship register with measures, who is responsible, follow-ups;
+- ``/confirmation/self-service``: self-service attempts awaiting their face check, resolved by a
+  clerk's manual check (POST), and ``/confirmation/deaths`` (POST): a death reported at a visit;
+- ``/confirmation/weekly.xlsx``: the weekly workbook.
+
+A campaign is named by ``year`` and ``county``; the admin must cover the county, and lists are
+narrowed to the admin's area. The words are this module's ``TEXT``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.access import admin_of
+from controller.admin.pages.rendering import LANG, TEMPLATES, Store, form_body, xlsx_response
+from controller.admin.text import texts
+from controller.confirmation.attempts import pending_attempts, resolve_attempt
+from controller.confirmation.campaigns import find_campaign, phases_of
+from controller.confirmation.hardship import hardship_cases
+from controller.confirmation.reports import notice_list, overpayments, progress, stop_list
+from controller.confirmation.self_service import self_service_router
+from controller.confirmation.steps import record_death
+from controller.confirmation.weekly import write_weekly_xlsx
+from controller.db.models import ConfirmationCampaign, ConfirmationSubject, SelfServiceAttempt
+from muster.clock import Clock
+from muster.confirmation import (
+    AGE_BANDS,
+    PENSION_CATEGORY_NAMES,
+    PHASE_ZH,
+    Channel,
+    PensionCategory,
+    status_zh,
+)
+from muster.errors import ConfigError
+
+__all__ = ["TEXT", "confirmation_routers"]
+
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("优抚对象年度确认", "Annual confirmation of pension receivers"),
+    "campaigns": ("确认工作", "Campaigns"),
+    "no_campaign": (
+        "尚未建立年度确认工作（muster controller confirmation campaign create）。",
+        "No campaign yet (muster controller confirmation campaign create).",
+    ),
+    "year": ("年度", "Year"),
+    "county": ("区县", "County"),
+    "phases": ("阶段", "Phases"),
+    "today_phase": ("当前阶段", "Current phase"),
+    "progress": ("确认进度", "Progress"),
+    "region": ("地区", "Region"),
+    "band": ("年龄段", "Age band"),
+    "people": ("人数", "People"),
+    "confirmed": ("已确认", "Confirmed"),
+    "percent": ("完成率", "Done"),
+    "home_visits": ("上门/应上门", "Home visits / required"),
+    "home_visit": ("上门", "Home visit"),
+    "station": ("服务站", "Station"),
+    "self_service": ("自助", "Self-service"),
+    "behind": ("进度滞后", "Behind"),
+    "behind_warning": (
+        "以下年龄段进度滞后：{bands}。上门确认须达到 80 岁及以上 100%、70 至 79 岁 80%、70 岁以下 60%，各年龄段确认须达 100%。",
+        "Behind in: {bands}. Home visits must reach 100 % of 80+, 80 % of 70-79, 60 % under 70; every band must be 100 % confirmed.",
+    ),
+    "total": ("合计", "Total"),
+    "notice": ("公告名单", "Public notice"),
+    "stops": ("停发名单", "Payment stops"),
+    "overpayments": ("多发追回", "Over-payments"),
+    "hardship": ("困难帮扶", "Hardship register"),
+    "self_service_queue": ("自助确认待核验", "Self-service to check"),
+    "export": ("导出本周周报 (XLSX)", "Weekly report (XLSX)"),
+    "name": ("姓名", "Name"),
+    "category": ("类别", "Category"),
+    "noticed_on": ("公告日期", "Noticed"),
+    "status": ("状态", "Status"),
+    "id_number": ("公民身份号码", "ID number"),
+    "monthly": ("月发放金额（元）", "Monthly (yuan)"),
+    "stop_from": ("停发起始月", "Stopped from"),
+    "restored_on": ("恢复日期", "Restored"),
+    "months_owed": ("补发月数", "Months owed"),
+    "death_date": ("死亡日期", "Date of death"),
+    "overpaid_months": ("多发月数", "Months over-paid"),
+    "overpaid": ("多发金额（元）", "Over-paid (yuan)"),
+    "recovered": ("已追回（元）", "Recovered (yuan)"),
+    "outstanding": ("待追回（元）", "Outstanding (yuan)"),
+    "situation": ("困难情况", "Situation"),
+    "measures": ("帮扶措施", "Measures"),
+    "responsible": ("责任人", "Responsible"),
+    "follow_ups": ("跟踪情况", "Follow-ups"),
+    "at": ("时间", "Time"),
+    "phone": ("手机号码", "Mobile"),
+    "selfie": ("现场照片", "Selfie"),
+    "face_pending": (
+        "人脸比对模块尚未接入：请人工核对照片后确认或退回，并写明理由。",
+        "No face module yet: check the photo by hand, then accept or refuse, with a reason.",
+    ),
+    "reason": ("理由", "Reason"),
+    "accept": ("人工核验通过", "Accept (manual check)"),
+    "refuse": ("不通过", "Refuse"),
+    "none": ("暂无。", "None."),
+    "death_form": ("登记走访中报告的死亡", "Record a death reported at a visit"),
+    "save": ("保存", "Save"),
+}
+_VIEWS = ("progress", "notice", "stops", "overpayments", "hardship", "self_service")
+
+
+def _words(lang: str) -> dict[str, str]:
+    index = 1 if lang == "en" else 0
+    return {**texts(lang), **{k: v[index] for k, v in TEXT.items()}}
+
+
+def _int(text: str) -> int:
+    return int(text) if text.isdigit() and len(text) < 10 else 0
+
+
+def _category(value: str) -> str:
+    try:
+        return PENSION_CATEGORY_NAMES[PensionCategory(value)]
+    except ValueError:
+        return value
+
+
+def confirmation_routers(sessions: sessionmaker[Session], clock: Clock) -> list[APIRouter]:
+    """The admin pages and the public self-service page."""
+    return [_admin_router(sessions, clock), self_service_router(sessions, clock)]
+
+
+def _admin_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    store = Store(sessions)
+
+    def campaign_of(request: Request, session: Session, year: int, county: str) -> Any:
+        admin_of(request).require_covers(county, f"区县 {county}")
+        try:
+            return find_campaign(session, year, county)
+        except ConfigError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def render(request: Request, lang: str, view: str, **context: Any) -> Response:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "confirmation.html",
+            {
+                "t": _words(lang),
+                "lang": lang,
+                "path": request.url.path,
+                "switch_url": str(
+                    request.url.include_query_params(lang="en" if lang == "zh" else "zh")
+                ),
+                "view": view,
+                "category": _category,
+                "status_zh": status_zh,
+                "bands": AGE_BANDS,
+                "channels": [c.value for c in Channel],
+                **context,
+            },
+        )
+
+    def view_page(request: Request, view: str, lang: str, year: int, county: str) -> Response:
+        area = admin_of(request)
+
+        def build(session: Session) -> dict[str, Any]:
+            if not year or not county:
+                campaigns = [
+                    c
+                    for c in session.scalars(
+                        select(ConfirmationCampaign).order_by(
+                            ConfirmationCampaign.year.desc(), ConfirmationCampaign.county_code
+                        )
+                    )
+                    if area.covers(c.county_code) or c.county_code.startswith(area.prefix)
+                ]
+                return {"campaigns": campaigns, "campaign": None}
+            campaign = campaign_of(request, session, year, county)
+            narrowed = area.narrow(county)
+            today = clock.today()
+            phases = phases_of(campaign)
+            out: dict[str, Any] = {
+                "campaign": campaign,
+                "phases": [(PHASE_ZH[n], getattr(phases, n)) for n in PHASE_ZH],
+                "active": [PHASE_ZH[n] for n in phases.active(today)],
+                "query": f"year={year}&county={county}",
+            }
+            if view == "progress":
+                rows, total = progress(session, campaign, today, narrowed)
+                out |= {"rows": rows, "total": total}
+            elif view == "notice":
+                out["lines"] = notice_list(session, campaign, narrowed)
+            elif view == "stops":
+                out["lines"] = stop_list(session, campaign, narrowed)
+            elif view == "overpayments":
+                out["lines"] = overpayments(session, campaign, narrowed)
+            elif view == "hardship":
+                out["cases"] = hardship_cases(session, campaign, narrowed)
+            else:
+                out["attempts"] = [
+                    (a, t)
+                    for a, t in pending_attempts(session, narrowed)
+                    if a.campaign_id == campaign.id
+                ]
+            return out
+
+        return render(request, lang, view, **store.read(build))
+
+    def add_get(path: str, view: str) -> None:
+        def handler(
+            request: Request,
+            lang: str = Query("zh", pattern=LANG),
+            year: int = Query(0, ge=0, le=2200),
+            county: str = Query("", pattern=r"^(\d{6})?$"),
+        ) -> Response:
+            return view_page(request, view, lang, year, county)
+
+        router.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse)
+
+    add_get("/confirmation", "progress")
+    add_get("/confirmation/notice", "notice")
+    add_get("/confirmation/stops", "stops")
+    add_get("/confirmation/overpayments", "overpayments")
+    add_get("/confirmation/hardship", "hardship")
+    add_get("/confirmation/self-service", "self_service")
+
+    @router.get("/confirmation/weekly.xlsx")
+    def weekly_xlsx(
+        request: Request,
+        year: int = Query(..., ge=2000, le=2200),
+        county: str = Query(..., pattern=r"^\d{6}$"),
+    ) -> Response:
+        today = clock.today()
+
+        def build(path: Any) -> None:
+            with sessions() as session:
+                write_weekly_xlsx(session, campaign_of(request, session, year, county), today, path)
+
+        with sessions() as session:
+            campaign_of(request, session, year, county)  # refused before any file is made
+        return xlsx_response(build, f"confirmation-weekly-{county}-{year}-{today}.xlsx")
+
+    @router.get("/confirmation/self-service/selfie")
+    def selfie(
+        request: Request,
+        year: int = Query(..., ge=2000, le=2200),
+        county: str = Query(..., pattern=r"^\d{6}$"),
+        attempt: int = Query(..., ge=1),
+    ) -> Response:
+        def read(session: Session) -> tuple[bytes, str]:
+            campaign = campaign_of(request, session, year, county)
+            found = session.get(SelfServiceAttempt, attempt)
+            if found is None or found.selfie is None or found.campaign_id != campaign.id:
+                raise HTTPException(404, "没有这张照片")
+            person = session.get(ConfirmationSubject, (campaign.id, found.id_number))
+            if person is None:
+                raise HTTPException(404, "没有这张照片")
+            admin_of(request).require_covers(person.township_code)
+            return found.selfie, found.selfie_type
+
+        data, kind = store.read(read)
+        return Response(
+            data,
+            media_type=f"image/{kind}",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @router.post("/confirmation/self-service")
+    async def resolve(request: Request) -> Response:
+        form = form_body(await request.body())
+        admin = admin_of(request)
+        year, county = _int(form.get("year", "")), form.get("county", "")
+        attempt_id = _int(form.get("attempt", ""))
+
+        def apply(session: Session) -> None:
+            campaign_of(request, session, year, county)
+            resolve_attempt(
+                session,
+                attempt_id,
+                accept=form.get("verdict") == "accept",
+                reason=form.get("reason", "")[:280],
+                by=admin.username,
+                clock=clock,
+            )
+
+        try:
+            store.write(apply)
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return RedirectResponse(
+            f"/confirmation/self-service?year={year}&county={county}&lang={form.get('lang', 'zh')}",
+            status_code=303,
+        )
+
+    @router.post("/confirmation/deaths")
+    async def death(request: Request) -> Response:
+        form = form_body(await request.body())
+        admin = admin_of(request)
+        year, county = _int(form.get("year", "")), form.get("county", "")
+        try:
+            died = date.fromisoformat(form.get("death_date", ""))
+        except ValueError:
+            raise HTTPException(422, "死亡日期应写成 YYYY-MM-DD") from None
+
+        def apply(session: Session) -> None:
+            campaign = campaign_of(request, session, year, county)
+            record_death(
+                session,
+                campaign,
+                form.get("id_number", "")[:18],
+                death_date=died,
+                day=clock.today(),
+                at=clock.now(),
+                by=admin.username,
+                source="visit",
+            )
+
+        try:
+            store.write(apply)
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return RedirectResponse(
+            f"/confirmation/overpayments?year={year}&county={county}", status_code=303
+        )
+
+    return router
