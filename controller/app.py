@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
 from controller.admin.login_guard import PasswordWorkers
+from controller.confirmation.weekly import WeeklyReporter
 from controller.db import make_engine, migrate, session_factory
 from controller.devices.broker_bans import BrokerBans
 from controller.devices.enrolment import Enroller, publish_upload_keys
@@ -50,7 +51,15 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 # Planned stop, in order: stop sending commands and taking telemetry, apply what was received,
 # then the periodic jobs. The admin server ends by itself once told to (``should_exit``).
-_STOP_ORDER = ("commands", "telemetry", "telemetry-flush", "crl", "fleet-monitor", "chunk-sweep")
+_STOP_ORDER = (
+    "commands",
+    "telemetry",
+    "telemetry-flush",
+    "crl",
+    "fleet-monitor",
+    "chunk-sweep",
+    "confirmation-weekly",
+)
 
 
 def _jitter_seed(settings: ControllerSettings) -> str:
@@ -153,6 +162,9 @@ class Controller:
         supervisor.add("commands", lambda: sender.run(publish))
         sweeper = ChunkSweeper(ingestor, clock, every_s=settings.unclaimed_sweep_s)
         supervisor.add("chunk-sweep", sweeper.run)
+        # The annual confirmation's weekly workbook, every Friday (controller/confirmation/weekly.py).
+        weekly = WeeklyReporter(self.sessions, clock, settings.data_dir / "confirmation")
+        supervisor.add("confirmation-weekly", weekly.run)
         # Admin logins hash passwords here, off the loop the gRPC servers and telemetry share.
         self._password_workers = PasswordWorkers(
             settings.admin_password_workers, settings.admin_password_waiting
