@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Alert, Device, DeviceEvent, DeviceStateChange, FleetSample
 from controller.fleet.rules import (
+    ALERT_KINDS,
     BACKLOG_RISING_BEATS,
     CLOCK_SKEW_LIMIT_S,
     LICENCE_WARN_DAYS,
@@ -184,7 +185,10 @@ class FleetMonitor:
             open_alerts: dict[tuple[str, str], int] = {
                 (device_id, kind): alert_id
                 for alert_id, device_id, kind in session.execute(
-                    select(Alert.id, Alert.device_id, Alert.kind).where(Alert.resolved_at.is_(None))
+                    # Only the kinds these rules own: others (a rollout's) are resolved by theirs.
+                    select(Alert.id, Alert.device_id, Alert.kind).where(
+                        Alert.resolved_at.is_(None), Alert.kind.in_(ALERT_KINDS)
+                    )
                 )
             }
             changes: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from controller.records.ingest import Ingestor
 from controller.releases.keys import load_release_keys
 from controller.releases.rollouts import (
+    RolloutStatus,
     abort_rollout,
     create_rollout,
     resume_rollout,
@@ -131,6 +132,10 @@ class Centre:
                 now=self.clock.now(),
             )
             return rollout.id
+
+    def status(self, rollout_id: int) -> RolloutStatus:
+        with self.sessions() as session:
+            return rollout_status(session, rollout_id)
 
     def channel(self, device: Device) -> grpc.aio.Channel:
         identity = device.directory / "identity"
@@ -241,7 +246,7 @@ async def test_a_rollout_in_three_waves_completes(centre: Centre) -> None:
     before = {d.device_id: untouched(d) for d in devices}
     centre.release("0.2.0")
     rollout_id = centre.rollout("0.2.0", [10, 50, 100], soak_s=60)
-    status = rollout_status(centre.sessions(), rollout_id)
+    status = centre.status(rollout_id)
     assert [w.devices for w in status.waves] == [1, 4, 5]
     for wave in range(3):
         results = await asyncio.gather(*(settle(centre, d) for d in devices))
@@ -249,10 +254,10 @@ async def test_a_rollout_in_three_waves_completes(centre: Centre) -> None:
         assert len(updated) == [1, 5, 10][wave]
         # The next wave opens only once this one has been healthy for the soak time.
         await settle(centre, devices[0])
-        assert rollout_status(centre.sessions(), rollout_id).current_wave == wave
+        assert centre.status(rollout_id).current_wave == wave
         centre.clock.advance_now(61)
         await settle(centre, devices[0])
-    status = rollout_status(centre.sessions(), rollout_id)
+    status = centre.status(rollout_id)
     assert status.state == "completed" and not status.failures
     assert set(device_states(centre, rollout_id).values()) == {"healthy"}
     for device in devices:
@@ -272,7 +277,7 @@ async def test_a_release_crashing_on_start_is_rolled_back_and_pauses_the_rollout
     states = device_states(centre, rollout_id)
     first_wave = [d for d, s in states.items() if s != "pending"]
     assert len(first_wave) == 2 and all(states[d] == "rolled_back" for d in first_wave)
-    status = rollout_status(centre.sessions(), rollout_id)
+    status = centre.status(rollout_id)
     assert status.state == "paused" and "自动暂停" in status.state_reason
     assert {reason.split(":")[0] for _, _, reason in status.failures} == {"crash_loop"}
     with centre.sessions() as session:
