@@ -23,7 +23,16 @@ from muster.clock import VirtualClock
 from tests.fixtures.admin_login import login
 from tests.fixtures.browser import screenshot
 from tests.fixtures.components import free_port, wait_for_port
-from tests.unit.admin_world import HOME, NEIGHBOUR, NOW, PASSWORD, World, build_world
+from tests.unit.admin_world import (
+    HOME,
+    NEIGHBOUR,
+    NOW,
+    PASSWORD,
+    World,
+    attach_files,
+    build_world,
+    sample_image,
+)
 
 
 @pytest.fixture
@@ -33,10 +42,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session], World]]
     engine = make_engine(url)
     sessions = session_factory(engine)
     world = build_world(sessions, people=5, collected=3)
+    key = attach_files(
+        sessions,
+        world.counties[HOME].record_ids[0],
+        {"photo.jpg": sample_image("jpeg", 1), "signature.png": sample_image("png", 2)},
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_admin_app(sessions, clock=VirtualClock(NOW)),
+            create_admin_app(sessions, clock=VirtualClock(NOW), upload_keys=lambda: {1: key}),
             host="127.0.0.1",
             port=port,
             log_level="error",
@@ -89,18 +103,40 @@ def test_county_admin_reviews_a_township_and_exports_progress(
     expect(page.locator("#records tbody tr")).to_have_count(3)
     page.locator("#records tbody tr").first.get_by_role("link", name="打开").click()
 
-    # The first record has a mistyped name: it shows against the initial data.
+    # The first record has a mistyped name: it shows against the initial data, with the
+    # photo and signature the clerk took, who entered and checked it, and on which device.
     expect(page.locator("tr[data-field=name] td.differs")).to_be_visible()
+    for testid in ("att-photo", "att-signature"):
+        image = page.get_by_test_id(testid)
+        expect(image).to_be_visible()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+        )
+    expect(page.get_by_test_id("entered-by")).to_have_text("clerk-a")
+    expect(page.get_by_test_id("reviewed-by")).to_have_text("clerk-b")
+    expect(page.get_by_test_id("device")).to_have_text(home.device_id)
+    expect(page.locator("tr[data-field=ethnicity] td").nth(1)).to_contain_text("汉族")
     shot(page, "record")
     first_url = page.url
+    name = page.locator("tr[data-field=name] td").nth(1).inner_text().split()[0]
     page.click("[data-testid=return]")
     expect(page.get_by_test_id("review-error")).to_contain_text("原因")
     page.fill("[data-testid=reason]", "姓名与身份证不符，请核对后重录")
     page.click("[data-testid=return]")
-    # On to the next record of the township; approve it.
-    page.wait_for_url(lambda url: url != first_url and "/review/" in url)
+    # Asked first; nothing changes until the reviewer confirms.
+    expect(page.get_by_test_id("confirm")).to_have_text("确认退回")
+    expect(page.get_by_test_id("confirm-reason")).to_have_text("姓名与身份证不符，请核对后重录")
+    shot(page, "confirm-return")
+    page.get_by_test_id("confirm").click()
+    # On to the next record of the township, saying what was done; approve it.
+    page.wait_for_url(lambda url: url.split("?")[0] != first_url and "/review/" in url)
+    expect(page.get_by_test_id("review-done")).to_have_text(
+        f"已退回：{name}，原因：姓名与身份证不符，请核对后重录"
+    )
     page.click("[data-testid=approve]")
-    page.wait_for_url(lambda url: "/review/" in url)
+    expect(page.get_by_test_id("confirm")).to_have_text("确认通过")
+    page.get_by_test_id("confirm").click()
+    expect(page.get_by_test_id("review-done")).to_contain_text("已通过：")
 
     with sessions() as s:
         statuses = sorted(

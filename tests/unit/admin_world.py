@@ -11,9 +11,18 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.accounts.admins import add_admin, hash_admin_password, issue_token
-from controller.db.models import Command, Device, EnrollmentCode, PersonRow, Record, TownshipSlice
-from edge.collector import simulated_record
-from muster.records import Person
+from controller.db.models import (
+    Attachment,
+    Command,
+    Device,
+    EnrollmentCode,
+    PersonRow,
+    Record,
+    TownshipSlice,
+)
+from edge.simulators.collector import simulated_record
+from muster.crypto import UploadPrivateKey, generate_upload_key, seal_attachment
+from muster.records import Person, describe_attachment
 from muster.synthetic import person as synthetic_person
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -180,3 +189,55 @@ def build_world(sessions: sessionmaker[Session], *, people: int = 4, collected: 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def sample_image(kind: str, seed: int = 0) -> bytes:
+    """A small real JPEG or PNG (a browser shows it), different per ``seed``."""
+    import io
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    image = Image.new("RGB", (120, 160), (rng.randrange(256), rng.randrange(256), 200))
+    out = io.BytesIO()
+    image.save(out, format="PNG" if kind == "png" else "JPEG")
+    return out.getvalue()
+
+
+def attach_files(
+    sessions: sessionmaker[Session], record_id: str, files: dict[str, bytes]
+) -> UploadPrivateKey:
+    """Seal ``files`` (name → bytes) to a new upload key as the device does, store the chunks
+    verified and name them in the record, so the admin pages can open them with that key."""
+    key = generate_upload_key()
+    with sessions.begin() as session:
+        record = session.get(Record, record_id)
+        assert record is not None
+        refs = {}
+        for name, data in files.items():
+            refs[name] = describe_attachment(name, data).model_dump(mode="json")
+            for chunk in seal_attachment(
+                data,
+                record_id=record_id,
+                device_id=record.device_id,
+                name=name,
+                upload_key=key.public_key(),
+                key_version=1,
+            ):
+                session.add(
+                    Attachment(
+                        record_id=record_id,
+                        name=name,
+                        chunk_index=chunk.index,
+                        chunk_count=chunk.count,
+                        device_id=record.device_id,
+                        key_version=1,
+                        ephemeral_public_key=chunk.ephemeral_public_key,
+                        nonce=chunk.nonce,
+                        ciphertext=chunk.ciphertext,
+                        received_at=NOW,
+                        verified_at=NOW,
+                    )
+                )
+        record.payload = {**record.payload, "attachments": refs}
+    return key

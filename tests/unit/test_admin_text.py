@@ -83,3 +83,22 @@ def test_every_word_a_template_asks_for_is_in_its_family(template: str) -> None:
     assert not missing, f"{template} asks for {missing}"
     for prefix in set(re.findall(r"\bt\[\s*'(\w+_)'\s*[~+]", text)):
         assert any(k.startswith(prefix) for k in table), f"{template}: no {prefix}* words"
+
+
+def test_every_category_field_and_level_has_its_name_in_both_languages() -> None:
+    """The records pages name categories, form fields and levels from the text tables: one
+    missing would show a bare code (or the Chinese) on the English page."""
+    from muster.forms import FORMS
+    from muster.records import CATEGORY_NAMES
+    from muster.regions import LEVEL_NAMES
+
+    zh, en = texts("zh", "records"), texts("en", "records")
+    for category, name in CATEGORY_NAMES.items():
+        assert zh[f"cat_{category.value}"] == name and en[f"cat_{category.value}"]
+    for form in FORMS.values():
+        for f in form.fields:
+            # Chinese pages show the form's own label (it differs by category); English this.
+            assert zh[f"field_{f.key}"], f.key
+            assert not CJK.search(en[f"field_{f.key}"]), f.key
+    for level, name in LEVEL_NAMES.items():
+        assert zh[f"level_{level}"] == name and en[f"level_{level}"]

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from controller.accounts.admins import ROLES
 from controller.admin.access import admin_of
 from controller.admin.pages.rendering import render
+from controller.admin.text import texts
 from controller.db.models import Record, ReviewEvent
 from controller.records.progress import CAMPAIGN_TZ, PHASES, Counts
 from controller.records.review import STATUS_NAMES
@@ -102,8 +103,21 @@ def event_view(e: ReviewEvent) -> EventView:
 def record_page(
     request: Request, template: str, lang: str, *, status_code: int = 200, **context: Any
 ) -> Response:
-    """A page of the records family, with the admin and the names its tables use."""
+    """A page of the records family, with the admin and the names its tables use, in ``lang``:
+    categories, levels and form labels come from the text tables (the Chinese ones are the
+    forms' own wording, so a Chinese page reads as the paper form)."""
     admin = admin_of(request)
+    t = texts(lang, "records")
+
+    def category_name(value: str) -> str:
+        return t.get(f"cat_{value}", value) if lang == "en" else _category_name(value)
+
+    def field_label(field: Any) -> str:
+        key, label = str(field.key), str(field.label)
+        if lang == "en" or key == "ethnicity":  # the check's label says 民族代码: we show names
+            return t.get(f"field_{key}", label)
+        return label
+
     return render(
         request,
         template,
@@ -112,9 +126,10 @@ def record_page(
         status_code=status_code,
         admin=admin,
         role_name=ROLES[admin.role],
-        category_name=_category_name,
+        category_name=category_name,
+        field_label=field_label,
         status_names=STATUS_NAMES,
-        level_names=LEVEL_NAMES,
+        level_names={k: t.get(f"level_{k}", v) for k, v in LEVEL_NAMES.items()},
         phases=PHASES,
         tz=CAMPAIGN_TZ,
         **context,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 
-from controller.admin.text import account, codes, common, fleet, records
+from controller.admin.text import account, codes, common, fleet, records, terms
 
 __all__ = ["FAMILIES", "LANGS", "Family", "other_lang", "pick_lang", "texts"]
 
@@ -20,7 +20,7 @@ Family = Literal["common", "fleet", "records", "account", "codes"]
 FAMILIES: dict[str, Mapping[str, tuple[str, str]]] = {
     "common": common.TEXT,
     "fleet": fleet.TEXT,
-    "records": records.TEXT,
+    "records": {**records.TEXT, **terms.TEXT},
     "account": account.TEXT,
     "codes": codes.TEXT,
 }

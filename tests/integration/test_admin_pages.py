@@ -1,0 +1,204 @@
+"""What a reviewer at the centre reads on the admin pages, rendered by the app over a real
+PostgreSQL database: a record with its photo, signature and scan inline, who made it at the
+township and on which device, code lists as names; approving and returning ask first and say
+what was done; English pages carry no Chinese label; times are Beijing time, labelled."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin import create_admin_app
+from controller.db import make_engine, migrate, session_factory
+from controller.db.models import Record
+from muster.clock import VirtualClock
+from tests.unit.admin_world import (
+    HOME,
+    NEIGHBOUR,
+    NOW,
+    World,
+    attach_files,
+    bearer,
+    build_world,
+    sample_image,
+)
+
+CJK = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
+PHOTO, SIGNATURE = sample_image("jpeg", 1), sample_image("png", 2)
+
+
+@pytest.fixture
+def sessions(postgres_url: str) -> Iterator[sessionmaker[Session]]:
+    migrate(postgres_url)
+    engine = make_engine(postgres_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def world(sessions: sessionmaker[Session]) -> World:
+    return build_world(sessions, people=5, collected=3)
+
+
+@pytest.fixture
+async def client(sessions: sessionmaker[Session], world: World) -> AsyncIterator[httpx.AsyncClient]:
+    record_id = world.counties[HOME].record_ids[0]
+    key = attach_files(sessions, record_id, {"photo.jpg": PHOTO, "signature.png": SIGNATURE})
+    app = create_admin_app(sessions, clock=VirtualClock(NOW), upload_keys=lambda: {1: key})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://admin.test", headers=bearer(world.tokens["county"])
+    ) as c:
+        yield c
+
+
+def _text(html: str) -> str:
+    """What a person reads: the page without tags, scripts, styles and attribute values."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+async def _post(client: httpx.AsyncClient, path: str, form: dict[str, str]) -> httpx.Response:
+    return await client.post(path, data=form)
+
+
+async def test_a_record_shows_its_photo_signature_origin_and_names(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The photo and signature are inline images the same app serves byte for byte; the scan
+    that was not uploaded says so; who entered and who checked it and the device are named;
+    ethnicity 01 reads 汉族; the received time is Beijing time, labelled."""
+    record_id = world.counties[HOME].record_ids[0]
+    page = await client.get(f"/review/{record_id}")
+    assert page.status_code == 200
+    html = page.text
+    for name, data in (("photo.jpg", PHOTO), ("signature.png", SIGNATURE)):
+        src = f"/api/v1/records/{record_id}/attachments/{name}"
+        assert f'<img src="{src}"' in html
+        served = await client.get(src)
+        assert served.status_code == 200 and served.content == data
+    sheet = re.search(r'data-attachment="signed_sheet.jpg">(.*?)</figure>', html, re.S)
+    assert sheet and "未随记录上传" in sheet.group(1) and "<img" not in sheet.group(1)
+    detail = (await client.get(f"/api/v1/records/{record_id}")).json()
+    origin = detail["origin"]
+    assert origin["device_id"] == world.counties[HOME].device_id
+    assert origin["entered_by"] and origin["reviewed_by"]
+    assert re.search(rf'data-testid="entered-by">{re.escape(origin["entered_by"])}<', html)
+    assert re.search(rf'data-testid="reviewed-by">{re.escape(origin["reviewed_by"])}<', html)
+    assert f">{origin['device_id']}</a>" in html
+    ethnicity = re.search(r'<tr data-field="ethnicity"><td>(.*?)</td><td[^>]*>(.*?)</td>', html)
+    assert ethnicity and ethnicity.group(1) == "民族" and ethnicity.group(2).startswith("汉族")
+    assert "(北京时间)" in html
+    # The API keeps ISO 8601 with the offset.
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", detail["received_at"]
+    )
+
+
+async def test_approving_asks_first_and_then_says_who_was_approved(
+    client: httpx.AsyncClient, world: World, sessions: sessionmaker[Session]
+) -> None:
+    record_id = world.counties[HOME].record_ids[1]
+    asked = await _post(client, f"/review/{record_id}", {"action": "approve"})
+    assert asked.status_code == 200 and 'data-testid="confirm"' in asked.text
+    assert "确认通过" in asked.text
+    with sessions() as s:
+        assert s.get(Record, record_id).review_status == "collected"  # type: ignore[union-attr]
+        name = s.get(Record, record_id).payload["person"]["name"]  # type: ignore[union-attr]
+    done = await _post(client, f"/review/{record_id}", {"action": "approve", "confirm": "yes"})
+    assert done.status_code == 303
+    assert f"done=approve&prev={record_id}" in done.headers["location"]
+    after = await client.get(done.headers["location"])
+    assert f"已通过：{name}" in after.text
+    with sessions() as s:
+        assert s.get(Record, record_id).review_status == "approved"  # type: ignore[union-attr]
+
+
+async def test_returning_needs_a_reason_asks_first_and_says_why(
+    client: httpx.AsyncClient, world: World, sessions: sessionmaker[Session]
+) -> None:
+    record_id = world.counties[HOME].record_ids[2]
+    bare = await _post(client, f"/review/{record_id}", {"action": "return", "reason": "  "})
+    assert bare.status_code == 400 and "请填写原因" in bare.text
+    reason = "照片模糊<script>，请重拍"
+    asked = await _post(client, f"/review/{record_id}", {"action": "return", "reason": reason})
+    assert asked.status_code == 200 and "确认退回" in asked.text
+    assert "照片模糊&lt;script&gt;" in asked.text and "<script>" not in asked.text
+    done = await _post(
+        client, f"/review/{record_id}", {"action": "return", "reason": reason, "confirm": "yes"}
+    )
+    assert done.status_code == 303
+    with sessions() as s:
+        record = s.get(Record, record_id)
+        assert record is not None and record.review_status == "returned"
+        name = record.payload["person"]["name"]
+    after = await client.get(done.headers["location"])
+    assert f"已退回：{name}，原因：照片模糊&lt;script&gt;，请重拍" in after.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "done=delete&prev={own}",
+        "done=approve&prev=../../etc",
+        "done=approve&prev={own}%00",
+        "done=approve&prev=" + "a" * 500,
+        "lang=fr",
+        "lang=en%0d%0aSet-Cookie:x=1",
+    ],
+)
+async def test_hostile_review_page_parameters_are_refused(
+    client: httpx.AsyncClient, world: World, query: str
+) -> None:
+    own = world.counties[HOME].record_ids[0]
+    answer = await client.get(f"/review/{own}?" + query.format(own=own))
+    assert answer.status_code == 422
+    assert "set-cookie" not in {k.lower() for k in answer.headers}
+
+
+async def test_a_forged_done_link_says_nothing(
+    client: httpx.AsyncClient, world: World, sessions: sessionmaker[Session]
+) -> None:
+    """A link claiming a decision that was not made, or about the neighbour's record, shows
+    no message and no name from outside the admin's area."""
+    own, other = world.counties[HOME].record_ids, world.counties[NEIGHBOUR].record_ids
+    with sessions() as s:
+        their_name = s.get(Record, other[0]).payload["person"]["name"]  # type: ignore[union-attr]
+    for query in (f"done=approve&prev={own[1]}", f"done=return&prev={other[0]}"):
+        page = await client.get(f"/review/{own[0]}?{query}")
+        assert page.status_code == 200
+        assert 'data-testid="review-done"' not in page.text
+        assert their_name not in page.text
+
+
+async def test_english_review_pages_carry_no_chinese_label(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Every Chinese run on the English record and list pages is data (a name, a value the
+    clerk entered, a code list's name), never a label."""
+    record_id = world.counties[HOME].record_ids[0]
+    detail: dict[str, Any] = (await client.get(f"/api/v1/records/{record_id}")).json()
+    data = " ".join(
+        [detail["name"], *(f["collected"] + " " + f["initial"] for f in detail["fields"])]
+        + [detail["origin"]["entered_by"], detail["origin"]["reviewed_by"]]
+        + [s["clerk"] + " " + s["note"] for s in detail["origin"]["steps"]]
+    )
+    page = await client.get(f"/review/{record_id}?lang=en")
+    shown = set(CJK.findall(_text(page.text)))
+    assert shown - set(CJK.findall(data)) - {"中文"} == set()
+    for label in ("Entered by", "Photo", "Signature", "Ethnicity", "retired soldier"):
+        assert label in page.text
+    assert "(Beijing time)" in page.text
+    listing = await client.get(f"/review?region={HOME}&lang=en")
+    assert "3 records" in listing.text and "devices" not in _text(listing.text)
+    names = {
+        n
+        for r in (await client.get(f"/api/v1/review?region={HOME}")).json()
+        for n in CJK.findall(r["name"])
+    }
+    assert set(CJK.findall(_text(listing.text))) - names - {"中文"} == set()
