@@ -219,7 +219,7 @@ def sustained(
     controller: ControllerUnderTest, sim: FleetSimulator, seconds: float
 ) -> list[dict[str, float]]:
     stop = threading.Event()
-    base = controller.fleet.telemetry_consumer()
+    base = controller.telemetry()
     sent0 = sim.sent
     thread = threading.Thread(target=sim.run, args=(seconds,), kwargs={"stop": stop})
     thread.start()
@@ -230,7 +230,7 @@ def sustained(
         while thread.is_alive():
             thread.join(10.0)
             now = time.monotonic()
-            stats = controller.fleet.telemetry_consumer()
+            stats = controller.telemetry()
             cur = {
                 "sent": sim.sent - sent0,
                 "received": stats["messages_received"] - base["messages_received"],
