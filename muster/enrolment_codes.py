@@ -38,6 +38,7 @@ __all__ = [
     "EnrolmentTicket",
     "ca_fingerprint",
     "certificate_matching",
+    "controller_host",
     "hash_code",
     "new_code",
     "normalise_code",
@@ -150,7 +151,17 @@ class EnrolmentTicket:
     @classmethod
     def make(cls, code: str, host: str, port: int, ca_sha256: str) -> EnrolmentTicket:
         """A ticket from the controller's own values, checked as a scanned one would be."""
-        return parse_ticket(f"MUSTER{TICKET_VERSION}/{code}/{host}/{port}/{ca_sha256}")
+        return parse_ticket(
+            f"MUSTER{TICKET_VERSION}/{code}/{controller_host(host)}/{port}/{ca_sha256}"
+        )
+
+
+def controller_host(text: str) -> str:
+    """A controller's host as a ticket carries it (a DNS name, IPv4, or IPv6 in brackets),
+    or :class:`ConfigError`."""
+    if ":" in text and not text.startswith("["):
+        text = f"[{text}]"  # a bare IPv6 address, as a setting may hold it
+    return _host(text)
 
 
 def _host(text: str) -> str:

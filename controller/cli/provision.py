@@ -193,11 +193,14 @@ def _controller_settings(
     """The controller's settings, refusing a data dir without the controller's keys: codes made
     in a fresh empty database are unknown to the real controller, and their QR code would name
     a CA no device trusts."""
+    from muster.enrolment_codes import ca_fingerprint, controller_host
     from muster.errors import ConfigError
 
     settings = settings_for(data_dir, database_url)
     if hostname:
         settings = settings.model_copy(update={"public_hostnames": [hostname]})
+    # The QR code's address is checked before any code is made, so a bad one changes nothing.
+    controller_host(settings.public_hostnames[0])
     if enrol_port is not None:
         settings = settings.model_copy(update={"enrol_port": enrol_port})
     ca = settings.data_dir / "pki" / "ca.crt"
@@ -209,6 +212,7 @@ def _controller_settings(
             "请用 --data-dir 指向中心的数据目录（与 muster controller run 相同），"
             "或设置环境变量 MUSTER_CONTROLLER_DATA_DIR；什么也没有创建"
         )
+    ca_fingerprint(ca.read_bytes())  # a damaged certificate is told now, before any code exists
     return settings
 
 

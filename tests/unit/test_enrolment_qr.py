@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -306,3 +307,35 @@ def test_the_codes_sheet_and_csv(tmp_path: Path) -> None:
         pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type /Page>") >= 1
     )
     assert pdf.count(b"/Subtype /Image") == len(issued)  # one QR code per device
+
+
+def test_bulk_create_from_the_cli_all_or_nothing(tmp_path: Path) -> None:
+    """A bad row refuses the whole file (exit 2, no code in the database, no sheet written);
+    the corrected file writes the sheet and the CSV, and the database holds one code per row."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from controller.cli.provision import code
+
+    data_dir = tmp_path / "controller"
+    ensure_controller_pki(data_dir, ["127.0.0.1"], now=NOW)
+    townships = tmp_path / "t.csv"
+    townships.write_text("370902001000,fixed-kiosk\n370902001000,nope\n", encoding="utf-8")
+    args = ["create", "--bulk", str(townships), "--data-dir", str(data_dir), "--json"]
+    refused = CliRunner().invoke(code, args)
+    assert refused.exit_code == 2 and "第 2 行" in refused.output
+    assert not (tmp_path / "t-codes.pdf").exists()
+    townships.write_text("370902001000,fixed-kiosk\n370902001000,simulator\n", encoding="utf-8")
+    done = CliRunner().invoke(code, [*args, "--hostname", "centre.example.cn"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["codes"] == 2
+    table = (tmp_path / "t-codes.csv").read_text("utf-8-sig")
+    assert "/CENTRE.EXAMPLE.CN/7443/" in table
+    with sqlite3.connect(data_dir / "controller.db") as db:
+        assert db.execute("SELECT count(*) FROM enrollment_codes").fetchone() == (2,)
+    for bad in ("evil host/x", "centre.example.cn/7443", "-x"):
+        hostile = CliRunner().invoke(code, [*args, "--hostname", bad])
+        assert hostile.exit_code == 2 and "主机名" in hostile.output, hostile.output
+    with sqlite3.connect(data_dir / "controller.db") as db:
+        assert db.execute("SELECT count(*) FROM enrollment_codes").fetchone() == (2,)
