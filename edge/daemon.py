@@ -1,6 +1,7 @@
 """The edge daemon: one asyncio process, tasks under one supervisor (:mod:`muster.supervisor`).
 A task that fails is reported and restarted with backoff; nothing but a stop request ends the
-daemon. The daemon owns the process's one clock and hands it to every part it builds."""
+daemon. The daemon owns the process's one clock and hands it to every part it builds, and routes each
+identity card read (SAM reader, PC/SC) to exactly one consumer through one handoff."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import asyncio
 import random
 import shutil
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import grpc
 import structlog
 
-from edge.collector import SimulatedCollector
+from edge.card_reads import CardHandoff
 from edge.commands import CommandHandler, CommandHooks, erase_device_state
 from edge.console.service import Console
 from edge.enrolment import enroll
@@ -25,6 +27,7 @@ from edge.outbox import Outbox
 from edge.returned_records import write_returned
 from edge.sealer import Sealer
 from edge.settings import EdgeSettings
+from edge.simulators.collector import SimulatedCollector
 from edge.slice_store import SliceStore
 from edge.uplink.data import DataLink
 from edge.uplink.slices import SliceSync
@@ -80,6 +83,20 @@ async def ensure_enrolled(
             continue
         log.info("enrolled", device_id=result.device_id, township=result.township_code)
         return
+
+
+def card_consumer(
+    profile: FirmwareProfile, *, reads_cards: bool
+) -> Literal["console", "collector"] | None:
+    """Who takes the device's identity reads: the console when it runs, the simulated collector
+    only when the profile configures one and no console runs, otherwise no one."""
+    if not reads_cards:
+        return None
+    if profile.console_enabled:
+        return "console"
+    if profile.simulation is not None:
+        return "collector"
+    return None
 
 
 class Daemon:
@@ -179,24 +196,29 @@ class Daemon:
             "data": self.data.run,
             "licence": self._licence_forever,
             "reader": self.hardware.run_reader,
+            "pcsc": self.hardware.run_pcsc,
             "camera": self.hardware.run_camera,
             "slices": self.slice_sync.run,
         }
+        # Each identity read goes to exactly one consumer: the console when it runs, else the
+        # simulated collector when the profile has one, else no one (dropped as it is read).
+        self.card_reads = CardHandoff(self.clock)
+        self.console: Console | None = None
+        self.collector: SimulatedCollector | None = None
+        reads_for = card_consumer(self.profile, reads_cards=self.hardware.reads_cards)
+        self.hardware.handoff = self.card_reads if reads_for is not None else None
         if self.profile.simulation is not None:
-            self.collector: SimulatedCollector | None = SimulatedCollector(
+            self.collector = SimulatedCollector(
                 self.sealer,
                 enrolment.township_code,
                 self.profile.simulation.records_per_minute,
                 on_sealed=self.data.notify_new_record,
-                cards=self.hardware.cards if self.hardware.has_reader else None,
+                cards=self.card_reads if reads_for == "collector" else None,
                 initial_data=self.slices.random_person,
                 find_initial=self.slices.find,
                 clock=self.clock,
             )
             jobs["collector"] = self.collector.run
-        else:
-            self.collector = None
-        self.console: Console | None = None
         if self.profile.console_enabled:
             self.console = Console(
                 profile=self.profile,
@@ -204,6 +226,7 @@ class Daemon:
                 identity_dir=self.store.directory,
                 township_code=enrolment.township_code,
                 hardware=self.hardware,
+                card_reads=self.card_reads if reads_for == "console" else None,
                 sealer=self.sealer,
                 outbox=self.outbox,
                 guard=self.guard,

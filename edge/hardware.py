@@ -1,19 +1,22 @@
-"""The device's collection hardware under the daemon: the SAM ID-card reader and the camera.
+"""The device's collection hardware under the daemon: the SAM ID-card reader, the PC/SC
+readers (social security cards) and the camera.
 
 Each runs through its own driver; this module only follows their events, keeps the state the
-heartbeat reports, hands card reads to the collection workflow, and turns faults into telemetry
+heartbeat reports, hands each identity read to the one :class:`~edge.card_reads.CardHandoff`
+the daemon gives it (none: the read is dropped at once), and turns faults into telemetry
 events. A missing or failing device is reported, never fatal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 
+from edge.card_reads import CardHandoff, IdentityRead, from_sam, from_social_security
+from edge.drivers import pcsc
 from edge.drivers.camera import CameraDriver, CameraLost, CameraRestored, CapturedPhoto
 from edge.drivers.sam import driver as sam_driver
 from edge.drivers.sam.events import CardRead, CardRemoved, ReaderFault, ReaderReady
@@ -35,12 +38,12 @@ class Hardware:
         emit: Emit,
         *,
         clock: Clock,
-        card_queue: int = 32,
     ) -> None:
         self._profile = profile
         self._emit = emit
         self._clock = clock
-        self.cards: asyncio.Queue[CardRead] = asyncio.Queue(card_queue)
+        # Where identity reads go: set by the daemon to its one consumer's handoff, or left None.
+        self.handoff: CardHandoff | None = None
         self.reader_state: Component.ValueType = (
             Component.COMPONENT_STATE_DISABLED
             if profile.reader.kind == "none"
@@ -48,9 +51,6 @@ class Hardware:
         )
         self.last_card_read: datetime | None = None
         self.camera: CameraDriver | None = None
-        # The card lying on the reader now (None once removed), for the console's "read card".
-        self.card_on_reader: CardRead | None = None
-        self._card_arrived = asyncio.Event()
 
     @property
     def camera_state(self) -> Component.ValueType:
@@ -65,7 +65,24 @@ class Hardware:
 
     @property
     def has_reader(self) -> bool:
+        """The serial SAM ID-card reader."""
         return self._profile.reader.kind == "sam"
+
+    @property
+    def has_pcsc(self) -> bool:
+        return self._profile.pcsc.enabled
+
+    @property
+    def reads_cards(self) -> bool:
+        """Whether any reader here yields identity reads."""
+        return self.has_reader or self.has_pcsc
+
+    def _hand_on(self, read: IdentityRead) -> None:
+        self.last_card_read = self._clock.now()
+        if self.handoff is None:
+            log.debug("card read with no one to take it: dropped", source=read.source)
+            return
+        self.handoff.offer(read)
 
     async def run_reader(self) -> None:
         if not self.has_reader:
@@ -77,16 +94,9 @@ class Hardware:
                     log.info("reader ready", port=event.port, sam_id=event.sam_id)
                 case CardRead():
                     self.reader_state = Component.COMPONENT_STATE_OK
-                    self.last_card_read = self._clock.now()
-                    self.card_on_reader = event
-                    self._card_arrived.set()
-                    self._card_arrived = asyncio.Event()
-                    if self.cards.full():
-                        log.warning("card reads are not being consumed; dropping the oldest")
-                        self.cards.get_nowait()
-                    self.cards.put_nowait(event)
+                    self._hand_on(from_sam(event))
                 case CardRemoved():
-                    self.card_on_reader = None
+                    pass
                 case ReaderFault():
                     self.reader_state = Component.COMPONENT_STATE_FAULT
                     self._emit(
@@ -98,6 +108,28 @@ class Hardware:
                             "status": str(event.status or ""),
                         },
                     )
+
+    async def run_pcsc(self) -> None:
+        """Follow the PC/SC readers: a social security card inserted is an identity read. Bank
+        cards are read by the driver but carry nothing the forms take; they are not handed on."""
+        if not self.has_pcsc:
+            return
+        async for event in pcsc.watch(self._profile.pcsc, sleep=self._clock.sleep):
+            match event:
+                case pcsc.ReaderAttached():
+                    log.info("pcsc reader attached", reader=event.reader)
+                case pcsc.ReaderDetached():
+                    log.info("pcsc reader detached", reader=event.reader)
+                case pcsc.SocialSecurityCardRead():
+                    self._hand_on(from_social_security(event))
+                case pcsc.PcscFault():
+                    self._emit(
+                        device_pb2.Event.KIND_READER_FAULT,
+                        event.message,
+                        {"pcsc_reader": event.reader or "", "fault": "pcsc"},
+                    )
+                case _:
+                    pass
 
     async def run_camera(self) -> None:
         if self._profile.camera.kind != "opencv":
@@ -130,15 +162,3 @@ class Hardware:
         if self.camera is None:
             raise ConfigError("本机未配置摄像头 (this device's profile has no camera)")
         return await self.camera.capture_photo(document=document)
-
-    async def read_card(self, timeout_s: float) -> CardRead | None:
-        """The card on the reader now, or the next one presented within ``timeout_s``."""
-        if self.card_on_reader is not None:
-            return self.card_on_reader
-        arrived = self._card_arrived
-        try:
-            async with asyncio.timeout(timeout_s):
-                await arrived.wait()
-        except TimeoutError:
-            return None
-        return self.card_on_reader

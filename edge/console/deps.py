@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from edge.card_reads import IdentityRead
 from edge.console.accounts import Clerk, ClerkAccounts
 from edge.console.drafts import DraftStore
 from edge.console.search import PeopleSearch
@@ -36,7 +37,6 @@ from edge.console.workflow import (
     withhold_classified,
 )
 from edge.drivers.camera import CapturedPhoto
-from edge.drivers.sam.events import CardRead
 from edge.licence_guard import Verdict
 from muster.clock import Clock
 from muster.forms import SECTIONS, Problem, current_form
@@ -65,7 +65,7 @@ class ConsoleServices:
     seal: Callable[[RecordPayload, Mapping[str, bytes]], object]
     already_sealed: Callable[[str], bool]
     # The latest identity card read (SAM or PC/SC), or the next within the timeout; None: none.
-    read_card: Callable[[float], Awaitable[CardRead | None]] | None = None
+    read_card: Callable[[float], Awaitable[IdentityRead | None]] | None = None
     capture_photo: Callable[[], Awaitable[CapturedPhoto]] | None = None
     online: Callable[[], bool] = lambda: False
     on_sealed: Callable[[], None] = lambda: None

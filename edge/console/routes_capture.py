@@ -1,5 +1,6 @@
-"""What the device's hardware adds to a draft: the identity card read on the reader (its
-values replace what was typed, each change said), and the photo, judged before it is kept."""
+"""What the device's hardware adds to a draft: the identity read on a reader (a resident ID card
+on the SAM reader, a social security card through PC/SC; its values replace what was typed, each
+change said), and the photo, judged before it is kept."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from edge.console.deps import Pages
 from edge.console.sheet import display_value, field_label
 from edge.console.workflow import PERSON_KEYS, WorkflowError, edit
-from edge.drivers.sam.idnumber import check_card
-from edge.drivers.sam.textblock import CardType
 from muster.errors import MusterError
 
-__all__ = ["CARD_WAIT_S", "capture_routes"]
+__all__ = ["CARD_WAIT_S", "DOCUMENT_NAMES", "capture_routes"]
 
 CARD_WAIT_S = 10.0
+DOCUMENT_NAMES = {"id_card": "身份证", "social_security_card": "社会保障卡"}
 
 
 def capture_routes(pages: Pages) -> APIRouter:
@@ -48,28 +48,32 @@ def capture_routes(pages: Pages) -> APIRouter:
                 error=f"{CARD_WAIT_S:.0f} 秒内没有读到身份证：请把证件平放在阅读器上再点“读取身份证”",
                 status_code=408,
             )
-        c = read.card
-        if c.card_type is not CardType.RESIDENT or not check_card(c, today=s.clock.today()).valid:
+        if not read.is_valid_resident(s.clock.today()):
             return pages.record_page(
-                request, session, draft, error="只能读取有效的居民身份证", status_code=422
+                request,
+                session,
+                draft,
+                error="只能读取有效的居民身份证或社会保障卡",
+                status_code=422,
             )
+        what = DOCUMENT_NAMES[read.document]
         known = draft.person.get("id_number", "").strip().upper()
-        if known and known != c.id_number:
+        if known and known != read.id_number:
             await asyncio.to_thread(s.drafts.save, draft)
             return pages.record_page(
                 request,
                 session,
                 draft,
-                error=f"证件号码 {c.id_number} 与本记录的 {known} 不符：请核对是否拿错证件",
+                error=f"证件号码 {read.id_number} 与本记录的 {known} 不符：请核对是否拿错证件",
                 status_code=409,
             )
         card_values = {
-            "name": c.name,
-            "id_number": c.id_number,
-            "sex": c.sex.value,
-            "birth_date": c.birth_date.isoformat(),
-            "ethnicity": c.ethnicity.code if c.ethnicity else "",
-            "address": c.address or "",
+            "name": read.name,
+            "id_number": read.id_number,
+            "sex": read.sex,
+            "birth_date": read.birth_date.isoformat() if read.birth_date else "",
+            "ethnicity": read.ethnicity,
+            "address": read.address,
         }
         notes = [
             f"{field_label(draft, k)}：原为“{display_value(draft, k, draft.person.get(k))}”，"
@@ -78,8 +82,8 @@ def capture_routes(pages: Pages) -> APIRouter:
             if k in PERSON_KEYS and draft.person.get(k) and draft.person.get(k) != v
         ]
         fields = dict(draft.fields)
-        if c.address and not fields.get("household_registration"):
-            fields["household_registration"] = c.address
+        if read.address and not fields.get("household_registration"):
+            fields["household_registration"] = read.address
         updated = edit(
             draft,
             clerk=session.clerk.username,
@@ -87,11 +91,11 @@ def capture_routes(pages: Pages) -> APIRouter:
             person={k: card_values[k] or draft.person.get(k, "") for k in PERSON_KEYS},
             fields=fields,
             card=card_values,
-            note="读取身份证",
+            note=f"读取{what}",
         )
         await asyncio.to_thread(s.drafts.save, updated)
         message = (
-            "已读取身份证，信息与证件一致" if not notes else "已读取身份证。" + "；".join(notes)
+            f"已读取{what}，信息与证件一致" if not notes else f"已读取{what}。" + "；".join(notes)
         )
         return pages.record_page(request, session, updated, message=message)
 

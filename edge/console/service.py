@@ -1,7 +1,8 @@
 """Running the console under the daemon: its parts wired to the device's, uvicorn on 127.0.0.1.
 
 The console only binds to loopback: a kiosk's or tablet's own browser uses it; nothing on the
-township's network can reach it.
+township's network can reach it. Identity reads reach it through the daemon's
+:class:`~edge.card_reads.CardHandoff` (``card_reads``; None: the device has no reader).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from edge.card_reads import CardHandoff
 from edge.console.accounts import ClerkAccounts
 from edge.console.app import ConsoleServices, create_console_app
 from edge.console.drafts import DraftStore
@@ -46,6 +48,7 @@ class Console:
         identity_dir: Path,
         township_code: str,
         hardware: Hardware,
+        card_reads: CardHandoff | None,
         sealer: Sealer,
         outbox: Outbox,
         guard: LicenceGuard,
@@ -69,7 +72,7 @@ class Console:
             clock=clock,
             seal=sealer.seal,
             already_sealed=outbox.contains,
-            read_card=hardware.read_card if hardware.has_reader else None,
+            read_card=card_reads.take if card_reads is not None else None,
             capture_photo=hardware.capture_photo if profile.camera.kind != "none" else None,
             online=online,
             on_sealed=on_sealed,

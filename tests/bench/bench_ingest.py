@@ -28,7 +28,7 @@ from controller.db.models import Record
 from controller.devices.enrolment import publish_upload_keys
 from controller.devices.pki_store import ensure_controller_pki
 from controller.records.ingest import Ingestor
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.clock import SystemClock
 from muster.crypto import generate_device_key, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging

@@ -30,10 +30,10 @@ from controller.demo.embedded_broker import EmbeddedBroker
 from controller.demo.run import free_port
 from controller.devices.enrolment import create_enrollment_code
 from controller.settings import ControllerSettings
-from edge.collector import simulated_record
 from edge.enrolment import enroll
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
+from edge.simulators.collector import simulated_record
 from muster.clock import SystemClock
 from muster.crypto import content_hash, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging

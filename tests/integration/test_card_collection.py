@@ -19,7 +19,8 @@ from tests.fixtures.mosquitto import MosquittoBroker
 def test_each_card_read_becomes_a_record(
     fleet: Fleet, mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
-    """The people in the controller's records are exactly people whose cards were presented, and
+    """The simulated collector (configured, no console) takes the reads: the people in the
+    controller's records are exactly the people whose cards were presented, each once, and
     the heartbeat reports the reader working and when it last read a card."""
     port = free_port()
     simulator = subprocess.Popen(
@@ -59,9 +60,9 @@ def test_each_card_read_becomes_a_record(
         controller = fleet.controller(mqtt_url=mosquitto.url)
         edge = fleet.edge(controller, profile)
         wait_until(
-            lambda: any(int(d["records_received"]) >= 5 for d in controller.devices()),  # type: ignore[call-overload]
+            lambda: any(int(d["records_received"]) >= 4 for d in controller.devices()),  # type: ignore[call-overload]
             90,
-            "five records from card reads",
+            "a record from each of the four cards",
         )
     finally:
         terminate(simulator)
@@ -80,7 +81,8 @@ def test_each_card_read_becomes_a_record(
         ).one()
     engine.dispose()
     people = {(p["person"]["id_number"], p["person"]["name"]) for p in payloads}
-    assert people <= set(presented.items())
-    assert len(people) >= 2, "several visitors were read, not one card over and over"
+    # The reader presents the four cards over and over; each person is collected once.
+    assert people == set(presented.items())
+    assert len(payloads) == len(presented)
     beat = json.loads(beat) if isinstance(beat, str) else beat
     assert beat["reader"] == "COMPONENT_STATE_OK"

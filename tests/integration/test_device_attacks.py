@@ -38,7 +38,7 @@ from controller.fleet.telemetry_store import DeviceStateStore
 from controller.records.ingest import Ingestor
 from controller.rpc.servers import build_servers
 from controller.settings import ControllerSettings
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster import topics
 from muster.clock import VirtualClock
 from muster.crypto import (

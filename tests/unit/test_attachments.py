@@ -19,8 +19,8 @@ from controller.db.models import Attachment, Record
 from controller.devices.pki_store import ControllerPki
 from controller.records.attachment_chunks import attachment_chunk
 from controller.records.ingest import Ingestor
-from edge.collector import simulated_record
 from edge.outbox import Outbox
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (
     ATTACHMENT_CHUNK_BYTES,

@@ -23,9 +23,9 @@ from controller.fleet.telemetry_store import DeviceStateStore
 from controller.records.attachment_chunks import ChunkQuota, ChunkSweeper
 from controller.records.ingest import Ingestor
 from controller.settings import ControllerSettings
-from edge.collector import simulated_record
 from edge.identity import IdentityStore
 from edge.outbox import Outbox
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (
     generate_device_key,

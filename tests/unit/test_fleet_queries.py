@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.fleet_queries import open_alerts, records_per_hour, regions
 from controller.db.models import Alert, Device, Record
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from tests.unit.conftest import NOW
 
 

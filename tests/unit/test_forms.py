@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.classified import ADVICE
 from muster.forms import FORMS, PersonFacts, current_form, validate_fields
 from muster.forms.samples import sample_fields

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Device, Record
 from controller.devices.pki_store import ControllerPki
 from controller.records.ingest import Ingestor
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (
     DeviceKey,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.initial_data import RowRejected, parse_row
 from muster.records import AuditEntry, RecordError, RecordPayload, parse_record
 from muster.synthetic import dataset_row

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.forms import current_form
 from muster.records import RECORD_MAX_BYTES, RecordError, parse_record
 

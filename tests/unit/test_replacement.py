@@ -16,9 +16,9 @@ from controller.db.models import Device, Record
 from controller.devices.pki_store import ControllerPki
 from controller.devices.replacement import register_succession
 from controller.records.ingest import Ingestor
-from edge.collector import simulated_record
 from edge.identity import Enrolment, IdentityStore
 from edge.outbox import Outbox
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (
     content_hash,

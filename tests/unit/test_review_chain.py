@@ -41,7 +41,7 @@ from controller.records.review import (
     return_record,
     returned_for_device,
 )
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import (
     generate_licence_authority_key,

@@ -22,8 +22,8 @@ from controller.db.models import Device, Record
 from controller.devices.enrolment import publish_upload_keys
 from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from controller.records.ingest import Ingestor
-from edge.collector import simulated_record
 from edge.outbox import Outbox
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import content_hash, generate_device_key, seal_record, upload_public_from_bytes
 from muster.v1 import data_pb2

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.devices.enrolment import publish_upload_keys, upload_key_messages
 from controller.devices.pki_store import ControllerPki, load_upload_keys, rotate_upload_key
 from controller.records.ingest import Ingestor
-from edge.collector import simulated_record
+from edge.simulators.collector import simulated_record
 from muster.clock import VirtualClock
 from muster.crypto import seal_record, upload_public_from_bytes
 from muster.v1 import data_pb2

@@ -13,9 +13,7 @@ from typing import Any
 
 import structlog
 
-from edge.drivers.sam.events import CardRead
-from edge.drivers.sam.idnumber import check_card
-from edge.drivers.sam.textblock import CardType
+from edge.card_reads import CardHandoff, IdentityRead
 from edge.sealer import Sealer
 from muster.clock import Clock
 from muster.errors import LicenceError, StorageError
@@ -46,10 +44,11 @@ def _audit(now: datetime) -> tuple[AuditEntry, ...]:
 
 
 def record_from_card(
-    rng: random.Random, township_code: str, read: CardRead, now: datetime
+    rng: random.Random, township_code: str, card: IdentityRead, now: datetime
 ) -> RecordPayload:
     """What a clerk starts from after reading a visitor's card: the card's identity, a category."""
-    card = read.card
+    if card.birth_date is None:
+        raise ValueError("a card read without a birth date is not a valid resident's")
     category = rng.choices(list(CATEGORY_WEIGHTS), weights=list(CATEGORY_WEIGHTS.values()))[0]
     return RecordPayload(
         record_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -59,9 +58,9 @@ def record_from_card(
         person=Person(
             name=card.name,
             id_number=card.id_number,
-            sex=card.sex.value,
+            sex=card.sex,
             birth_date=card.birth_date,
-            ethnicity=card.ethnicity.code if card.ethnicity else "01",
+            ethnicity=card.ethnicity or "01",
         ),
         fields=_filled(rng, category, card.birth_date, now)
         | ({"address": card.address} if card.address else {}),
@@ -127,7 +126,7 @@ class SimulatedCollector:
         on_sealed: Callable[[], None] = lambda: None,
         rng: random.Random | None = None,
         clock: Clock,
-        cards: asyncio.Queue[CardRead] | None = None,
+        cards: CardHandoff | None = None,
         initial_data: Callable[[random.Random], dict[str, Any] | None] | None = None,
         find_initial: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
@@ -150,17 +149,16 @@ class SimulatedCollector:
         # other permits do not carry a resident ID number the forms ask for).
         if self._cards is not None:
             while True:
-                read = await self._cards.get()
-                valid = check_card(read.card, today=self._clock.today()).valid
-                if read.card.id_number in self._collected:
+                read = await self._cards.take()
+                if read is None:
+                    continue
+                if read.id_number in self._collected:
                     log.info("card skipped: already collected on this device")
                     continue
-                if read.card.card_type is CardType.RESIDENT and valid:
+                if read.is_valid_resident(self._clock.today()):
                     record = record_from_card(self._rng, self._township, read, self._clock.now())
                     return await self._complete_from_initial_data(record)
-                log.info(
-                    "card skipped: not a valid resident card", card_type=read.card.card_type.value
-                )
+                log.info("card skipped: not a valid resident card", card_type=read.card_type.value)
         await self._clock.sleep(self._rng.expovariate(1.0 / mean_gap))
         # Clerks verify and complete people from the township's initial data; someone the
         # centre does not know yet (S-12: people appear at any time) is typed from scratch.
