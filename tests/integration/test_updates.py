@@ -37,6 +37,7 @@ from controller.releases.store import add_release
 from controller.rpc.servers import build_servers
 from controller.settings import ControllerSettings
 from edge.outbox import Outbox
+from edge.updates.updater import Updater
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key, generate_licence_authority_key, private_key_pem
 from muster.crypto.pki import certificate_pem, load_certificate
@@ -457,3 +458,76 @@ async def test_kill_9_at_every_step_ends_on_a_good_version_with_the_outbox_intac
     kills = sum(d.kills for d in devices)
     assert kills == len(devices) * rounds * len(KILL_STEPS) >= 50 or rounds < 2
     print(f"kill -9 of a device during an update: {kills} kills, every one recovered")
+
+
+# --- the updater in-process, on the virtual clock ------------------------------------------------
+
+
+def in_process_updater(
+    centre: Centre, device: Device, **options: object
+) -> tuple[Updater, list[str]]:
+    restarts: list[str] = []
+
+    async def restart() -> None:
+        restarts.append(updater.slots.current_slot())
+
+    updater = Updater(
+        device.directory,
+        profile="simulator",
+        factory_version="0.1.0",
+        channel=lambda: centre.channel(device),
+        clock=centre.clock,
+        restart=restart,
+        **options,  # type: ignore[arg-type]
+    )
+    return updater, restarts
+
+
+async def test_a_new_version_not_healthy_within_its_window_is_rolled_back(centre: Centre) -> None:
+    device = centre.enrol()
+    before = untouched(device)
+    centre.release("0.2.0")
+    rollout_id = centre.rollout("0.2.0", [100])
+    updater, restarts = in_process_updater(centre, device, disk_margin_bytes=0)
+    assert await updater.check_once() == "switched"
+    assert restarts == ["a"] and updater.slots.running_version() == "0.2.0"
+    await updater.boot()  # the new version starts, but never says it is healthy
+    centre.clock.advance_now(599)
+    assert await updater.check_once() == "watching"
+    centre.clock.advance_now(2)
+    assert await updater.check_once() == "rolled_back"
+    assert restarts == ["a", "factory"] and updater.slots.running_version() == "0.1.0"
+    with centre.sessions() as session:
+        entry = session.get(RolloutDevice, (rollout_id, device.device_id))
+        assert entry is not None and entry.state == "rolled_back"
+        assert entry.reason.startswith("not_healthy")
+    # Not offered again, and not taken again if it were.
+    assert await updater.check_once() == "none"
+    assert untouched(device) == before
+
+
+async def test_no_switch_while_busy_and_no_download_without_disk_space(centre: Centre) -> None:
+    device, cramped = centre.enrol(), centre.enrol()
+    before = untouched(device), untouched(cramped)
+    centre.release("0.2.0")
+    rollout_id = centre.rollout("0.2.0", [100], threshold=0.6)
+    full, _ = in_process_updater(centre, cramped, disk_margin_bytes=2**62)
+    assert await full.check_once() == "refused:no_space"
+    assert full.slots.current_slot() == "factory"
+    assert not (full.slots.root / "downloads").exists()
+    busy = {"why": "录入员 clerk1 有未完成的草稿 (an open draft)"}
+    updater, restarts = in_process_updater(
+        centre, device, disk_margin_bytes=0, busy=lambda: busy["why"]
+    )
+    assert await updater.check_once() == "deferred"
+    assert await updater.check_once() == "deferred"
+    assert restarts == [] and updater.slots.current_slot() == "factory"
+    states = device_states(centre, rollout_id)
+    assert states == {device.device_id: "deferred", cramped.device_id: "refused"}
+    busy["why"] = ""
+    assert await updater.check_once() == "switched"
+    assert restarts == ["a"]
+    await updater.boot()
+    await updater.confirm_healthy()
+    assert device_states(centre, rollout_id)[device.device_id] == "healthy"
+    assert (untouched(device), untouched(cramped)) == before
