@@ -15,6 +15,7 @@ __all__ = ["edge"]
         "run": "edge.daemon_cli:run",
         "read-card": "edge.card_cli:read_card",
         "snap": "edge.camera_cli:snap",
+        "verify-face": "edge.face_cli:verify_face",
     },
 )
 def edge() -> None:

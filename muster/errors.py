@@ -10,6 +10,7 @@ complete)::
     │   │   └── AlreadyRevoked             controller.devices.revocation
     │   ├── PasswordPolicyError            muster.passwords
     │   ├── JpegTooLargeError              edge.photo.idphoto
+    │   ├── FaceImageError         an image for a face check is unusable   muster.face.images
     │   ├── DatasetError                   controller.records.datasets
     │   ├── ImportFileError                controller.records.initial_import
     │   ├── ExtractHeaderError             muster.departments
