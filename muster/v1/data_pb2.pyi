@@ -524,22 +524,94 @@ class HealthRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FINGERPRINT_FIELD_NUMBER: _builtins.int
+    TASK_ANSWERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def fingerprint(self) -> _enrollment_pb2.HardwareFingerprint:
         """The hardware as it is now, hashed with the enrolment salt; the controller records changes."""
+
+    @_builtins.property
+    def task_answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskAnswer]:
+        """Clerks' answers to the centre's tasks ("the department is wrong", with the reason), queued
+        on the device and sent with every Health call until an answer's result comes back.
+        """
 
     def __init__(
         self,
         *,
         fingerprint: _enrollment_pb2.HardwareFingerprint | None = ...,
+        task_answers: _abc.Iterable[Global___TaskAnswer] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint", "task_answers", b"task_answers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthRequest: _TypeAlias = HealthRequest  # noqa: Y015
+
+@_typing.final
+class TaskAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CLERK_FIELD_NUMBER: _builtins.int
+    ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """CentreTask.task_id, "T" and digits"""
+    answer: _builtins.str
+    """"disputed": the department's value is wrong"""
+    reason: _builtins.str
+    """the clerk's reason, at most 500 characters"""
+    clerk: _builtins.str
+    """the clerk's username on the console"""
+    @_builtins.property
+    def answered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        answer: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        clerk: _builtins.str = ...,
+        answered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answered_at", b"answered_at", "clerk", b"clerk", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskAnswer: _TypeAlias = TaskAnswer  # noqa: Y015
+
+@_typing.final
+class TaskAnswerResult(_message.Message):
+    """What the centre did with one TaskAnswer: the device forgets the answer once it has a result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    accepted: _builtins.bool
+    reason: _builtins.str
+    """why it was refused, for the clerk"""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        accepted: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskAnswerResult: _TypeAlias = TaskAnswerResult  # noqa: Y015
 
 @_typing.final
 class HealthResponse(_message.Message):
@@ -553,6 +625,8 @@ class HealthResponse(_message.Message):
     SLICE_REVOKED_FIELD_NUMBER: _builtins.int
     CLERKS_FIELD_NUMBER: _builtins.int
     RETURNED_RECORDS_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
+    TASK_ANSWER_RESULTS_FIELD_NUMBER: _builtins.int
     revoked: _builtins.bool
     trust_bundle_pem: _builtins.bytes
     """Every CA certificate the device should trust (PEM, concatenated); grows during a CA rotation."""
@@ -574,6 +648,15 @@ class HealthResponse(_message.Message):
         list, every time. A record leaves the list when its corrected record arrives.
         """
 
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CentreTask]:
+        """Tasks from the cross-comparison with other departments (problem data, missing people) for
+        the device's township: the whole open list, every time. A task leaves the list when the
+        person's new record arrives or a clerk's dispute is accepted.
+        """
+
+    @_builtins.property
+    def task_answer_results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskAnswerResult]: ...
     def __init__(
         self,
         *,
@@ -585,14 +668,101 @@ class HealthResponse(_message.Message):
         slice_revoked: _builtins.bool = ...,
         clerks: _abc.Iterable[Global___ClerkAccount] | None = ...,
         returned_records: _abc.Iterable[Global___ReturnedRecord] | None = ...,
+        tasks: _abc.Iterable[Global___CentreTask] | None = ...,
+        task_answer_results: _abc.Iterable[Global___TaskAnswerResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clerks", b"clerks", "returned_records", b"returned_records", "revoked", b"revoked", "server_time", b"server_time", "slice_revoked", b"slice_revoked", "slice_version", b"slice_version", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clerks", b"clerks", "returned_records", b"returned_records", "revoked", b"revoked", "server_time", b"server_time", "slice_revoked", b"slice_revoked", "slice_version", b"slice_version", "task_answer_results", b"task_answer_results", "tasks", b"tasks", "trust_bundle_pem", b"trust_bundle_pem", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthResponse: _TypeAlias = HealthResponse  # noqa: Y015
+
+@_typing.final
+class CentreTask(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_LABEL_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    PERSON_JSON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """"T" and digits"""
+    kind: _builtins.str
+    """"problem" (fields disagree) | "missing" (nobody collected them)"""
+    id_number: _builtins.str
+    name: _builtins.str
+    department: _builtins.str
+    """the department's key, e.g. "civil_affairs" """
+    department_label: _builtins.str
+    """its name for the clerks, e.g. "民政" """
+    person_json: _builtins.bytes
+    """For a missing person: the person's row as the department has it (JSON: name, id_number,
+    sex, birth_date, address), the slice delta the clerk collects them from.
+    """
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskDifference]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        name: _builtins.str = ...,
+        department: _builtins.str = ...,
+        department_label: _builtins.str = ...,
+        differences: _abc.Iterable[Global___TaskDifference] | None = ...,
+        person_json: _builtins.bytes = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "department", b"department", "department_label", b"department_label", "differences", b"differences", "id_number", b"id_number", "kind", b"kind", "name", b"name", "person_json", b"person_json", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CentreTask: _TypeAlias = CentreTask  # noqa: Y015
+
+@_typing.final
+class TaskDifference(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    COLLECTED_VALUE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_VALUE_FIELD_NUMBER: _builtins.int
+    MATCH_METHOD_FIELD_NUMBER: _builtins.int
+    MATCH_SCORE_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """the column's header, e.g. 出生日期"""
+    collected_value: _builtins.str
+    department_value: _builtins.str
+    match_method: _builtins.str
+    """exact_id | probabilistic"""
+    match_score: _builtins.float
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        collected_value: _builtins.str = ...,
+        department_value: _builtins.str = ...,
+        match_method: _builtins.str = ...,
+        match_score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collected_value", b"collected_value", "department_value", b"department_value", "field", b"field", "match_method", b"match_method", "match_score", b"match_score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskDifference: _TypeAlias = TaskDifference  # noqa: Y015
 
 @_typing.final
 class ReturnedRecord(_message.Message):
@@ -603,10 +773,15 @@ class ReturnedRecord(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     RETURNED_AT_FIELD_NUMBER: _builtins.int
+    VALUES_JSON_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     id_number: _builtins.str
     name: _builtins.str
     reason: _builtins.str
+    values_json: _builtins.bytes
+    """The returned record's person, category, relation and form fields (JSON), so the clerk
+    corrects the earlier values instead of typing the record again. No photo or signature.
+    """
     @_builtins.property
     def returned_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -617,10 +792,11 @@ class ReturnedRecord(_message.Message):
         name: _builtins.str = ...,
         reason: _builtins.str = ...,
         returned_at: _timestamp_pb2.Timestamp | None = ...,
+        values_json: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["returned_at", b"returned_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_number", b"id_number", "name", b"name", "reason", b"reason", "record_id", b"record_id", "returned_at", b"returned_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_number", b"id_number", "name", b"name", "reason", b"reason", "record_id", b"record_id", "returned_at", b"returned_at", "values_json", b"values_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
