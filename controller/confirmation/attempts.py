@@ -136,9 +136,9 @@ def submit_attempt(
     now = clock.now()
     typed = id_number.strip()[:32]
     attempt = SelfServiceAttempt(at=now, address=address[:64], id_number=typed, phone=phone[:20])
-    session.add(attempt)
     answer = _judge(session, attempt, typed, phone.strip(), selfie, selfie_too_large, clock)
     attempt.outcome = answer.outcome
+    session.add(attempt)
     return answer
 
 
