@@ -66,6 +66,10 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/api/v1/devices/{device_id}/commands", "read"),
     ("POST", "/api/v1/devices/{device_id}/commands", "command"),
     ("GET", "/api/v1/commands/{command_id}", "read"),
+    # software versions and rollouts (release_pages.py)
+    ("GET", "/releases", "read"),
+    ("GET", "/api/v1/releases", "read"),
+    ("GET", "/api/v1/devices/{device_id}/updates", "read"),
     # enrolment codes and revocation (codes.py)
     ("GET", "/codes", "read"),
     ("POST", "/codes", "command"),

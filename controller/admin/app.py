@@ -26,6 +26,7 @@ from controller.admin.login_guard import (
     parse_trusted_proxies,
 )
 from controller.admin.pages import page_routers
+from controller.admin.release_pages import release_router
 from controller.db.models import Device, Record
 from muster.clock import Clock
 from muster.crypto import UploadPrivateKey
@@ -147,6 +148,7 @@ def create_admin_app(
     for router in confirmation_routers(sessions, clock):  # and the public self-service page
         app.include_router(router)
     app.include_router(comparison_router(sessions))
+    app.include_router(release_router(sessions, clock))
     app.include_router(
         login_router(sessions, clock, workers=workers, throttle=throttle, proxies=proxies)
     )

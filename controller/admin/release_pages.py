@@ -1,0 +1,281 @@
+"""Software releases as the admins see them: ``/releases`` (Chinese; ``?lang=en`` for English)
+and ``/api/v1/releases``: how many devices of the admin's area run which version, per region
+one level down; every rollout touching the area with its waves and state; the recent failures
+and why. ``/api/v1/devices/{device_id}/updates`` is a device's update history.
+
+Self-contained (its own words table and markup) so the page needs nothing of the page
+framework beyond the access middleware, which scopes every request to the admin's area."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.admin.access import admin_of
+from controller.db.models import Device, Rollout, UpdateEvent
+from controller.releases.rollouts import rollout_status
+from muster.clock import Clock
+from muster.regions import child_length
+
+__all__ = ["ReleaseOverview", "release_router"]
+
+TEXT: dict[str, dict[str, str]] = {
+    "title": {"zh": "软件版本与发布", "en": "Software versions and rollouts"},
+    "versions": {"zh": "各地区设备版本", "en": "Versions by region"},
+    "region": {"zh": "地区", "en": "Region"},
+    "version": {"zh": "版本", "en": "Version"},
+    "devices": {"zh": "设备数", "en": "Devices"},
+    "rollouts": {"zh": "发布计划", "en": "Rollouts"},
+    "state": {"zh": "状态", "en": "State"},
+    "wave": {"zh": "波次", "en": "Wave"},
+    "waves": {"zh": "各波进度", "en": "Waves"},
+    "reason": {"zh": "原因", "en": "Reason"},
+    "failures": {"zh": "最近的失败", "en": "Recent failures"},
+    "device": {"zh": "设备", "en": "Device"},
+    "at": {"zh": "时间", "en": "When"},
+    "none": {"zh": "暂无", "en": "None"},
+    "unknown": {"zh": "未上报", "en": "not reported"},
+    "all": {"zh": "全国", "en": "Nation"},
+    "other_lang": {"zh": "English", "en": "中文"},
+    "running": {"zh": "进行中", "en": "running"},
+    "paused": {"zh": "已暂停", "en": "paused"},
+    "aborted": {"zh": "已中止", "en": "aborted"},
+    "completed": {"zh": "已完成", "en": "completed"},
+    "pending": {"zh": "待更新", "en": "pending"},
+    "downloading": {"zh": "下载中", "en": "downloading"},
+    "verified": {"zh": "已校验", "en": "verified"},
+    "switched": {"zh": "已切换", "en": "switched"},
+    "healthy": {"zh": "健康", "en": "healthy"},
+    "rolled_back": {"zh": "已回滚", "en": "rolled back"},
+    "refused": {"zh": "已拒绝", "en": "refused"},
+    "deferred": {"zh": "已推迟", "en": "deferred"},
+}
+
+
+def _t(key: str, lang: str) -> str:
+    entry = TEXT.get(key)
+    return entry[lang] if entry else key
+
+
+class VersionCount(BaseModel):
+    region: str
+    version: str
+    devices: int
+
+
+class WaveView(BaseModel):
+    percent: float
+    devices: int
+    states: dict[str, int]
+
+
+class RolloutView(BaseModel):
+    id: int
+    version: str
+    region: str
+    state: str
+    reason: str
+    current_wave: int
+    waves: list[WaveView]
+
+
+class FailureView(BaseModel):
+    device_id: str
+    version: str
+    state: str
+    reason: str
+    at: datetime
+
+
+class ReleaseOverview(BaseModel):
+    area: str
+    versions: list[VersionCount]
+    rollouts: list[RolloutView]
+    failures: list[FailureView]
+
+
+class UpdateHistoryEntry(BaseModel):
+    at: datetime
+    rollout_id: int | None
+    version: str
+    state: str
+    reason: str
+    running_version: str
+
+
+def _overview(session: Session, area: str) -> ReleaseOverview:
+    length = child_length(area) or 12
+    region = func.substr(Device.township_code, 1, length)
+    versions = [
+        VersionCount(region=r, version=v, devices=n)
+        for r, v, n in session.execute(
+            select(region, Device.software_version, func.count())
+            .where(Device.township_code.startswith(area), Device.revoked_at.is_(None))
+            .group_by(region, Device.software_version)
+            .order_by(region, Device.software_version)
+        )
+    ]
+    rollouts: list[RolloutView] = []
+    for rollout in session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(50)):
+        if not (rollout.region_prefix.startswith(area) or area.startswith(rollout.region_prefix)):
+            continue
+        s = rollout_status(session, rollout.id)
+        rollouts.append(
+            RolloutView(
+                id=s.id,
+                version=s.version,
+                region=s.region_prefix,
+                state=s.state,
+                reason=s.state_reason,
+                current_wave=s.current_wave,
+                waves=[
+                    WaveView(percent=w.percent, devices=w.devices, states=w.states) for w in s.waves
+                ],
+            )
+        )
+    failures = [
+        FailureView(
+            device_id=e.device_id, version=e.version, state=e.state, reason=e.reason, at=e.at
+        )
+        for e in session.scalars(
+            select(UpdateEvent)
+            .join(Device, Device.id == UpdateEvent.device_id)
+            .where(
+                Device.township_code.startswith(area),
+                UpdateEvent.state.in_(("rolled_back", "refused")),
+            )
+            .order_by(UpdateEvent.at.desc())
+            .limit(50)
+        )
+    ]
+    return ReleaseOverview(area=area, versions=versions, rollouts=rollouts, failures=failures)
+
+
+def _table(headers: list[str], rows: list[list[str]], lang: str) -> str:
+    if not rows:
+        return f"<p>{_t('none', lang)}</p>"
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(view: ReleaseOverview, lang: str) -> str:
+    other = "en" if lang == "zh" else "zh"
+    versions = _table(
+        [_t("region", lang), _t("version", lang), _t("devices", lang)],
+        [[v.region, v.version or _t("unknown", lang), str(v.devices)] for v in view.versions],
+        lang,
+    )
+    rollouts = _table(
+        [
+            "#",
+            _t("version", lang),
+            _t("region", lang),
+            _t("state", lang),
+            _t("wave", lang),
+            _t("waves", lang),
+            _t("reason", lang),
+        ],
+        [
+            [
+                str(r.id),
+                r.version,
+                r.region or _t("all", lang),
+                _t(r.state, lang),
+                f"{r.current_wave + 1}/{len(r.waves)}",
+                " | ".join(
+                    f"{w.percent:g}%: "
+                    + ", ".join(f"{_t(k, lang)} {n}" for k, n in sorted(w.states.items()))
+                    for w in r.waves
+                ),
+                r.reason,
+            ]
+            for r in view.rollouts
+        ],
+        lang,
+    )
+    failures = _table(
+        [
+            _t("device", lang),
+            _t("version", lang),
+            _t("state", lang),
+            _t("reason", lang),
+            _t("at", lang),
+        ],
+        [
+            [
+                f.device_id,
+                f.version,
+                _t(f.state, lang),
+                f.reason,
+                f.at.isoformat(timespec="seconds"),
+            ]
+            for f in view.failures
+        ],
+        lang,
+    )
+    area = escape(view.area or _t("all", lang))
+    return (
+        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
+        f'<meta charset="utf-8"><title>{_t("title", lang)}</title></head><body>'
+        f"<h1>{_t('title', lang)} — {area}</h1>"
+        f'<p><a href="?lang={other}&amp;region={escape(view.area)}">{_t("other_lang", lang)}</a></p>'
+        f"<h2>{_t('versions', lang)}</h2>{versions}"
+        f"<h2>{_t('rollouts', lang)}</h2>{rollouts}"
+        f"<h2>{_t('failures', lang)}</h2>{failures}</body></html>"
+    )
+
+
+def release_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+    router = APIRouter()
+
+    def overview(request: Request, region: str) -> ReleaseOverview:
+        area = admin_of(request).narrow(region)
+        with sessions() as session:
+            return _overview(session, area)
+
+    @router.get("/api/v1/releases", response_model=ReleaseOverview, tags=["releases"])
+    def api_releases(
+        request: Request, region: str = Query("", pattern=r"^\d{0,12}$")
+    ) -> ReleaseOverview:
+        return overview(request, region)
+
+    @router.get(
+        "/api/v1/devices/{device_id}/updates",
+        response_model=list[UpdateHistoryEntry],
+        tags=["releases"],
+    )
+    def api_device_updates(device_id: str) -> list[UpdateHistoryEntry]:
+        with sessions() as session:
+            return [
+                UpdateHistoryEntry(
+                    at=e.at,
+                    rollout_id=e.rollout_id,
+                    version=e.version,
+                    state=e.state,
+                    reason=e.reason,
+                    running_version=e.running_version,
+                )
+                for e in session.scalars(
+                    select(UpdateEvent)
+                    .where(UpdateEvent.device_id == device_id[:40])
+                    .order_by(UpdateEvent.at.desc(), UpdateEvent.id.desc())
+                    .limit(200)
+                )
+            ]
+
+    @router.get("/releases", response_class=HTMLResponse, include_in_schema=False)
+    def releases_page(
+        request: Request,
+        region: str = Query("", pattern=r"^\d{0,12}$"),
+        lang: str = Query("zh", pattern="^(zh|en)$"),
+    ) -> HTMLResponse:
+        return HTMLResponse(_page(overview(request, region), lang))
+
+    return router
