@@ -924,3 +924,32 @@ class ConfirmationWeeklyFile(Base):
     friday: Mapped[str] = mapped_column(String(10), primary_key=True)
     path: Mapped[str] = mapped_column(String(500))
     generated_at: Mapped[datetime] = mapped_column()
+
+
+class CentreTask(Base):
+    """A task for a township from a comparison (S-10): one person's problem data or a missing
+    person, sent to the township's devices in Health until the person's new record arrives
+    (``closed``, with that record) or a clerk answers that the department is wrong
+    (``disputed``, with the reason). ``finding_ids`` are the comparison findings it carries."""
+
+    __tablename__ = "centre_tasks"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("comparison_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # problem | missing
+    township_code: Mapped[str] = mapped_column(String(12), index=True)
+    id_number: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(24))
+    details: Mapped[dict[str, Any]] = mapped_column()  # differences, person row, finding ids
+    status: Mapped[str] = mapped_column(String(10), default="sent", index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    closed_record_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    answer_reason: Mapped[str] = mapped_column(Text, default="")
+    answered_by: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (Index("ix_centre_tasks_township_person", "township_code", "id_number"),)
