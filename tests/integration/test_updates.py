@@ -29,6 +29,7 @@ from controller.releases.keys import load_release_keys
 from controller.releases.rollouts import (
     RolloutStatus,
     abort_rollout,
+    advance_rollouts,
     create_rollout,
     resume_rollout,
     rollout_status,
@@ -531,3 +532,30 @@ async def test_no_switch_while_busy_and_no_download_without_disk_space(centre: C
     await updater.confirm_healthy()
     assert device_states(centre, rollout_id)[device.device_id] == "healthy"
     assert (untouched(device), untouched(cramped)) == before
+
+
+async def test_a_100_device_wave_over_the_data_port(centre: Centre) -> None:
+    """One wave of 100 devices, each the real updater in this process over its own mutual-TLS
+    channel: all download 1 MB, verify, switch, start and report healthy; the wave then closes.
+    Prints how long the wave took (for the issue's note; nothing asserts on time)."""
+    import time
+
+    devices = [centre.enrol() for _ in range(100)]
+    centre.release("0.2.0")
+    rollout_id = centre.rollout("0.2.0", [100], soak_s=0)
+    updaters = [in_process_updater(centre, d, disk_margin_bytes=0)[0] for d in devices]
+
+    async def one(updater: Updater) -> str:
+        assert await updater.check_once() == "switched"
+        await updater.boot()
+        await updater.confirm_healthy()
+        return updater.slots.running_version()
+
+    started = time.perf_counter()
+    assert await asyncio.gather(*(one(u) for u in updaters)) == ["0.2.0"] * 100
+    took = time.perf_counter() - started
+    with centre.sessions.begin() as session:
+        advance_rollouts(session, centre.clock.now())
+    assert set(device_states(centre, rollout_id).values()) == {"healthy"}
+    assert centre.status(rollout_id).state == "completed"
+    print(f"a 100-device wave (1 MB release each, one controller process): {took:.1f} s")
