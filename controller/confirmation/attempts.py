@@ -155,6 +155,14 @@ def _judge(
     wait = _throttle(session, f"addr:{attempt.address}", ADDRESS_LIMIT, now)
     if wait:
         return _too_many("rate_address", wait)
+    if too_large:  # the body was not read: nothing else of it is known
+        return Answer(
+            False,
+            "selfie_too_large",
+            f"照片超过 {SELFIE_MAX_BYTES // 2**20} MB；请直接用手机前置摄像头拍一张",
+            f"The photo is over {SELFIE_MAX_BYTES // 2**20} MB; take one with the front camera",
+            "selfie",
+        )
     check = check_id_number(typed, today=clock.today())
     if not typed or not check.valid:
         problems = check.problems
@@ -177,14 +185,6 @@ def _judge(
             "请填写 11 位手机号码，以便工作人员联系您",
             "Enter an 11-digit mobile number so staff can reach you",
             "phone",
-        )
-    if too_large:
-        return Answer(
-            False,
-            "selfie_too_large",
-            f"照片超过 {SELFIE_MAX_BYTES // 2**20} MB；请直接用手机前置摄像头拍一张",
-            f"The photo is over {SELFIE_MAX_BYTES // 2**20} MB; take one with the front camera",
-            "selfie",
         )
     kind = _image_kind(selfie) if selfie else None
     if kind is None:
