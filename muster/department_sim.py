@@ -19,6 +19,7 @@ import httpx
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -105,10 +106,11 @@ class SimulatedDepartment:
             return script.reject_status, {"error": "simulated refusal"}
         first = msg_id not in self.seen
         self.seen[msg_id] = self.seen.get(msg_id, 0) + 1
-        if first and not script.silent:
+        if first:
             document = json.loads(body)
             key = (str(document.get("application_id")), str(document.get("item")))
             self.rounds[key] = self.rounds.get(key, 0) + 1
+        if first and not script.silent:
             task = asyncio.create_task(self._report(msg_id, self.rounds[key]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -185,7 +187,11 @@ def create_department_app(department: SimulatedDepartment) -> FastAPI:
 
     @app.post("/deliveries")
     async def deliveries(request: Request) -> Response:
-        status, answer = await department.receive(dict(request.headers), await request.body())
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the sender was killed or gave up mid-request
+            return Response(status_code=499)
+        status, answer = await department.receive(dict(request.headers), body)
         return JSONResponse(answer, status_code=status)
 
     @app.get("/stats")
