@@ -43,7 +43,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def _emit(body: dict[str, object], code: int) -> NoReturn:
-    body["messages"] = [REASONS.get(str(r), str(r)) for r in body.get("reasons", [])]  # type: ignore[union-attr]
+    reasons = body.get("reasons", [])
+    assert isinstance(reasons, list)
+    body["messages"] = [REASONS.get(str(r), str(r)) for r in reasons]
     click.echo(json.dumps(body, ensure_ascii=False))
     sys.exit(code)
 
@@ -108,13 +110,18 @@ def verify_face(
         verdicts.append((path, compare(ref, live, threshold)))
     if not verdicts:
         _emit(
-            {"match": False, "score": None, "threshold": threshold, "reasons": sorted(set(reasons))},
+            {
+                "match": False,
+                "score": None,
+                "threshold": threshold,
+                "reasons": sorted(set(reasons)),
+            },
             EXIT_NO_FACE,
         )
 
     best_path, best = min(verdicts, key=lambda pv: pv[1].score)
     body = best.to_dict()
-    body["reasons"] = [*best.reasons, *sorted(set(reasons))]
+    all_reasons = [*best.reasons, *sorted(set(reasons))]
     body["best_live"] = str(best_path)
     body["scores"] = {str(p): round(v.score, 4) for p, v in verdicts}
     match = best.match
@@ -123,9 +130,10 @@ def verify_face(
         body["liveness"] = alive.to_dict()
         if require_liveness and not alive.live:
             match = False
-            body["reasons"] = [*body["reasons"], "not_live"]  # type: ignore[misc]
+            all_reasons.append("not_live")
     elif require_liveness:
         match = False
-        body["reasons"] = [*body["reasons"], "not_live"]  # type: ignore[misc]
+        all_reasons.append("not_live")
     body["match"] = match
+    body["reasons"] = all_reasons
     _emit(body, 0 if match else EXIT_NO_MATCH)

@@ -53,7 +53,9 @@ class FaceImageError(ConfigError):
 def _png_size(data: bytes) -> tuple[int, int]:
     # The IHDR chunk must come first: 8 bytes magic, 4 length, 4 type, then width and height.
     if len(data) < 24 or data[12:16] != b"IHDR":
-        raise FaceImageError("PNG 文件头损坏 / the PNG header is damaged: give an intact PNG or JPEG")
+        raise FaceImageError(
+            "PNG 文件头损坏 / the PNG header is damaged: give an intact PNG or JPEG"
+        )
     width, height = struct.unpack(">II", data[16:24])
     return int(width), int(height)
 
@@ -96,13 +98,17 @@ def image_size(data: bytes) -> tuple[int, int]:
             "这像是身份证芯片照片 (WLT 格式)，无法解码 / this looks like an ID card chip photo "
             "(WLT), which has no open decoder: use the reference photo on file (JPEG or PNG)"
         )
-    raise FaceImageError("不是 JPEG 或 PNG 图片 / not a JPEG or PNG picture: give a JPEG or PNG photo")
+    raise FaceImageError(
+        "不是 JPEG 或 PNG 图片 / not a JPEG or PNG picture: give a JPEG or PNG photo"
+    )
 
 
 def decode_image(data: bytes, *, what: str = "photo") -> Image:
     """Decode JPEG or PNG bytes into a BGR picture, after checking size, header and ending."""
     if not data:
-        raise FaceImageError(f"{what}: 文件为空 / the file is empty (0 bytes): give a JPEG or PNG photo")
+        raise FaceImageError(
+            f"{what}: 文件为空 / the file is empty (0 bytes): give a JPEG or PNG photo"
+        )
     if len(data) > MAX_BYTES:
         raise FaceImageError(
             f"{what}: 文件过大 / the file is {len(data)} bytes, over the {MAX_BYTES}-byte limit: "
@@ -113,7 +119,9 @@ def decode_image(data: bytes, *, what: str = "photo") -> Image:
     except FaceImageError as exc:
         raise FaceImageError(f"{what}: {exc}") from None
     if width <= 0 or height <= 0:
-        raise FaceImageError(f"{what}: 图片尺寸为零 / the picture claims a zero size ({width}×{height})")
+        raise FaceImageError(
+            f"{what}: 图片尺寸为零 / the picture claims a zero size ({width}×{height})"
+        )
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise FaceImageError(
             f"{what}: 图片尺寸过大 / the picture claims {width}×{height} pixels, over the "

@@ -83,7 +83,9 @@ def _yaw(found: FoundFace) -> float:
     return float(np.dot(found.landmarks[4] - (eye_a + eye_b) / 2, axis)) / span
 
 
-def _crop(gray: Image, centre: npt.NDArray[np.float64], half_w: float, half_h: float) -> Image:
+def _crop(
+    gray: npt.NDArray[np.float32], centre: npt.NDArray[np.float64], half_w: float, half_h: float
+) -> npt.NDArray[np.float32]:
     x, y = float(centre[0]), float(centre[1])
     x0, y0 = max(0, round(x - half_w)), max(0, round(y - half_h))
     x1, y1 = min(gray.shape[1], round(x + half_w)), min(gray.shape[0], round(y + half_h))
@@ -93,7 +95,7 @@ def _crop(gray: Image, centre: npt.NDArray[np.float64], half_w: float, half_h: f
 def _gray(image: Image) -> npt.NDArray[np.float32]:
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     # Blurred, so that noise and a pixel of resampling are not read as change.
-    return cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
+    return np.asarray(cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0), dtype=np.float32)
 
 
 def _centres(found: FoundFace) -> tuple[npt.NDArray[np.float64], ...]:

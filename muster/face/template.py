@@ -120,13 +120,12 @@ class FoundFace:
 
 
 def _scaled_rgb(image: Image) -> tuple[npt.NDArray[np.uint8], float]:
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    height, width = image.shape[:2]
+    bgr = np.asarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image)
+    height, width = bgr.shape[:2]
     scale = min(1.0, _DETECT_SIDE / max(height, width))
     if scale < 1.0:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), scale
+        bgr = np.asarray(cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8), scale
 
 
 def find_face(image: Image) -> FoundFace | NoFace:
@@ -137,7 +136,9 @@ def find_face(image: Image) -> FoundFace | NoFace:
     # only when the picture at its own size shows none.
     for upsample in (0, 1):
         boxes, scores, _kinds = models.detector.run(rgb, upsample, 0.0)
-        candidates = [(b, s) for b, s in zip(boxes, scores, strict=True) if s >= MIN_DETECTION_SCORE]
+        candidates = [
+            (b, s) for b, s in zip(boxes, scores, strict=True) if s >= MIN_DETECTION_SCORE
+        ]
         if candidates:
             break
     else:
