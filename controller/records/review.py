@@ -15,6 +15,7 @@ list in ``STATE_DIR/returned.json`` for the console to show the clerks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from controller.db.models import (
     ReviewEvent,
     TownshipDeclaration,
 )
+from controller.records.tasks import close_for_records
 from muster.errors import ConfigError, NotFoundError
 from muster.forms import form_for
 from muster.record_life import CENTRE, STAGES, TRANSITIONS
@@ -52,6 +54,7 @@ __all__ = [
     "returned_for_device",
     "returned_messages",
     "supersede_returned",
+    "superseded_by",
 ]
 
 COLLECTED, RETURNED, APPROVED, SUPERSEDED = "collected", "returned", "approved", "superseded"
@@ -315,22 +318,55 @@ def forward(session: Session, admin: AdminIdentity, region: str, now: datetime) 
 
 
 def supersede_returned(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """New records for people whose earlier record was sent back replace that record."""
-    by_township: dict[str, set[str]] = {}
+    """New records (``record_id``, ``device_id``, ``township_code``, ``id_number``,
+    ``received_at``) for people whose earlier record was sent back replace that record: it
+    becomes ``superseded`` and its history says by which record (a ``supersede`` event naming
+    the new record), and the tasks sent for the same people close with the new record."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         if row.get("id_number"):
-            by_township.setdefault(row["township_code"], set()).add(row["id_number"])
+            newest[(row["township_code"], row["id_number"])] = row
+    by_township: dict[str, set[str]] = {}
+    for township, number in newest:
+        by_township.setdefault(township, set()).add(number)
     for township, numbers in by_township.items():
-        session.execute(
-            update(Record)
+        fresh = {newest[(township, n)]["record_id"] for n in numbers}
+        for old in session.scalars(
+            select(Record)
             .where(
                 Record.township_code == township,
                 Record.id_number.in_(sorted(numbers)),
                 Record.review_status == RETURNED,
+                Record.record_id.not_in(sorted(fresh)),
             )
-            .values(review_status=SUPERSEDED)
-            .execution_options(synchronize_session=False)
-        )
+            .with_for_update()
+        ):
+            row = newest[(township, old.id_number or "")]
+            old.review_status = SUPERSEDED
+            session.add(
+                ReviewEvent(
+                    at=row["received_at"],
+                    actor=str(row.get("device_id", ""))[:32],
+                    role="device",
+                    action="supersede",
+                    township_code=township,
+                    record_id=old.record_id,
+                    reason=f"已被更正后的记录 {row['record_id']} 取代",
+                    details={"superseded_by": row["record_id"]},
+                )
+            )
+    close_for_records(session, newest.values())
+
+
+def superseded_by(session: Session, record_id: str) -> str | None:
+    """The corrected record that replaced ``record_id``, None when none did."""
+    details = session.scalars(
+        select(ReviewEvent.details)
+        .where(ReviewEvent.record_id == record_id, ReviewEvent.action == "supersede")
+        .order_by(ReviewEvent.at.desc())
+        .limit(1)
+    ).first()
+    return str(details["superseded_by"]) if details and details.get("superseded_by") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +376,18 @@ class Returned:
     name: str
     reason: str
     returned_at: datetime
+    values: dict[str, Any]
+
+
+def earlier_values(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a returned record said, for the clerk to correct: person, category, relation and
+    form fields; no photo, signature or audit."""
+    return {
+        "person": dict(payload.get("person", {})),
+        "category": payload.get("category", ""),
+        "relation": payload.get("relation") or "",
+        "fields": dict(payload.get("fields", {})),
+    }
 
 
 def returned_for_device(session: Session, device_id: str, limit: int = 500) -> list[Returned]:
@@ -363,6 +411,7 @@ def returned_for_device(session: Session, device_id: str, limit: int = 500) -> l
             name=str(r.payload.get("person", {}).get("name", "")),
             reason=reasons.get(r.record_id, ("", r.received_at))[0],
             returned_at=reasons.get(r.record_id, ("", r.received_at))[1],
+            values=earlier_values(r.payload),
         )
         for r in records
     ]
@@ -373,7 +422,11 @@ def returned_messages(session: Session, device_id: str) -> list[data_pb2.Returne
     out = []
     for r in returned_for_device(session, device_id):
         message = data_pb2.ReturnedRecord(
-            record_id=r.record_id, id_number=r.id_number, name=r.name, reason=r.reason
+            record_id=r.record_id,
+            id_number=r.id_number,
+            name=r.name,
+            reason=r.reason,
+            values_json=json.dumps(r.values, ensure_ascii=False, default=str).encode(),
         )
         message.returned_at.FromDatetime(r.returned_at)
         out.append(message)

@@ -1,5 +1,6 @@
 """``Device`` on the mutual-TLS port: Health (upload keys, clerks, slice and returned records, the
-trust bundle) and RenewLicence. A revoked device is answered "revoked" and nothing else."""
+trust bundle, the township's tasks from the centre and the clerks' answers to them) and
+RenewLicence. A revoked device is answered "revoked" and nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from controller.devices.enrolment import upload_key_messages
 from controller.devices.licences import LicenceDesk, reported_fingerprint
 from controller.records.review import returned_messages
 from controller.records.slices import device_slice_status
+from controller.records.tasks import answer_tasks, task_messages
 from controller.rpc.admission import DeviceGate, peer_identity
 from muster.clock import Clock
 from muster.errors import LicenceError
@@ -80,6 +82,10 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
             slice_version, slice_revoked = device_slice_status(session, device_id, now)
             clerks = clerk_messages(session, device_id)
             returned = returned_messages(session, device_id)
+            results = answer_tasks(session, device_id, request.task_answers, now)
+            if request.task_answers:
+                session.commit()
+            tasks = task_messages(session, device_id)
         if self._licences is not None and request.HasField("fingerprint"):
             await asyncio.to_thread(
                 self._licences.note_fingerprint, device_id, reported_fingerprint(request)
@@ -92,6 +98,8 @@ class DeviceService(data_pb2_grpc.DeviceServicer):
             slice_revoked=slice_revoked,
             clerks=clerks,
             returned_records=returned,
+            tasks=tasks,
+            task_answer_results=results,
         )
         response.server_time.FromDatetime(now)
         return response

@@ -186,7 +186,17 @@ def test_the_chain_from_township_to_city(
         )
         actions = [e.action for e in s.scalars(select(ReviewEvent).order_by(ReviewEvent.id))]
     assert levels == {"city"}
-    assert actions == ["declare", "return", "approve", "approve", "approve", "approve", "forward"]
+    # The corrected record's arrival is in the returned record's history, naming the new one.
+    assert actions == [
+        "declare",
+        "return",
+        "approve",
+        "approve",
+        "approve",
+        "supersede",
+        "approve",
+        "forward",
+    ]
 
 
 def test_overdue_regions_and_the_weekly_report(
@@ -242,7 +252,7 @@ def test_the_progress_sheet_and_approved_records_open_in_openpyxl(
     assert header[:8] == [
         "地区代码",
         "地区",
-        "切片人数",
+        "名单人数",
         "已采集",
         "已审核",
         "已通过",

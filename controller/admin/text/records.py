@@ -86,6 +86,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "action_approve": ("通过", "approved"),
     "action_return": ("退回", "sent back"),
     "action_forward": ("接收上报", "taken in"),
+    "action_supersede": ("被更正记录取代", "superseded by the corrected record"),
     "phase_collection": ("采集完成（切片内无遗漏）", "Collection complete (nobody missing)"),
     "phase_declaration": ("乡镇申报采集完成", "Townships declared complete"),
     "phase_review": ("县级逐条审核完毕", "County review finished"),
