@@ -18,6 +18,7 @@ SMALL: dict[str, list[str]] = {
     "bench_comparison.py": ["--people", "2000"],
     "bench_card_read.py": ["3"],
     "bench_enrol.py": ["--devices", "20", "--clients", "2"],
+    "bench_face.py": ["1"],
     "bench_fleet.py": ["--devices", "200", "--burst", "2000", "--sustain", "3"],
     "bench_ingest.py": ["--records", "300"],
     "bench_progress.py": ["--records", "3000", "--repeat", "1"],
