@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
 from controller.admin.login_guard import PasswordWorkers
+from controller.applications.public_app import create_public_app
+from controller.applications.sender import DeliverySender
 from controller.confirmation.weekly import WeeklyReporter
 from controller.db import make_engine, migrate, session_factory
 from controller.devices.broker_bans import BrokerBans
@@ -59,6 +61,7 @@ _STOP_ORDER = (
     "fleet-monitor",
     "chunk-sweep",
     "confirmation-weekly",
+    "deliveries",
 )
 
 
@@ -81,6 +84,8 @@ class Controller:
     _supervisor: Supervisor | None = None
     _running: asyncio.Task[None] | None = None
     _admin: uvicorn.Server | None = None
+    _public: uvicorn.Server | None = None
+    _sender: DeliverySender | None = None
     _password_workers: PasswordWorkers | None = None
     _stopping: bool = False
 
@@ -162,6 +167,10 @@ class Controller:
         supervisor.add("commands", lambda: sender.run(publish))
         sweeper = ChunkSweeper(ingestor, clock, every_s=settings.unclaimed_sweep_s)
         supervisor.add("chunk-sweep", sweeper.run)
+        self._sender = DeliverySender(self.sessions, clock)  # S-30 outbox, on our clock
+        supervisor.add("deliveries", self._sender.run)
+        if settings.applications_port:
+            self._add_public_server(supervisor)
         # The annual confirmation's weekly workbook, every Friday (controller/confirmation/weekly.py).
         weekly = WeeklyReporter(self.sessions, clock, settings.data_dir / "confirmation")
         supervisor.add("confirmation-weekly", weekly.run)
@@ -206,6 +215,23 @@ class Controller:
             database=settings.resolved_database_url().split("@")[-1],
         )
 
+    def _add_public_server(self, supervisor: Supervisor) -> None:
+        config = uvicorn.Config(
+            create_public_app(self.sessions, self.clock),
+            host=self.settings.bind_host,
+            port=self.settings.applications_port,
+            log_level="warning",
+            lifespan="off",
+        )
+
+        async def serve_public() -> None:
+            if self._stopping:
+                return
+            self._public = _EmbeddedUvicorn(config)
+            await self._public.serve()
+
+        supervisor.add("applications-web", serve_public)
+
     def _admin_socket(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -216,6 +242,8 @@ class Controller:
         self._stopping = True
         if self._admin is not None:
             self._admin.should_exit = True
+        if self._public is not None:
+            self._public.should_exit = True
         for server in self._servers:
             await server.stop(grace=2.0)
         if self._supervisor is not None:
@@ -231,6 +259,10 @@ class Controller:
                 self._running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._running
+        if self._public is not None:
+            self._public.should_exit = True
+        if self._sender is not None:
+            await self._sender.aclose()
         if self._password_workers is not None:
             self._password_workers.close()  # after the admin server: no login is left waiting
         self.engine.dispose()

@@ -21,6 +21,9 @@ class ControllerSettings(BaseSettings):
     enrol_port: int = 7443  # server TLS only: devices have no certificate yet
     data_port: int = 7444  # mutual TLS
     admin_port: int = 8080
+    # S-30 applicants' pages and departments' callbacks, apart from the admin UI (they face the
+    # internet, behind the TLS proxy); 0 serves none (deliveries are still sent).
+    applications_port: int = 0
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     # The URL devices are told to use (may differ from ours behind NAT or a load balancer).
     device_mqtt_url: str = ""

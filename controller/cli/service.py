@@ -47,6 +47,11 @@ def controller() -> None:
 @click.option("--enrol-port", type=int, help="server-TLS port for enrolment (default 7443)")
 @click.option("--data-port", type=int, help="mutual-TLS port for uploads (default 7444)")
 @click.option("--admin-port", type=int, help="admin web UI and API (default 8080)")
+@click.option(
+    "--applications-port",
+    type=int,
+    help="S-30 applicants' pages and departments' callbacks (default: not served)",
+)
 @click.option("--mqtt-url", help="broker for telemetry, mqtt://HOST:PORT or mqtts://HOST:PORT")
 @click.option("--device-mqtt-url", help="broker URL handed to devices, when it differs from ours")
 @click.option(
