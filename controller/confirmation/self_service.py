@@ -83,7 +83,7 @@ def self_service_router(sessions: sessionmaker[Session], clock: Clock) -> APIRou
         typed_phone: str = "",
         status_code: int = 200,
     ) -> Response:
-        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
         if answer is not None and answer.retry_after_s:
             headers["Retry-After"] = str(answer.retry_after_s)
         return TEMPLATES.TemplateResponse(
