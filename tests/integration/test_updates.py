@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db import make_engine, migrate, session_factory
-from controller.db.models import Alert, RolloutDevice, UpdateEvent
+from controller.db.models import Alert, Rollout, RolloutDevice, UpdateEvent
 from controller.devices.enrolment import Enroller, publish_upload_keys
 from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from controller.records.ingest import Ingestor
@@ -559,3 +559,69 @@ async def test_a_100_device_wave_over_the_data_port(centre: Centre) -> None:
     assert set(device_states(centre, rollout_id).values()) == {"healthy"}
     assert centre.status(rollout_id).state == "completed"
     print(f"a 100-device wave (1 MB release each, one controller process): {took:.1f} s")
+
+
+async def test_the_supervised_job_updates_confirms_and_rolls_back_on_the_clock(
+    centre: Centre,
+) -> None:
+    """The daemon's job (edge/updates/task.py) on the virtual clock: it takes the offered
+    release and stops the daemon; the next start confirms the version once ``healthy()`` says
+    so. A release whose start never gets healthy is rolled back when its window passes."""
+    from edge.updates.task import busy_reason, updates_job
+
+    device = centre.enrol()
+    centre.release("0.2.0")
+    centre.rollout("0.2.0", [100], soak_s=0)
+    stops: list[str] = []
+    health = {"ok": False}
+
+    def start_daemon() -> tuple[Updater, asyncio.Task[None]]:
+        async def restart() -> None:
+            stops.append(updater.slots.current_slot())
+
+        updater, job = updates_job(
+            device.directory,
+            profile="simulator",
+            factory_version="0.1.0",
+            channel=lambda: centre.channel(device),
+            clock=centre.clock,
+            restart=restart,
+            busy=lambda: busy_reason(lambda: 0, lambda: False),
+            healthy=lambda: health["ok"],
+            check_every_s=60,
+            watch_every_s=5,
+            disk_margin_bytes=0,  # the test machine's disk is not the device's
+        )
+        return updater, asyncio.create_task(job())
+
+    async def until(condition: object, steps: int = 400) -> None:
+        for _ in range(steps):
+            if callable(condition) and condition():
+                return
+            await asyncio.sleep(0.02)
+            centre.clock.advance_now(1)
+        raise AssertionError("condition never held")
+
+    updater, task = start_daemon()
+    await until(lambda: stops == ["a"])
+    task.cancel()
+    updater, task = start_daemon()  # systemd starts the daemon again, now on slot a
+    await until(lambda: updater.slots.load().boots == 1)
+    health["ok"] = True
+    await until(lambda: updater.slots.load().phase == "idle")
+    assert updater.slots.running_version() == "0.2.0" and stops == ["a"]
+    task.cancel()
+    # The next release never gets healthy: rolled back once its 600 s window has passed.
+    centre.release("0.3.0")
+    with centre.sessions.begin() as session:
+        session.execute(update(Rollout).values(state="completed"))
+    centre.rollout("0.3.0", [100])
+    health["ok"] = False
+    updater, task = start_daemon()
+    await until(lambda: stops == ["a", "b"])
+    task.cancel()
+    updater, task = start_daemon()
+    await until(lambda: len(stops) == 3, steps=2000)
+    assert stops[-1] == "a" and updater.slots.running_version() == "0.2.0"
+    task.cancel()
+    assert (await asyncio.gather(task, return_exceptions=True))[0] is not None
