@@ -61,9 +61,11 @@ class DeliverySender:
         lease_s: float = 60.0,
         idle_s: float = 1.0,
         timeout_s: float = 10.0,
+        backoff_initial_s: float = 2.0,
     ) -> None:
         self.sessions, self.clock = sessions, clock
         self.batch, self.lease_s, self.idle_s = batch, lease_s, idle_s
+        self.backoff_initial_s = backoff_initial_s
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self.sent = 0
 
@@ -132,7 +134,7 @@ class DeliverySender:
                 record_event(session, item, "delivered", "controller", "已送达部门", now)
             return
         if status is None or retryable_status(status):
-            delay = delivery_delay(delivery.attempts, delivery.id)
+            delay = delivery_delay(delivery.attempts, delivery.id, initial_s=self.backoff_initial_s)
             delivery.next_attempt_at = now + timedelta(seconds=delay)
             delivery.last_error = f"{status or ''} {outcome.detail}".strip()[:300]
             log.info("delivery to retry", delivery=delivery.id, status=status, retry_in_s=delay)

@@ -40,7 +40,7 @@ def _when(at: datetime, lang: str) -> str:
     local = at.astimezone(CAMPAIGN_TZ)
     if lang == "en":
         return f"{local:%Y-%m-%d} at {local:%H:%M}"
-    return f"{local.month} 月 {local.day} 日 {local:%H:%M}"
+    return f"{local.month} 月 {local.day} 日 {local.hour}:{local.minute:02d}"
 
 
 def applicant_status(
