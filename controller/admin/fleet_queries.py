@@ -5,7 +5,7 @@ bucketed by hour in the database."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
@@ -21,6 +21,7 @@ from controller.db.models import (
     Record,
 )
 from controller.fleet.rules import STATES
+from muster.clock import CAMPAIGN_TZ
 from muster.region_names import region_label
 from muster.regions import child_length
 
@@ -177,8 +178,15 @@ def records_per_hour(
     if device_id:
         query = query.where(Record.device_id == device_id)
     counts: dict[str, int] = {key: n for key, n in session.execute(query.group_by(bucket))}
-    labels = [(start + timedelta(hours=i)).strftime("%Y-%m-%d %H:00") for i in range(hours)]
-    return [(label, int(counts.get(label, 0))) for label in labels]
+    # Counted by the UTC hour the database sees; labelled by the Beijing hour a person reads.
+    hours_utc = [start + timedelta(hours=i) for i in range(hours)]
+    return [
+        (
+            h.astimezone(CAMPAIGN_TZ).strftime("%m-%d %H:00"),
+            int(counts.get(h.astimezone(UTC).strftime("%Y-%m-%d %H:00"), 0)),
+        )
+        for h in hours_utc
+    ]
 
 
 def fleet_series(session: Session, now: datetime, hours: int = 24) -> list[FleetSample]:

@@ -1,5 +1,6 @@
 """XLSX workbooks (openpyxl) of progress, the weekly report and the approved records of an area,
-with Chinese headers. Workbooks are written in openpyxl's write-only mode, row by row, so an
+with Chinese headers, columns wide enough for them, the header rows frozen, and times in Beijing
+time. Workbooks are written in openpyxl's write-only mode, row by row, so an
 area of millions of records never sits in memory as cells.
 
 Every row goes through ``muster.spreadsheets.xlsx_row``: a name or a region typed as
@@ -8,12 +9,13 @@ Every row goes through ``muster.spreadsheets.xlsx_row``: a name or a region type
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,7 @@ from controller.records.progress import (
 )
 from controller.records.region_tree import region_names
 from controller.records.review import APPROVED, category_name
+from muster.clock import CAMPAIGN_TZ
 from muster.regions import LEVEL_NAMES
 from muster.spreadsheets import xlsx_row
 
@@ -37,7 +40,7 @@ _LATE = PatternFill("solid", fgColor="FDE8E8")
 PROGRESS_HEADERS = (
     "地区代码",
     "地区",
-    "切片人数",
+    "名单人数",
     "已采集",
     "已审核",
     "已通过",
@@ -57,12 +60,33 @@ APPROVED_HEADERS = (
     "性别",
     "出生日期",
     "已通过至",
-    "采集时间",
+    "采集时间（北京时间）",
 )
+
+
+def _sheet(book: Any, title: str, headers: tuple[str, ...], header_row: int) -> Any:
+    """A write-only sheet whose columns fit ``headers`` (CJK counts double) and whose rows
+    above and including ``header_row`` stay put when scrolling; set before any row is written,
+    as write-only mode requires."""
+    sheet = book.create_sheet(title)
+    for index, text in enumerate(headers, start=1):
+        wide = sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+        sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, wide + 4))
+    sheet.freeze_panes = f"A{header_row + 1}"
+    return sheet
 
 
 def _header(sheet: Any, titles: tuple[str, ...]) -> None:
     sheet.append(xlsx_row(sheet, titles, font=_BOLD))
+
+
+def _area_title(name: str, code: str) -> str:
+    # The nation's name is 全国 and its code empty: "全国（全国）" said it twice.
+    return f"{name}（{code}）" if code and code != name else name
+
+
+def _beijing(moment: datetime) -> str:
+    return f"{moment.astimezone(CAMPAIGN_TZ):%Y-%m-%d %H:%M}（北京时间）"
 
 
 def _append(sheet: Any, values: list[Any], **style: Any) -> None:
@@ -79,9 +103,9 @@ def _late(phases: list[str]) -> str:
 
 def progress_workbook(report: ProgressReport, path: Path) -> None:
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("进度")
-    _append(sheet, [f"{report.area_name}（{report.area or '全国'}）采集进度"])
-    _append(sheet, [f"统计时间 {report.now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"])
+    sheet = _sheet(book, "进度", PROGRESS_HEADERS, header_row=3)
+    _append(sheet, [f"{_area_title(report.area_name, report.area)} 采集进度"])
+    _append(sheet, [f"统计时间 {_beijing(report.now)}"])
     _header(sheet, PROGRESS_HEADERS)
     for r in report.regions:
         row: list[Any] = [
@@ -105,8 +129,9 @@ def progress_workbook(report: ProgressReport, path: Path) -> None:
         ],
     )
 
-    by_category = book.create_sheet("按类别")
-    _header(by_category, ("地区代码", "地区", "类别", *PROGRESS_HEADERS[2:8]))
+    category_headers = ("地区代码", "地区", "类别", *PROGRESS_HEADERS[2:8])
+    by_category = _sheet(book, "按类别", category_headers, header_row=1)
+    _header(by_category, category_headers)
     for r in report.regions:
         for category in ordered_categories(r.by_category):
             _append(
@@ -114,39 +139,39 @@ def progress_workbook(report: ProgressReport, path: Path) -> None:
                 [r.code, r.name, category_name(category), *_counts(r.by_category[category])],
             )
 
-    deadlines = book.create_sheet("截止时间")
-    _header(deadlines, ("阶段", "截止时间（北京时间）"))
+    deadline_headers = ("阶段", "截止时间（北京时间）")
+    deadlines = _sheet(book, "截止时间", deadline_headers, header_row=1)
+    _header(deadlines, deadline_headers)
     for phase, due in report.deadlines.items():
-        _append(deadlines, [PHASES[phase], f"{due:%Y-%m-%d %H:%M}"])
+        _append(deadlines, [PHASES[phase], f"{due.astimezone(CAMPAIGN_TZ):%Y-%m-%d %H:%M}"])
     book.save(path)
 
 
 def weekly_workbook(report: WeeklyReport, path: Path) -> None:
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("周报")
+    headers = (
+        "地区代码",
+        "地区",
+        "本周新采集",
+        "本周通过",
+        "本周退回",
+        "本周申报乡镇",
+        "累计名单人数",
+        "累计已采集",
+        "累计已通过",
+        "累计未采集",
+        "完成率%",
+        "逾期阶段",
+    )
+    sheet = _sheet(book, "周报", headers, header_row=2)
     _append(
         sheet,
         [
-            f"{report.area_name} 采集进度周报 {report.week_start:%Y-%m-%d} 至 {report.week_end:%Y-%m-%d}"
+            f"{_area_title(report.area_name, report.area)} 采集进度周报 "
+            f"{report.week_start:%Y-%m-%d} 至 {report.week_end:%Y-%m-%d}"
         ],
     )
-    _header(
-        sheet,
-        (
-            "地区代码",
-            "地区",
-            "本周新采集",
-            "本周通过",
-            "本周退回",
-            "本周申报乡镇",
-            "累计切片人数",
-            "累计已采集",
-            "累计已通过",
-            "累计未采集",
-            "完成率%",
-            "逾期阶段",
-        ),
-    )
+    _header(sheet, headers)
     for r in [*report.rows, report.total]:
         c = r.cumulative
         _append(
@@ -203,7 +228,7 @@ def _approved_rows(session: Session, area: str) -> Iterator[tuple[Any, ...]]:
 def approved_workbook(session: Session, area: str, path: Path) -> int:
     """Every approved record of ``area`` (own and imported); returns how many."""
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("已通过记录")
+    sheet = _sheet(book, "已通过记录", APPROVED_HEADERS, header_row=1)
     _header(sheet, APPROVED_HEADERS)
     names: dict[str, str] = {}
     count = 0
@@ -224,7 +249,7 @@ def approved_workbook(session: Session, area: str, path: Path) -> int:
                 {"1": "男", "2": "女"}.get(str(person.get("sex")), ""),
                 person.get("birth_date", ""),
                 LEVEL_NAMES.get(level, level) + "级" if level else "",
-                received.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if received else "",
+                received.astimezone(CAMPAIGN_TZ).strftime("%Y-%m-%d %H:%M") if received else "",
             ],
         )
         count += 1

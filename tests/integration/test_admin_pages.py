@@ -202,3 +202,82 @@ async def test_english_review_pages_carry_no_chinese_label(
         for n in CJK.findall(r["name"])
     }
     assert set(CJK.findall(_text(listing.text))) - names - {"中文"} == set()
+
+
+@pytest.fixture
+async def national(
+    sessions: sessionmaker[Session], world: World
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_admin_app(sessions, clock=VirtualClock(NOW))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://admin.test",
+        headers=bearer(world.tokens["ministry"]),
+    ) as c:
+        yield c
+
+
+@pytest.mark.parametrize("hours", [6, 24, 72, 168])
+async def test_the_flow_charts_span_the_chosen_range(
+    national: httpx.AsyncClient, hours: int
+) -> None:
+    """Records per hour has one labelled bar per hour of the range, the titles name it, the
+    chosen range is marked and the others are links; the page refreshes itself."""
+    page = await national.get(f"/flow?hours={hours}")
+    assert page.status_code == 200
+    chart = re.search(r'<svg[^>]*data-testid="records-per-hour".*?</svg>', page.text, re.S)
+    assert chart is not None
+    assert chart.group(0).count("<rect") == hours
+    assert f"<h2>每小时接收记录（最近{hours}小时）</h2>" in page.text
+    assert f"<b>最近{hours}小时</b>" in page.text
+    others = {6, 24, 72, 168} - {hours}
+    assert all(f'href="/flow?hours={h}&' in page.text for h in others)
+    assert '<meta http-equiv="refresh" content="60">' in page.text
+    # Bars are labelled by the Beijing hour: NOW is 09:00 UTC, so the last bar is 17:00.
+    labels = re.findall(r'data-label="([^"]+)"', chart.group(0))
+    assert labels[-1] == "11-23 17:00"
+
+
+@pytest.mark.parametrize("hours", ["0", "-24", "5", "25", "99999999999999999999", "24.5", "x"])
+async def test_a_range_we_do_not_offer_is_refused(national: httpx.AsyncClient, hours: str) -> None:
+    answer = await national.get(f"/flow?hours={hours}")
+    assert answer.status_code == 422
+
+
+async def test_completion_chart_is_on_a_fixed_scale_with_every_bar_labelled(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get(f"/progress?region={HOME}")
+    chart = re.search(r'<svg[^>]*data-testid="completion-chart".*?</svg>', page.text, re.S)
+    assert chart is not None
+    svg = chart.group(0)
+    assert 'data-scale-max="100"' in svg and ">100%</text>" in svg
+    values = re.findall(r'data-value="([^"]+)"', svg)
+    assert values == ["60"]  # 3 of the township's 5 collected
+    assert svg.count('class="value">60%</text>') == 1
+
+
+async def test_zeros_are_plain_and_counts_that_matter_link(national: httpx.AsyncClient) -> None:
+    page = await national.get(f"/?region={HOME}")
+    row = re.search(r'<tr data-region="370902001">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="num ?([^"]*)">(.*?)</td>', row.group(1), re.S)
+    for css, content in cells[1:]:
+        if content.strip() == "0":
+            assert css == "zero" and "<a" not in content
+    assert '<b class="zero">0</b>' in page.text  # no alert: a grey 0, not a red link
+    assert "心跳超时" in page.text and "无心跳" not in page.text
+
+
+async def test_times_people_read_are_beijing_time_labelled(
+    national: httpx.AsyncClient, world: World
+) -> None:
+    device = world.counties[HOME].device_id
+    zh = (await national.get(f"/devices/{device}")).text
+    en = (await national.get(f"/devices/{device}?lang=en")).text
+    # NOW, 09:00 UTC, is 17:00 in Beijing.
+    assert "2026-11-23 17:00 (北京时间)" in zh and "UTC" not in _text(zh)
+    assert "2026-11-23 17:00 (Beijing time)" in en
+    codes = (await national.get("/codes")).text
+    assert "(北京时间)" in codes and " UTC" not in _text(codes)

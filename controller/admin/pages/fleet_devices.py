@@ -186,7 +186,7 @@ def fleet_devices_router(sessions: sessionmaker[Session], clock: Clock) -> APIRo
             waiting=any(c.state in OPEN_STATES for c in detail.commands),
             chart=bar_chart(
                 detail.records_per_hour,
-                title=texts(lang, "fleet")["records_hour"],
+                title=texts(lang, "fleet")["records_hour"].format(h=24),
                 testid="device-rph",
             ),
             error=error,

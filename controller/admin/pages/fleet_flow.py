@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,10 +13,14 @@ from controller.admin import fleet_queries as q
 from controller.admin.access import admin_of
 from controller.admin.charts import bar_chart
 from controller.admin.pages.rendering import LANG, REGION, render
+from controller.admin.reader_time import reader_time
 from controller.admin.text import texts
 from muster.clock import Clock
 
-__all__ = ["fleet_flow_router"]
+__all__ = ["MAX_BARS", "RANGES_H", "fleet_flow_router"]
+
+RANGES_H = (6, 24, 72, 168)
+MAX_BARS = 240
 
 
 def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
@@ -51,17 +55,24 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
         request: Request,
         lang: str = Query("zh", pattern=LANG),
         region: str = Query("", pattern=REGION),
+        hours: int = Query(24, description="the charts' span: " + ", ".join(map(str, RANGES_H))),
     ) -> Response:
+        if hours not in RANGES_H:
+            raise HTTPException(
+                422, f"hours 应为 {'、'.join(map(str, RANGES_H))} 之一（图表覆盖的小时数）"
+            )
         now = clock.now()
         t = texts(lang, "fleet")
         admin = admin_of(request)
         region = admin.narrow(region)
         with sessions() as session:
-            per_hour = q.records_per_hour(session, now, prefix=region)
+            per_hour = q.records_per_hour(session, now, hours, prefix=region)
             # The samples count the whole fleet: only a national admin may see them.
-            samples = q.fleet_series(session, now) if not admin.prefix else []
+            samples = q.fleet_series(session, now, hours) if not admin.prefix else []
             totals = q.totals(session, region)
-        series = [(s.at.strftime("%m-%d %H:%M"), s) for s in samples]
+        # A sample a minute: over a day, one bar per `every` minutes keeps the chart readable.
+        every = max(1, len(samples) // MAX_BARS)
+        series = [(reader_time(s.at, lang, label=False)[5:], s) for s in samples[::every]]
         return render(
             request,
             "fleet_flow.html",
@@ -69,16 +80,20 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
             "fleet",
             region=region,
             totals=totals,
-            records_chart=bar_chart(per_hour, title=t["records_hour"], testid="records-per-hour"),
+            hours=hours,
+            ranges=RANGES_H,
+            records_chart=bar_chart(
+                per_hour, title=t["records_hour"].format(h=hours), testid="records-per-hour"
+            ),
             backlog_chart=bar_chart(
                 [(label, s.backlog) for label, s in series],
-                title=t["backlog_chart"],
+                title=t["backlog_chart"].format(h=hours),
                 colour="#c2410c",
                 testid="backlog",
             ),
             online_chart=bar_chart(
                 [(label, s.online) for label, s in series],
-                title=t["online_chart"],
+                title=t["online_chart"].format(h=hours),
                 colour="#1f7a1f",
                 testid="online",
             ),

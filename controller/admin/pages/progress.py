@@ -94,6 +94,8 @@ def progress_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             title=texts(lang, "records")["completion_chart"],
             colour="#1f7a1f",
             testid="completion-chart",
+            scale_max=100,
+            unit="%",
         )
         return record_page(
             request,

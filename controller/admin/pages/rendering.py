@@ -48,6 +48,21 @@ def _time_filter(context: Context, value: datetime | None, seconds: bool = False
     return reader_time(value, str(context.get("lang", "zh")), seconds=seconds)
 
 
+@pass_context
+def _moment_filter(context: Context, value: Any) -> str:
+    """A moment that arrives as text (a heartbeat's ISO timestamp) read as the ``time`` filter
+    reads a datetime; text that is no timestamp is shown as it is."""
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, datetime):
+        return _time_filter(context, value)
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return reader_time(moment, str(context.get("lang", "zh")))
+
+
 def fmt_age(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -73,6 +88,7 @@ def fmt_bytes(value: Any) -> str:
 
 
 TEMPLATES.env.filters["time"] = _time_filter
+TEMPLATES.env.filters["moment"] = _moment_filter
 TEMPLATES.env.filters["age"] = fmt_age
 TEMPLATES.env.filters["bytes"] = fmt_bytes
 

@@ -7,7 +7,7 @@ __all__ = ["TEXT"]
 TEXT: dict[str, tuple[str, str]] = {
     "progress_title": ("采集进度", "Collection progress"),
     "region": ("地区", "Region"),
-    "slice": ("切片人数", "In slice"),
+    "slice": ("名单人数", "On the list"),
     "collected": ("已采集", "Collected"),
     "reviewed": ("已审核", "Reviewed"),
     "approved": ("已通过", "Approved"),
@@ -40,8 +40,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "week_declared": ("本周申报", "Declared this week"),
     "export_weekly": ("导出周报 (XLSX)", "Export weekly report (XLSX)"),
     "township_title": ("乡镇采集情况", "Township collection"),
-    "missing_people": ("切片中尚无记录的人员", "People in the slice with no record yet"),
-    "none_missing": ("切片中的每个人都已有记录。", "Everyone in the slice has a record."),
+    "missing_people": (
+        "本乡镇名单中尚无记录的人员",
+        "People on the township's list with no record yet",
+    ),
+    "none_missing": (
+        "本乡镇名单中的每个人都已有记录。",
+        "Everyone on the township's list has a record.",
+    ),
     "declare": ("申报采集完成", "Declare collection complete"),
     "declare_note": (
         "说明（仍有人未采集时必填：迁出、去世、无法联系等）",
@@ -87,7 +93,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "action_return": ("退回", "sent back"),
     "action_forward": ("接收上报", "taken in"),
     "action_supersede": ("被更正记录取代", "superseded by the corrected record"),
-    "phase_collection": ("采集完成（切片内无遗漏）", "Collection complete (nobody missing)"),
+    "phase_collection": (
+        "采集完成（名单内无遗漏）",
+        "Collection complete (nobody on the list missing)",
+    ),
     "phase_declaration": ("乡镇申报采集完成", "Townships declared complete"),
     "phase_review": ("县级逐条审核完毕", "County review finished"),
     "history": ("审核经过", "Review history"),
@@ -131,4 +140,5 @@ TEXT: dict[str, tuple[str, str]] = {
         "退回时请填写原因，乡镇采集人员会看到",
         "Give a reason to send it back: the township's clerks will read it",
     ),
+    "auto_refresh": ("本页每{s}秒自动刷新", "this page refreshes every {s} s"),
 }
