@@ -145,7 +145,7 @@ class Daemon:
             on_revoked=self._revoked,
             on_keys=self._keys,
             on_rejected=self._rejected,
-            health_request=self.membership.health_request,
+            health_request=self._health_request,
             after_health=self._after_health,
             clock=self.clock,
         )
@@ -303,6 +303,11 @@ class Daemon:
             self.wipe_requested = outcome.then == "wipe"
             self._stop.set()
 
+    def _health_request(self) -> data_pb2.HealthRequest:
+        request = self.membership.health_request()
+        # The clerks' answers to the centre's tasks go up with every call until answered.
+        return self.console.centre.add_answers(request) if self.console is not None else request
+
     async def _after_health(
         self, channel: grpc.aio.Channel, response: data_pb2.HealthResponse
     ) -> None:
@@ -312,6 +317,10 @@ class Daemon:
             write_returned, self.settings.state_dir, response.returned_records
         ):
             log.info("records returned for correction", count=len(response.returned_records))
+        if self.console is not None and await asyncio.to_thread(
+            self.console.centre.take_health, response
+        ):
+            log.info("tasks from the centre updated", tasks=len(response.tasks))
         if self.console is not None and await asyncio.to_thread(
             self.console.accounts.replace, response.clerks
         ):

@@ -233,3 +233,19 @@ class Outbox(DurableStore):
                     " ORDER BY seq"
                 )
             ]
+
+    def states(self, record_ids: Iterable[str]) -> dict[str, str]:
+        """Where each of ``record_ids`` stands (sealed / acked / rejected); unknown ones are
+        left out. For the console's lists of what was sealed and uploaded."""
+        ids = sorted(set(record_ids))
+        out: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                out.update(
+                    self._db.execute(
+                        f"SELECT record_id, state FROM records WHERE record_id IN ({marks})", part
+                    ).fetchall()
+                )
+        return out

@@ -5,7 +5,8 @@ every asset bundled. It only translates HTTP to the workflow core and the device
 One router per family of pages, each in its own module: ``routes_session`` (login, logout),
 ``routes_search`` (home: search and the lists of drafts), ``routes_drafts`` (the form, saving,
 submitting), ``routes_capture`` (identity card, photo), ``routes_review`` (复核 by a second
-clerk), ``routes_sealing`` (signature, sheet, seal). What they share is in ``deps``.
+clerk), ``routes_sealing`` (signature, sheet, seal), ``routes_tasks`` (the tasks from the centre:
+returned and refused records, comparison tasks). What they share is in ``deps``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edge.console.routes_review import review_routes
 from edge.console.routes_sealing import sealing_routes
 from edge.console.routes_search import search_routes
 from edge.console.routes_session import session_routes
+from edge.console.routes_tasks import task_routes
 
 __all__ = ["ConsoleServices", "create_console_app"]
 
@@ -45,6 +47,7 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
         capture_routes,
         review_routes,
         sealing_routes,
+        task_routes,
     ):
         app.include_router(routes(pages))
     return app

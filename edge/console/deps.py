@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from edge.card_reads import IdentityRead
+from edge.centre_tasks import CentreTaskStore
 from edge.console.accounts import Clerk, ClerkAccounts
 from edge.console.drafts import DraftStore
 from edge.console.search import PeopleSearch
@@ -72,6 +73,11 @@ class ConsoleServices:
     home_visit: bool = False
     session_idle: dt.timedelta = dt.timedelta(minutes=30)
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    # What the centre asks of the township (returned records, comparison tasks, answers), the
+    # outbox's refused records (record id, code, reason) and where sealed records stand.
+    centre: CentreTaskStore | None = None
+    rejected: Callable[[], list[tuple[str, str, str]]] = lambda: []
+    outbox_states: Callable[[Iterable[str]], dict[str, str]] = lambda ids: {}
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The collection form: start a draft (from a person found in the initial data, or blank),
-show it, save what was typed and submit it for 复核."""
+show it, save what was typed and submit it for 复核. A person who already has a draft here is
+opened in it; one already sealed here is refused, so nobody is collected twice."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from edge.console.centre_list import Mark, marks
 from edge.console.deps import Pages
 from edge.console.workflow import WorkflowError, new_draft, submit
 from muster.records import Category
@@ -19,6 +21,11 @@ def draft_routes(pages: Pages) -> APIRouter:
     router = APIRouter()
     s = pages.services
 
+    def already_held(id_number: str) -> Mark | None:
+        sealed = s.drafts.sealed()
+        states = s.outbox_states([e.record_id for e in sealed])
+        return marks(s.drafts.all(), sealed, states).get(id_number.strip().upper())
+
     @router.post("/records")
     async def create(request: Request) -> Response:
         session = pages.require(request)
@@ -28,6 +35,16 @@ def draft_routes(pages: Pages) -> APIRouter:
             pages.refuse_if_unlicensed()
             details = None
             if id_number:
+                held = await asyncio.to_thread(already_held, id_number)
+                if held is not None and held.draft:
+                    # The person is being collected already: open that record, not a blank one.
+                    return RedirectResponse(f"/records/{held.record_id}", status_code=303)
+                if held is not None:
+                    raise WorkflowError(
+                        "duplicate",
+                        f"此人已采集（{held.state}），不能重复采集；如需更正，请等待县级退回后"
+                        "在首页“中心下发的任务”中处理",
+                    )
                 found = await asyncio.to_thread(s.people.find, id_number)
                 if found is None:
                     raise WorkflowError("unknown", "初始数据中没有这个人，请重新搜索")

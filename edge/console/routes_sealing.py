@@ -13,11 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from edge.console.deps import Pages
+from edge.console.drafts import SealedEntry
 from edge.console.sealing import attachments_of, sign, to_record
 from edge.console.sheet import confirmation_sheet
-from edge.console.workflow import WorkflowError
+from edge.console.workflow import Draft, WorkflowError, transition
 from muster.errors import ConfigError, LicenceError, StorageError
-from muster.records import RecordError
+from muster.records import RecordError, RecordPayload
 
 __all__ = ["MAX_UPLOAD", "sealing_routes"]
 
@@ -85,8 +86,15 @@ def sealing_routes(pages: Pages) -> APIRouter:
     @router.post("/records/{record_id}/seal")
     async def seal_(request: Request, record_id: str) -> Response:
         session = pages.require(request)
-        await pages.posted(request, session)
+        form = await pages.posted(request, session)
         draft = await asyncio.to_thread(pages.load, record_id)
+        if form.get("confirm") != "yes":
+            # Sealing cannot be undone: first a page that says whose record it is and asks.
+            try:
+                transition(draft, "seal")
+            except WorkflowError as exc:
+                return pages.record_page(request, session, draft, error=str(exc), status_code=409)
+            return pages.render(request, "seal_confirm.html", session, draft=draft)
         try:
             pages.refuse_if_unlicensed()
             record = to_record(
@@ -105,9 +113,33 @@ def sealing_routes(pages: Pages) -> APIRouter:
             return pages.record_page(
                 request, session, draft, error=f"记录未保存：{exc}", status_code=507
             )
-        await asyncio.to_thread(s.drafts.delete, record_id)
+        await asyncio.to_thread(
+            s.drafts.sealed_done, sealed_entry(draft, record, session.clerk.username)
+        )
         s.on_sealed()
         log.info("record sealed from the console", record_id=record_id)
         return RedirectResponse(f"/?sealed={record_id}", status_code=303)
 
     return router
+
+
+def sealed_entry(draft: Draft, record: RecordPayload, clerk: str) -> SealedEntry:
+    """What the console keeps of a sealed record (encrypted): no photo, no signature."""
+    return SealedEntry(
+        record_id=record.record_id,
+        name=record.person.name,
+        id_number=record.person.id_number,
+        category=record.category,
+        entered_by=record.entered_by,
+        reviewed_by=record.reviewed_by,
+        sealed_by=clerk,
+        sealed_at=record.collected_at,
+        corrects=draft.corrects,
+        task_id=draft.task_id,
+        values={
+            "person": record.person.model_dump(mode="json"),
+            "category": record.category,
+            "relation": record.relation or "",
+            "fields": record.fields,
+        },
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from edge.card_reads import CardHandoff
+from edge.centre_tasks import CentreTaskStore
 from edge.console.accounts import ClerkAccounts
 from edge.console.app import ConsoleServices, create_console_app
 from edge.console.drafts import DraftStore
@@ -62,6 +63,11 @@ class Console:
         self.drafts = DraftStore(
             state_dir / "console" / "drafts.sqlite3", identity_dir / "drafts.key"
         )
+        # The daemon keeps what each Health answer says here (take_health) and sends the
+        # queued answers with each Health call (add_answers).
+        self.centre = CentreTaskStore(
+            state_dir / "console" / "centre.sqlite3", identity_dir / "centre.key"
+        )
         self.services = ConsoleServices(
             accounts=self.accounts,
             drafts=self.drafts,
@@ -78,6 +84,9 @@ class Console:
             on_sealed=on_sealed,
             home_visit=profile.home_visit,
             session_idle=dt.timedelta(minutes=profile.console.session_idle_minutes),
+            centre=self.centre,
+            rejected=outbox.rejected,
+            outbox_states=outbox.states,
         )
         self.app = create_console_app(self.services)
 
@@ -102,3 +111,4 @@ class Console:
 
     def close(self) -> None:
         self.drafts.close()
+        self.centre.close()

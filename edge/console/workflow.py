@@ -38,6 +38,7 @@ __all__ = [
     "WorkflowError",
     "changes_against_initial",
     "check",
+    "correction_draft",
     "edit",
     "new_draft",
     "review",
@@ -94,6 +95,11 @@ class Draft(BaseModel):
     entered_by: str = ""
     reviewed_by: str = ""
     review_note: str = ""
+    # A correction asked for by the centre: the record it replaces (returned by the county or
+    # refused at upload), or the comparison task it answers, and what the centre said.
+    corrects: str = ""
+    task_id: str = ""
+    task_note: str = ""
     created_by: str
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -180,6 +186,55 @@ def new_draft(
         created_at=now,
         updated_at=now,
         audit=[AuditEntry(at=now, clerk=clerk, action="edited", note="新建记录")],
+    )
+
+
+def correction_draft(
+    *,
+    record_id: str,
+    clerk: str,
+    now: dt.datetime,
+    values: dict[str, Any],
+    note: str,
+    corrects: str = "",
+    task_id: str = "",
+) -> Draft:
+    """A new record that corrects an earlier one, from the earlier values (``person``,
+    ``category``, ``relation``, ``fields``): they are also its baseline, so the second clerk's
+    复核 shows exactly what the correction changed. ``note`` is what the centre said."""
+    category = str(values.get("category") or "")
+    if (category, CURRENT_VERSION) not in FORMS:
+        category = "retired_soldier"
+    form = current_form(category)
+    raw_person = values.get("person") if isinstance(values.get("person"), dict) else {}
+    person = {k: str((raw_person or {}).get(k) or "") for k in PERSON_KEYS}
+    person["ethnicity"] = person["ethnicity"] or "01"
+    raw_fields = values.get("fields") if isinstance(values.get("fields"), dict) else {}
+    fields = {k: v for k, v in (raw_fields or {}).items() if k in form.by_key}
+    relation = str(values.get("relation") or "") if form.relation_required else ""
+    baseline = {**person, "category": category, "relation": relation, **fields}
+    what = "更正退回的记录" if corrects else "处理中心任务"
+    return Draft(
+        record_id=record_id,
+        category=category,
+        relation=relation,
+        person=person,
+        fields=fields,
+        initial=baseline,
+        corrects=corrects,
+        task_id=task_id,
+        task_note=note[:1000],
+        created_by=clerk,
+        created_at=now,
+        updated_at=now,
+        audit=[
+            AuditEntry(
+                at=now,
+                clerk=clerk,
+                action="edited",
+                note=f"{what} {corrects or task_id}：{note}"[:500],
+            )
+        ],
     )
 
 
