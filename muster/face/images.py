@@ -133,7 +133,9 @@ def decode_image(data: bytes, *, what: str = "photo") -> Image:
             "take or copy the photo again"
         )
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None or decoded.shape[:2] != (height, width):
+    # OpenCV turns a photo upright by its EXIF orientation, so a phone's portrait shot comes
+    # out with width and height swapped: either way round is the picture the header described.
+    if decoded is None or decoded.shape[:2] not in ((height, width), (width, height)):
         raise FaceImageError(
             f"{what}: 图片无法解码 / the picture cannot be decoded (damaged data): "
             "take or copy the photo again"

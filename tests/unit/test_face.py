@@ -286,3 +286,27 @@ def test_random_bytes_never_escape_as_anything_but_a_face_image_error(
     except FaceImageError:
         return
     assert image.ndim == 3 and image.dtype == np.uint8
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """The JPEG with an EXIF block saying how to turn it upright, as phones write them."""
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + entry + struct.pack("<I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def test_a_phone_photo_stored_sideways_is_turned_upright_and_verified(
+    templates: dict[str, Template],
+) -> None:
+    """Stored rotated with EXIF orientation 6 (as a phone held upright writes it): the decoder
+    turns it upright, the size check accepts the swapped sides, and the face still matches."""
+    upright = read_image(FACES / OBAMA[1])
+    sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    ok, encoded = cv2.imencode(".jpg", sideways)
+    assert ok
+    image = decode_image(_with_exif_orientation(encoded.tobytes(), 6))
+    assert image.shape[:2] == upright.shape[:2]
+    template = face_template(image)
+    assert isinstance(template, Template)
+    assert compare(templates[OBAMA[0]], template).match
