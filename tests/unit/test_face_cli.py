@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.face_cli import verify_face
+from muster.face.images import MAX_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 FACES = ROOT / "tests" / "fixtures" / "faces"
@@ -87,6 +88,14 @@ def _bomb(path: Path) -> Path:
     return path
 
 
+def _huge(path: Path) -> Path:
+    """A JPEG-looking file over the size limit (sparse: no disk is spent on it)."""
+    with path.open("wb") as out:
+        out.write(OBAMA_A.read_bytes())
+        out.truncate(MAX_BYTES + 1)
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -102,8 +111,17 @@ def _bomb(path: Path) -> Path:
         ),
         (lambda d: _bomb(d / "bomb.png"), "20000×20000"),
         (lambda d: d, "not a regular file"),
+        (lambda d: _huge(d / "huge.jpg"), "limit"),
     ],
-    ids=["missing", "zero-bytes", "non-image", "truncated-jpeg", "decompression-bomb", "directory"],
+    ids=[
+        "missing",
+        "zero-bytes",
+        "non-image",
+        "truncated-jpeg",
+        "decompression-bomb",
+        "directory",
+        "huge-file",
+    ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_json(
     tmp_path: Path, make: object, message: str
