@@ -348,7 +348,13 @@ def death_command(
 @confirmation.command("spot-check")
 @_campaign_options
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), required=True, help="random seed")
-@click.option("--size", type=click.IntRange(1, 100_000), default=30, show_default=True)
+@click.option(
+    "--size",
+    type=click.IntRange(1, 100_000),
+    default=30,
+    show_default=True,
+    help="how many confirmed records to draw",
+)
 def spot_check_command(seed: int, size: int, by: str | None, **options: Any) -> None:
     """Draw a spot check of the confirmed; the seed and the sample are kept for audit."""
     from controller.confirmation.spot_checks import draw_spot_check
