@@ -40,7 +40,13 @@ def department() -> None:
 @click.option("--name", default="", help="shown on the dashboard (default: agency and item)")
 @click.option("--region", "region_prefix", default="", help="region code prefix it serves")
 @click.option("--place", default="", help="where applicants are sent, e.g. 环翠区退役军人服务中心")
-@click.option("--overdue-days", type=click.IntRange(1, 365), default=5, show_default=True)
+@click.option(
+    "--overdue-days",
+    type=click.IntRange(1, 365),
+    default=5,
+    show_default=True,
+    help="days without an answer before a delivery is shown as overdue",
+)
 @click.option("--allow-http", is_flag=True, help="accept http:// (a local simulator only)")
 @data_dir_option
 @database_url_option
@@ -90,7 +96,7 @@ def add(
 
 
 @department.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON lines instead of a table")
 @data_dir_option
 @database_url_option
 def list_(as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
@@ -121,8 +127,20 @@ def disable(department_id: int, data_dir: Path | None, database_url: str | None)
 
 
 @click.command("deliver")
-@click.option("--lease-s", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True)
-@click.option("--batch", type=click.IntRange(1, 1000), default=64, show_default=True)
+@click.option(
+    "--lease-s",
+    type=click.FloatRange(0.1, 3600),
+    default=60.0,
+    show_default=True,
+    help="seconds a sender holds a delivery before another may take it over",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1000),
+    default=64,
+    show_default=True,
+    help="deliveries taken at a time",
+)
 @data_dir_option
 @database_url_option
 def deliver(lease_s: float, batch: int, data_dir: Path | None, database_url: str | None) -> None:
