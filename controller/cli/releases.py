@@ -36,7 +36,13 @@ def release() -> None:
     "--profile", "profiles", multiple=True, required=True, help="device model (repeatable)"
 )
 @click.option("--minimum-version", required=True, help="lowest version that may update to it")
-@click.option("--output", "-o", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="the release file to write",
+)
 @click.argument(
     "parts", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
 )
@@ -138,7 +144,7 @@ def rollout() -> None:
 
 
 @rollout.command("create")
-@click.option("--version", "version", required=True)
+@click.option("--version", "version", required=True, help="the release to roll out, e.g. 0.2.0")
 @click.option("--region", default="", help="region code prefix (37, 3709, 370902 ...); '' for all")
 @click.option("--profile", "profiles", multiple=True, help="device models (default: the release's)")
 @click.option("--waves", default="1,10,100", show_default=True, help="cumulative percentages")
@@ -232,7 +238,7 @@ for _action, _help in (
 
 @rollout.command("status")
 @click.argument("rollout_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @data_dir_option
 @database_url_option
 def status(rollout_id: int, as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
