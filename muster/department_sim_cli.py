@@ -35,6 +35,7 @@ def _listen(value: str) -> tuple[str, int]:
     type=click.Choice(["accepted", "more_materials", "rejected"]),
     default="accepted",
     show_default=True,
+    help="what the simulated department answers",
 )
 @click.option("--wanted", multiple=True, help="materials to ask for (with more_materials)")
 @click.option("--reason", default="材料不符合要求", help="why (with rejected)")
@@ -45,10 +46,21 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option(
     "--hang-first", type=click.IntRange(min=0), default=0, help="answer nothing this often"
 )
-@click.option("--hang-s", type=click.FloatRange(0, 3600), default=30.0, show_default=True)
+@click.option(
+    "--hang-s",
+    type=click.FloatRange(0, 3600),
+    default=30.0,
+    show_default=True,
+    help="seconds a hung request is held",
+)
 @click.option("--slow-s", type=click.FloatRange(0, 600), default=0.0, help="wait before answering")
 @click.option("--duplicate-callbacks", is_flag=True, help="send every callback twice")
-@click.option("--reject-status", type=click.IntRange(400, 499), default=None)
+@click.option(
+    "--reject-status",
+    type=click.IntRange(400, 499),
+    default=None,
+    help="answer every delivery with this HTTP status",
+)
 @click.option("--silent", is_flag=True, help="send no callbacks")
 def department(
     kind: str,
