@@ -66,7 +66,9 @@ class DeliverySender:
         self.sessions, self.clock = sessions, clock
         self.batch, self.lease_s, self.idle_s = batch, lease_s, idle_s
         self.backoff_initial_s = backoff_initial_s
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        # Keep-alive for a whole batch: without it every batch past 20 opens new connections.
+        limits = httpx.Limits(max_connections=batch, max_keepalive_connections=batch)
+        self._client = client or httpx.AsyncClient(timeout=timeout_s, limits=limits)
         self.sent = 0
 
     async def run(self) -> None:

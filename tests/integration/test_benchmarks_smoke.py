@@ -17,6 +17,7 @@ SMALL: dict[str, list[str]] = {
     "bench_camera.py": ["1.0"],
     "bench_comparison.py": ["--people", "2000"],
     "bench_card_read.py": ["3"],
+    "bench_deliveries.py": ["--applications", "30", "--departments", "2"],
     "bench_enrol.py": ["--devices", "20", "--clients", "2"],
     "bench_face.py": ["1"],
     "bench_fleet.py": ["--devices", "200", "--burst", "2000", "--sustain", "3"],
