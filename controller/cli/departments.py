@@ -45,7 +45,7 @@ def department() -> None:
     type=click.IntRange(1, 365),
     default=5,
     show_default=True,
-    help="days without an answer before a delivery is shown as overdue",
+    help="days the department has to answer an application before it is overdue",
 )
 @click.option("--allow-http", is_flag=True, help="accept http:// (a local simulator only)")
 @data_dir_option
