@@ -131,6 +131,10 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     # departments' comparisons (comparison_pages.py)
     ("GET", "/comparisons", "read"),
     ("GET", "/api/v1/comparisons", "read"),
+    # tasks for the townships from the comparisons (task_pages.py)
+    ("GET", "/tasks", "read"),
+    ("POST", "/tasks", "review"),
+    ("GET", "/api/v1/tasks", "read"),
 )
 
 _COMPILED = [(m, compile_path(p)[0], p, a) for m, p, a in ROUTE_ACTIONS]

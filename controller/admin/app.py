@@ -18,6 +18,7 @@ from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
 from controller.admin.confirmation_pages import confirmation_routers
 from controller.admin.comparison_pages import comparison_router
+from controller.admin.task_pages import task_router
 from controller.admin.login import login_router
 from controller.admin.login_guard import (
     LOCKOUT,
@@ -148,6 +149,7 @@ def create_admin_app(
     for router in confirmation_routers(sessions, clock):  # and the public self-service page
         app.include_router(router)
     app.include_router(comparison_router(sessions))
+    app.include_router(task_router(sessions, clock))
     app.include_router(release_router(sessions, clock))
     app.include_router(
         login_router(sessions, clock, workers=workers, throttle=throttle, proxies=proxies)

@@ -113,10 +113,10 @@ def import_extract_command(
     click.echo(json.dumps(report.summary(), ensure_ascii=False))
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @data_dir_option
 @database_url_option
-@click.option("--department", "kind", type=_KINDS, required=True, help="which department's extract")
+@click.option("--department", "kind", type=_KINDS, help="which department's extract (required)")
 @click.option("--region", default="", help="compare only this region (code prefix)")
 @click.option(
     "--collected",
@@ -136,22 +136,30 @@ def import_extract_command(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="directory for the findings",
+    help="directory for the findings (required)",
 )
 @click.option("--by", "by", default=None, help="who runs it (default: the login name)")
+@click.pass_context
 def compare(
-    kind: str,
+    ctx: click.Context,
+    kind: str | None,
     region: str,
     collected: Path | None,
     engine: str,
-    out_dir: Path,
+    out_dir: Path | None,
     by: str | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
     """Compare a department's latest extract with the collected records: problems.csv,
-    missing.csv, deaths.csv (funeral), comparison.xlsx in OUT; the run is recorded."""
+    missing.csv, deaths.csv (funeral), comparison.xlsx in OUT; the run is recorded.
+    ``compare tasks`` sends a run's findings to the townships."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if kind is None or out_dir is None:
+        raise click.UsageError(
+            "需要 --department 和 --out (both --department and --out are required)"
+        )
     from rich.progress import Progress
 
     from controller.comparison.runs import run_comparison
@@ -195,3 +203,48 @@ def compare(
         f"结果在 {out_dir}（第 {result.run_id} 次比对）"
     )
     click.echo(json.dumps({"run_id": result.run_id, **s}))
+
+
+@compare.command("tasks")
+@data_dir_option
+@database_url_option
+@click.option(
+    "--run", "run_id", type=click.IntRange(min=1), required=True, help="the comparison run's number"
+)
+@click.option("--township", default="", help="send only this township's findings (12 digits)")
+@click.option(
+    "--as",
+    "admin",
+    required=True,
+    help="the admin (username) sending them; their role and area decide what may be sent",
+)
+def compare_tasks(
+    run_id: int, township: str, admin: str, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Turn a run's problems and missing people into tasks for the townships' devices."""
+    from controller.accounts.admins import AccessError
+    from controller.comparison.tasks import tasks_from_run
+    from controller.db import open_database
+    from muster.errors import ConfigError, NotFoundError
+
+    try:
+        with open_database(settings_for(data_dir, database_url)) as sessions, sessions.begin() as s:
+            made = tasks_from_run(s, run_id, admin, SystemClock().now(), township=township)
+    except (ConfigError, NotFoundError, AccessError) as exc:
+        raise _Refused(str(exc)) from exc
+    click.echo(
+        f"第 {run_id} 次比对：向 {made.townships} 个乡镇下发任务 {made.created} 项"
+        f"（{made.findings} 条比对结果）；无所属乡镇 {made.without_township} 条、"
+        f"无身份号码 {made.without_id_number} 条未下发"
+    )
+    click.echo(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "created": made.created,
+                "findings": made.findings,
+                "without_township": made.without_township,
+                "without_id_number": made.without_id_number,
+            }
+        )
+    )

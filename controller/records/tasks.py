@@ -95,15 +95,15 @@ def make_tasks(
     """Turn run ``run_id``'s open findings in the admin's area (or one ``township`` of it) into
     tasks. Findings already sent are not sent again, so running it twice makes nothing new."""
     admin.require("review")
+    area = admin.prefix
+    if township:
+        area = parse_township(township).code
+        admin.require_covers(area, f"乡镇 {area}")
     run = session.get(ComparisonRun, run_id)
     if run is None:
         raise NotFoundError(
             f"没有第 {run_id} 次比对：请用 muster controller compare 的输出里的编号"
         )
-    area = admin.prefix
-    if township:
-        area = parse_township(township).code
-        admin.require_covers(area, f"乡镇 {area}")
     query = (
         select(ComparisonFinding)
         .where(ComparisonFinding.run_id == run_id, ComparisonFinding.status == OPEN)

@@ -55,6 +55,9 @@ NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/devices/{device_id}/commands", {"kind": "restart"}),
     ("GET", "/api/v1/commands/{command_id}", None),
     ("GET", "/releases?region={region}", None),
+    ("GET", "/tasks?region={region}", None),
+    ("GET", "/api/v1/tasks?region={region}", None),
+    ("POST", "/tasks", None),
     ("GET", "/api/v1/releases?region={region}", None),
     ("GET", "/api/v1/devices/{device_id}/updates", None),
     ("POST", "/codes", None),
@@ -194,6 +197,8 @@ def _form_for(path: str, world: World) -> str:
         return "action=approve"
     if path == "/forward":
         return f"region={NEIGHBOUR}"
+    if path == "/tasks":
+        return f"run_id=1&township={c.township}"
     if path == "/confirmation/self-service":
         return f"year=2026&county={NEIGHBOUR}&attempt=1&verdict=accept&reason=x"
     if path == "/confirmation/deaths":
