@@ -93,14 +93,15 @@ ACTIONS: dict[str, str] = {
     "forward": "接收下级已审核的数据",
     "deadline": "设置阶段截止时间",
     "dataset": "导出或导入上报数据集",
+    "apply": "在服务中心为申请人代办军人退役一件事",
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "ministry": frozenset({"read", "export", "command", "forward", "deadline", "dataset"}),
     "province": frozenset({"read", "export", "command", "forward", "deadline", "dataset"}),
     "city": frozenset({"read", "export", "command", "forward", "deadline", "dataset"}),
-    "county": frozenset({"read", "export", "command", "review", "deadline", "dataset"}),
-    "township": frozenset({"read", "export", "declare"}),
+    "county": frozenset({"read", "export", "command", "review", "deadline", "dataset", "apply"}),
+    "township": frozenset({"read", "export", "declare", "apply"}),
     "auditor": frozenset({"read", "export"}),
     "technician": frozenset({"read", "command"}),
 }

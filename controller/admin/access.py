@@ -131,6 +131,14 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     # departments' comparisons (comparison_pages.py)
     ("GET", "/comparisons", "read"),
     ("GET", "/api/v1/comparisons", "read"),
+    # S-30 one application: service centre, tracking, department dashboard (application_pages.py)
+    ("GET", "/one-application", "read"),
+    ("POST", "/one-application/new", "apply"),
+    ("GET", "/one-application/departments", "read"),
+    ("GET", "/one-application/departments/{department_id}", "read"),
+    ("GET", "/one-application/{application_id}", "read"),
+    ("POST", "/one-application/{application_id}/form", "apply"),
+    ("POST", "/one-application/{application_id}/material", "apply"),
     # tasks for the townships from the comparisons (task_pages.py)
     ("GET", "/tasks", "read"),
     ("POST", "/tasks", "review"),

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of, install_access_control
 from controller.admin.attachments import attachments_router
+from controller.admin.application_pages import application_router
 from controller.admin.codes import codes_router
 from controller.admin.confirmation_pages import confirmation_routers
 from controller.admin.comparison_pages import comparison_router
@@ -146,6 +147,7 @@ def create_admin_app(
     for router in page_routers(sessions, clock):
         app.include_router(router)
     app.include_router(codes_router(sessions, clock))
+    app.include_router(application_router(sessions, clock))
     for router in confirmation_routers(sessions, clock):  # and the public self-service page
         app.include_router(router)
     app.include_router(comparison_router(sessions))

@@ -122,6 +122,15 @@ REGIONLESS = {
     # the public self-service confirmation: no admin, and it names nothing of a region
     ("GET", "/self-service/confirm"),
     ("POST", "/self-service/confirm"),
+    # S-30: an application is named by its id, not a region; the handlers check the admin
+    # covers its township (tests/integration/test_application_centre.py tries the neighbour)
+    ("GET", "/one-application"),
+    ("POST", "/one-application/new"),
+    ("GET", "/one-application/departments"),
+    ("GET", "/one-application/departments/{department_id}"),
+    ("GET", "/one-application/{application_id}"),
+    ("POST", "/one-application/{application_id}/form"),
+    ("POST", "/one-application/{application_id}/material"),
 }
 
 
