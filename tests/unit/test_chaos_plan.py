@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from muster.errors import ConfigError
 DEVICES = ["device-1", "device-2", "device-3"]
 
 
-def shape(faults: int = 200, **overrides: object) -> PlanShape:
+def shape(**overrides: Any) -> PlanShape:
     targets = {
         KILL_DEVICE: DEVICES,
         CLOCK_JUMP: DEVICES,
@@ -34,7 +35,7 @@ def shape(faults: int = 200, **overrides: object) -> PlanShape:
         KILL_BROKER: ["broker"],
         KILL_DATABASE: ["database"],
     }
-    return PlanShape(faults=faults, targets=targets, **overrides)  # type: ignore[arg-type]
+    return PlanShape(targets=targets, **{"faults": 200, **overrides})
 
 
 def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
