@@ -324,8 +324,10 @@ def test_enter_review_sign_seal_in_chromium(
             assert sheet.headers["content-type"] == "application/pdf"
             assert sheet.body().startswith(b"%PDF")
             (tmp_path / f"sheet-{category}.pdf").write_bytes(sheet.body())
-            clerk_b.get_by_role("button", name="封存并上传").click()
-            expect(clerk_b.locator("#sealed")).to_contain_text(record_id)
+            clerk_b.get_by_role("button", name="封存并上传…").click()
+            expect(clerk_b.locator("#confirm-name")).to_have_text(card.text.name)
+            clerk_b.get_by_role("button", name="确认封存").click()
+            expect(clerk_b.locator("#sealed")).to_contain_text(card.text.name)
         shot(clerk_b, "sealed")
 
         wait_until(
