@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Run every benchmark under tests/bench/ (bench_*.py), each printing its own figures.
+# Run every benchmark under tests/bench/ (bench_*.py), each printing its own figures, then the
+# issue's table: each figure beside its limit or peer measured in the same run, and the goal.
 #
 #   bash scripts/bench.sh [ARGS...]    (ARGS go to every benchmark script)
+#   BENCH_ARGS_bench_fleet="--devices 20000 --burst 20000" bash scripts/bench.sh
+#                                      (one benchmark's own arguments, instead of ARGS)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,14 +22,25 @@ fi
 # Benchmarks reuse the test helpers (simulators, service starters) as `tests.…` imports.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
+results="$(mktemp -d -t muster-bench-results-XXXXXX)"
 failed=()
 for bench in "${benches[@]}"; do
     name="${bench#"$ROOT"/}"
-    echo "== $name"
-    if ! "$ROOT/.venv/bin/python" "$bench" "$@"; then
+    base="$(basename "$bench" .py)"
+    own="BENCH_ARGS_$base"
+    if [ -n "${!own:-}" ]; then
+        read -r -a args <<<"${!own}"
+    else
+        args=("$@")
+    fi
+    echo "== $name ${args[*]:-}"
+    if ! "$ROOT/.venv/bin/python" "$bench" "${args[@]}" | tee "$results/$base.out"; then
         failed+=("$name")
     fi
 done
+
+"$ROOT/.venv/bin/python" "$ROOT/tests/bench/summary.py" "$results"
+echo "bench: each benchmark's output is in $results"
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "bench: failed: ${failed[*]}" >&2

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -201,17 +202,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling every thread of ``pid`` (collapsed stacks, native frames folded into
+    their Python caller) until ``stop_profile``."""
+    spy = Path(sys.executable).with_name("py-spy")
+    profiler = subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+         "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # attached
+    return profiler
+
+
+def stop_profile(profiler: subprocess.Popen[bytes]) -> None:
+    profiler.send_signal(signal.SIGINT)
+    profiler.wait(timeout=60)
+
+
 def controller_rate(
-    controller: ControllerUnderTest, sim: FleetSimulator, count: int
+    controller: ControllerUnderTest, sim: FleetSimulator, count: int, profile: Path | None = None
 ) -> tuple[float, float]:
     """(messages applied per second, controller CPU microseconds per message)."""
     before = controller.settle()
     assert controller.process is not None
+    profiler = start_profile(controller.process.pid, profile) if profile else None
     cpu = cpu_seconds(controller.process.pid)
     start = time.monotonic()
     sim.burst(count)
     done = controller.wait_applied(before + count, timeout=600)
     used = cpu_seconds(controller.process.pid) - cpu
+    if profiler is not None:
+        stop_profile(profiler)
     return count / (done - start), used / count * 1e6
 
 
@@ -307,6 +329,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100_000)
     parser.add_argument("--sustain", type=float, default=120.0, help="seconds at 60 s heartbeats")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the controller during the burst, stacks to this file"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="muster-bench-fleet-") as tmp:
@@ -341,7 +366,7 @@ def main() -> None:
             controller.start()
             sim.announce()
             say(f"   {args.burst} heartbeats to the controller…")
-            ctl, cpu_us = controller_rate(controller, sim, args.burst)
+            ctl, cpu_us = controller_rate(controller, sim, args.burst, args.profile)
             say(f"   {ctl:,.0f} msg/s, {cpu_us:.0f} µs of controller CPU per message")
 
             say(

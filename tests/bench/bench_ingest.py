@@ -33,6 +33,7 @@ from muster.clock import SystemClock
 from muster.crypto import generate_device_key, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging
 from muster.v1 import data_pb2
+from tests.bench.progress import step
 from tests.unit.test_enrollment import enrol_directly
 
 
@@ -49,23 +50,22 @@ def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, fl
     upload = upload_public_from_bytes(response.upload_keys[0].x25519_public_key)
     rng = random.Random(1)
     sealed = []
-    for i in range(records):
-        payload = simulated_record(rng, "370902001000", now)
-        sealed.append(
-            seal_record(
-                payload.to_bytes(),
-                record_id=payload.record_id,
-                device_id=response.device_id,
-                schema_version=f"{payload.category.value}/{payload.form_version}",
-                upload_key=upload,
-                key_version=1,
-                signing_key=key,
-                now=now,
+    with step("sealing", records) as sealing:
+        for i in range(records):
+            payload = simulated_record(rng, "370902001000", now)
+            sealed.append(
+                seal_record(
+                    payload.to_bytes(),
+                    record_id=payload.record_id,
+                    device_id=response.device_id,
+                    schema_version=f"{payload.category.value}/{payload.form_version}",
+                    upload_key=upload,
+                    key_version=1,
+                    signing_key=key,
+                    now=now,
+                )
             )
-        )
-        if i % 2000 == 0:
-            print(f"\r  sealing {i}/{records}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+            sealing.update(i + 1)
     ingestor = Ingestor(sessions, pki.upload_keys, SystemClock())
     batches = [sealed[i : i + batch] for i in range(0, records, batch)]
     done = 0
@@ -75,13 +75,13 @@ def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, fl
         acks = ingestor.ingest_batch(response.device_id, chunk)
         assert all(a.status == data_pb2.RecordAck.STATUS_STORED for a in acks), acks[0]
         done += len(chunk)
-        print(f"\r  ingest {done}/{records}", end="", file=sys.stderr, flush=True)
+        ingesting.update(done)
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(one, batches))
-    ingest_rate = records / (time.perf_counter() - start)
-    print(file=sys.stderr)
+    with step("ingest", records) as ingesting:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(one, batches))
+        ingest_rate = records / (time.perf_counter() - start)
 
     with sessions() as session:
         rows = [

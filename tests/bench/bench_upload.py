@@ -37,6 +37,7 @@ from edge.simulators.collector import simulated_record
 from muster.clock import SystemClock
 from muster.crypto import content_hash, seal_record, upload_public_from_bytes
 from muster.logs import configure_logging
+from tests.bench.progress import step
 
 IDLE_PROFILE = (
     "name: simulator\nmodel: bench\nkind: simulator\nreader: {kind: none}\ncamera: {kind: none}\n"
@@ -45,7 +46,7 @@ IDLE_PROFILE = (
 )
 
 
-def presealed_device(state_dir: Path, count: int) -> None:
+def presealed_device(state_dir: Path, count: int, seed: int = 42) -> None:
     """Fill the enrolled device's outbox with ``count`` sealed records (not part of the timing)."""
     store = IdentityStore(state_dir)
     enrolment = store.enrolment()
@@ -53,7 +54,7 @@ def presealed_device(state_dir: Path, count: int) -> None:
     version = max(int(v) for v in enrolment.upload_keys)
     upload = upload_public_from_bytes(bytes.fromhex(enrolment.upload_keys[str(version)]))
     outbox = Outbox(state_dir / "outbox.sqlite3", clock=SystemClock())
-    rng = random.Random(42)
+    rng = random.Random(seed)
     now = datetime.now(UTC)
     for _ in range(count):
         payload = simulated_record(rng, enrolment.township_code, now)
@@ -142,18 +143,18 @@ async def measure(records: int, directory: Path) -> dict[str, float]:
             return session.scalar(select(func.count()).select_from(Record)) or 0
 
     first_count, first_at = 0, 0.0
-    while True:
-        count = await asyncio.to_thread(stored)
-        now = time.perf_counter()
-        if count and not first_at:
-            first_count, first_at = count, now
-        print(f"\r  uploaded {count}/{records}", end="", file=sys.stderr, flush=True)
-        if count >= records:
-            break
-        if edge.returncode is not None:
-            raise SystemExit(f"edge daemon exited with {edge.returncode}")
-        await asyncio.sleep(0.02)
-    print(file=sys.stderr)
+    with step("uploaded", records) as uploading:
+        while True:
+            count = await asyncio.to_thread(stored)
+            now = time.perf_counter()
+            if count and not first_at:
+                first_count, first_at = count, now
+            uploading.update(count)
+            if count >= records:
+                break
+            if edge.returncode is not None:
+                raise SystemExit(f"edge daemon exited with {edge.returncode}")
+            await asyncio.sleep(0.02)
     upload_rate = (records - first_count) / (now - first_at)
     edge.terminate()
     await edge.wait()
