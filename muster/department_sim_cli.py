@@ -62,6 +62,8 @@ def _listen(value: str) -> tuple[str, int]:
     help="answer every delivery with this HTTP status",
 )
 @click.option("--silent", is_flag=True, help="send no callbacks")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
 def department(
     kind: str,
     listen: str,
@@ -80,6 +82,8 @@ def department(
     duplicate_callbacks: bool,
     reject_status: int | None,
     silent: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run a simulated department until Ctrl-C; GET /stats shows what it received."""
     import uvicorn

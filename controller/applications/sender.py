@@ -9,6 +9,10 @@ bytes, which the department recognises. So a delivery is never lost and never tw
 2xx marks it sent; 5xx, 408, 429, a timeout or a refused connection schedules a retry after the
 delivery's own seeded backoff (:func:`muster.application_wire.delivery_delay`); any other 4xx
 fails the item with the department's reason, since sending the same bytes again cannot help.
+
+Departments are reached over HTTPS with the certificate checked against the system's trust
+store (or ``SSL_CERT_FILE``, which httpx honours, for a government CA); a certificate that does
+not verify is a failed connection, retried like any outage.
 """
 
 from __future__ import annotations
