@@ -1,0 +1,5 @@
+"""``python -m tests.chaos``: the same as ``muster sim chaos``."""
+
+from tests.chaos.cli import chaos
+
+chaos()

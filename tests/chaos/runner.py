@@ -1,0 +1,395 @@
+"""One chaos run: start the world (``world.py``), inject the seeded plan's faults while devices
+upload and admins send commands, wait for recovery, count (``counts.py``).
+
+Each fault is one job on a worker thread: break the target, hold it down for ``down_s``, bring
+it back; jobs on different targets overlap, a target's next job waits for its last. A watchdog
+restarts any process that died without being told to and counts it, so a crash caused by a
+fault (a replica that exits when its database goes) shows in the table instead of hanging the
+run. Every injected fault is a line in ``faults.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from muster.chaos_plan import (
+    CLOCK_JUMP,
+    KILL_BROKER,
+    KILL_CONTROLLER,
+    KILL_DATABASE,
+    KILL_DEVICE,
+    PARTITION_DEVICE,
+    CommandEvent,
+    Fault,
+    PlanShape,
+    plan_commands,
+    plan_faults,
+)
+from tests.chaos.counts import ChaosCounts, count_database, count_outboxes, render
+from tests.chaos.world import (
+    ChaosDatabase,
+    ChaosDevice,
+    make_device,
+    start_broker,
+    start_controllers,
+    write_profiles,
+)
+from tests.fixtures.components import ComponentStartError
+from tests.fixtures.fleet import ControllerProcess
+from tests.fixtures.mosquitto import MosquittoBroker
+
+__all__ = ["ChaosConfig", "run_chaos"]
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    out_dir: Path
+    seed: int = 1
+    devices: int = 3
+    controllers: int = 2
+    faults: int = 50
+    records: int = 600  # sealed into the outboxes before the run, split over the devices
+    records_per_minute: float = 60.0  # collected live by each device during the run
+    mean_gap_s: float = 1.5
+    commands: int = 20
+    heartbeat_s: float = 2.0
+    recovery_timeout_s: float = 240.0
+
+
+class ChaosRun:
+    def __init__(self, config: ChaosConfig, console: Console) -> None:
+        self.config = config
+        self.console = console
+        self.out = config.out_dir
+        self.database = ChaosDatabase()
+        self.broker: MosquittoBroker | None = None
+        self.controllers: list[ControllerProcess] = []
+        self.devices: list[ChaosDevice] = []
+        self.faults: Counter[str] = Counter()
+        self.unplanned: Counter[str] = Counter()
+        self.commands_failed = 0
+        self._down: set[str] = set()  # targets a job holds down on purpose
+        self._lock = threading.Lock()
+        self._log = (self.out / "faults.jsonl").open("a", encoding="utf-8")
+
+    # -- the world -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.database.start()
+        self.database.create_database("chaos")
+        data_dir = self.out / "controller"
+        self.broker = start_broker(data_dir, self.out / "mosquitto")
+        self.controllers = start_controllers(
+            self.out, self.config.controllers, self.database.database_url, self.broker
+        )
+        collecting, idle = write_profiles(
+            self.out, self.config.records_per_minute, self.config.heartbeat_s
+        )
+        per_device = self.config.records // self.config.devices
+        broker = self.broker
+
+        def enrol(number: int) -> ChaosDevice:
+            replica = self.controllers[(number - 1) % len(self.controllers)]
+            device = make_device(self.out, number, replica, collecting, idle)
+            device.enrol(per_device, self.config.seed * 10_000 + number, broker)
+            device.start()
+            return device
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            self.devices = list(pool.map(enrol, range(1, self.config.devices + 1)))
+
+    def targets(self) -> dict[str, list[str]]:
+        names = [d.name for d in self.devices]
+        return {
+            KILL_DEVICE: names,
+            CLOCK_JUMP: names,
+            PARTITION_DEVICE: names,
+            KILL_CONTROLLER: [f"controller-{i + 1}" for i in range(len(self.controllers))],
+            KILL_BROKER: ["broker"],
+            KILL_DATABASE: ["database"],
+        }
+
+    def close(self) -> None:
+        for device in self.devices:
+            device.close()
+        for controller in self.controllers:
+            controller.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        self.database.stop()
+        self._log.close()
+
+    # -- faults --------------------------------------------------------------------------
+    def _device(self, name: str) -> ChaosDevice:
+        return next(d for d in self.devices if d.name == name)
+
+    def _controller(self, name: str) -> ControllerProcess:
+        return self.controllers[int(name.rsplit("-", 1)[1]) - 1]
+
+    def _write(self, entry: dict[str, object]) -> None:
+        with self._lock:
+            self._log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._log.flush()
+
+    def inject(self, fault: Fault) -> None:
+        """Break, hold, restore: one job per fault."""
+        with self._lock:
+            self._down.add(fault.target)
+        self._write(fault.log_entry(seed=self.config.seed, time=datetime.now(UTC).isoformat()))
+        try:
+            if fault.kind == KILL_DEVICE:
+                self._device(fault.target).kill()
+            elif fault.kind == CLOCK_JUMP:
+                device = self._device(fault.target)
+                device.stop()
+                device.start(clock_offset_s=fault.clock_offset_s)
+            elif fault.kind == PARTITION_DEVICE:
+                self._device(fault.target).cut()
+            elif fault.kind == KILL_CONTROLLER:
+                self._controller(fault.target).kill()
+            elif fault.kind == KILL_BROKER:
+                assert self.broker is not None and self.broker._process is not None
+                self.broker._process.kill()
+                self.broker._process.wait(timeout=10)
+            elif fault.kind == KILL_DATABASE:
+                self.database.kill()
+            with self._lock:
+                self.faults[fault.kind] += 1
+            time.sleep(fault.down_s)
+        finally:
+            self._bring_back(fault.kind, fault.target)
+            with self._lock:
+                self._down.discard(fault.target)
+            self._write({"event": "recovered", "number": fault.number, "target": fault.target})
+
+    def _bring_back(self, kind: str, target: str) -> None:
+        if kind == PARTITION_DEVICE:
+            self._device(target).restore()
+        elif kind == CLOCK_JUMP:
+            device = self._device(target)
+            device.stop()
+            device.start()
+        elif target.startswith("device-"):
+            self._device(target).start()
+        elif target.startswith("controller-"):
+            self._start_controller(self._controller(target))
+        elif target == "broker":
+            assert self.broker is not None
+            self.broker.start()
+        elif target == "database":
+            self.database.restart()
+
+    def _start_controller(self, controller: ControllerProcess, timeout: float = 180.0) -> None:
+        # A replica started while the database is down exits; try again until it stays up.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                controller.start()
+                return
+            except ComponentStartError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def watchdog(self) -> None:
+        """Restart what died unasked (and count it)."""
+        parts: list[tuple[str, bool]] = [(d.name, d.running) for d in self.devices]
+        parts += [
+            (f"controller-{i + 1}", c.process is not None and c.process.poll() is None)
+            for i, c in enumerate(self.controllers)
+        ]
+        parts += [("broker", self.broker is not None and self.broker.running)]
+        parts += [("database", self.database.running)]
+        for name, running in parts:
+            with self._lock:
+                held = name in self._down
+            if running or held:
+                continue
+            self.unplanned[name] += 1
+            self._write({"event": "unplanned_exit", "target": name, "time": _now()})
+            kind = "database" if name == "database" else name
+            try:
+                self._bring_back(kind, name)
+            except ComponentStartError as exc:
+                self._write({"event": "restart_failed", "target": name, "error": str(exc)[:400]})
+
+    # -- commands ------------------------------------------------------------------------
+    def send_command(self, event: CommandEvent) -> None:
+        device_id = self._device(event.target).edge.device_id
+        body: dict[str, object] = {"kind": "set-log-level", "arguments": {"level": "INFO"}}
+        if event.expires_in_s is not None:
+            body["expires_in_s"] = event.expires_in_s
+        for controller in self.controllers:
+            try:
+                response = httpx.post(
+                    f"{controller.admin_url}/api/v1/devices/{device_id}/commands",
+                    headers=controller.auth,
+                    json=body,
+                    timeout=10,
+                )
+            except (httpx.HTTPError, OSError, RuntimeError):
+                continue
+            if response.status_code == 201:
+                return
+        with self._lock:
+            self.commands_failed += 1
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self) -> ChaosCounts:
+        cfg = self.config
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        self.start()
+        timings["start"] = time.monotonic() - started
+        settle = {KILL_CONTROLLER: 8.0, KILL_DATABASE: 5.0, KILL_BROKER: 2.0, CLOCK_JUMP: 3.0}
+        shape = PlanShape(
+            faults=cfg.faults, targets=self.targets(), mean_gap_s=cfg.mean_gap_s, settle_s=settle
+        )
+        plan = plan_faults(cfg.seed, shape)
+        duration = plan[-1].at_s if plan else 0.0
+        commands = list(
+            plan_commands(cfg.seed, [d.name for d in self.devices], cfg.commands, duration)
+        )
+        counts = ChaosCounts(cfg.seed, len(plan), {}, {})
+        jobs: dict[str, Future[None]] = {}
+        began = time.monotonic()
+        with (
+            ThreadPoolExecutor(max_workers=len(self.targets()[KILL_DEVICE]) + 8) as pool,
+            _progress(self.console) as progress,
+        ):
+            task = progress.add_task("faults", total=len(plan))
+            for fault in plan:
+                while time.monotonic() - began < fault.at_s:
+                    while commands and commands[0].at_s <= time.monotonic() - began:
+                        pool.submit(self.send_command, commands.pop(0))
+                    self.watchdog()
+                    progress.update(task, completed=sum(self.faults.values()))
+                    time.sleep(0.1)
+                previous = jobs.get(fault.target)
+                if previous is not None:
+                    previous.result()  # the target's last fault is over before the next
+                jobs[fault.target] = pool.submit(self.inject, fault)
+            for job in jobs.values():
+                job.result()
+            progress.update(task, completed=sum(self.faults.values()))
+        for event in commands:
+            self.send_command(event)
+        timings["faults"] = time.monotonic() - began
+        recovery = time.monotonic()
+        counts.recovered = self.recover()
+        timings["recovery"] = time.monotonic() - recovery
+        counts.faults_by_kind = dict(self.faults)
+        counts.unplanned_exits = dict(self.unplanned)
+        counts.commands_issue_failed = self.commands_failed
+        self.check_status(counts)
+        outboxes = count_outboxes([d.edge.state_dir for d in self.devices])
+        count_database(counts, self.database.database_url, outboxes)
+        counts.seconds = {k: round(v, 1) for k, v in timings.items()}
+        return counts
+
+    def recover(self) -> bool:
+        """Everything back, collection off, every outbox drained (or the timeout)."""
+        for device in self.devices:
+            device.restore()
+        self.watchdog()
+        for device in self.devices:
+            device.stop()
+            device.profile = device.idle
+            device.start()
+        deadline = time.monotonic() + self.config.recovery_timeout_s
+        with _progress(self.console) as progress:
+            task = progress.add_task("draining outboxes", total=None)
+            while time.monotonic() < deadline:
+                self.watchdog()
+                pending = sum(
+                    v.states.get("sealed", 0)
+                    for v in count_outboxes([d.edge.state_dir for d in self.devices]).values()
+                )
+                progress.update(task, description=f"draining outboxes: {pending} pending")
+                if pending == 0:
+                    return True
+                time.sleep(1.0)
+        return False
+
+    def check_status(self, counts: ChaosCounts) -> None:
+        """Up devices must read online at the centre; one killed -9 now must read offline."""
+        dead = self.devices[-1] if len(self.devices) > 1 else None
+        up = [d for d in self.devices if d is not dead]
+        ids = {d.name: d.edge.device_id for d in self.devices}
+
+        def view() -> dict[str, bool]:
+            for controller in self.controllers:
+                try:
+                    return {str(d["id"]): bool(d["online"]) for d in controller.devices()}
+                except (httpx.HTTPError, OSError):
+                    continue
+            return {}
+
+        def settled(expect: dict[str, bool]) -> bool:
+            seen = view()
+            return all(seen.get(ids[name]) == online for name, online in expect.items())
+
+        expect = {d.name: True for d in self.devices}
+        _wait(lambda: settled(expect), 90)
+        if dead is not None:
+            dead.kill()
+            expect[dead.name] = False
+            _wait(lambda: settled(expect), 90)
+        seen = view()
+        counts.devices_up = len(up)
+        counts.devices_up_online = sum(1 for d in up if seen.get(ids[d.name]) is True)
+        counts.devices_dead = 1 if dead else 0
+        counts.devices_dead_offline = 1 if dead and seen.get(ids[dead.name]) is False else 0
+        counts.status_wrong = [
+            name for name, online in expect.items() if seen.get(ids[name]) is not online
+        ]
+
+
+def _wait(condition: object, timeout: float) -> bool:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1.0)
+    return False
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def run_chaos(config: ChaosConfig, console: Console | None = None) -> ChaosCounts:
+    """Run, print the table, write ``summary.json`` beside ``faults.jsonl`` in ``out_dir``."""
+    console = console or Console(stderr=True)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    run = ChaosRun(config, console)
+    try:
+        counts = run.run()
+    finally:
+        run.close()
+    render(counts, console)
+    (config.out_dir / "summary.json").write_text(
+        json.dumps(counts.as_json(), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    return counts

@@ -1,0 +1,245 @@
+"""The parts a chaos run starts and breaks, each a real process: a PostgreSQL of its own (killed
+-9 and restarted, so never the test session's shared server), Mosquitto in its production shape
+(two TLS listeners, client certificates, the ACL), controller replicas in one shared-subscription
+group on that database, and enrolled device daemons whose links run through TCP proxies the run
+can cut. A device can restart under ``faketime`` to jump its clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from controller.devices.pki_store import CONTROLLER_MQTT_IDENTITY, ensure_controller_pki
+from muster.crypto import write_private_key, write_public_file
+from muster.crypto.pki import certificate_pem, issue_server_certificate
+from tests.fixtures.backlog import preseal_backlog
+from tests.fixtures.components import ComponentStartError, require
+from tests.fixtures.fleet import MUSTER, ControllerProcess, EdgeProcess, wait_until, write_profile
+from tests.fixtures.mosquitto import MosquittoBroker, MosquittoTLS
+from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.tcp_proxy import TcpProxy
+
+__all__ = [
+    "ChaosDatabase",
+    "ChaosDevice",
+    "make_device",
+    "start_broker",
+    "start_controllers",
+    "write_profiles",
+]
+
+SHARED_GROUP = "controllers"
+DATABASE = "chaos"
+
+
+class ChaosDatabase(PostgresServer):
+    """A durable cluster of the run's own: with ``synchronous_commit`` on, a kill -9 of the
+    postmaster loses no commit, so what the controller acked is on disk."""
+
+    def __init__(self) -> None:
+        super().__init__(durable=True)
+
+    @property
+    def database_url(self) -> str:
+        return self.url(DATABASE)
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    @property
+    def running(self) -> bool:
+        return self.postmaster_pid() is not None
+
+    def kill(self) -> None:
+        pid = self.postmaster_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not self.running, 30, "the postmaster to die")
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """``pg_ctl start`` again; the orphaned backends of a killed postmaster hold its shared
+        memory for a moment, so it is retried until they are gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._run(
+                    "pg_ctl",
+                    "start",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    self._options(),
+                )
+                self._started = True
+                return
+            except ComponentStartError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+def start_broker(controller_data_dir: Path, workdir: Path) -> MosquittoBroker:
+    """Mosquitto as ``tests/fixtures/secure_broker.py`` starts it, outside pytest."""
+    now = datetime.now(UTC)
+    pki = ensure_controller_pki(controller_data_dir, ["127.0.0.1", "localhost"], now=now)
+    key, cert = issue_server_certificate(
+        pki.ca_key, pki.ca_cert, ["127.0.0.1", "localhost"], now=now
+    )
+    broker_dir = controller_data_dir / "broker"
+    write_private_key(broker_dir / "server.key", key)
+    write_public_file(broker_dir / "server.crt", certificate_pem(cert))
+    tls = MosquittoTLS(
+        pki.ca_cert_path,
+        broker_dir / "server.crt",
+        broker_dir / "server.key",
+        CONTROLLER_MQTT_IDENTITY,
+    )
+    broker = MosquittoBroker(workdir, tls=tls)
+    broker.start()
+    return broker
+
+
+def start_controllers(
+    directory: Path, count: int, database_url: str, broker: MosquittoBroker
+) -> list[ControllerProcess]:
+    """``count`` replicas over one database and one data directory (the CA and keys), each with
+    its own ports and log. The first migrates the database before the others start."""
+    replicas = []
+    for number in range(1, count + 1):
+        replica = ControllerProcess(
+            directory,
+            database_url=database_url,
+            mqtt_url=broker.centre_url,
+            extra_args=("--device-mqtt-url", broker.url, "--shared-group", SHARED_GROUP),
+        )
+        replica.log_path = directory / f"controller-{number}.log"
+        replica.start()
+        replicas.append(replica)
+    return replicas
+
+
+@dataclass
+class ChaosDevice:
+    """One enrolled device daemon, its links through two proxies (uploads, MQTT)."""
+
+    name: str
+    edge: EdgeProcess
+    collecting: Path
+    idle: Path
+    data_proxy: TcpProxy | None = None
+    mqtt_proxy: TcpProxy | None = None
+    sealed_backlog: int = 0
+    clock_offset_s: float = 0.0
+    profile: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.profile = self.collecting
+
+    @property
+    def running(self) -> bool:
+        return self.edge.running
+
+    def enrol(self, backlog: int, seed: int, broker: MosquittoBroker) -> None:
+        """Enrol on an idle profile, put the backlog in its outbox, route its links through the
+        proxies (the enrolment record names the endpoints the daemon dials)."""
+        self.edge.start(self.idle)
+        enrolment_path = self.edge.state_dir / "identity" / "enrolment.json"
+        wait_until(enrolment_path.exists, 120, f"{self.name} to enrol")
+        wait_until((self.edge.state_dir / "outbox.sqlite3").exists, 60, f"{self.name}'s outbox")
+        self.edge.stop()
+        if backlog:
+            preseal_backlog(self.edge.state_dir, backlog, seed=seed)
+        self.sealed_backlog = backlog
+        self.data_proxy = TcpProxy("127.0.0.1", self.edge.controller.data_port)
+        self.mqtt_proxy = TcpProxy("127.0.0.1", broker.port)
+        enrolment = json.loads(enrolment_path.read_text())
+        enrolment["data_endpoint"] = self.data_proxy.address
+        enrolment["mqtt_url"] = f"mqtts://{self.mqtt_proxy.address}"
+        tmp = enrolment_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(enrolment))
+        tmp.replace(enrolment_path)
+
+    def start(self, *, clock_offset_s: float = 0.0) -> None:
+        """Start the daemon; with an offset its wall clock runs that far off (``faketime``),
+        its monotonic clock untouched, as when an RTC is set wrong."""
+        self.clock_offset_s = clock_offset_s
+        command = [
+            *MUSTER,
+            "edge",
+            "run",
+            "--profile",
+            str(self.profile),
+            "--state-dir",
+            str(self.edge.state_dir),
+        ]
+        env = dict(os.environ)
+        if clock_offset_s:
+            faketime = require("faketime", "to jump a device's clock")
+            command = [faketime, "-f", f"{int(clock_offset_s):+d}", *command]
+            env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+        with self.edge.log_path.open("ab") as log:
+            self.edge.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
+
+    def kill(self) -> None:
+        self.edge.kill()
+
+    def stop(self) -> None:
+        self.edge.stop()
+
+    def cut(self) -> None:
+        for proxy in (self.data_proxy, self.mqtt_proxy):
+            if proxy is not None:
+                proxy.cut()
+
+    def restore(self) -> None:
+        for proxy in (self.data_proxy, self.mqtt_proxy):
+            if proxy is not None:
+                proxy.restore()
+
+    def close(self) -> None:
+        self.edge.stop()
+        for proxy in (self.data_proxy, self.mqtt_proxy):
+            if proxy is not None:
+                proxy.close()
+
+
+def make_device(
+    directory: Path, number: int, controller: ControllerProcess, collecting: Path, idle: Path
+) -> ChaosDevice:
+    """A device enrolled with a code from ``controller`` (it uploads to that replica), of a
+    township of its own."""
+    code = controller.create_code(township=f"370902{number:03d}000")
+    edge = EdgeProcess(directory / f"device-{number}", controller, code, idle)
+    return ChaosDevice(f"device-{number}", edge, collecting, idle)
+
+
+def write_profiles(
+    directory: Path, records_per_minute: float, heartbeat_s: float
+) -> tuple[Path, Path]:
+    """(collecting, idle) simulator profiles: the chaos run collects, recovery drains."""
+    collecting = write_profile(
+        directory / "collecting.yaml",
+        records_per_minute=records_per_minute,
+        heartbeat_s=heartbeat_s,
+    )
+    idle = write_profile(directory / "idle.yaml", records_per_minute=0, heartbeat_s=heartbeat_s)
+    return collecting, idle
