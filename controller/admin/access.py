@@ -85,6 +85,7 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/openapi.json", "read"),
     ("GET", "/redoc", "read"),
     ("GET", "/docs/oauth2-redirect", "read"),
+    ("GET", "/docs/assets/{name}", "read"),
     # progress, review, reports, exports (pages/)
     ("GET", "/progress", "read"),
     ("GET", "/progress.xlsx", "export"),
@@ -322,7 +323,9 @@ def refusal(
                 {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
         target = path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        # The sign-in page speaks the language the page asked for; ``next`` keeps it after.
+        lang = "&lang=en" if request.query_params.get("lang") == "en" else ""
+        return RedirectResponse(f"/login?next={quote(target, safe='')}{lang}", status_code=303)
     if is_api:
         return JSONResponse({"detail": str(exc)}, status_code=403)
     return HTMLResponse(_page("无权访问 (forbidden)", str(exc), "denied"), status_code=403)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of, install_access_control
+from controller.admin.api_docs import install_offline_docs
 from controller.admin.attachments import attachments_router
 from controller.admin.application_pages import application_router
 from controller.admin.codes import codes_router
@@ -156,6 +157,7 @@ def create_admin_app(
     app.include_router(
         login_router(sessions, clock, workers=workers, throttle=throttle, proxies=proxies)
     )
+    install_offline_docs(app)  # /docs from this app's own files, no CDN
     install_access_control(app, sessions, clock)  # scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos
         app.include_router(attachments_router(sessions, upload_keys))

@@ -21,9 +21,10 @@ from controller.db.models import (
     Record,
 )
 from controller.fleet.rules import STATES
+from controller.records.region_tree import region_names
 from muster.clock import CAMPAIGN_TZ
-from muster.region_names import region_label
-from muster.regions import child_length
+from muster.region_names import region_label, township_label
+from muster.regions import COUNTY, TOWNSHIP, child_length
 
 
 @dataclass
@@ -102,6 +103,13 @@ def regions(session: Session, prefix: str) -> list[RegionRow]:
     ):
         if child in rows:
             rows[child].alerting = count
+    names = region_names(session, list(rows))
+    for child, row in rows.items():
+        # The tree's name; a township it lacks reads "泰山区 001 乡镇", never a bare code.
+        known = names.get(child, "")
+        if len(child) == TOWNSHIP.length and (not known or known == township_label(child)):
+            known = f"{region_label(child[: COUNTY.length])} {region_label(child)}"
+        row.name = known or region_label(child)
     return [rows[k] for k in sorted(rows)]
 
 

@@ -176,3 +176,22 @@ def test_county_admin_reviews_a_township_and_exports_progress(
     # English on request.
     page.goto(f"{base}/progress?lang=en")
     expect(page.locator("h1")).to_contain_text("Collection progress")
+
+    # At 800 px the navigation wraps whole links, never one character a line.
+    page.set_viewport_size({"width": 800, "height": 700})
+    for lang in ("zh", "en"):
+        page.goto(f"{base}/progress?lang={lang}")
+        links = page.locator("nav.top a")
+        heights = [links.nth(i).bounding_box()["height"] for i in range(links.count())]  # type: ignore[index]
+        assert max(heights) < 2 * min(heights), heights
+    shot(page, "narrow")
+
+    # /docs comes up with every request to another host refused.
+    outside: list[str] = []
+    page.route(
+        lambda url: not url.startswith(base),
+        lambda route: (outside.append(route.request.url), route.abort()),
+    )
+    page.goto(f"{base}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("muster admin")
+    assert outside == []

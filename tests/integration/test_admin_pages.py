@@ -281,3 +281,96 @@ async def test_times_people_read_are_beijing_time_labelled(
     assert "2026-11-23 17:00 (Beijing time)" in en
     codes = (await national.get("/codes")).text
     assert "(北京时间)" in codes and " UTC" not in _text(codes)
+
+
+async def test_docs_load_only_from_this_app(client: httpx.AsyncClient) -> None:
+    """``/docs`` and ``/redoc`` name no address outside the app; their scripts, stylesheet
+    and icon come from the app itself."""
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", docs.text, re.I)
+    for src in re.findall(r'(?:src|href)="([^"]+)"', docs.text):
+        assert src.startswith("/docs/assets/")
+        asset = await client.get(src)
+        assert asset.status_code == 200 and len(asset.content) > 100
+    assert "'/openapi.json'" in docs.text or '"/openapi.json"' in docs.text
+    redoc = await client.get("/redoc")
+    assert redoc.status_code == 200
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", redoc.text, re.I)
+    assert '<script src="/docs/assets/redoc.standalone.js">' in redoc.text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..%2f..%2fetc%2fpasswd",
+        "index.html",
+        "swagger-ui.css.map",
+        "%00",
+        "SWAGGER-UI.CSS",
+        "x" * 300,
+    ],
+)
+async def test_only_the_named_docs_assets_are_served(client: httpx.AsyncClient, name: str) -> None:
+    answer = await client.get(f"/docs/assets/{name}")
+    assert answer.status_code == 404
+    assert "root:" not in answer.text
+
+
+async def test_a_sign_in_asked_for_in_english_stays_in_english(
+    sessions: sessionmaker[Session], world: World
+) -> None:
+    """An English page without a session leads to the English sign-in page, and signing in
+    comes back to that English page."""
+    from tests.unit.admin_world import PASSWORD
+
+    app = create_admin_app(sessions, clock=VirtualClock(NOW))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as c:
+        first = await c.get(f"/progress?region={HOME}&lang=en")
+        assert first.status_code == 303
+        login_url = first.headers["location"]
+        assert login_url.startswith("/login?") and "lang=en" in login_url
+        form = await c.get(login_url)
+        assert 'lang="en"' in form.text and "Sign in" in form.text
+        target = re.search(r'name="next" value="([^"]+)"', form.text)
+        assert target is not None
+        signed_in = await c.post(
+            "/login",
+            data={
+                "username": "county",
+                "password": PASSWORD,
+                "lang": "en",
+                "next": target.group(1).replace("&amp;", "&"),
+            },
+        )
+        assert signed_in.status_code == 303
+        back = await c.get(signed_in.headers["location"])
+        assert back.status_code == 200 and "Collection progress" in back.text
+        # A Chinese page (or a language we lack) leads to the Chinese sign-in page.
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as c:
+        for lang in ("zh", "fr", "en%0d%0aX:1"):
+            answer = await c.get(f"/progress?lang={lang}")
+            assert answer.status_code == 303 and "lang=en" not in answer.headers["location"]
+
+
+async def test_english_fleet_pages_name_townships_and_event_kinds(
+    national: httpx.AsyncClient, world: World, sessions: sessionmaker[Session]
+) -> None:
+    from controller.db.models import DeviceEvent
+
+    device = world.counties[HOME].device_id
+    with sessions.begin() as s:
+        s.add(DeviceEvent(device_id=device, at=NOW, kind="KIND_STARTED", message="", details={}))
+    page = (await national.get(f"/devices/{device}?lang=en")).text
+    assert "<td>started</td>" in page and "KIND_STARTED" not in page
+    zh = (await national.get(f"/devices/{device}")).text
+    assert "<td>启动</td>" in zh
+    overview = (await national.get(f"/?region={HOME}&lang=en")).text
+    row = re.search(r'<tr data-region="370902001">(.*?)</tr>', overview, re.S)
+    assert row is not None and "泰山区 001 乡镇" in row.group(1)
+    assert "乡镇 370902001" not in overview
+    listing = (await national.get("/devices?lang=en")).text
+    assert "2 devices" in listing
+    me = (await national.get("/me?lang=en")).text
+    assert "ministry (ministry)" in me and "部级" not in me

@@ -112,6 +112,7 @@ REGIONLESS = {
     ("GET", "/openapi.json"),
     ("GET", "/redoc"),
     ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/assets/{name}"),
     ("GET", "/api/v1/telemetry"),
     ("GET", "/api/v1/summary"),
     ("GET", "/codes"),

@@ -97,7 +97,7 @@ def test_regions_count_one_level_down_and_stop_at_the_township(
     sessions: sessionmaker[Session],
 ) -> None:
     """The rows under a prefix are its children one level down (the nation's are provinces, a
-    county's are townships, labelled "001 乡镇"); a township has no rows below it."""
+    county's are townships, named by the region tree or else "泰山区 001 乡镇"); a township has no rows below it."""
     with sessions.begin() as session:
         _device(session, "370902001000-AAAAAA", "370902001000")
         _device(session, "370902002000-CCCCCC", "370902002000")
@@ -111,7 +111,7 @@ def test_regions_count_one_level_down_and_stop_at_the_township(
             ("370911", "岱岳区", 1),
         ]
         assert [(r.code, r.name) for r in regions(session, "370902")] == [
-            ("370902001", "001 乡镇"),
-            ("370902002", "002 乡镇"),
+            ("370902001", "泰山区 001 乡镇"),
+            ("370902002", "泰山区 002 乡镇"),
         ]
         assert regions(session, "370902001") == []

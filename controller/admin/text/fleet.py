@@ -105,4 +105,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "range": ("时间范围", "Time range"),
     "hours_n": ("最近{h}小时", "last {h} h"),
     "auto_refresh": ("本页每{s}秒自动刷新", "this page refreshes every {s} s"),
+    "event_KIND_UNSPECIFIED": ("未说明", "unspecified"),
+    "event_KIND_READER_FAULT": ("读卡器故障", "reader fault"),
+    "event_KIND_CAMERA_LOST": ("摄像头断开", "camera lost"),
+    "event_KIND_LICENCE_REFUSED": ("授权被拒", "licence refused"),
+    "event_KIND_UPLOAD_REJECTED": ("上传被拒", "upload rejected"),
+    "event_KIND_CARD_READ": ("读卡", "card read"),
+    "event_KIND_STARTED": ("启动", "started"),
+    "event_KIND_STOPPING": ("停止", "stopping"),
 }
