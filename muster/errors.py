@@ -42,6 +42,7 @@ complete)::
     ├── ProtoGenerationError       the wire contract's generated modules drifted    muster.protogen
     ├── WorkflowError              the console refuses a step               edge.console.workflow
     ├── LoginRefused               a clerk's login is refused               edge.console.accounts
+    ├── AnswerRefused              a clerk's answer to a task is refused  edge.centre_tasks
     ├── InvalidFrameError          a camera frame cannot be judged             edge.photo.quality
     ├── SamError                   the SAM reader's protocol             edge.drivers.sam.errors
     │   ├── FrameError
