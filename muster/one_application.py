@@ -269,8 +269,11 @@ def _unknown_items(items: Iterable[str]) -> list[str]:
 
 
 def fields_for(items: Iterable[str]) -> tuple[str, ...]:
-    """The form's fields for ``items``, each once, in the form's order."""
+    """The form's fields for ``items``, each once, in the form's order. The township is always
+    asked: it decides which department each item goes to, even where none of them is sent it."""
     wanted = {f for i in items for f in ITEMS[i].fields}
+    if wanted:
+        wanted.add("township")
     return tuple(f for f in FIELDS if f in wanted)
 
 

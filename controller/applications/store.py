@@ -36,6 +36,7 @@ from muster.one_application import (
     Problem,
     check_application,
     check_material,
+    fields_for,
     materials_for,
     payload_for_item,
 )
@@ -99,6 +100,8 @@ def save_draft(
     problems = check_application(items, cleaned, today=_today(now), draft=True)
     if problems:
         return problems
+    needed = set(fields_for(items))  # what the items do not need is not kept
+    cleaned = {k: v for k, v in cleaned.items() if k in needed}
     application.items = [i for i in ITEMS if i in items]
     application.fields = cleaned
     application.township = cleaned.get("township", "")

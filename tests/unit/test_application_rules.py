@@ -127,7 +127,7 @@ def test_a_draft_may_be_incomplete_but_not_wrong() -> None:
         check_application(["idcard"], {"phone": "1"}, today=TODAY, draft=True)[0].field == "phone"
     )
     missing = check_application(["idcard"], {"name": "张伟"}, today=TODAY)
-    assert {p.field for p in missing} == {"id_number", "phone", "police_station"}
+    assert {p.field for p in missing} == {"id_number", "phone", "police_station", "township"}
 
 
 def test_unknown_items_and_fields_are_refused() -> None:
