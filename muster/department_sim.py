@@ -49,6 +49,7 @@ class DepartmentScript:
     place: str = ""
     bring: tuple[str, ...] = ()
     fail_first: int = 0
+    fail_status: int = 500  # what the first ``fail_first`` deliveries get
     hang_first: int = 0
     hang_s: float = 30.0
     slow_s: float = 0.0
@@ -101,7 +102,7 @@ class SimulatedDepartment:
         if script.slow_s:
             await asyncio.sleep(script.slow_s)
         if self.answered <= script.fail_first:
-            return 500, {"error": "simulated failure"}
+            return script.fail_status, {"error": "simulated failure"}
         if script.reject_status:
             return script.reject_status, {"error": "simulated refusal"}
         first = msg_id not in self.seen

@@ -246,3 +246,37 @@ async def test_hostile_callbacks_are_refused_and_change_nothing(postgres_url: st
         for sim in departments.sims.values():
             sim._tasks.clear()  # the delayed callbacks are not part of this test
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"), [(429, True), (408, True), (503, True), (404, False), (422, False)]
+)
+async def test_which_answers_are_retried(postgres_url: str, status: int, retried: bool) -> None:
+    """5xx, 408 and 429 come back later (same delivery); any other 4xx fails the item with the
+    department's reason and is never sent again."""
+    engine, sessions = _world(postgres_url)
+    clock = VirtualClock(START)
+    public = FastAPI()
+    public.include_router(hooks_router(sessions, clock))
+    script = DepartmentScript(fail_first=1, fail_status=status, silent=True)
+    async with (
+        serve(public) as public_url,
+        ten_departments(sessions, clock, public_url, {"medins": script}) as departments,
+    ):
+        app_id = fill_and_submit(sessions, clock.now(), items=("medins",))
+        sender = DeliverySender(sessions, clock)
+        assert await sender.pump_once() == 1
+        clock.advance_now(3600)
+        assert await sender.pump_once() == (1 if retried else 0)
+        await sender.aclose()
+        with sessions() as s:
+            [view] = items_of(s, app_id, clock.now())
+            delivery = s.scalars(select(Delivery)).one()
+    engine.dispose()
+    sim = departments.sims["medins"]
+    if retried:
+        assert (delivery.state, delivery.attempts, sim.answered) == ("sent", 2, 2)
+        assert view.state == "delivered"
+    else:
+        assert (delivery.state, delivery.attempts, sim.answered) == ("failed", 1, 1)
+        assert view.state == "failed" and str(status) in view.message
