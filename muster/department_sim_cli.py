@@ -63,7 +63,9 @@ def _listen(value: str) -> tuple[str, int]:
 )
 @click.option("--silent", is_flag=True, help="send no callbacks")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False), help="the key of --tls-cert"
+)
 def department(
     kind: str,
     listen: str,
