@@ -115,7 +115,7 @@ def count_database(
     )
     counts.counted_twice = int(over[0]) if over else 0
     counts.commands = {str(k): int(v) for k, v in commands.items()}
-    counts.commands["sent"] = sum(counts.commands.values())
+    counts.commands["issued"] = sum(counts.commands.values())
 
 
 def render(counts: ChaosCounts, console: Console) -> None:
@@ -137,9 +137,10 @@ def render(counts: ChaosCounts, console: Console) -> None:
     table.add_row("rejected by the centre", str(counts.records_rejected))
     table.add_row("still pending on devices", str(counts.records_pending))
     table.add_section()
-    for state in ("sent", "acked", "expired", "failed", "pending"):
+    shown = ("issued", "sent", "acked", "expired", "failed", "pending")
+    for state in shown:
         table.add_row(f"commands {state}", str(counts.commands.get(state, 0)))
-    for state in sorted(set(counts.commands) - {"sent", "acked", "expired", "failed", "pending"}):
+    for state in sorted(set(counts.commands) - set(shown)):
         table.add_row(f"commands {state}", str(counts.commands[state]))
     table.add_row("commands the API refused to take", str(counts.commands_issue_failed))
     table.add_section()

@@ -224,6 +224,16 @@ class ChaosRun:
 
     # -- commands ------------------------------------------------------------------------
     def send_command(self, event: CommandEvent) -> None:
+        try:
+            self._send_command(event)
+        except Exception as exc:  # a job's error would vanish in its future; count and log it
+            with self._lock:
+                self.commands_failed += 1
+            self._write(
+                {"event": "command_failed", "target": event.target, "error": str(exc)[:300]}
+            )
+
+    def _send_command(self, event: CommandEvent) -> None:
         device_id = self._device(event.target).edge.device_id
         body: dict[str, object] = {"kind": "set-log-level", "arguments": {"level": "INFO"}}
         if event.expires_in_s is not None:
