@@ -145,3 +145,54 @@ async def test_kill_the_sender_mid_delivery_100_times(postgres_url: str) -> None
     assert set(sim.seen) == set(outbox), figures  # none lost, none unknown
     assert figures["items_under_two_ids"] == 0 and len(sim.rounds) == APPLICATIONS, figures
     assert stats["resends"] > 0, figures  # kills did cut deliveries off before their mark
+
+
+async def test_the_deliver_command_delivers_and_stops_on_sigterm(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """``muster controller deliver`` on its own: the outbox is emptied, SIGTERM ends it cleanly."""
+    migrate(postgres_url)
+    engine = make_engine(postgres_url)
+    sessions = session_factory(engine)
+    clock = SystemClock()
+    secret = new_secret()
+    sim = SimulatedDepartment(secret, "", clock, DepartmentScript(silent=True))
+    async with serve(create_department_app(sim)) as sim_url:
+        with sessions.begin() as session:
+            add_department(
+                session,
+                kind="medins",
+                url=f"{sim_url}/deliveries",
+                secret=secret,
+                now=clock.now(),
+                allow_http=True,
+            )
+        for _ in range(5):
+            fill_and_submit(sessions, clock.now(), items=("medins",))
+        process = await asyncio.to_thread(
+            subprocess.Popen,
+            [
+                sys.executable,
+                "-c",
+                "from muster.cli import main; main()",
+                "controller",
+                "deliver",
+                "--database-url",
+                postgres_url,
+                "--data-dir",
+                str(tmp_path),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(1200):
+            with sessions() as session:
+                states = set(session.scalars(select(Delivery.state)))
+            if states == {"sent"}:
+                break
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 60) == 0
+    with sessions() as session:
+        assert {d.state for d in session.scalars(select(Delivery))} == {"sent"}
+    engine.dispose()
