@@ -29,7 +29,8 @@ from edge.sealer import Sealer
 from edge.settings import EdgeSettings
 from edge.simulators.collector import SimulatedCollector
 from edge.slice_store import SliceStore
-from edge.uplink.data import DataLink
+from edge.updates.task import busy_reason, updates_job
+from edge.uplink.data import DataLink, device_channel
 from edge.uplink.slices import SliceSync
 from edge.uplink.telemetry import TelemetryLink
 from muster import __version__
@@ -237,6 +238,20 @@ class Daemon:
             )
             jobs["console"] = self.console.run
             log.info("console listening", url=self.console.url)
+        # Software updates: a switch or rollback stops the daemon cleanly; systemd starts it again.
+        self.updater, jobs["updates"] = updates_job(
+            self.settings.state_dir,
+            profile=self.profile.name,
+            factory_version=__version__,
+            channel=lambda: device_channel(self.store),
+            clock=self.clock,
+            restart=self._restart_for_update,
+            busy=lambda: busy_reason(
+                lambda: len(self.console.drafts.all()) if self.console is not None else 0,
+                lambda: self.data.connected and self.outbox.stats().pending > 0,
+            ),
+            healthy=lambda: self.data.connected and self.clock.monotonic() - self.started >= 60,
+        )
         supervisor = Supervisor(
             self.clock,
             rng=random.Random(enrolment.device_id),
@@ -291,6 +306,9 @@ class Daemon:
                 self.telemetry.emit(
                     device_pb2.Event.KIND_LICENCE_REFUSED, verdict.message, reason=verdict.reason
                 )
+
+    async def _restart_for_update(self) -> None:
+        self._stop.set()
 
     async def _on_command(self, payload: bytes) -> None:
         outcome = await self.commands.handle(payload)
