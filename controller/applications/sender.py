@@ -23,15 +23,27 @@ from datetime import datetime, timedelta
 
 import httpx
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.applications.store import record_event
-from controller.db.models import ApplicationItem, Delivery, Department
+from controller.db.models import ApplicationItem, Delivery, Department, SeenCallback
 from muster.application_wire import delivery_delay, retryable_status, sign
 from muster.clock import Clock
 
-__all__ = ["Claimed", "DeliverySender", "Outcome", "pending_count"]
+__all__ = [
+    "KEEP_SEEN_S",
+    "Claimed",
+    "DeliverySender",
+    "Outcome",
+    "pending_count",
+    "prune_seen_callbacks",
+]
+
+# Callback ids are kept a week: a department's retry re-signs the same id with a fresh
+# timestamp, so an id must outlive its first timestamp's tolerance by the retry horizon.
+KEEP_SEEN_S = 7 * 86400
+PRUNE_EVERY_S = 3600.0
 
 log = structlog.get_logger(__name__)
 
@@ -76,9 +88,17 @@ class DeliverySender:
         self.sent = 0
 
     async def run(self) -> None:
+        pruned_at = self.clock.monotonic()
         while True:
             if await self.pump_once() == 0:
                 await self.clock.sleep(self.idle_s)
+            if self.clock.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                pruned_at = self.clock.monotonic()
+                await asyncio.to_thread(self._prune)
+
+    def _prune(self) -> None:
+        with self.sessions.begin() as session:
+            prune_seen_callbacks(session, self.clock.now())
 
     async def pump_once(self) -> int:
         """Claim, send and mark one batch; returns how many were attempted."""
@@ -168,3 +188,10 @@ def pending_count(session: Session) -> int:
         )
         or 0
     )
+
+
+def prune_seen_callbacks(session: Session, now: datetime) -> int:
+    """Forget callback ids older than :data:`KEEP_SEEN_S`; returns how many."""
+    cutoff = now - timedelta(seconds=KEEP_SEEN_S)
+    result = session.execute(delete(SeenCallback).where(SeenCallback.received_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)

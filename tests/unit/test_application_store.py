@@ -161,3 +161,23 @@ def test_plain_language_status() -> None:
     assert applicant_status("rejected", message="不符合条件") == "未通过：不符合条件"
     assert "暂未开通" in applicant_status("unrouted")
     assert applicant_status("received") == "部门已接收，正在办理。"
+
+
+def test_callback_ids_are_forgotten_after_a_week(db: sessionmaker[Session]) -> None:
+    from controller.applications.sender import prune_seen_callbacks
+    from controller.db.models import SeenCallback
+
+    with db.begin() as s:
+        dept, _ = add_department(s, kind="hukou", url="https://d/", now=NOW)
+        for n, age in enumerate((0, 6, 8)):
+            s.add(
+                SeenCallback(
+                    id=f"cb_{n}",
+                    department_id=dept.id,
+                    body_sha256="0" * 64,
+                    received_at=NOW - dt.timedelta(days=age),
+                )
+            )
+    with db.begin() as s:
+        assert prune_seen_callbacks(s, NOW) == 1
+        assert set(s.scalars(select(SeenCallback.id))) == {"cb_0", "cb_1"}
