@@ -1,8 +1,9 @@
 """The software release artifact and its one verification rule, used by the controller when a
 release is added and by the device before anything of an update changes.
 
-An artifact is an uncompressed tar holding exactly ``manifest.json``, ``manifest.sig`` and one
-``parts/<name>`` per part the manifest lists. The manifest (JSON, UTF-8)::
+An artifact (muster/release_artifacts.py) is an uncompressed tar holding exactly
+``manifest.json``, ``manifest.sig`` and one ``parts/<name>`` per part the manifest lists. The
+manifest (JSON, UTF-8)::
 
     {"format": "muster-release/1", "version": "1.4.0", "profiles": ["simulator"],
      "minimum_version": "1.2.0", "key_id": "…",
@@ -20,14 +21,12 @@ what was wrong in Simplified Chinese with the English beside it.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
-import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -45,14 +44,13 @@ __all__ = [
     "Part",
     "ReleaseError",
     "accept_endorsed_key",
-    "build_artifact",
     "check_applicable",
     "endorse_key",
     "key_id",
+    "parse_manifest",
     "parse_version",
     "public_key_bytes",
     "public_key_from_bytes",
-    "read_artifact",
     "sha256_file",
     "verify_manifest",
     "verify_part_file",
@@ -163,7 +161,7 @@ def _bad(message: str) -> ReleaseError:
     return ReleaseError("bad_manifest", f"发布清单无效: {message} (the manifest is malformed)")
 
 
-def _parse_manifest(raw: bytes) -> Manifest:
+def parse_manifest(raw: bytes) -> Manifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise _bad(f"超过 {MAX_MANIFEST_BYTES} 字节")
     try:
@@ -215,7 +213,7 @@ def _parse_manifest(raw: bytes) -> Manifest:
 def verify_manifest(raw: bytes, signature: bytes, trusted: Mapping[str, bytes]) -> Manifest:
     """The manifest, once its signature by a trusted release key verifies (``trusted``: key id →
     raw public key). Nothing of the manifest is believed before that."""
-    manifest = _parse_manifest(raw)
+    manifest = parse_manifest(raw)
     public = trusted.get(manifest.key_id)
     if public is None or key_id(public) != manifest.key_id:
         raise ReleaseError(
@@ -284,128 +282,3 @@ def verify_part_file(part: Part, path: Path) -> None:
             "hash_mismatch",
             f"部件 {part.name} 的 SHA-256 与清单不符 (the part's content does not match the manifest)",
         )
-
-
-def build_artifact(
-    out: Path,
-    *,
-    version: str,
-    profiles: Iterable[str],
-    minimum_version: str,
-    parts: Iterable[Path],
-    key: LicenceAuthorityKey,
-) -> Manifest:
-    """Sign a release made of the files ``parts`` and write it to ``out`` (a tar)."""
-    files = list(parts)
-    doc = {
-        "format": FORMAT,
-        "version": version,
-        "profiles": sorted(set(profiles)),
-        "minimum_version": minimum_version,
-        "key_id": key_id(key),
-        "parts": [
-            {"name": f.name, "size": f.stat().st_size, "sha256": sha256_file(f)} for f in files
-        ],
-    }
-    raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1).encode()
-    manifest = _parse_manifest(raw)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (("manifest.json", raw), ("manifest.sig", sign_ed25519(key, raw))):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for f in files:
-            tar.add(f, arcname=f"parts/{f.name}", recursive=False)
-    tmp.replace(out)
-    return manifest
-
-
-def read_artifact(
-    path: Path, trusted: Mapping[str, bytes], unpack_to: Path
-) -> tuple[Manifest, bytes]:
-    """Verify the artifact at ``path`` and unpack its parts into the empty directory
-    ``unpack_to``. Returns the manifest and its signature. Raises :class:`ReleaseError` on
-    anything wrong; what was unpacked before the refusal is the caller's to discard."""
-    try:
-        tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed below
-    except (tarfile.TarError, OSError) as exc:
-        raise ReleaseError(
-            "bad_artifact", f"{path.name} 不是发布包 (not a release tar: {type(exc).__name__})"
-        ) from None
-    with tar:
-        try:
-            members = {m.name: m for m in _members(tar)}
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ReleaseError(
-                "bad_artifact", f"{path.name} 已损坏或被截断 (truncated tar: {type(exc).__name__})"
-            ) from None
-        for required in ("manifest.json", "manifest.sig"):
-            if required not in members:
-                raise ReleaseError("bad_artifact", f"发布包缺少 {required} (missing {required})")
-        raw = _member_bytes(tar, members["manifest.json"], MAX_MANIFEST_BYTES)
-        signature = _member_bytes(tar, members["manifest.sig"], 64)
-        manifest = verify_manifest(raw, signature, trusted)
-        expected = {f"parts/{p.name}" for p in manifest.parts} | {"manifest.json", "manifest.sig"}
-        extra = sorted(set(members) - expected)
-        if extra:
-            raise ReleaseError(
-                "bad_artifact", f"发布包含清单未列出的文件 {extra[:3]} (files the manifest omits)"
-            )
-        unpack_to.mkdir(parents=True, exist_ok=True)
-        for part in manifest.parts:
-            member = members.get(f"parts/{part.name}")
-            if member is None:
-                raise ReleaseError(
-                    "missing_part", f"发布包缺少部件 {part.name} (the artifact lacks a part)"
-                )
-            if member.size != part.size:
-                raise ReleaseError(
-                    "size_mismatch",
-                    f"部件 {part.name} 大小 {member.size} 字节，清单为 {part.size} 字节",
-                )
-            _copy_member(tar, member, unpack_to / part.name)
-            verify_part_file(part, unpack_to / part.name)
-    return manifest, signature
-
-
-def _members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    found: list[tarfile.TarInfo] = []
-    for member in tar:
-        if not member.isreg() or member.name.startswith("/") or ".." in member.name.split("/"):
-            raise ReleaseError(
-                "bad_artifact", f"发布包含不允许的条目 {member.name!r} (only regular files)"
-            )
-        if member.name in {m.name for m in found}:
-            raise ReleaseError("bad_artifact", f"发布包中 {member.name} 重复 (duplicate entry)")
-        if len(found) > MAX_PARTS + 2:
-            raise ReleaseError("bad_artifact", "发布包条目过多 (too many entries)")
-        found.append(member)
-    return found
-
-
-def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
-    if member.size > limit:
-        raise ReleaseError(
-            "bad_artifact", f"{member.name} 超过 {limit} 字节 ({member.name} is too large)"
-        )
-    fh = tar.extractfile(member)
-    assert fh is not None  # regular file
-    data = fh.read(limit + 1)
-    if len(data) != member.size:
-        raise ReleaseError("bad_artifact", f"{member.name} 被截断 (truncated)")
-    return data
-
-
-def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
-    source: IO[bytes] | None = tar.extractfile(member)
-    assert source is not None
-    try:
-        with target.open("wb") as out:
-            while block := source.read(1 << 20):
-                out.write(block)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ReleaseError(
-            "bad_artifact", f"部件 {member.name} 读取失败，发布包被截断 ({type(exc).__name__})"
-        ) from None

@@ -59,7 +59,7 @@ def build(
 ) -> None:
     """Sign PARTS (the wheels of a release) with this centre's release key into one artifact."""
     from controller.releases.keys import load_release_keys
-    from muster.releases import build_artifact
+    from muster.release_artifacts import build_artifact
 
     try:
         manifest = build_artifact(

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Release
 from muster.profiles import PROFILE_DIR
-from muster.releases import Manifest, ReleaseError, parse_version, read_artifact
+from muster.release_artifacts import read_artifact
+from muster.releases import Manifest, ReleaseError, parse_version
 
 __all__ = ["StoredRelease", "add_release", "known_profiles", "part_path", "release_dir"]
 

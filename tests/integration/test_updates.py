@@ -42,7 +42,7 @@ from edge.updates.updater import Updater
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key, generate_licence_authority_key, private_key_pem
 from muster.crypto.pki import certificate_pem, load_certificate
-from muster.releases import build_artifact
+from muster.release_artifacts import build_artifact
 from muster.v1 import data_pb2, updates_pb2, updates_pb2_grpc
 from tests.fixtures.components import free_port
 from tests.unit.test_enrollment import enrol_directly

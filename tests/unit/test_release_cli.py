@@ -15,7 +15,7 @@ from controller.db import make_engine, migrate, session_factory
 from controller.db.models import Release, Rollout
 from controller.devices.pki_store import ensure_controller_pki
 from muster.crypto import generate_device_key, generate_licence_authority_key
-from muster.releases import build_artifact
+from muster.release_artifacts import build_artifact
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 from tests.unit.test_releases import make_parts

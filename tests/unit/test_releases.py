@@ -22,10 +22,10 @@ from controller.releases.keys import load_release_keys, rotate_release_key
 from controller.releases.store import add_release, release_dir
 from muster.crypto import generate_licence_authority_key
 from muster.crypto.signing import sign_ed25519
+from muster.release_artifacts import build_artifact
 from muster.releases import (
     ReleaseError,
     accept_endorsed_key,
-    build_artifact,
     check_applicable,
     key_id,
     parse_version,
