@@ -1,6 +1,10 @@
 """``muster provision ...`` on the controller host: enrolment codes, revocation and the CRL,
 replacement of a broken device, rotation of the CA and the licence key. The device's commands
-of the same group live in :mod:`provisioning.cli`."""
+of the same group live in :mod:`provisioning.cli`.
+
+Over 400 lines because it is one command group (codes, bulk codes, revoke, CRL, replace, rotate)
+whose options and messages are shared; the work itself is in ``controller.devices``.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ up an approved record has come (county → city → province → ministry). A re
 How a device learns that a record came back: its next Health answer lists the township's
 returned records with the reason (``HealthResponse.returned_records``); the daemon keeps the
 list in ``STATE_DIR/returned.json`` for the console to show the clerks.
+
+Over 400 lines because review up the chain is one state machine (declare, check, approve,
+return, supersede) whose transitions and audit must be read together.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Errors, as they sit in :mod:`muster.errors`' tree::
     │   └── CameraLostError    no frame: the camera vanished, stalled or cannot be opened
     └── ClosedError
         └── CameraClosedError  the driver was closed and then asked for a frame
+
+Over 400 lines because the camera adapter owns one device's whole life (open, controls, frames,
+reconnect, faults); its pure parts (photo quality) already live in ``edge.photo``.
 """
 
 from __future__ import annotations

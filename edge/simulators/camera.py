@@ -24,6 +24,9 @@ stream can be cut and restored.
 A fault is written ``KIND``, ``KIND@START`` or ``KIND@START+DURATION`` (seconds). Frame faults
 count time within the video; ``unplug`` counts time after the video is written, because a file
 cannot hold an unplugged cable: :func:`play_unplugs` performs it on the written file.
+
+Over 400 lines because it simulates one device end to end (V4L2-like controls, frames, faults);
+splitting it would scatter one camera's behaviour across files.
 """
 
 from __future__ import annotations

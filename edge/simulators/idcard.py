@@ -7,6 +7,9 @@ scripted per command: no card, read failure, corrupt checksum, truncated reply, 
 
 The answers come from :mod:`edge.drivers.sam.protocol`, the same codec the driver uses; a card is
 a :class:`SimCard` built from a JSON file (see ``edge/simulators/cards/``).
+
+Over 400 lines because it is the reader's other side in full: the same frame protocol answered
+as a real SAM module would, with its cards, faults and timing, tested against the driver.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ Errors::
     └── ApduError            a response could not be understood
         ├── StatusWordError  the card answered with a status word other than 90 00 (``sw``)
         └── TlvError         BER-TLV data is malformed
+
+Over 400 lines because it is one protocol read side by side with ``protocols/``: the APDUs, their
+status words and the card applications' file layouts belong together, byte for byte.
 """
 
 from __future__ import annotations

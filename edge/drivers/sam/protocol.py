@@ -11,6 +11,9 @@ tests feed it scripted chunks. The byte layouts follow ``protocols/idcard-sam.md
 the first ``LEN`` byte up to the byte before it. Both directions share the framing, so one
 :class:`FrameDecoder` reassembles either; :class:`ReplyDecoder` (host side) and
 :class:`CommandDecoder` (simulator side) give the frames their meaning.
+
+Over 400 lines because it is the whole SAM frame protocol of ``protocols/``, sans-I/O: framing,
+checksums, commands and the card text/photo layout read best as one module beside that text.
 """
 
 from __future__ import annotations
