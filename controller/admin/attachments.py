@@ -40,41 +40,47 @@ def content_disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def record_attachment(
+    session: Session, record_id: str, name: str, keys: Mapping[int, UploadPrivateKey]
+) -> tuple[bytes, str]:
+    """The decrypted attachment ``name`` of a stored record and its media type, checked against
+    the size and SHA-256 the record names; ``HTTPException`` 404 when the record or the
+    attachment is missing, 500 when it cannot be opened or does not match (also used by the
+    confirmation's face check, ``controller/confirmation/face_check.py``)."""
+    record = session.get(Record, record_id)
+    if record is None:
+        raise HTTPException(404, f"没有记录 {record_id}")
+    described = record.payload.get("attachments", {}).get(name)
+    if described is None:
+        raise HTTPException(404, f"记录 {record_id} 没有附件“{name}”")
+    ref = AttachmentRef.model_validate(described)
+    rows = session.scalars(
+        select(Attachment)
+        .where(
+            Attachment.record_id == record_id,
+            Attachment.name == name,
+            Attachment.verified_at.is_not(None),
+        )
+        .order_by(Attachment.chunk_index)
+    ).all()
+    chunks = [attachment_chunk(row) for row in rows]
+    try:
+        data = open_attachment(chunks, keys)
+    except SealError:
+        # Verified at ingest, so only a lost upload key or a damaged database gets here.
+        raise HTTPException(
+            500, f"记录 {record_id} 的附件“{name}”无法解密：请检查上传密钥是否齐全"
+        ) from None
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise HTTPException(500, f"记录 {record_id} 的附件“{name}”与记录不符：数据库可能已损坏")
+    return data, ref.media_type
+
+
 def attachments_router(
     sessions: sessionmaker[Session],
     upload_keys: Callable[[], Mapping[int, UploadPrivateKey]],
 ) -> APIRouter:
     router = APIRouter()
-
-    def load(record_id: str, name: str) -> tuple[bytes, str]:
-        with sessions() as session:
-            record = session.get(Record, record_id)
-            if record is None:
-                raise HTTPException(404, f"没有记录 {record_id}")
-            described = record.payload.get("attachments", {}).get(name)
-            if described is None:
-                raise HTTPException(404, f"记录 {record_id} 没有附件“{name}”")
-            ref = AttachmentRef.model_validate(described)
-            rows = session.scalars(
-                select(Attachment)
-                .where(
-                    Attachment.record_id == record_id,
-                    Attachment.name == name,
-                    Attachment.verified_at.is_not(None),
-                )
-                .order_by(Attachment.chunk_index)
-            ).all()
-            chunks = [attachment_chunk(row) for row in rows]
-        try:
-            data = open_attachment(chunks, upload_keys())
-        except SealError:
-            # Verified at ingest, so only a lost upload key or a damaged database gets here.
-            raise HTTPException(
-                500, f"记录 {record_id} 的附件“{name}”无法解密：请检查上传密钥是否齐全"
-            ) from None
-        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise HTTPException(500, f"记录 {record_id} 的附件“{name}”与记录不符：数据库可能已损坏")
-        return data, ref.media_type
 
     @router.get(
         "/api/v1/records/{record_id}/attachments/{name}",
@@ -91,7 +97,8 @@ def attachments_router(
             )
         if not _RECORD_ID.fullmatch(record_id):
             raise HTTPException(404, "没有这条记录：记录编号应为小写的 UUID")
-        data, media_type = load(record_id, name)
+        with sessions() as session:
+            data, media_type = record_attachment(session, record_id, name, upload_keys())
         return Response(
             data,
             media_type=media_type,
