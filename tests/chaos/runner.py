@@ -106,6 +106,8 @@ class ChaosRun:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             self.devices = list(pool.map(enrol, range(1, self.config.devices + 1)))
+            # Admin logins now, so commands during the faults never wait on an account.
+            list(pool.map(lambda c: c.auth, self.controllers))
 
     def targets(self) -> dict[str, list[str]]:
         names = [d.name for d in self.devices]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from muster.chaos_plan import FAULT_KINDS
@@ -17,6 +18,8 @@ from tests.chaos.runner import ChaosConfig, run_chaos
 FAULTS = 50
 
 
+# The world takes a minute or two to start on a loaded two-core machine, the faults two or three.
+@pytest.mark.timeout(900)
 def test_fifty_faults_lose_and_double_nothing(tmp_path: Path) -> None:
     """Every kind of fault lands at least once; every sealed record is stored exactly once under
     its own hash; up devices read online and the one left dead reads offline; the fault log has
