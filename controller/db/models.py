@@ -851,6 +851,13 @@ class SelfServiceAttempt(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     resolved_by: Mapped[str] = mapped_column(String(64), default="")
     resolution: Mapped[str] = mapped_column(String(300), default="")
+    # The face check (controller/confirmation/face_check.py): dlib's distance (lower is more
+    # alike), the threshold it was judged by, the reason codes, and the reference it used
+    # (``record:<id>`` of the photo on file).
+    face_score: Mapped[float | None] = mapped_column(Float, default=None)
+    face_threshold: Mapped[float | None] = mapped_column(Float, default=None)
+    face_reasons: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    face_reference: Mapped[str] = mapped_column(String(60), default="", server_default="")
 
 
 class SelfServiceThrottle(Base):
