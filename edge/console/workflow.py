@@ -210,7 +210,13 @@ def correction_draft(
     person = {k: str((raw_person or {}).get(k) or "") for k in PERSON_KEYS}
     person["ethnicity"] = person["ethnicity"] or "01"
     raw_fields = values.get("fields") if isinstance(values.get("fields"), dict) else {}
-    fields = {k: v for k, v in (raw_fields or {}).items() if k in form.by_key}
+    fields = {
+        # As the form holds what was typed (text, lists of text): a sealed 86 becomes "86", or
+        # an unchanged number would show as changed in 复核.
+        k: [str(x) for x in v] if isinstance(v, list) else str(v)
+        for k, v in (raw_fields or {}).items()
+        if k in form.by_key and isinstance(v, str | int | float | list)
+    }
     relation = str(values.get("relation") or "") if form.relation_required else ""
     baseline = {**person, "category": category, "relation": relation, **fields}
     what = "更正退回的记录" if corrects else "处理中心任务"
