@@ -34,12 +34,14 @@ Hostile or broken input is refused one record (or one chunk) at a time, never a 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,7 +65,6 @@ from muster.clock import Clock
 from muster.crypto import (
     DevicePublicKey,
     UploadPrivateKey,
-    content_hash,
     open_attachment,
     open_record,
     verify_record,
@@ -82,6 +83,9 @@ __all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor"]
 log = structlog.get_logger(__name__)
 
 Ack = data_pb2.RecordAck
+_RECORDS = cast(Table, Record.__table__)
+# Fewer records than this per thread cost more in hand-over than the thread saves.
+_MIN_SHARE = 8
 
 REJECTIONS = {
     "device_mismatch": "记录的设备编号与本机证书不符，请联系技术支持。",
@@ -119,8 +123,16 @@ class Ingestor:
         reload_keys: Callable[[], dict[int, UploadPrivateKey]] | None = None,
         *,
         quota: ChunkQuota | None = None,
+        crypto_threads: int | None = None,
     ) -> None:
         self._sessions = sessions
+        # Signature checks and decryption of a batch run on every core; one thread means inline.
+        self._threads = crypto_threads if crypto_threads is not None else (os.cpu_count() or 1)
+        self._pool = (
+            ThreadPoolExecutor(self._threads, thread_name_prefix="ingest-crypto")
+            if self._threads > 1
+            else None
+        )
         self._chunks = ChunkStore(sessions, clock, quota or ChunkQuota())
         self._upload_keys = upload_keys
         self._reload_keys = reload_keys
@@ -201,29 +213,45 @@ class Ingestor:
             # A replacement device may carry its revoked predecessor's records (see
             # controller/devices/replacement.py); they are checked and stored as the predecessor's.
             carried = forwarding_signers(session, device.id, {s.device_id for s in batch})
+            # Who signed each record, decided before any cryptography: what is refused here
+            # never reaches the thread pool.
+            planned: dict[int, tuple[Device, DevicePublicKey]] = {}
+            early: dict[int, data_pb2.RecordAck] = {}
             for position, sealed in enumerate(batch):
                 if position in malformed:
-                    acks.append(
-                        _reject(
-                            safe_id(sealed.record_id),
-                            "malformed",
-                            f"{REJECTIONS['malformed']}（{malformed[position]}）",
-                        )
+                    early[position] = _reject(
+                        safe_id(sealed.record_id),
+                        "malformed",
+                        f"{REJECTIONS['malformed']}（{malformed[position]}）",
                     )
                     continue
                 signer = carried.get(sealed.device_id, device)
                 if signer is not device and sealed_after_revocation(signer, sealed):
-                    acks.append(
-                        _reject(
-                            sealed.record_id,
-                            "sealed_after_revocation",
-                            FORWARD_REJECTIONS["sealed_after_revocation"],
-                        )
+                    early[position] = _reject(
+                        sealed.record_id,
+                        "sealed_after_revocation",
+                        FORWARD_REJECTIONS["sealed_after_revocation"],
                     )
                     continue
                 try:
                     key = public_key if signer is device else self._public_key(signer)
-                    ack = self._one(signer, key, sealed, seen, rows, now, held, verified)
+                except Exception:
+                    log.exception(
+                        "record failed in ingest", device_id=device_id, record_id=sealed.record_id
+                    )
+                    early[position] = _reject(sealed.record_id, "internal")
+                    continue
+                planned[position] = (signer, key)
+            opened = self._open_all(batch, planned, seen)
+            for position, sealed in enumerate(batch):
+                if position in early:
+                    acks.append(early[position])
+                    continue
+                signer, key = planned[position]
+                try:
+                    ack = self._one(
+                        signer, sealed, opened.get(position), seen, rows, now, held, verified
+                    )
                     if ack.reason_code == "attachment_missing":
                         ack = explain_missing(ack, sealed.record_id, refused)
                 except Exception:
@@ -237,7 +265,7 @@ class Ingestor:
             # One multi-row INSERT through Core: the ORM's unit of work costs more than the
             # cryptography per record at these rates.
             if rows:
-                session.execute(insert(Record), rows)
+                session.execute(insert(_RECORDS), rows)
                 supersede_returned(session, rows)
                 for record_id, names in verified:
                     session.execute(
@@ -312,11 +340,45 @@ class Ingestor:
                 return _reject(record_id, "attachment_corrupt")
         return None
 
+    def _open_all(
+        self,
+        batch: Sequence[data_pb2.SealedRecord],
+        planned: dict[int, tuple[Device, DevicePublicKey]],
+        seen: dict[str, str],
+    ) -> dict[int, _Opened]:
+        """Signature check, content hash and decryption of every planned record, spread over
+        the crypto threads (OpenSSL releases the GIL); the Python work stays in ``_one``."""
+        if self._reload_keys is not None and any(
+            batch[p].key_version not in self._upload_keys for p in planned
+        ):
+            # Rotated by `muster controller rotate-upload-key` while we were running: devices
+            # learn the new public key from Health, so we must find its private half on disk.
+            self._upload_keys.update(self._reload_keys())
+        keys = dict(self._upload_keys)
+        jobs = [
+            (position, batch[position], key)
+            for position, (signer, key) in planned.items()
+            if batch[position].device_id == signer.id
+        ]
+
+        def work(
+            part: list[tuple[int, data_pb2.SealedRecord, DevicePublicKey]],
+        ) -> list[tuple[int, _Opened]]:
+            return [
+                (position, _open_one(sealed, key, keys, seen)) for position, sealed, key in part
+            ]
+
+        if self._pool is None or len(jobs) < 2 * _MIN_SHARE:
+            return dict(work(jobs))
+        share = max(_MIN_SHARE, -(-len(jobs) // self._threads))
+        parts = [jobs[i : i + share] for i in range(0, len(jobs), share)]
+        return {position: o for done in self._pool.map(work, parts) for position, o in done}
+
     def _one(
         self,
         device: Device,
-        public_key: DevicePublicKey,
         sealed: data_pb2.SealedRecord,
+        opened: _Opened | None,
         seen: dict[str, str],
         rows: list[dict[str, Any]],
         now: datetime,
@@ -324,27 +386,21 @@ class Ingestor:
         verified: list[tuple[str, list[str]]],
     ) -> data_pb2.RecordAck:
         record_id = sealed.record_id
-        if sealed.device_id != device.id:
+        if sealed.device_id != device.id or opened is None:
             return _reject(record_id, "device_mismatch")
-        try:
-            verify_record(sealed, public_key)
-        except SignatureError:
+        if opened.error is not None:
+            raise opened.error
+        digest = opened.digest
+        if digest is None:
             return _reject(record_id, "signature")
-        digest = content_hash(sealed)
         if record_id in seen:
             if seen[record_id] == digest:
                 return Ack(record_id=record_id, status=Ack.STATUS_DUPLICATE)
             return _reject(record_id, "record_id_conflict")
-        if sealed.key_version not in self._upload_keys and self._reload_keys is not None:
-            # Rotated by `muster controller rotate-upload-key` while we were running: devices
-            # learn the new public key from Health, so we must find its private half on disk.
-            self._upload_keys.update(self._reload_keys())
-        try:
-            payload = parse_record(
-                open_record(sealed, self._upload_keys), today=self._clock.today()
-            )
-        except SealError:
+        if opened.plaintext is None:
             return _reject(record_id, "unreadable")
+        try:
+            payload = parse_record(opened.plaintext, today=self._clock.today())
         except RecordError as exc:
             return _reject(record_id, exc.code, str(exc))
         if payload.record_id != record_id:
@@ -375,6 +431,37 @@ class Ingestor:
         )
         seen[record_id] = digest
         return Ack(record_id=record_id, status=Ack.STATUS_STORED)
+
+
+class _Opened(NamedTuple):
+    """A record after the cryptography: its content hash (None: the signature does not verify),
+    its plaintext (None: it does not open, or was not opened because it is a resend), or the
+    unexpected error its record is answered ``internal`` for."""
+
+    digest: str | None
+    plaintext: bytes | None
+    error: Exception | None = None
+
+
+def _open_one(
+    sealed: data_pb2.SealedRecord,
+    key: DevicePublicKey,
+    upload_keys: dict[int, UploadPrivateKey],
+    seen: dict[str, str],
+) -> _Opened:
+    try:
+        try:
+            digest = verify_record(sealed, key)
+        except SignatureError:
+            return _Opened(None, None)
+        if sealed.record_id in seen:
+            return _Opened(digest, None)  # stored already: answered from the hash alone
+        try:
+            return _Opened(digest, open_record(sealed, upload_keys))
+        except SealError:
+            return _Opened(digest, None)
+    except Exception as exc:  # kept with its record, raised again where that record is answered
+        return _Opened(None, None, exc)
 
 
 def _aware(at: datetime) -> datetime:

@@ -55,6 +55,8 @@ _ATTACHMENT_AAD_LABEL = b"muster.v1.attachment\x00"
 _ATTACHMENT_HKDF_INFO = b"muster.v1.attachment.aes256gcm"
 
 ATTACHMENT_CHUNK_BYTES = 256 * 1024
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_RECIPIENT_PUBLIC: dict[int, tuple[UploadPrivateKey, bytes]] = {}
 
 
 def _lp(value: bytes) -> bytes:
@@ -137,14 +139,30 @@ def seal_record(
     return sealed
 
 
-def verify_record(sealed: data_pb2.SealedRecord, device_key: DevicePublicKey) -> None:
-    """Check the device's signature; raises ``SignatureError`` when it does not hold."""
+def verify_record(sealed: data_pb2.SealedRecord, device_key: DevicePublicKey) -> str:
+    """Check the device's signature; raises ``SignatureError`` when it does not hold. Returns
+    the record's ``content_hash`` (taken over the same signed bytes, built once for both)."""
+    signed = signing_input(sealed)
     try:
-        device_key.verify(sealed.signature, signing_input(sealed), ec.ECDSA(hashes.SHA256()))
+        device_key.verify(sealed.signature, signed, _ECDSA_SHA256)
     except InvalidSignature:
         raise SignatureError(
             f"record {sealed.record_id}: the device signature does not verify"
         ) from None
+    return hashlib.sha256(signed).hexdigest()
+
+
+def _recipient_public(key: UploadPrivateKey) -> bytes:
+    """The upload key's public half, derived once per key object (it is in every HKDF salt)."""
+    cached = _RECIPIENT_PUBLIC.get(id(key))
+    if cached is None or cached[0] is not key:
+        cached = (key, upload_public_bytes(key))
+        # A handful of key versions live for the process; the key is held here so its id()
+        # cannot be reused by another object while the entry exists.
+        if len(_RECIPIENT_PUBLIC) > 64:
+            _RECIPIENT_PUBLIC.clear()
+        _RECIPIENT_PUBLIC[id(key)] = cached
+    return cached[1]
 
 
 def open_record(
@@ -157,7 +175,7 @@ def open_record(
     try:
         peer = x25519.X25519PublicKey.from_public_bytes(sealed.ephemeral_public_key)
         aes_key = _derive_key(
-            key.exchange(peer), sealed.ephemeral_public_key, upload_public_bytes(key)
+            key.exchange(peer), sealed.ephemeral_public_key, _recipient_public(key)
         )
         aad = _aad(sealed.record_id, sealed.device_id, sealed.schema_version, sealed.key_version)
         return AESGCM(aes_key).decrypt(sealed.nonce, sealed.ciphertext, aad)
@@ -244,7 +262,7 @@ def open_attachment(
             _derive_key(
                 key.exchange(peer),
                 first.ephemeral_public_key,
-                upload_public_bytes(key),
+                _recipient_public(key),
                 _ATTACHMENT_HKDF_INFO,
             )
         )

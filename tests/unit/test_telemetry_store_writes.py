@@ -1,0 +1,58 @@
+"""The store's batched writes: a status and a heartbeat in one batch write different column sets
+(the driver-level executemany per set), and what a message does not carry is left as it was."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.db.models import Device, DeviceStateChange
+from controller.demo.simulated_fleet import register_simulated
+from controller.fleet.telemetry_store import DeviceStateStore
+from muster.clock import VirtualClock
+from muster.fleet_layout import simulated_device
+from tests.unit.test_telemetry_buffer import beat, status
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def test_a_status_and_a_heartbeat_in_one_batch_write_only_their_own_columns(
+    sessions: sessionmaker[Session],
+) -> None:
+    register_simulated(sessions, 2, now=T0)
+    first, second = simulated_device(0).device_id, simulated_device(1).device_id
+    with sessions.begin() as session:
+        session.get(Device, first).last_heartbeat = {"kept": True}  # type: ignore[union-attr]
+    store = DeviceStateStore(sessions, VirtualClock(T0))
+
+    applied = store.apply([status(first, True), beat(second, 4, depth=3), beat(second, 5, 7)])
+
+    assert applied == 3
+    with sessions() as session:
+        only_status = session.get(Device, first)
+        beating = session.get(Device, second)
+        assert only_status is not None and beating is not None
+        assert (only_status.online, only_status.state, only_status.status_since) == (
+            True,
+            "online",
+            T0,
+        )
+        assert only_status.last_heartbeat == {"kept": True}  # a status does not touch it
+        assert only_status.heartbeat_sequence == 0
+        assert (beating.online, beating.heartbeat_sequence, beating.outbox_depth) == (True, 5, 7)
+        assert beating.backlog_rising == 2  # both beats counted, one row written
+        assert beating.last_seen == T0 and beating.last_heartbeat["sent_at"] == T0.isoformat()
+        changes = session.query(DeviceStateChange).order_by(DeviceStateChange.device_id).all()
+        assert {(c.device_id, c.state) for c in changes} == {(first, "online"), (second, "online")}
+
+
+def test_a_duplicate_heartbeat_changes_nothing(sessions: sessionmaker[Session]) -> None:
+    register_simulated(sessions, 1, now=T0)
+    device = simulated_device(0).device_id
+    store = DeviceStateStore(sessions, VirtualClock(T0))
+    assert store.apply([beat(device, 3, depth=2)]) == 1
+    assert store.apply([beat(device, 3, depth=9)]) == 0  # QoS 1 delivered it twice
+    with sessions() as session:
+        row = session.get(Device, device)
+        assert row is not None and (row.heartbeat_sequence, row.outbox_depth) == (3, 2)
