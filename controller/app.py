@@ -22,7 +22,7 @@ from controller.admin.login_guard import PasswordWorkers
 from controller.applications.public_app import create_public_app
 from controller.applications.sender import DeliverySender
 from controller.confirmation.weekly import WeeklyReporter
-from controller.db import make_engine, migrate, session_factory
+from controller.db import make_engine, make_read_only_engine, migrate, session_factory
 from controller.devices.broker_bans import BrokerBans
 from controller.devices.enrolment import Enroller, publish_upload_keys
 from controller.devices.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
@@ -88,6 +88,8 @@ class Controller:
     _sender: DeliverySender | None = None
     _password_workers: PasswordWorkers | None = None
     _stopping: bool = False
+    # The read-only replica's engine, when settings.replica_database_url names one.
+    read_engine: Engine | None = None
 
     @property
     def admin_url(self) -> str:
@@ -113,7 +115,10 @@ class Controller:
             pki,
             rng=random.Random(rng.random()),
         )
-        return cls(settings, pki, engine, sessions, consumer, clock, rng)
+        controller = cls(settings, pki, engine, sessions, consumer, clock, rng)
+        if settings.replica_database_url:
+            controller.read_engine = make_read_only_engine(settings.replica_database_url)
+        return controller
 
     async def start(self) -> None:
         settings, clock = self.settings, self.clock
@@ -185,6 +190,7 @@ class Controller:
             password_workers=self._password_workers,
             lockout=timedelta(seconds=settings.admin_lockout_s),
             trusted_proxies=settings.admin_trusted_proxies,
+            read_sessions=session_factory(self.read_engine) if self.read_engine else None,
         )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(
@@ -266,6 +272,8 @@ class Controller:
         if self._password_workers is not None:
             self._password_workers.close()  # after the admin server: no login is left waiting
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
         log.info("controller stopped")
 
 

@@ -15,6 +15,10 @@ class ControllerSettings(BaseSettings):
     data_dir: Path = Path("var/controller")
     # Default: SQLite in the data directory. PostgreSQL: postgresql+psycopg://user@host/db
     database_url: str = ""
+    # A read-only copy of that database (a PostgreSQL streaming replica): the read-only admin
+    # pages, the fleet API and the XLSX exports read there; ingest and every write stay on
+    # database_url. Empty: everything reads the primary.
+    replica_database_url: str = ""
     bind_host: str = "127.0.0.1"
     # Names and addresses devices use to reach us; they go into the server certificate.
     public_hostnames: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])

@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of, install_access_control
 from controller.admin.api_docs import install_offline_docs
-from controller.admin.attachments import attachments_router
 from controller.admin.application_pages import application_router
+from controller.admin.attachments import attachments_router
 from controller.admin.codes import codes_router
-from controller.admin.confirmation_pages import confirmation_routers
 from controller.admin.comparison_pages import comparison_router
-from controller.admin.task_pages import task_router
+from controller.admin.confirmation_pages import confirmation_routers
 from controller.admin.login import login_router
 from controller.admin.login_guard import (
     LOCKOUT,
@@ -30,6 +29,7 @@ from controller.admin.login_guard import (
 )
 from controller.admin.pages import page_routers
 from controller.admin.release_pages import release_router
+from controller.admin.task_pages import task_router
 from controller.db.models import Device, Record
 from muster.clock import Clock
 from muster.crypto import UploadPrivateKey
@@ -92,6 +92,7 @@ def create_admin_app(
     password_workers: PasswordWorkers | None = None,
     lockout: timedelta = LOCKOUT,
     trusted_proxies: Sequence[str] = (),
+    read_sessions: sessionmaker[Session] | None = None,
 ) -> FastAPI:
     """The admin app over ``sessions``. ``clock`` is the one every page, API call, login and
     refusal reads "now" from (kept on ``app.state.clock``): the process's ``SystemClock``, or a
@@ -99,15 +100,20 @@ def create_admin_app(
 
     Passwords are checked on ``password_workers`` (the controller's, which it closes when it
     stops; by default a pool of this app's own); failed logins are counted and locked out in
-    ``app.state.login_throttle`` (controller/admin/login_guard.py)."""
+    ``app.state.login_throttle`` (controller/admin/login_guard.py).
+
+    ``read_sessions`` (a read-only replica's, when the controller has one) serve the device list,
+    the summary and the page families that never write; sign-in, access control and every write
+    stay on ``sessions``."""
     app = FastAPI(title="muster admin", version="1")
     app.state.clock = clock
     app.state.password_workers = workers = password_workers or PasswordWorkers()
     app.state.login_throttle = throttle = LoginThrottle(sessions, clock, lockout=lockout)
     app.state.trusted_proxies = proxies = parse_trusted_proxies(trusted_proxies)
+    reads = read_sessions or sessions
 
     def list_devices(township: str, online: bool | None, limit: int) -> list[DeviceView]:
-        with sessions() as session:
+        with reads() as session:
             query = select(Device).order_by(Device.township_code, Device.id).limit(limit)
             if township:
                 query = query.where(Device.township_code.startswith(township))
@@ -117,7 +123,7 @@ def create_admin_app(
 
     def summary(area: str) -> FleetSummary:
         in_area = Device.township_code.startswith(area)
-        with sessions() as session:
+        with reads() as session:
             total = session.scalar(select(func.count()).select_from(Device).where(in_area)) or 0
             online = (
                 session.scalar(select(func.count()).where(Device.online.is_(True), in_area)) or 0
@@ -145,7 +151,7 @@ def create_admin_app(
     def api_summary(request: Request) -> FleetSummary:
         return summary(admin_of(request).prefix)
 
-    for router in page_routers(sessions, clock):
+    for router in page_routers(sessions, clock, read_sessions):
         app.include_router(router)
     app.include_router(codes_router(sessions, clock))
     app.include_router(application_router(sessions, clock))

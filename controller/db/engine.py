@@ -19,6 +19,7 @@ __all__ = [
     "MIGRATIONS",
     "alembic_config",
     "make_engine",
+    "make_read_only_engine",
     "migrate",
     "open_database",
     "session_factory",
@@ -43,6 +44,29 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def make_read_only_engine(url: str) -> Engine:
+    """An engine on a read-only copy of the database (a streaming replica). Every transaction it
+    opens is read-only, enforced by the database itself, so a write sent through it by mistake
+    fails loudly at once, even when the URL names the primary, instead of landing there."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_read_only(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA query_only=ON")
+            cur.close()
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

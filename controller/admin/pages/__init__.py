@@ -23,17 +23,25 @@ from muster.clock import Clock
 __all__ = ["page_routers"]
 
 
-def page_routers(sessions: sessionmaker[Session], clock: Clock) -> list[APIRouter]:
-    """Every page family's router, in the order the app includes them."""
+def page_routers(
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    read_sessions: sessionmaker[Session] | None = None,
+) -> list[APIRouter]:
+    """Every page family's router, in the order the app includes them. The families that never
+    write (fleet overview and flow, reports, exports, audit) read from ``read_sessions`` (a
+    replica) when given; those that write read the primary too, so an admin sees their own
+    change on the page that follows it."""
+    reads = read_sessions or sessions
     return [
-        fleet_overview_router(sessions),
+        fleet_overview_router(reads),
         fleet_devices_router(sessions, clock),
-        fleet_flow_router(sessions, clock),
+        fleet_flow_router(reads, clock),
         progress_router(sessions, clock),
-        reports_router(sessions, clock),
-        exports_router(sessions, clock),
+        reports_router(reads, clock),
+        exports_router(reads, clock),
         deadlines_router(sessions, clock),
         township_router(sessions, clock),
         review_router(sessions, clock),
-        audit_router(sessions),
+        audit_router(reads),
     ]
