@@ -34,6 +34,7 @@ APT_PACKAGES=(
     gcc python3-dev python3-venv
     faketime
     openjdk-17-jre-headless  # the comparison's Spark engine (muster controller compare --engine spark)
+    nats-server  # the 3-node MQTT broker cluster of tests/integration/test_broker_cluster.py
 )
 
 if [ "$(id -u)" -eq 0 ]; then
