@@ -1,6 +1,6 @@
 """The comparison runs of the admin's area (read-only): which department, when, who, which
-extract, and what was found. Chinese by default, English with ``?lang=en``; the text table is
-kept here while the admin's shared text tables are being reorganised."""
+extract, and what was found. Chinese by default, English with ``?lang=en``; the words are
+``controller/admin/text/comparison.py``'s."""
 
 from __future__ import annotations
 
@@ -13,45 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of
+from controller.admin.text import other_lang, texts
 from controller.db.models import ComparisonRun
 from muster.departments import DEPARTMENTS
 
-__all__ = ["TEXT", "comparison_router"]
+__all__ = ["comparison_router"]
 
-TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "title": "部门比对",
-        "none": "本区域还没有比对记录",
-        "run_at": "比对时间",
-        "department": "部门",
-        "region": "区域",
-        "run_by": "比对人",
-        "extract": "部门数据",
-        "source": "采集数据",
-        "linked": "匹配（身份号码/概率）",
-        "problems": "问题数据",
-        "missing": "遗漏人员",
-        "deaths": "死亡人员",
-        "centre": "中心已存记录",
-        "all": "全部",
-    },
-    "en": {
-        "title": "Department comparisons",
-        "none": "No comparison has been run in this area yet",
-        "run_at": "Run at",
-        "department": "Department",
-        "region": "Region",
-        "run_by": "Run by",
-        "extract": "Extract",
-        "source": "Collected data",
-        "linked": "Linked (ID number / probabilistic)",
-        "problems": "Problems",
-        "missing": "Missing",
-        "deaths": "Deaths",
-        "centre": "records at the centre",
-        "all": "all",
-    },
-}
 _REGION = r"^\d{0,12}$"
 
 
@@ -101,7 +68,7 @@ def comparison_router(sessions: sessionmaker[Session]) -> APIRouter:
         lang: str = Query("zh", pattern="^(zh|en)$"),
         region: str = Query("", pattern=_REGION),
     ) -> HTMLResponse:
-        t = TEXT[lang]
+        t = texts(lang, "comparison")
         found = runs(admin_of(request).narrow(region))
         heads = (
             "run_at",
@@ -142,11 +109,11 @@ def comparison_router(sessions: sessionmaker[Session]) -> APIRouter:
             if rows
             else f"<p>{escape(t['none'])}</p>"
         )
-        other = "en" if lang == "zh" else "zh"
+        other = other_lang(lang)
         html = (
             f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             f"<title>{escape(t['title'])}</title></head><body><h1>{escape(t['title'])}</h1>"
-            f'<p><a href="?lang={other}">{"English" if other == "en" else "中文"}</a></p>{body}'
+            f'<p><a href="?lang={other}">{escape(t["switch"])}</a></p>{body}'
             "</body></html>"
         )
         return HTMLResponse(html)

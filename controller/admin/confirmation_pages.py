@@ -11,7 +11,7 @@
 - ``/confirmation/weekly.xlsx``: the weekly workbook.
 
 A campaign is named by ``year`` and ``county``; the admin must cover the county, and lists are
-narrowed to the admin's area. The words are this module's ``TEXT``."""
+narrowed to the admin's area. The words are ``controller/admin/text/confirmation.py``'s."""
 
 from __future__ import annotations
 
@@ -45,79 +45,9 @@ from muster.confirmation import (
 )
 from muster.errors import ConfigError
 
-__all__ = ["TEXT", "confirmation_routers"]
+__all__ = ["confirmation_routers"]
 
-TEXT: dict[str, tuple[str, str]] = {
-    "title": ("优抚对象年度确认", "Annual confirmation of pension receivers"),
-    "campaigns": ("确认工作", "Campaigns"),
-    "no_campaign": (
-        "尚未建立年度确认工作（muster controller confirmation campaign create）。",
-        "No campaign yet (muster controller confirmation campaign create).",
-    ),
-    "year": ("年度", "Year"),
-    "county": ("区县", "County"),
-    "phases": ("阶段", "Phases"),
-    "today_phase": ("当前阶段", "Current phase"),
-    "progress": ("确认进度", "Progress"),
-    "region": ("地区", "Region"),
-    "band": ("年龄段", "Age band"),
-    "people": ("人数", "People"),
-    "confirmed": ("已确认", "Confirmed"),
-    "percent": ("完成率", "Done"),
-    "home_visits": ("上门/应上门", "Home visits / required"),
-    "home_visit": ("上门", "Home visit"),
-    "station": ("服务站", "Station"),
-    "self_service": ("自助", "Self-service"),
-    "behind": ("进度滞后", "Behind"),
-    "behind_warning": (
-        "以下年龄段进度滞后：{bands}。上门确认须达到 80 岁及以上 100%、70 至 79 岁 80%、70 岁以下 60%，各年龄段确认须达 100%。",
-        "Behind in: {bands}. Home visits must reach 100 % of 80+, 80 % of 70-79, 60 % under 70; every band must be 100 % confirmed.",
-    ),
-    "total": ("合计", "Total"),
-    "notice": ("公告名单", "Public notice"),
-    "stops": ("停发名单", "Payment stops"),
-    "overpayments": ("多发追回", "Over-payments"),
-    "hardship": ("困难帮扶", "Hardship register"),
-    "self_service_queue": ("自助确认待核验", "Self-service to check"),
-    "export": ("导出本周周报 (XLSX)", "Weekly report (XLSX)"),
-    "name": ("姓名", "Name"),
-    "category": ("类别", "Category"),
-    "noticed_on": ("公告日期", "Noticed"),
-    "status": ("状态", "Status"),
-    "id_number": ("公民身份号码", "ID number"),
-    "monthly": ("月发放金额（元）", "Monthly (yuan)"),
-    "stop_from": ("停发起始月", "Stopped from"),
-    "restored_on": ("恢复日期", "Restored"),
-    "months_owed": ("补发月数", "Months owed"),
-    "death_date": ("死亡日期", "Date of death"),
-    "overpaid_months": ("多发月数", "Months over-paid"),
-    "overpaid": ("多发金额（元）", "Over-paid (yuan)"),
-    "recovered": ("已追回（元）", "Recovered (yuan)"),
-    "outstanding": ("待追回（元）", "Outstanding (yuan)"),
-    "situation": ("困难情况", "Situation"),
-    "measures": ("帮扶措施", "Measures"),
-    "responsible": ("责任人", "Responsible"),
-    "follow_ups": ("跟踪情况", "Follow-ups"),
-    "at": ("时间", "Time"),
-    "phone": ("手机号码", "Mobile"),
-    "selfie": ("现场照片", "Selfie"),
-    "face_pending": (
-        "人脸比对模块尚未接入：请人工核对照片后确认或退回，并写明理由。",
-        "No face module yet: check the photo by hand, then accept or refuse, with a reason.",
-    ),
-    "reason": ("理由", "Reason"),
-    "accept": ("人工核验通过", "Accept (manual check)"),
-    "refuse": ("不通过", "Refuse"),
-    "none": ("暂无。", "None."),
-    "death_form": ("登记走访中报告的死亡", "Record a death reported at a visit"),
-    "save": ("保存", "Save"),
-}
 _VIEWS = ("progress", "notice", "stops", "overpayments", "hardship", "self_service")
-
-
-def _words(lang: str) -> dict[str, str]:
-    index = 1 if lang == "en" else 0
-    return {**texts(lang), **{k: v[index] for k, v in TEXT.items()}}
 
 
 def _int(text: str) -> int:
@@ -152,7 +82,7 @@ def _admin_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             request,
             "confirmation.html",
             {
-                "t": _words(lang),
+                "t": texts(lang, "confirmation"),
                 "lang": lang,
                 "path": request.url.path,
                 "switch_url": str(

@@ -3,8 +3,9 @@ and ``/api/v1/releases``: how many devices of the admin's area run which version
 one level down; every rollout touching the area with its waves and state; the recent failures
 and why. ``/api/v1/devices/{device_id}/updates`` is a device's update history.
 
-Self-contained (its own words table and markup) so the page needs nothing of the page
-framework beyond the access middleware, which scopes every request to the admin's area."""
+Self-contained (its own markup, its words ``controller/admin/text/releases.py``'s) so the page
+needs nothing of the page framework beyond the access middleware, which scopes every request
+to the admin's area."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of
+from controller.admin.text import other_lang, texts
 from controller.db.models import Device, Rollout, UpdateEvent
 from controller.releases.rollouts import rollout_status
 from muster.clock import Clock
@@ -25,42 +27,14 @@ from muster.regions import child_length
 
 __all__ = ["ReleaseOverview", "release_router"]
 
-TEXT: dict[str, dict[str, str]] = {
-    "title": {"zh": "软件版本与发布", "en": "Software versions and rollouts"},
-    "versions": {"zh": "各地区设备版本", "en": "Versions by region"},
-    "region": {"zh": "地区", "en": "Region"},
-    "version": {"zh": "版本", "en": "Version"},
-    "devices": {"zh": "设备数", "en": "Devices"},
-    "rollouts": {"zh": "发布计划", "en": "Rollouts"},
-    "state": {"zh": "状态", "en": "State"},
-    "wave": {"zh": "波次", "en": "Wave"},
-    "waves": {"zh": "各波进度", "en": "Waves"},
-    "reason": {"zh": "原因", "en": "Reason"},
-    "failures": {"zh": "最近的失败", "en": "Recent failures"},
-    "device": {"zh": "设备", "en": "Device"},
-    "at": {"zh": "时间", "en": "When"},
-    "none": {"zh": "暂无", "en": "None"},
-    "unknown": {"zh": "未上报", "en": "not reported"},
-    "all": {"zh": "全国", "en": "Nation"},
-    "other_lang": {"zh": "English", "en": "中文"},
-    "running": {"zh": "进行中", "en": "running"},
-    "paused": {"zh": "已暂停", "en": "paused"},
-    "aborted": {"zh": "已中止", "en": "aborted"},
-    "completed": {"zh": "已完成", "en": "completed"},
-    "pending": {"zh": "待更新", "en": "pending"},
-    "downloading": {"zh": "下载中", "en": "downloading"},
-    "verified": {"zh": "已校验", "en": "verified"},
-    "switched": {"zh": "已切换", "en": "switched"},
-    "healthy": {"zh": "健康", "en": "healthy"},
-    "rolled_back": {"zh": "已回滚", "en": "rolled back"},
-    "refused": {"zh": "已拒绝", "en": "refused"},
-    "deferred": {"zh": "已推迟", "en": "deferred"},
-}
-
 
 def _t(key: str, lang: str) -> str:
-    entry = TEXT.get(key)
-    return entry[lang] if entry else key
+    return texts(lang, "releases")[key]
+
+
+def _state(state: str, lang: str) -> str:
+    """A state we have no word for (a newer device's) shows as itself."""
+    return texts(lang, "releases").get(f"state_{state}", state)
 
 
 class VersionCount(BaseModel):
@@ -166,7 +140,7 @@ def _table(headers: list[str], rows: list[list[str]], lang: str) -> str:
 
 
 def _page(view: ReleaseOverview, lang: str) -> str:
-    other = "en" if lang == "zh" else "zh"
+    other = other_lang(lang)
     versions = _table(
         [_t("region", lang), _t("version", lang), _t("devices", lang)],
         [[v.region, v.version or _t("unknown", lang), str(v.devices)] for v in view.versions],
@@ -187,11 +161,11 @@ def _page(view: ReleaseOverview, lang: str) -> str:
                 str(r.id),
                 r.version,
                 r.region or _t("all", lang),
-                _t(r.state, lang),
+                _state(r.state, lang),
                 f"{r.current_wave + 1}/{len(r.waves)}",
                 " | ".join(
                     f"{w.percent:g}%: "
-                    + ", ".join(f"{_t(k, lang)} {n}" for k, n in sorted(w.states.items()))
+                    + ", ".join(f"{_state(k, lang)} {n}" for k, n in sorted(w.states.items()))
                     for w in r.waves
                 ),
                 r.reason,
@@ -212,7 +186,7 @@ def _page(view: ReleaseOverview, lang: str) -> str:
             [
                 f.device_id,
                 f.version,
-                _t(f.state, lang),
+                _state(f.state, lang),
                 f.reason,
                 f.at.isoformat(timespec="seconds"),
             ]
@@ -225,7 +199,7 @@ def _page(view: ReleaseOverview, lang: str) -> str:
         f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
         f'<meta charset="utf-8"><title>{_t("title", lang)}</title></head><body>'
         f"<h1>{_t('title', lang)} — {area}</h1>"
-        f'<p><a href="?lang={other}&amp;region={escape(view.area)}">{_t("other_lang", lang)}</a></p>'
+        f'<p><a href="?lang={other}&amp;region={escape(view.area)}">{_t("switch", lang)}</a></p>'
         f"<h2>{_t('versions', lang)}</h2>{versions}"
         f"<h2>{_t('rollouts', lang)}</h2>{rollouts}"
         f"<h2>{_t('failures', lang)}</h2>{failures}</body></html>"

@@ -1,8 +1,7 @@
 """Tasks for the townships from the comparisons (S-10): how far their closure has come per region
 (sent, closed with a new record, disputed by the township), the tasks of a region with the
 township's reason where it disputed, and the button that turns a run's findings into tasks.
-Chinese by default, English with ``?lang=en``; the text table is kept here while the admin's
-shared text tables are being reorganised."""
+Chinese by default, English with ``?lang=en``; the words are ``controller/admin/text/tasks.py``'s."""
 
 from __future__ import annotations
 
@@ -15,74 +14,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of
+from controller.admin.text import other_lang, texts
 from controller.db.models import CentreTask, ComparisonRun
-from controller.records.tasks import STATUS_NAMES, make_tasks, task_id, task_progress
+from controller.records.tasks import make_tasks, task_id, task_progress
 from muster.clock import Clock
 from muster.departments import DEPARTMENTS
 from muster.errors import ConfigError, NotFoundError
 
-__all__ = ["TEXT", "task_router"]
+__all__ = ["task_router"]
 
-TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "title": "比对任务",
-        "progress": "任务关闭进度",
-        "region": "地区",
-        "sent": "待乡镇处理",
-        "closed": "已关闭",
-        "disputed": "乡镇认为部门有误",
-        "done": "完成率",
-        "none": "本区域还没有任务",
-        "tasks": "任务",
-        "task": "编号",
-        "kind": "类型",
-        "problem": "问题数据",
-        "missing": "遗漏人员",
-        "person": "人员",
-        "department": "部门",
-        "status": "状态",
-        "record": "新记录 / 理由",
-        "make": "下发任务",
-        "run": "比对编号",
-        "township": "仅此乡镇（可空）",
-        "made": "已下发 {created} 项任务（{findings} 条比对结果）；无所属乡镇 {nt} 条、无身份号码 {ni} 条未下发",
-        "runs": "可下发的比对",
-    },
-    "en": {
-        "title": "Comparison tasks",
-        "progress": "Task closure by region",
-        "region": "Region",
-        "sent": "With the township",
-        "closed": "Closed",
-        "disputed": "Disputed by the township",
-        "done": "Done",
-        "none": "No tasks in this area yet",
-        "tasks": "Tasks",
-        "task": "Task",
-        "kind": "Kind",
-        "problem": "Problem data",
-        "missing": "Missing person",
-        "person": "Person",
-        "department": "Department",
-        "status": "Status",
-        "record": "New record / reason",
-        "make": "Send tasks",
-        "run": "Run",
-        "township": "Only this township (optional)",
-        "made": "Sent {created} tasks ({findings} findings); {nt} without a township and {ni} without an ID number were not sent",
-        "runs": "Runs to send",
-    },
-}
 _REGION = r"^\d{0,12}$"
-_STATUS_EN = {"sent": "with the township", "closed": "closed", "disputed": "disputed"}
 
 
 def _page(lang: str, title: str, body: str) -> HTMLResponse:
-    other = "en" if lang == "zh" else "zh"
+    other = other_lang(lang)
     return HTMLResponse(
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>"
-        f'<p><a href="?lang={other}">{"English" if other == "en" else "中文"}</a></p>{body}'
+        f'<p><a href="?lang={other}">{escape(texts(lang)["switch"])}</a></p>{body}'
         "</body></html>"
     )
 
@@ -147,7 +96,7 @@ def task_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
         return {"progress": progress(area), "tasks": tasks(area)}
 
     def render(request: Request, lang: str, region: str, message: str = "") -> HTMLResponse:
-        t = TEXT[lang]
+        t = texts(lang, "tasks")
         admin = admin_of(request)
         area = admin.narrow(region)
         rows = progress(area)
@@ -180,15 +129,13 @@ def task_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
                 [
                     [
                         x["task_id"],
-                        t[x["kind"]] if x["kind"] in t else x["kind"],
+                        t.get(f"kind_{x['kind']}", x["kind"]),
                         x["township_code"],
                         f"{x['name']} {x['id_number']}",
                         (DEPARTMENTS[x["department"]].label if lang == "zh" else x["department"])
                         if x["department"] in DEPARTMENTS
                         else x["department"],
-                        STATUS_NAMES.get(x["status"], x["status"])
-                        if lang == "zh"
-                        else _STATUS_EN.get(x["status"], x["status"]),
+                        t.get(f"status_{x['status']}", x["status"]),
                         x["record_id"] or x["reason"],
                     ]
                     for x in listed
@@ -243,7 +190,7 @@ def task_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             page = render(request, lang, "", str(exc))
             page.status_code = 422 if isinstance(exc, ConfigError) else 404
             return page
-        message = TEXT[lang]["made"].format(
+        message = texts(lang, "tasks")["made"].format(
             created=made.created,
             findings=made.findings,
             nt=made.without_township,

@@ -11,18 +11,43 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 
-from controller.admin.text import account, codes, common, fleet, records, terms
+from controller.admin.text import (
+    account,
+    codes,
+    common,
+    comparison,
+    confirmation,
+    fleet,
+    records,
+    releases,
+    tasks,
+    terms,
+)
 
 __all__ = ["FAMILIES", "LANGS", "Family", "other_lang", "pick_lang", "texts"]
 
 LANGS = ("zh", "en")
-Family = Literal["common", "fleet", "records", "account", "codes"]
+Family = Literal[
+    "common",
+    "fleet",
+    "records",
+    "account",
+    "codes",
+    "comparison",
+    "tasks",
+    "releases",
+    "confirmation",
+]
 FAMILIES: dict[str, Mapping[str, tuple[str, str]]] = {
     "common": common.TEXT,
     "fleet": fleet.TEXT,
     "records": {**records.TEXT, **terms.TEXT},
     "account": account.TEXT,
     "codes": codes.TEXT,
+    "comparison": comparison.TEXT,
+    "tasks": tasks.TEXT,
+    "releases": releases.TEXT,
+    "confirmation": confirmation.TEXT,
 }
 
 

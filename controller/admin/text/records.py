@@ -39,6 +39,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "week_returned": ("本周退回", "Returned this week"),
     "week_declared": ("本周申报", "Declared this week"),
     "export_weekly": ("导出周报 (XLSX)", "Export weekly report (XLSX)"),
+    "week_tasks_done": ("本周办结任务", "Tasks done this week"),
+    "tasks_done": ("任务办结/下发", "Tasks done / sent"),
+    "task_percent": ("任务办结率", "Tasks done %"),
     "township_title": ("乡镇采集情况", "Township collection"),
     "missing_people": (
         "本乡镇名单中尚无记录的人员",
