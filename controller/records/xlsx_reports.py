@@ -161,6 +161,10 @@ def weekly_workbook(report: WeeklyReport, path: Path) -> None:
         "累计已通过",
         "累计未采集",
         "完成率%",
+        "下发任务",
+        "已办结任务",
+        "本周办结任务",
+        "任务办结率%",
         "逾期阶段",
     )
     sheet = _sheet(book, "周报", headers, header_row=2)
@@ -188,6 +192,10 @@ def weekly_workbook(report: WeeklyReport, path: Path) -> None:
                 c.approved,
                 c.missing,
                 c.percent,
+                r.tasks,
+                r.tasks_done,
+                r.tasks_done_week,
+                r.task_percent,
                 _late(r.overdue),
             ],
         )

@@ -1,5 +1,6 @@
 """The weekly report: per child region what was collected, approved, returned and declared in
-one week (Monday to Sunday, Beijing time), as a page and as ``/api/v1/reports/weekly``."""
+one week (Monday to Sunday, Beijing time), and how far it has closed the tasks the centre sent
+it, as a page and as ``/api/v1/reports/weekly``."""
 
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ def reports_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
                     "declared": r.declared,
                     "cumulative": counts_view(r.cumulative).model_dump(),
                     "overdue": r.overdue,
+                    "tasks": {
+                        "sent": r.tasks,
+                        "done": r.tasks_done,
+                        "done_this_week": r.tasks_done_week,
+                        "percent": r.task_percent,
+                    },
                 }
                 for r in report.rows
             ],
