@@ -58,8 +58,6 @@ def cli() -> None:
         "dataset": "muster.dataset_cli:dataset",
         "department": "muster.department_sim_cli:department",
         "extract": "muster.extract_cli:extract",
-        # from a checkout only: the chaos run starts controllers and devices (tests/chaos/)
-        "chaos": "tests.chaos.cli:chaos",
     },
 )
 def sim() -> None:

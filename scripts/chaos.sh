@@ -12,4 +12,4 @@ bash "$ROOT/scripts/setup.sh"
 # The run lives in tests/chaos/ (it starts controllers and devices, which no package may import
 # together), so the checkout goes on the path.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "$ROOT/.venv/bin/muster" sim chaos "$@"
+exec "$ROOT/.venv/bin/python" -m tests.chaos "$@"

@@ -1,4 +1,4 @@
-"""``python -m tests.chaos``: the same as ``muster sim chaos``."""
+"""``python -m tests.chaos``: the chaos run, from a checkout (``bash scripts/chaos.sh`` sets up and calls it)."""
 
 from tests.chaos.cli import chaos
 

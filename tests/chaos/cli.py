@@ -1,4 +1,4 @@
-"""``muster sim chaos`` (from a checkout; ``bash scripts/chaos.sh`` sets it up): a chaos run with
+"""``python -m tests.chaos`` (from a checkout; ``bash scripts/chaos.sh`` sets it up): a chaos run with
 its counts table on stderr and its JSON summary as the last line on stdout. Exit status 1 when a
 record was lost or doubled or a device's status is wrong at the end."""
 

@@ -1,4 +1,4 @@
-"""``muster sim chaos`` refuses bad options before it starts a single process, naming the
+"""The chaos run (``bash scripts/chaos.sh``) refuses bad options before it starts a single process, naming the
 option and what it takes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from muster.cli import cli
+from tests.chaos.cli import chaos
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ from muster.cli import cli
 def test_bad_options_are_refused_by_name(args: list[str], named: str, tmp_path: Path) -> None:
     """Each bad value fails with usage status 2 and names its option; nothing is created."""
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["sim", "chaos", *args, "--out", str(out)])
+    result = CliRunner().invoke(chaos, [*args, "--out", str(out)])
     assert result.exit_code == 2, result.output
     assert named in result.output
     assert not out.exists()
@@ -37,13 +37,13 @@ def test_bad_options_are_refused_by_name(args: list[str], named: str, tmp_path: 
 def test_a_used_output_directory_is_refused(tmp_path: Path) -> None:
     """A run never mixes its logs and summary with an earlier run's."""
     (tmp_path / "faults.jsonl").write_text("{}\n")
-    result = CliRunner().invoke(cli, ["sim", "chaos", "--out", str(tmp_path)])
+    result = CliRunner().invoke(chaos, ["--out", str(tmp_path)])
     assert result.exit_code == 2 and "--out" in result.output
     assert (tmp_path / "faults.jsonl").read_text() == "{}\n"
 
 
 def test_help_names_every_fault_kind_and_the_dead_device() -> None:
     """The help says what the run breaks and that the last device is left dead."""
-    result = CliRunner().invoke(cli, ["sim", "chaos", "--help"])
+    result = CliRunner().invoke(chaos, ["--help"])
     assert result.exit_code == 0
     assert "kill -9" in result.output and "left dead" in result.output
