@@ -37,6 +37,7 @@ from muster.crypto import generate_device_key
 from muster.crypto.pki import build_csr, issue_device_certificate
 from muster.logs import configure_logging
 from muster.v1 import enrollment_pb2_grpc
+from tests.bench.progress import step
 
 TOWNSHIPS = [f"3709020{n:02d}000" for n in range(1, 21)]
 
@@ -133,21 +134,14 @@ def run(devices: int, clients: int) -> dict[str, float]:
             )
             with lock:
                 done += 1
-                if done % 25 == 0 or done == devices:
-                    rate = done / (time.perf_counter() - started)
-                    print(
-                        f"\r  enrolled {done}/{devices}  ({rate:.0f}/s)",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                enrolling.update(done)
             return result.device_id
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            ids = list(pool.map(one, range(devices)))
-        elapsed = time.perf_counter() - started
-        print(file=sys.stderr)
+        with step("enrolled", devices) as enrolling:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                ids = list(pool.map(one, range(devices)))
+            elapsed = time.perf_counter() - started
         stop.set()
         server.join(10)
         engine.dispose()

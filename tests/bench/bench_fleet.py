@@ -59,11 +59,14 @@ def say(line: str) -> None:
 
 
 class ControllerUnderTest:
-    def __init__(self, directory: Path, broker_url: str) -> None:
+    def __init__(
+        self, directory: Path, broker_url: str, shared_group: str = "", n: int = 0
+    ) -> None:
         self.data_dir = directory / "controller"
         self.admin_port = free_port()
-        self.log = directory / "controller.log"
+        self.log = directory / f"controller{n}.log"
         self.broker_url = broker_url
+        self.shared_group = shared_group
         self.process: subprocess.Popen[bytes] | None = None
         self._auth: dict[str, str] = {}
 
@@ -105,6 +108,7 @@ class ControllerUnderTest:
                     str(free_port()),
                     "--log-level",
                     "WARNING",
+                    *(["--shared-group", self.shared_group] if self.shared_group else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -172,6 +176,42 @@ class ControllerUnderTest:
             terminate(self.process, grace=15)
 
 
+class Controllers(ControllerUnderTest):
+    """Several controller processes on one database, splitting the heartbeats through an MQTT
+    shared subscription; their counters are summed. With one process it is that process."""
+
+    def __init__(self, directory: Path, broker_url: str, count: int) -> None:
+        group = "bench" if count > 1 else ""
+        super().__init__(directory, broker_url, group)
+        self.others = [
+            ControllerUnderTest(directory, broker_url, group, n) for n in range(1, count)
+        ]
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.process.pid for c in (self, *self.others) if c.process is not None]
+
+    def start(self) -> None:
+        super().start()  # the first migrates the database; then the rest, one at a time
+        for other in self.others:
+            other._auth = self.auth()
+            other.start()
+
+    def telemetry(self) -> dict[str, Any]:
+        stats = super().telemetry()
+        for other in self.others:
+            extra = other.telemetry()
+            for key in ("messages_applied", "messages_received"):
+                stats[key] += extra[key]
+            stats["connected"] = stats["connected"] and extra["connected"]
+        return stats
+
+    def stop(self) -> None:
+        for other in self.others:
+            other.stop()
+        super().stop()
+
+
 def raw_rate(broker: MosquittoBroker, sim: FleetSimulator, count: int) -> float:
     sub = subprocess.Popen(
         [
@@ -221,24 +261,23 @@ def stop_profile(profiler: subprocess.Popen[bytes]) -> None:
 
 
 def controller_rate(
-    controller: ControllerUnderTest, sim: FleetSimulator, count: int, profile: Path | None = None
+    controller: Controllers, sim: FleetSimulator, count: int, profile: Path | None = None
 ) -> tuple[float, float]:
-    """(messages applied per second, controller CPU microseconds per message)."""
+    """(messages applied per second, controller CPU microseconds per message, all processes)."""
     before = controller.settle()
-    assert controller.process is not None
-    profiler = start_profile(controller.process.pid, profile) if profile else None
-    cpu = cpu_seconds(controller.process.pid)
+    profiler = start_profile(controller.pids[0], profile) if profile else None
+    cpu = sum(cpu_seconds(pid) for pid in controller.pids)
     start = time.monotonic()
     sim.burst(count)
-    done = controller.wait_applied(before + count, timeout=600)
-    used = cpu_seconds(controller.process.pid) - cpu
+    done = controller.wait_applied(before + count, timeout=600, interval=0.1)
+    used = sum(cpu_seconds(pid) for pid in controller.pids) - cpu
     if profiler is not None:
         stop_profile(profiler)
     return count / (done - start), used / count * 1e6
 
 
 def sustained(
-    controller: ControllerUnderTest, sim: FleetSimulator, seconds: float
+    controller: Controllers, sim: FleetSimulator, seconds: float
 ) -> list[dict[str, float]]:
     stop = threading.Event()
     base = controller.telemetry()
@@ -330,6 +369,12 @@ def main() -> None:
     parser.add_argument("--sustain", type=float, default=120.0, help="seconds at 60 s heartbeats")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument(
+        "--controllers",
+        type=int,
+        default=1,
+        help="controller processes sharing the subscription ($share); 1 is the per-process figure",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="py-spy the controller during the burst, stacks to this file"
     )
     args = parser.parse_args()
@@ -338,7 +383,7 @@ def main() -> None:
         directory = Path(tmp)
         broker = MosquittoBroker(directory / "broker", extra_config="max_queued_messages 1000000")
         broker.start()
-        controller = ControllerUnderTest(directory, broker.url)
+        controller = Controllers(directory, broker.url, args.controllers)
         try:
             say(f"registering {args.devices} simulated devices…")
             controller.register(args.devices)
@@ -389,7 +434,8 @@ def main() -> None:
     ratio = ctl / raw
     print(f"{'what':<58} {'figure':>12}")
     print(f"{'broker raw delivery to a bare subscriber (msg/s)':<58} {raw:>12,.0f}")
-    print(f"{'one controller process: heartbeats applied (msg/s)':<58} {ctl:>12,.0f}")
+    procs = "one controller process" if args.controllers == 1 else f"{args.controllers} processes"
+    print(f"{procs + ': heartbeats applied (msg/s)':<58} {ctl:>12,.0f}")
     print(f"{'ratio controller / raw (target >= 0.8)':<58} {ratio:>12.3f}")
     print(f"{'controller CPU per heartbeat (µs)':<58} {cpu_us:>12.0f}")
     print(
@@ -403,6 +449,7 @@ def main() -> None:
         json.dumps(
             {
                 "devices": args.devices,
+                "controllers": args.controllers,
                 "raw_msg_per_s": round(raw),
                 "controller_msg_per_s": round(ctl),
                 "ratio": round(ratio, 3),

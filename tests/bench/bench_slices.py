@@ -31,6 +31,7 @@ from muster.crypto import generate_device_key, generate_licence_authority_key
 from muster.initial_data import parse_row
 from muster.logs import configure_logging
 from muster.synthetic import dataset_row, townships
+from tests.bench.progress import step
 
 NATIONAL_PEOPLE = 60_000_000
 NATIONAL_TOWNSHIPS = 40_000
@@ -42,7 +43,7 @@ def load(sessions: sessionmaker[Session], plan: dict[str, int], rng: random.Rand
     total = sum(plan.values())
     rows: list[dict[str, Any]] = []
     done = 0
-    with sessions.begin() as session:
+    with step("loading", total) as loading, sessions.begin() as session:
         for township, count in plan.items():
             for _ in range(count):
                 person = parse_row(dataset_row(rng, township, today), today=today)
@@ -63,7 +64,7 @@ def load(sessions: sessionmaker[Session], plan: dict[str, int], rng: random.Rand
                     session.execute(insert(PersonRow).prefix_with("OR IGNORE"), rows)
                     done += len(rows)
                     rows = []
-                    print(f"\r  loading {done}/{total}", end="", file=sys.stderr, flush=True)
+                    loading.update(done)
         if rows:
             session.execute(insert(PersonRow).prefix_with("OR IGNORE"), rows)
         session.execute(
@@ -79,7 +80,6 @@ def load(sessions: sessionmaker[Session], plan: dict[str, int], rng: random.Rand
                 for t, n in plan.items()
             ],
         )
-    print(file=sys.stderr)
 
 
 def build_all(sessions: sessionmaker[Session], codes: list[str]) -> tuple[float, int, int]:
@@ -89,22 +89,21 @@ def build_all(sessions: sessionmaker[Session], codes: list[str]) -> tuple[float,
     now = datetime.now(UTC)
     size = people = 0
     start = time.perf_counter()
-    for i, code in enumerate(codes, 1):
-        with sessions() as session:
-            plan = plan_slice(session, code, have_version=0, now=now)
-        for chunk in slice_chunks(
-            sessions,
-            plan,
-            device_id=f"{code}-BENCH1",
-            device_key=device,
-            signing_key=signer,
-            now=now,
-        ):
-            size += chunk.ByteSize()
-            people += chunk.data.people if chunk.HasField("data") else 0
-        if i % 500 == 0:
-            print(f"\r  built {i}/{len(codes)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    with step("built", len(codes)) as building:
+        for i, code in enumerate(codes, 1):
+            with sessions() as session:
+                plan = plan_slice(session, code, have_version=0, now=now)
+            for chunk in slice_chunks(
+                sessions,
+                plan,
+                device_id=f"{code}-BENCH1",
+                device_key=device,
+                signing_key=signer,
+                now=now,
+            ):
+                size += chunk.ByteSize()
+                people += chunk.data.people if chunk.HasField("data") else 0
+            building.update(i)
     return time.perf_counter() - start, size, people
 
 

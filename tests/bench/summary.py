@@ -42,13 +42,18 @@ def _ratio_row(what: str, now: float, limit: float, peer: str, goal: float, goal
     return (what, f"{now:,.0f}", f"{peer}: {limit:,.1f}", f"{ratio:.3f}", goal_text, met)
 
 
+def _processes(count: int) -> str:
+    return "one controller process" if count == 1 else f"{count} controller processes ($share)"
+
+
 def rows(directory: Path) -> list[Row]:
     out: list[Row] = []
     missing: list[str] = []
     fleet = last_json(directory / "bench_fleet.out")
     if fleet:
         out.append(_ratio_row(
-            f"heartbeats applied by one controller process, {fleet['devices']:,} devices (msg/s)",
+            f"heartbeats applied by {_processes(fleet.get('controllers', 1))}, "
+            f"{fleet['devices']:,} devices (msg/s)",
             fleet["controller_msg_per_s"], fleet["raw_msg_per_s"],
             "broker → mosquitto_sub", 0.8, "≥ 0.8×",
         ))  # fmt: skip
