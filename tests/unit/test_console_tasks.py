@@ -20,7 +20,10 @@ from edge.centre_tasks import CentreTaskStore
 from edge.licence_guard import Verdict
 from muster.records import RecordPayload
 from muster.v1 import data_pb2
-from tests.unit.test_console import PASSWORD, hashed, make_app  # noqa: F401 - fixture
+from tests.unit import test_console
+from tests.unit.test_console import PASSWORD, make_app
+
+hashed = test_console.hashed  # the console tests' fixture, shared
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
