@@ -1,7 +1,11 @@
 """The edge daemon: one asyncio process, tasks under one supervisor (:mod:`muster.supervisor`).
 A task that fails is reported and restarted with backoff; nothing but a stop request ends the
 daemon. The daemon owns the process's one clock and hands it to every part it builds, and routes each
-identity card read (SAM reader, PC/SC) to exactly one consumer through one handoff."""
+identity card read (SAM reader, PC/SC) to exactly one consumer through one handoff.
+
+Over 400 lines because it is the one place that builds the device's parts and wires them under
+the supervisor (uplink, readers, console, updates, licence guard); each part lives in its module.
+"""
 
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ with how far each region has closed the tasks the centre sent it (S-10).
 
 Everything is counted in the database with a few GROUP BY queries over the area (no row is
 loaded into Python), so a province of millions of records stays a single page view; see
-tests/bench/bench_progress.py for the figures against a bare SQL aggregate. The module runs
-past 400 lines because the weekly report is built on the progress rows and their queries.
+tests/bench/bench_progress.py for the figures against a bare SQL aggregate.
+
+Over 400 lines because the weekly report is built on the progress rows and their queries.
 """
 
 from __future__ import annotations

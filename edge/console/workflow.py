@@ -7,6 +7,10 @@ States: ``draft`` (being typed) → ``entered`` (submitted for review) → ``rev
 a second clerk) → ``signed`` (the person's signature or a scan of the signed sheet) → sealed
 (the draft is deleted; only the ciphertext in the outbox remains). The last two steps,
 signing and turning the draft into the record to seal, are in :mod:`edge.console.sealing`.
+
+Over 400 lines because the transition table, the checks each transition makes and the
+correction of a returned record read as one state machine; signing and sealing are in
+``edge.console.sealing``.
 """
 
 from __future__ import annotations
