@@ -12,21 +12,18 @@ is a 404 before it can reach a header, and ``Content-Disposition`` is built by
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Attachment, Record
-from controller.records.attachment_chunks import attachment_chunk
-from muster.crypto import UploadPrivateKey, open_attachment
-from muster.errors import SealError
-from muster.records import ATTACHMENT_MEDIA_TYPES, RECORD_ID_PATTERN, AttachmentRef
+from controller.records.attachment_open import record_attachment
+from muster.crypto import UploadPrivateKey
+from muster.errors import NotFoundError, SealError
+from muster.records import ATTACHMENT_MEDIA_TYPES, RECORD_ID_PATTERN
 
 _RECORD_ID = re.compile(RECORD_ID_PATTERN)
 _PLAIN = re.compile(r"[^A-Za-z0-9._-]")
@@ -38,42 +35,6 @@ def content_disposition(kind: str, filename: str) -> str:
     percent-encoded, so no quote, semicolon, CR, LF or NUL of ``filename`` reaches the header."""
     fallback = _PLAIN.sub("_", filename) or "download"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def record_attachment(
-    session: Session, record_id: str, name: str, keys: Mapping[int, UploadPrivateKey]
-) -> tuple[bytes, str]:
-    """The decrypted attachment ``name`` of a stored record and its media type, checked against
-    the size and SHA-256 the record names; ``HTTPException`` 404 when the record or the
-    attachment is missing, 500 when it cannot be opened or does not match (also used by the
-    confirmation's face check, ``controller/confirmation/face_check.py``)."""
-    record = session.get(Record, record_id)
-    if record is None:
-        raise HTTPException(404, f"没有记录 {record_id}")
-    described = record.payload.get("attachments", {}).get(name)
-    if described is None:
-        raise HTTPException(404, f"记录 {record_id} 没有附件“{name}”")
-    ref = AttachmentRef.model_validate(described)
-    rows = session.scalars(
-        select(Attachment)
-        .where(
-            Attachment.record_id == record_id,
-            Attachment.name == name,
-            Attachment.verified_at.is_not(None),
-        )
-        .order_by(Attachment.chunk_index)
-    ).all()
-    chunks = [attachment_chunk(row) for row in rows]
-    try:
-        data = open_attachment(chunks, keys)
-    except SealError:
-        # Verified at ingest, so only a lost upload key or a damaged database gets here.
-        raise HTTPException(
-            500, f"记录 {record_id} 的附件“{name}”无法解密：请检查上传密钥是否齐全"
-        ) from None
-    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-        raise HTTPException(500, f"记录 {record_id} 的附件“{name}”与记录不符：数据库可能已损坏")
-    return data, ref.media_type
 
 
 def attachments_router(
@@ -97,8 +58,13 @@ def attachments_router(
             )
         if not _RECORD_ID.fullmatch(record_id):
             raise HTTPException(404, "没有这条记录：记录编号应为小写的 UUID")
-        with sessions() as session:
-            data, media_type = record_attachment(session, record_id, name, upload_keys())
+        try:
+            with sessions() as session:
+                data, media_type = record_attachment(session, record_id, name, upload_keys())
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except SealError as exc:
+            raise HTTPException(500, str(exc)) from None
         return Response(
             data,
             media_type=media_type,
