@@ -129,6 +129,7 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/confirmation/hardship", "read"),
     ("GET", "/confirmation/self-service", "read"),
     ("GET", "/confirmation/self-service/selfie", "read"),
+    ("GET", "/confirmation/self-service/reference", "read"),
     ("POST", "/confirmation/self-service", "review"),
     ("POST", "/confirmation/deaths", "review"),
     ("GET", "/confirmation/weekly.xlsx", "export"),

@@ -155,7 +155,8 @@ def create_admin_app(
         app.include_router(router)
     app.include_router(codes_router(sessions, clock))
     app.include_router(application_router(sessions, clock))
-    for router in confirmation_routers(sessions, clock):  # and the public self-service page
+    # The confirmation pages and the public self-service page (face-checked with the keys).
+    for router in confirmation_routers(sessions, clock, upload_keys):
         app.include_router(router)
     app.include_router(comparison_router(sessions))
     app.include_router(task_router(sessions, clock))

@@ -28,12 +28,19 @@ from controller.admin.pages.rendering import LANG, TEMPLATES, Store, form_body, 
 from controller.admin.text import texts
 from controller.confirmation.attempts import pending_attempts, resolve_attempt
 from controller.confirmation.campaigns import find_campaign, phases_of
+from controller.confirmation.face_check import (
+    PROCESS_SLOTS,
+    REASON_TEXT,
+    MusterFaceVerifier,
+    UploadKeys,
+)
 from controller.confirmation.hardship import hardship_cases
 from controller.confirmation.reports import notice_list, overpayments, progress, stop_list
-from controller.confirmation.self_service import self_service_router
+from controller.confirmation.self_service import FaceService, self_service_router
 from controller.confirmation.steps import record_death
 from controller.confirmation.weekly import write_weekly_xlsx
 from controller.db.models import ConfirmationCampaign, ConfirmationSubject, SelfServiceAttempt
+from controller.records.attachment_open import record_attachment
 from muster.clock import Clock
 from muster.confirmation import (
     AGE_BANDS,
@@ -43,7 +50,8 @@ from muster.confirmation import (
     PensionCategory,
     status_zh,
 )
-from muster.errors import ConfigError
+from muster.errors import ConfigError, NotFoundError, SealError
+from muster.face import REASONS
 
 __all__ = ["confirmation_routers"]
 
@@ -61,12 +69,23 @@ def _category(value: str) -> str:
         return value
 
 
-def confirmation_routers(sessions: sessionmaker[Session], clock: Clock) -> list[APIRouter]:
-    """The admin pages and the public self-service page."""
-    return [_admin_router(sessions, clock), self_service_router(sessions, clock)]
+def confirmation_routers(
+    sessions: sessionmaker[Session], clock: Clock, upload_keys: UploadKeys | None = None
+) -> list[APIRouter]:
+    """The admin pages and the public self-service page; with the upload keys, the page
+    face-checks selfies against the photos on file and the queue shows those photos."""
+    face = None
+    if upload_keys is not None:
+        face = FaceService(MusterFaceVerifier(), PROCESS_SLOTS, upload_keys)
+    return [
+        _admin_router(sessions, clock, upload_keys),
+        self_service_router(sessions, clock, face),
+    ]
 
 
-def _admin_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+def _admin_router(
+    sessions: sessionmaker[Session], clock: Clock, upload_keys: UploadKeys | None
+) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     store = Store(sessions)
 
@@ -91,6 +110,7 @@ def _admin_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
                 "view": view,
                 "category": _category,
                 "status_zh": status_zh,
+                "face_reasons": {**REASONS, **REASON_TEXT},
                 "bands": AGE_BANDS,
                 "channels": [c.value for c in Channel],
                 **context,
@@ -199,6 +219,45 @@ def _admin_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
         return Response(
             data,
             media_type=f"image/{kind}",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @router.get("/confirmation/self-service/reference")
+    def reference(
+        request: Request,
+        year: int = Query(..., ge=2000, le=2200),
+        county: str = Query(..., pattern=r"^\d{6}$"),
+        attempt: int = Query(..., ge=1),
+    ) -> Response:
+        """The photo on file the attempt's selfie was compared with, beside it in the queue."""
+
+        def read(session: Session) -> tuple[bytes, str]:
+            campaign = campaign_of(request, session, year, county)
+            found = session.get(SelfServiceAttempt, attempt)
+            if found is None or found.campaign_id != campaign.id or upload_keys is None:
+                raise HTTPException(404, "没有这张照片")
+            if not found.face_reference.startswith("record:"):
+                raise HTTPException(404, "没有这张照片")
+            person = session.get(ConfirmationSubject, (campaign.id, found.id_number))
+            if person is None:
+                raise HTTPException(404, "没有这张照片")
+            admin_of(request).require_covers(person.township_code)
+            try:
+                return record_attachment(
+                    session,
+                    found.face_reference.removeprefix("record:"),
+                    "photo.jpg",
+                    upload_keys(),
+                )
+            except NotFoundError:
+                raise HTTPException(404, "没有这张照片") from None
+            except SealError as exc:
+                raise HTTPException(500, str(exc)) from None
+
+        data, media_type = store.read(read)
+        return Response(
+            data,
+            media_type=media_type,
             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
 

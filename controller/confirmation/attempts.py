@@ -7,17 +7,20 @@ phone, a file that is not a photo, or "too many tries". Whether the number is on
 it is and where it stands are never said: every attempt that passes the checks gets the same
 answer, so the page cannot be used to find out who receives a pension.
 
-No face module exists at the centre yet: an accepted attempt keeps the selfie and waits as
-"face check pending" (``pending_face``); a clerk resolves it by a manual check with a reason
-(:func:`resolve_attempt`), or, once the face module provides a ``muster.confirmation.
-FaceVerifier``, by its verdict.
+The selfie's face is looked for before the roll is (``live_face``, given by the page): a selfie
+with no usable face is answered "retake the photo" whoever the number is, so that answer says
+nothing about the roll either. An accepted attempt keeps the selfie as "face check pending"
+(``pending_face``); ``face_check.check_attempt`` compares it with the reference photo on file
+and confirms the person (``face_match``) or queues it for a clerk (``manual_check``), who
+resolves it with a reason (:func:`resolve_attempt`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import cv2
@@ -36,6 +39,7 @@ from controller.db.models import (
 )
 from muster.clock import Clock, campaign_date
 from muster.confirmation import Channel, ConfirmationError, FaceResult, Status
+from muster.face import NoFace, Template
 from muster.idnumbers import check_id_number, compact
 
 __all__ = [
@@ -67,6 +71,10 @@ class Answer:
     message_en: str
     field: str = ""
     retry_after_s: int = 0
+    attempt_id: int = 0  # for the face check that follows; never shown
+
+
+LiveFace = Callable[[bytes], Template | NoFace | None]  # None: no slot free, checked later
 
 
 RECEIVED = (
@@ -131,15 +139,20 @@ def submit_attempt(
     selfie: bytes,
     selfie_too_large: bool = False,
     clock: Clock,
+    live_face: LiveFace | None = None,
 ) -> Answer:
-    """Judge one attempt and log it, whatever the outcome (the caller commits)."""
+    """Judge one attempt and log it, whatever the outcome (the caller commits). ``live_face``
+    describes the selfie once it has passed every check but the roll's."""
     now = clock.now()
     typed = id_number.strip()[:32]
     attempt = SelfServiceAttempt(at=now, address=address[:64], id_number=typed, phone=phone[:20])
-    answer = _judge(session, attempt, typed, phone.strip(), selfie, selfie_too_large, clock)
+    answer = _judge(
+        session, attempt, typed, phone.strip(), selfie, selfie_too_large, clock, live_face
+    )
     attempt.outcome = answer.outcome
     session.add(attempt)
-    return answer
+    session.flush()
+    return replace(answer, attempt_id=attempt.id)
 
 
 def _judge(
@@ -150,6 +163,7 @@ def _judge(
     selfie: bytes,
     too_large: bool,
     clock: Clock,
+    live_face: LiveFace | None,
 ) -> Answer:
     now = clock.now()
     wait = _throttle(session, f"addr:{attempt.address}", ADDRESS_LIMIT, now)
@@ -195,6 +209,14 @@ def _judge(
             "Take a live photo of your face with the phone camera (JPEG or PNG)",
             "selfie",
         )
+    if live_face is not None and isinstance(live_face(selfie), NoFace):
+        return Answer(
+            False,
+            "no_face",
+            "照片中没有找到清晰的本人正脸，请在光线充足处正对镜头，重新拍一张",
+            "No clear face was found in the photo: face the camera in good light and take it again",
+            "selfie",
+        )
     found = _open_subject(session, number, campaign_date(now))
     if found is None or Status(found[1].status) not in _OPEN:
         # Not on an open roll, or nothing left to confirm: the same answer as everyone's.
@@ -219,7 +241,8 @@ def _too_many(outcome: str, wait: int) -> Answer:
 
 
 def pending_attempts(session: Session, area: str = "") -> list[tuple[SelfServiceAttempt, str]]:
-    """Accepted attempts waiting for their face check, with the subject's township."""
+    """Accepted attempts waiting for their face check or for a clerk's manual check, with the
+    subject's township."""
     rows = session.execute(
         select(SelfServiceAttempt, ConfirmationSubject.township_code)
         .join(
@@ -228,7 +251,7 @@ def pending_attempts(session: Session, area: str = "") -> list[tuple[SelfService
             & (ConfirmationSubject.id_number == SelfServiceAttempt.id_number),
         )
         .where(
-            SelfServiceAttempt.outcome == "pending_face",
+            SelfServiceAttempt.outcome.in_(("pending_face", "manual_check")),
             SelfServiceAttempt.resolved_at.is_(None),
             ConfirmationSubject.township_code.startswith(area),
         )
@@ -243,7 +266,8 @@ def resolve_attempt(
     """A clerk's manual check of a pending attempt: accepted, it confirms the person by
     self-service with the reason; refused, the person stays to be confirmed."""
     attempt = session.get(SelfServiceAttempt, attempt_id, with_for_update=True)
-    if attempt is None or attempt.outcome != "pending_face" or attempt.campaign_id is None:
+    waiting = ("pending_face", "manual_check")
+    if attempt is None or attempt.outcome not in waiting or attempt.campaign_id is None:
         raise ConfirmationError(f"没有待核验的自助确认 {attempt_id}")
     if attempt.resolved_at is not None:
         raise ConfirmationError(f"自助确认 {attempt_id} 已于 {attempt.resolved_at} 处理")
@@ -262,6 +286,7 @@ def resolve_attempt(
                 at=now,
                 by=by,
                 face_result=FaceResult.MANUAL,
+                face_score=attempt.face_score,
                 manual_reason=reason,
                 phone=attempt.phone,
                 source_id=f"self-service:{attempt.id}",

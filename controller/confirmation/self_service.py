@@ -1,11 +1,13 @@
 """The online self-service page (S-21): ``/self-service/confirm``, public, mobile-first, in Chinese (English
 with ``?lang=en``). A person, or their family for someone living elsewhere, types the ID number
 and a mobile number and takes a live selfie with the phone's front camera; the centre answers
-only about what was typed (``attempts``). The body is read with a hard limit before parsing,
+only about what was typed (``attempts``). The selfie is face-checked in a thread while one of
+the few face slots is free (``face_check``); otherwise the background job checks it. The body is read with a hard limit before parsing,
 so a huge upload is refused without being stored."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
@@ -17,9 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import UploadFile
 
 from controller.confirmation.attempts import SELFIE_MAX_BYTES, Answer, submit_attempt
+from controller.confirmation.face_check import (
+    FaceSlots,
+    MusterFaceVerifier,
+    UploadKeys,
+    check_attempt,
+)
 from muster.clock import Clock
+from muster.face import NoFace, Template
 
-__all__ = ["BODY_MAX", "TEXT", "self_service_router"]
+__all__ = ["BODY_MAX", "TEXT", "FaceService", "self_service_router"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +81,20 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def self_service_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+@dataclass(frozen=True)
+class FaceService:
+    """What the page needs to face-check a selfie at once: the verifier, the process's slots
+    and the upload keys that open the reference photos."""
+
+    verifier: MusterFaceVerifier
+    slots: FaceSlots
+    upload_keys: UploadKeys
+
+
+def self_service_router(
+    sessions: sessionmaker[Session], clock: Clock, face: FaceService | None = None
+) -> APIRouter:
+    """The page; without ``face`` (no upload keys here) every attempt waits for the job."""
     router = APIRouter(include_in_schema=False)
 
     def page(
@@ -132,16 +154,40 @@ def self_service_router(sessions: sessionmaker[Session], clock: Clock) -> APIRou
             lang = "en"
 
         def store() -> Answer:
-            with sessions.begin() as session:
-                return submit_attempt(
-                    session,
-                    address=address,
-                    id_number=fields.get("id_number", ""),
-                    phone=fields.get("phone", ""),
-                    selfie=b"" if too_large else selfie,
-                    selfie_too_large=too_large,
-                    clock=clock,
-                )
+            described: list[Template | NoFace] = []
+            with (face.slots if face else FaceSlots(1)).slot(wait=False) as held:
+
+                def live_face(data: bytes) -> Template | NoFace | None:
+                    if face is None or not held:
+                        return None  # checked later by the job, or by a clerk
+                    described.append(face.verifier.live_face(data))
+                    return described[-1]
+
+                with sessions.begin() as session:
+                    answer = submit_attempt(
+                        session,
+                        address=address,
+                        id_number=fields.get("id_number", ""),
+                        phone=fields.get("phone", ""),
+                        selfie=b"" if too_large else selfie,
+                        selfie_too_large=too_large,
+                        clock=clock,
+                        live_face=live_face,
+                    )
+                if face is not None and described and answer.outcome == "pending_face":
+                    try:
+                        with sessions.begin() as session:
+                            check_attempt(
+                                session,
+                                answer.attempt_id,
+                                face.verifier,
+                                face.upload_keys(),
+                                clock,
+                                live=described[-1],
+                            )
+                    except Exception:  # the attempt stays pending: the job checks it again
+                        log.exception("self-service face check failed", attempt=answer.attempt_id)
+            return answer
 
         answer = await anyio.to_thread.run_sync(store)
         status = 200 if answer.ok else 429 if answer.retry_after_s else 413 if too_large else 422

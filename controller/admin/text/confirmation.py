@@ -59,9 +59,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "at": ("时间", "Time"),
     "phone": ("手机号码", "Mobile"),
     "selfie": ("现场照片", "Selfie"),
+    "reference_photo": ("档案照片", "Photo on file"),
+    "face_check": ("人脸比对", "Face check"),
+    "face_waiting": ("待比对", "waiting for the face check"),
+    "face_score": ("距离", "distance"),
     "face_pending": (
-        "人脸比对模块尚未接入：请人工核对照片后确认或退回，并写明理由。",
-        "No face module yet: check the photo by hand, then accept or refuse, with a reason.",
+        "以下自助确认未通过人脸比对（或档案中没有照片、尚待比对）：请对照档案照片人工核对后确认或退回，并写明理由。距离越小越相似，不超过阈值为同一人。",
+        "These self-service attempts did not pass the face check (or there is no photo on file, "
+        "or the check is still waiting): compare with the photo on file, then accept or refuse, "
+        "with a reason. A lower distance is more alike; at or under the threshold is the same person.",
     ),
     "reason": ("理由", "Reason"),
     "accept": ("人工核验通过", "Accept (manual check)"),
