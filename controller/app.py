@@ -21,6 +21,7 @@ from controller.admin import create_admin_app
 from controller.admin.login_guard import PasswordWorkers
 from controller.applications.public_app import create_public_app
 from controller.applications.sender import DeliverySender
+from controller.confirmation.face_check import PROCESS_SLOTS, FaceCheckJob, MusterFaceVerifier
 from controller.confirmation.weekly import WeeklyReporter
 from controller.db import make_engine, make_read_only_engine, migrate, session_factory
 from controller.devices.broker_bans import BrokerBans
@@ -179,6 +180,15 @@ class Controller:
         # The annual confirmation's weekly workbook, every Friday (controller/confirmation/weekly.py).
         weekly = WeeklyReporter(self.sessions, clock, settings.data_dir / "confirmation")
         supervisor.add("confirmation-weekly", weekly.run)
+        # Self-service selfies that found no free face slot (controller/confirmation/face_check.py).
+        face_checks = FaceCheckJob(
+            self.sessions,
+            MusterFaceVerifier(),
+            PROCESS_SLOTS,
+            lambda: load_upload_keys(self.pki.directory),
+            clock,
+        )
+        supervisor.add("confirmation-face-checks", face_checks.run)
         # Admin logins hash passwords here, off the loop the gRPC servers and telemetry share.
         self._password_workers = PasswordWorkers(
             settings.admin_password_workers, settings.admin_password_waiting
