@@ -9,7 +9,6 @@ background job. The time each face check took is printed, not asserted."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,23 +25,20 @@ from controller.confirmation.roll import import_roll
 from controller.confirmation.self_service import FaceService, self_service_router
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import (
-    Attachment,
     ConfirmationEvent,
     ConfirmationSubject,
-    Device,
-    Record,
     SelfServiceAttempt,
 )
 from muster.clock import VirtualClock
-from muster.crypto import UploadPrivateKey, generate_upload_key, seal_attachment
-from muster.records import describe_attachment
+from muster.crypto import generate_upload_key
+from tests.fixtures.face_records import face_photo, store_photo_records
 from tests.unit.confirmation_world import PEOPLE, at_cst, load_people, write_roll
 
-FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
-OBAMA_REFERENCE = (FACES / "obama_2012_portrait.jpg").read_bytes()
-OBAMA_SELFIE = (FACES / "obama_2009_congress.jpg").read_bytes()
-BIDEN = (FACES / "biden_2010_blue_room.jpg").read_bytes()
-COFFEE = (FACES / "no_face_coffee.jpg").read_bytes()
+OBAMA_REFERENCE = face_photo("obama_2012_portrait.jpg")
+OBAMA_SELFIE = face_photo("obama_2009_congress.jpg")
+BIDEN = face_photo("biden_2010_blue_room.jpg")
+COFFEE = face_photo("no_face_coffee.jpg")
+REFERENCED = ("a1940", "a1950", "a1952")  # a photo on file; a1958 has none
 NOT_ON_ROLL = "110101199003070011"
 
 
@@ -52,57 +48,6 @@ def sessions(postgres_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(postgres_url)
     yield session_factory(engine)
     engine.dispose()
-
-
-def _store_photo(
-    session: Session, key: UploadPrivateKey, id_number: str, township: str, photo: bytes
-) -> str:
-    """A record of the person as a device stores it, with its photo sealed to ``key``."""
-    record_id = str(uuid.uuid4())
-    now = at_cst(2026, 5, 1)
-    session.add(
-        Record(
-            record_id=record_id,
-            device_id="dev-face",
-            content_hash="0" * 64,
-            schema_version="test",
-            key_version=1,
-            township_code=township,
-            category="disabled_soldier",
-            sealed_at=now,
-            received_at=now,
-            payload={
-                "attachments": {
-                    "photo.jpg": describe_attachment("photo.jpg", photo).model_dump(mode="json")
-                }
-            },
-            id_number=id_number,
-        )
-    )
-    for chunk in seal_attachment(
-        photo,
-        record_id=record_id,
-        device_id="dev-face",
-        name="photo.jpg",
-        upload_key=key.public_key(),
-        key_version=1,
-    ):
-        session.add(
-            Attachment(
-                record_id=record_id,
-                name="photo.jpg",
-                chunk_index=chunk.index,
-                chunk_count=chunk.count,
-                device_id="dev-face",
-                key_version=1,
-                ephemeral_public_key=chunk.ephemeral_public_key,
-                nonce=chunk.nonce,
-                ciphertext=chunk.ciphertext,
-                received_at=now,
-                verified_at=now,
-            )
-        )
-    return record_id
 
 
 class World:
@@ -116,24 +61,13 @@ class World:
             ).id
         import_roll(sessions, self.campaign_id, write_roll(tmp_path / "roll.csv"), clock=self.clock)
         with sessions.begin() as session:
-            session.add(
-                Device(
-                    id="dev-face",
-                    township_code=PEOPLE["a1940"].township,
-                    profile="simulator",
-                    certificate_pem="-",
-                    certificate_serial="serial-face",
-                    fingerprint={},
-                    enrolled_at=at_cst(2026, 4, 1),
-                )
+            numbers = store_photo_records(
+                session,
+                self.key,
+                {PEOPLE[k].id_number: (PEOPLE[k].township, OBAMA_REFERENCE) for k in REFERENCED},
+                at_cst(2026, 5, 1),
             )
-            session.flush()
-            self.records = {
-                k: _store_photo(
-                    session, self.key, PEOPLE[k].id_number, PEOPLE[k].township, OBAMA_REFERENCE
-                )
-                for k in ("a1940", "a1950", "a1952")
-            }
+        self.records = {k: numbers[PEOPLE[k].id_number] for k in REFERENCED}
         self.slots = FaceSlots(2)
         self.face = FaceService(MusterFaceVerifier(), self.slots, lambda: {1: self.key})
 
