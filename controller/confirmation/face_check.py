@@ -59,7 +59,9 @@ log = structlog.get_logger(__name__)
 
 NO_REFERENCE = "no_reference"  # no photo on file for the person: a clerk checks by hand
 REFERENCE_UNREADABLE = "reference_unreadable"
+CHECK_FAILED = "face_check_failed"
 REASON_TEXT = {
+    CHECK_FAILED: "人脸比对出错 / the face check failed on this selfie",
     NO_REFERENCE: "档案中没有本人照片 / no reference photo on file",
     REFERENCE_UNREADABLE: "档案照片无法读取 / the reference photo on file cannot be read",
 }
@@ -235,7 +237,20 @@ class FaceCheckJob:
             keys = self.upload_keys()
             for attempt_id in ids:
                 with self.slots.slot(wait=True):
-                    if check_attempt(session, attempt_id, self.verifier, keys, self.clock):
+                    try:
+                        with session.begin_nested():
+                            checked = check_attempt(
+                                session, attempt_id, self.verifier, keys, self.clock
+                            )
+                    except Exception:
+                        # One selfie that breaks the check must not stop every other one behind
+                        # it: it goes to a clerk, and the next pass moves on.
+                        log.exception("face check failed", attempt=attempt_id)
+                        attempt = session.get(SelfServiceAttempt, attempt_id)
+                        assert attempt is not None
+                        attempt.outcome, attempt.face_reasons = "manual_check", CHECK_FAILED
+                        checked = attempt
+                    if checked is not None:
                         done += 1
         return done
 

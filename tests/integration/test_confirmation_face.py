@@ -270,3 +270,36 @@ def test_face_time_per_check_on_the_shipped_photos() -> None:
         took[name] = (round(time.perf_counter() - started, 3), verdict.match)
     print("\nface check time per verification (s, match):", took)
     assert took["genuine"][1] and not took["impostor"][1] and not took["no face"][1]
+
+
+def test_a_check_that_fails_goes_to_a_clerk_and_the_job_moves_on(
+    world: World, sessions: sessionmaker[Session]
+) -> None:
+    """An attempt whose person left the roll after sending it (the match cannot be applied) is
+    set aside as failed, for a clerk, instead of blocking the job; the attempt behind it is
+    still checked."""
+    with sessions.begin() as session:
+        store_photo_records(
+            session, world.key, {NOT_ON_ROLL: ("320723100000", OBAMA_REFERENCE)}, at_cst(2026, 5, 2)
+        )
+        for number in (NOT_ON_ROLL, PEOPLE["a1940"].id_number):
+            session.add(
+                SelfServiceAttempt(
+                    at=world.clock.now(),
+                    address="203.0.113.9",
+                    id_number=number,
+                    phone="13900001111",
+                    outcome="pending_face",
+                    campaign_id=world.campaign_id,
+                    selfie=OBAMA_SELFIE,
+                    selfie_type="jpeg",
+                )
+            )
+    job = FaceCheckJob(
+        sessions, MusterFaceVerifier(), world.slots, lambda: {1: world.key}, world.clock
+    )
+    assert job.run_once() == 2
+    with sessions() as session:
+        failed = _attempt(session, NOT_ON_ROLL)
+        assert (failed.outcome, failed.face_reasons) == ("manual_check", "face_check_failed")
+        assert _attempt(session, PEOPLE["a1940"].id_number).outcome == "face_match"
