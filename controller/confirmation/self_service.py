@@ -8,6 +8,7 @@ so a huge upload is refused without being stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from controller.confirmation.attempts import SELFIE_MAX_BYTES, Answer, submit_attempt
@@ -153,8 +155,9 @@ def self_service_router(
         if fields.get("lang") == "en":
             lang = "en"
 
+        described: list[Template | NoFace] = []
+
         def store() -> Answer:
-            described: list[Template | NoFace] = []
             with (face.slots if face else FaceSlots(1)).slot(wait=False) as held:
 
                 def live_face(data: bytes) -> Template | NoFace | None:
@@ -164,7 +167,7 @@ def self_service_router(
                     return described[-1]
 
                 with sessions.begin() as session:
-                    answer = submit_attempt(
+                    return submit_attempt(
                         session,
                         address=address,
                         id_number=fields.get("id_number", ""),
@@ -174,24 +177,10 @@ def self_service_router(
                         clock=clock,
                         live_face=live_face,
                     )
-                if face is not None and described and answer.outcome == "pending_face":
-                    try:
-                        with sessions.begin() as session:
-                            check_attempt(
-                                session,
-                                answer.attempt_id,
-                                face.verifier,
-                                face.upload_keys(),
-                                clock,
-                                live=described[-1],
-                            )
-                    except Exception:  # the attempt stays pending: the job checks it again
-                        log.exception("self-service face check failed", attempt=answer.attempt_id)
-            return answer
 
         answer = await anyio.to_thread.run_sync(store)
         status = 200 if answer.ok else 429 if answer.retry_after_s else 413 if too_large else 422
-        return page(
+        response = page(
             request,
             lang,
             answer,
@@ -199,5 +188,24 @@ def self_service_router(
             typed_phone=fields.get("phone", ""),
             status_code=status,
         )
+        if face is not None and described and answer.outcome == "pending_face":
+            # Compared once the answer has gone: a number on the roll (selfie described, then a
+            # reference) and one not on it (selfie described) take the same time to answer.
+            response.background = BackgroundTask(
+                anyio.to_thread.run_sync, partial(_compare, face, answer.attempt_id, described[-1])
+            )
+        return response
+
+    def _compare(face: FaceService, attempt_id: int, live: Template | NoFace) -> None:
+        with face.slots.slot(wait=False) as held:
+            if not held:
+                return  # the job checks it when a slot is free
+            try:
+                with sessions.begin() as session:
+                    check_attempt(
+                        session, attempt_id, face.verifier, face.upload_keys(), clock, live=live
+                    )
+            except Exception:  # the attempt stays pending: the job checks it again
+                log.exception("self-service face check failed", attempt=attempt_id)
 
     return router
