@@ -21,6 +21,7 @@ from controller.confirmation.roll import import_roll
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import ConfirmationSubject, SelfServiceAttempt
 from muster.clock import VirtualClock
+from tests.fixtures.face_records import face_photo
 from tests.unit.confirmation_world import (
     COUNTY,
     PEOPLE,
@@ -32,7 +33,7 @@ from tests.unit.confirmation_world import (
 )
 
 URL = "/self-service/confirm"
-JPEG = camera_jpeg()
+JPEG = face_photo("obama_2009_congress.jpg")  # a real face: the centre looks for one
 
 
 @pytest.fixture
@@ -98,13 +99,15 @@ async def test_the_page_is_public_mobile_and_asks_for_a_live_selfie(
 async def test_an_accepted_attempt_waits_for_its_face_check(
     client: httpx.AsyncClient, sessions: sessionmaker[Session]
 ) -> None:
-    """The selfie is kept and the attempt marked face check pending; nobody is confirmed yet."""
+    """The selfie is kept; with no photo on file to compare it with it waits for a clerk's
+    manual check, and nobody is confirmed yet."""
     number = PEOPLE["b1970"].id_number
     response = await _post(client, number)
     assert response.status_code == 200
     assert "人脸核验完成后确认生效" in response.text
     (attempt,) = _attempts(sessions)
-    assert attempt.outcome == "pending_face" and attempt.selfie == JPEG
+    assert attempt.outcome == "manual_check" and attempt.selfie == JPEG
+    assert attempt.face_reasons == "no_reference"
     assert attempt.address == "203.0.113.9"
     with sessions() as session:
         subject = session.scalars(
@@ -131,7 +134,7 @@ async def test_enumeration_learns_nothing(
         assert person.name not in on_roll.text
     assert "320723100" not in on_roll.text
     outcomes = [(a.outcome, a.selfie is not None) for a in _attempts(sessions)]
-    assert outcomes == [("pending_face", True), ("not_open", False)]
+    assert outcomes == [("manual_check", True), ("not_open", False)]
 
 
 @pytest.mark.parametrize(
