@@ -1,6 +1,6 @@
 """Moments as a person reads them on the admin pages: Beijing time, labelled, e.g.
 ``2026-12-01 14:05 (北京时间)``. The API keeps ISO 8601 with the offset (pydantic's default for
-the aware datetimes controller/db/models.py hands back); only what a person reads goes here."""
+the aware datetimes controller/db/models/ hands back); only what a person reads goes here."""
 
 from __future__ import annotations
 

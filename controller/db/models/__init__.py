@@ -1,0 +1,113 @@
+"""The controller's tables, one module per room that owns them. The schema is created and changed
+only by Alembic migrations (``controller/migrations``); these modules are what the code reads and
+writes through. Everything is importable from here, as before the split."""
+
+from controller.db.models.accounts import AccessDenial, AdminSession, AdminUser, Clerk, LoginLockout
+from controller.db.models.applications import (
+    Application,
+    ApplicationItem,
+    ApplicationMaterial,
+    Delivery,
+    Department,
+    ItemEvent,
+    SeenCallback,
+)
+from controller.db.models.base import Base, UtcDateTime
+from controller.db.models.comparison import (
+    ComparisonFinding,
+    ComparisonRun,
+    DeceasedPerson,
+    DepartmentExtract,
+    DepartmentExtractRow,
+)
+from controller.db.models.confirmation import (
+    ConfirmationCampaign,
+    ConfirmationEvent,
+    ConfirmationSubject,
+    ConfirmationWeeklyFile,
+    HardshipCase,
+    HardshipFollowUp,
+    SelfServiceAttempt,
+    SelfServiceThrottle,
+    SpotCheck,
+)
+from controller.db.models.devices import (
+    Device,
+    DeviceSuccession,
+    EnrollmentCode,
+    FingerprintChange,
+    LicenceGrant,
+    UploadKey,
+)
+from controller.db.models.fleet import Alert, Command, DeviceEvent, DeviceStateChange, FleetSample
+from controller.db.models.records import (
+    Attachment,
+    CentreTask,
+    ImportedDataset,
+    ImportedRecord,
+    PersonRow,
+    PhaseDeadline,
+    Record,
+    Region,
+    ReviewEvent,
+    TownshipDeclaration,
+    TownshipSlice,
+)
+from controller.db.models.releases import Release, Rollout, RolloutDevice, UpdateEvent
+
+__all__ = [
+    "AccessDenial",
+    "AdminSession",
+    "AdminUser",
+    "Alert",
+    "Application",
+    "ApplicationItem",
+    "ApplicationMaterial",
+    "Attachment",
+    "Base",
+    "CentreTask",
+    "Clerk",
+    "Command",
+    "ComparisonFinding",
+    "ComparisonRun",
+    "ConfirmationCampaign",
+    "ConfirmationEvent",
+    "ConfirmationSubject",
+    "ConfirmationWeeklyFile",
+    "DeceasedPerson",
+    "Delivery",
+    "Department",
+    "DepartmentExtract",
+    "DepartmentExtractRow",
+    "Device",
+    "DeviceEvent",
+    "DeviceStateChange",
+    "DeviceSuccession",
+    "EnrollmentCode",
+    "FingerprintChange",
+    "FleetSample",
+    "HardshipCase",
+    "HardshipFollowUp",
+    "ImportedDataset",
+    "ImportedRecord",
+    "ItemEvent",
+    "LicenceGrant",
+    "LoginLockout",
+    "PersonRow",
+    "PhaseDeadline",
+    "Record",
+    "Region",
+    "Release",
+    "ReviewEvent",
+    "Rollout",
+    "RolloutDevice",
+    "SeenCallback",
+    "SelfServiceAttempt",
+    "SelfServiceThrottle",
+    "SpotCheck",
+    "TownshipDeclaration",
+    "TownshipSlice",
+    "UpdateEvent",
+    "UploadKey",
+    "UtcDateTime",
+]
