@@ -53,6 +53,10 @@ log = structlog.get_logger(__name__)
 SUPERSEDED_KINDS = frozenset({"status", "telemetry"})
 # Compaction must free at least this share of the buffer, or the buffer counts as saturated.
 _MIN_FREED = 0.1
+# Heartbeats at QoS 0: each is superseded by the next one within a minute, so a beat lost with a
+# broken connection costs nothing, while acknowledging every beat cost a send() per message (the
+# largest single item of the receive path's profile). Statuses, events and acks keep QoS 1.
+SUBSCRIBE_QOS = {"status": 1, "telemetry": 0, "event": 1, "ack": 1}
 # How often the cached set of revoked devices is read again.
 REVOKED_REFRESH_S = 5.0
 
@@ -229,7 +233,8 @@ class TelemetryConsumer:
             ) as client:
                 for kind in ("status", "telemetry", "event", "ack"):
                     await client.subscribe(
-                        topics.wildcard(kind, self._settings.mqtt_shared_group), qos=1
+                        topics.wildcard(kind, self._settings.mqtt_shared_group),
+                        qos=SUBSCRIBE_QOS[kind],
                     )
                 self.client = client
                 self.connected.set()
@@ -277,4 +282,11 @@ class TelemetryConsumer:
         return True
 
 
-__all__ = ["DeviceStateStore", "Message", "TelemetryBuffer", "TelemetryConsumer", "coalesce"]
+__all__ = [
+    "SUBSCRIBE_QOS",
+    "DeviceStateStore",
+    "Message",
+    "TelemetryBuffer",
+    "TelemetryConsumer",
+    "coalesce",
+]
