@@ -121,7 +121,15 @@ class ControllerUnderTest:
             log_path=self.log,
             what="controller",
         )
-        while not self.telemetry()["connected"]:
+        while True:
+            try:
+                if ControllerUnderTest.telemetry(self)["connected"]:  # this process alone
+                    break
+            except httpx.TransportError:
+                if self.process.poll() is not None:
+                    tail = self.log.read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"controller exited ({self.process.returncode}):\n{tail}")
+                raise
             time.sleep(0.1)
 
     def auth(self) -> dict[str, str]:
