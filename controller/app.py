@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import socket
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from controller.confirmation.face_check import PROCESS_SLOTS, FaceCheckJob, Must
 from controller.confirmation.weekly import WeeklyReporter
 from controller.db import make_engine, make_read_only_engine, migrate, session_factory
 from controller.devices.broker_bans import BrokerBans
-from controller.devices.enrolment import Enroller, publish_upload_keys
+from controller.devices.enrolment import Enroller, enrolment_payload, publish_upload_keys
 from controller.devices.pki_store import ControllerPki, ensure_controller_pki, load_upload_keys
 from controller.devices.revocation import CrlPublisher
 from controller.fleet.commands import CommandSender, mqtt_publisher
@@ -201,6 +202,12 @@ class Controller:
             lockout=timedelta(seconds=settings.admin_lockout_s),
             trusted_proxies=settings.admin_trusted_proxies,
             read_sessions=session_factory(self.read_engine) if self.read_engine else None,
+            enrolment_ticket=functools.partial(
+                enrolment_payload,
+                host=settings.public_hostnames[0],
+                port=settings.enrol_port,
+                ca_cert_pem=self.pki.ca_cert_path.read_bytes(),
+            ),
         )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
         config = uvicorn.Config(

@@ -93,6 +93,7 @@ def create_admin_app(
     lockout: timedelta = LOCKOUT,
     trusted_proxies: Sequence[str] = (),
     read_sessions: sessionmaker[Session] | None = None,
+    enrolment_ticket: Callable[[str], str] | None = None,
 ) -> FastAPI:
     """The admin app over ``sessions``. ``clock`` is the one every page, API call, login and
     refusal reads "now" from (kept on ``app.state.clock``): the process's ``SystemClock``, or a
@@ -104,7 +105,7 @@ def create_admin_app(
 
     ``read_sessions`` (a read-only replica's, when the controller has one) serve the device list,
     the summary and the page families that never write; sign-in, access control and every write
-    stay on ``sessions``."""
+    stay on ``sessions``. ``enrolment_ticket`` makes the QR payload of a new enrolment code."""
     app = FastAPI(title="muster admin", version="1")
     app.state.clock = clock
     app.state.password_workers = workers = password_workers or PasswordWorkers()
@@ -153,7 +154,7 @@ def create_admin_app(
 
     for router in page_routers(sessions, clock, read_sessions):
         app.include_router(router)
-    app.include_router(codes_router(sessions, clock))
+    app.include_router(codes_router(sessions, clock, enrolment_ticket))
     app.include_router(application_router(sessions, clock))
     # The confirmation pages and the public self-service page (face-checked with the keys).
     for router in confirmation_routers(sessions, clock, upload_keys):

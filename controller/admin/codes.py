@@ -9,6 +9,7 @@ kept. The list below shows every code with its status (unused, used by which dev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -83,7 +84,14 @@ def _status(code: EnrollmentCode, now: datetime) -> str:
     return "expired" if code.expires_at <= now else "unused"
 
 
-def codes_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
+def codes_router(
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    ticket: Callable[[str], str] | None = None,
+) -> APIRouter:
+    """``ticket`` turns a code into the QR payload a device enrols from (``MUSTER1/...``: the
+    code, this controller's address and enrolment port, its CA's fingerprint); without one (an
+    admin app with no key store, as in some tests) the QR holds the bare code."""
     router = APIRouter()
 
     def create(body: CodeRequest, admin: AdminIdentity) -> NewCode:
@@ -100,7 +108,7 @@ def codes_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             created_by=created_by,
             now=now,
         )
-        qr_text = f"MUSTER-ENROL:{text}"
+        qr_text = ticket(text) if ticket is not None else text
         qr = segno.make(qr_text, error="m")
         return NewCode(
             code=text,

@@ -199,6 +199,11 @@ def enrolment_ticket(code: str, *, host: str, port: int, ca_cert_pem: bytes) -> 
     return EnrolmentTicket.make(code, host, port, ca_fingerprint(ca_cert_pem))
 
 
+def enrolment_payload(code: str, *, host: str, port: int, ca_cert_pem: bytes) -> str:
+    """The text the QR code of ``code`` holds (see :func:`enrolment_ticket`)."""
+    return enrolment_ticket(code, host=host, port=port, ca_cert_pem=ca_cert_pem).payload()
+
+
 def create_enrollment_code(
     sessions: sessionmaker[Session],
     *,
