@@ -59,6 +59,8 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     # devices and fleet (controller/admin/app.py, fleet.py)
     ("GET", "/", "read"),
     ("GET", "/devices", "read"),
+    ("GET", "/devices.xlsx", "export"),
+    ("GET", "/devices.csv", "export"),
     ("GET", "/devices/{device_id}", "read"),
     ("POST", "/devices/{device_id}/commands", "command"),
     ("GET", "/alerts", "read"),

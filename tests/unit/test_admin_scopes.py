@@ -44,6 +44,8 @@ from tests.unit.admin_world import (
 NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/?region={region}", None),
     ("GET", "/devices?region={region}", None),
+    ("GET", "/devices.xlsx?region={region}", None),
+    ("GET", "/devices.csv?region={region}", None),
     ("GET", "/devices/{device_id}", None),
     ("POST", "/devices/{device_id}/commands", None),
     ("GET", "/alerts?region={region}", None),

@@ -1,5 +1,5 @@
 """The admin's server-rendered pages and their ``/api/v1/...`` twins, one router per page family
-(fleet overview, devices, data flow, progress, review, township, reports, deadlines, exports,
+(fleet overview, devices, device export, data flow, progress, review, township, reports, deadlines, exports,
 audit); ``rendering`` holds what they share. May import ``controller.admin`` (access, charts,
 text, fleet_queries), ``controller.records``, ``controller.fleet``, ``controller.db``, ``muster``."""
 
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.pages.audit import audit_router
 from controller.admin.pages.deadlines import deadlines_router
+from controller.admin.pages.device_export import device_export_router
 from controller.admin.pages.exports import exports_router
 from controller.admin.pages.fleet_devices import fleet_devices_router
 from controller.admin.pages.fleet_flow import fleet_flow_router
@@ -36,6 +37,7 @@ def page_routers(
     return [
         fleet_overview_router(reads),
         fleet_devices_router(sessions, clock),
+        device_export_router(reads, clock),
         fleet_flow_router(reads, clock),
         progress_router(sessions, clock),
         reports_router(reads, clock),

@@ -42,6 +42,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "page": ("第 {p} / {n} 页", "page {p} of {n}"),
     "reason": ("原因", "Reason"),
     "alerts": ("告警", "Alerts"),
+    "export_devices_xlsx": ("导出设备列表 (XLSX)", "Export the device list (XLSX)"),
+    "export_devices_csv": ("导出设备列表 (CSV)", "Export the device list (CSV)"),
     "device": ("设备", "Device"),
     "status": ("状态与原因", "State and reason"),
     "software": ("软件版本", "Software"),
