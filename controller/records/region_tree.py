@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Device, EnrollmentCode, PersonRow, Record, Region
 from muster.errors import ConfigError
-from muster.region_names import current_counties, region_name, township_label
+from muster.region_names import current_counties, region_label, region_name, township_label
 from muster.regions import CITY, CODE_LENGTHS, COUNTY, PROVINCE, TOWNSHIP, level_of, parent_of
 from muster.spreadsheets import csv_row
 
@@ -39,7 +39,9 @@ __all__ = [
     "generate_entries",
     "load_regions",
     "read_entries",
+    "region_names",
     "township_placeholders",
+    "unnamed_township",
     "write_entries",
 ]
 
@@ -152,17 +154,27 @@ def load_regions(session: Session, entries: Iterable[RegionEntry]) -> tuple[int,
 
 
 def region_names(session: Session, codes: Iterable[str]) -> dict[str, str]:
-    """Names from the tree for the given codes; codes the tree lacks get a readable fallback."""
+    """Names from the tree for the given codes; a code the tree lacks, or a township whose name
+    is not known yet, gets a readable fallback ("泰山区 001 乡镇", never its code twice)."""
     wanted = sorted(set(codes))
     found: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        found.update(
-            session.execute(select(Region.code, Region.name).where(Region.code.in_(chunk))).all()
-        )
+        for code, name, known in session.execute(
+            select(Region.code, Region.name, Region.name_known).where(Region.code.in_(chunk))
+        ):
+            if known or len(code) != TOWNSHIP.length:
+                found[code] = name
     for code in wanted:
         if code not in found:
             found[code] = region_name(code) or (
-                township_label(code) if len(code) == TOWNSHIP.length else code
+                unnamed_township(code) if len(code) == TOWNSHIP.length else code
             )
     return found
+
+
+def unnamed_township(code: str) -> str:
+    """A township with no official name loaded, as a person reads it: its county, then its own
+    three digits ("泰山区 001 乡镇")."""
+    county = code[: COUNTY.length]
+    return f"{region_name(county) or county} {region_label(code)}"

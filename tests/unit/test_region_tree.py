@@ -89,7 +89,7 @@ def test_townships_by_code_then_by_name(sessions: sessionmaker[Session], tmp_pat
         assert load_regions(s, read_entries(SHIPPED))[0] > 3000
         added, _ = load_regions(s, township_placeholders(s))
         assert added == 2
-        assert region_names(s, ["370902001"]) == {"370902001": "乡镇 370902001"}
+        assert region_names(s, ["370902001"]) == {"370902001": "泰山区 001 乡镇"}
     official = tmp_path / "townships.csv"
     official.write_text("code,level,name,parent\n370902001000,township,泰前街道,370902\n")
     with sessions.begin() as s:
