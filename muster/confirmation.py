@@ -14,6 +14,10 @@ Sans-I/O and clock-free: every function takes the dates it judges by. What is he
 - names partly masked for notice boards, and the seeded spot-check sample.
 
 Money is in fen (integers); a month is the ``date`` of its first day.
+
+Over 400 lines because it is the campaign's one rule book, pure functions of dates passed in
+(statuses, phases, age bands and quotas, the 60-day stop, restoration, over-payment), used by
+every channel and the centre alike.
 """
 
 from __future__ import annotations

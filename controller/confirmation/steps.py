@@ -12,6 +12,9 @@ recorded as a ``ConfirmationEvent`` in the caller's transaction:
 - :func:`restore`: a stopped person confirmed again is restored, with the months owed.
 - :func:`record_death`, :func:`apply_funeral_deaths`, :func:`record_recovery`: a death (found
   in funeral records or reported at a visit) with its over-payment, and what was recovered.
+
+Over 400 lines because each step of a campaign (confirm, notice, stop, restore, death,
+over-payment) writes the subject, its event and the audit in one transaction, read together.
 """
 
 from __future__ import annotations

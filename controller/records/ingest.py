@@ -29,6 +29,10 @@ Hostile or broken input is refused one record (or one chunk) at a time, never a 
   tampered with by whoever holds root on the device, this check cannot;
 - chunks whose record has not come are *unclaimed* and held within a per-device quota
   (``controller.records.attachment_chunks``).
+
+Over 400 lines because one batch's transaction (device refusal, chunks, signatures on every
+core, decryption, validation, the insert, superseding and task closure) must be read as one;
+envelopes and attachment chunks are in their own modules.
 """
 
 from __future__ import annotations
