@@ -3,35 +3,25 @@ in, the comparison with the collected records out (S-10, S-23)."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
 import click
 
-from controller.cli.options import data_dir_option, database_url_option, settings_for
+from controller.cli.options import (
+    Refused,
+    data_dir_option,
+    database_url_option,
+    operator_name,
+    settings_for,
+    tell_rejections,
+)
 from muster.clock import SystemClock
 from muster.departments import DEPARTMENTS
 
 __all__ = ["compare", "extract"]
 
 _KINDS = click.Choice(sorted(DEPARTMENTS))
-
-
-class _Refused(click.ClickException):
-    """A refusal with its reason and exit status 2, without the usage text."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"错误 error: {self.format_message()}", err=True)
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
 
 
 @click.group()
@@ -90,18 +80,18 @@ def import_extract_command(
                 kind,
                 path,
                 now=SystemClock().now(),
-                imported_by=by or _who(),
+                imported_by=by or operator_name(),
                 region_prefix=region,
                 progress=lambda n: progress.advance(task, n),
             )
     except ConfigError as exc:
-        raise _Refused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     if report.rejected:
         report_path = report_path or path.with_name(path.name + ".rejected.csv")
         write_rejections(report_path, report.rejected)
-        for rejected in report.rejected[:10]:
-            click.echo(f"  第 {rejected.line} 行：{rejected.reason}", err=True)
-        click.echo(f"{len(report.rejected)} 行未导入，原因见 {report_path}", err=True)
+        tell_rejections(
+            len(report.rejected), [(r.line, r.reason) for r in report.rejected[:10]], report_path
+        )
     spec = DEPARTMENTS[kind]
     if report.already_imported:
         click.echo(f"{spec.label}的这份数据已导入过（{report.extract_id[:16]}），未作任何更改")
@@ -187,14 +177,14 @@ def compare(
                 kind,
                 out_dir=out_dir,
                 now=SystemClock().now(),
-                run_by=by or _who(),
+                run_by=by or operator_name(),
                 region=region,
                 collected_file=collected,
                 engine=engine,
                 progress=step,
             )
     except ConfigError as exc:
-        raise _Refused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     s = result.findings.summary()
     click.echo(
         f"{DEPARTMENTS[kind].label}：部门 {s['department_rows']} 人，采集 {s['collected_rows']} 人；"
@@ -231,7 +221,7 @@ def compare_tasks(
         with open_database(settings_for(data_dir, database_url)) as sessions, sessions.begin() as s:
             made = tasks_from_run(s, run_id, admin, SystemClock().now(), township=township)
     except (ConfigError, NotFoundError, AccessError) as exc:
-        raise _Refused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     click.echo(
         f"第 {run_id} 次比对：向 {made.townships} 个乡镇下发任务 {made.created} 项"
         f"（{made.findings} 条比对结果）；无所属乡镇 {made.without_township} 条、"

@@ -5,7 +5,6 @@ write the weekly report."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,29 +15,20 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.cli.options import data_dir_option, database_url_option, settings_for
+from controller.cli.options import (
+    Refused,
+    data_dir_option,
+    database_url_option,
+    operator_name,
+    settings_for,
+    tell_rejections,
+)
 from muster.clock import SystemClock
 from muster.errors import ConfigError
 
 __all__ = ["confirmation"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _Refused(click.ClickException):
-    """A refusal with its reason and exit status 2, without the usage text."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"错误 error: {self.format_message()}", err=True)
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _campaign_options(fn: F) -> F:
@@ -63,7 +53,7 @@ def _sessions(options: dict[str, Any]) -> Iterator[sessionmaker[Session]]:
         with open_database(settings_for(options.get("data_dir"), options.get("database_url"))) as s:
             yield s
     except ConfigError as exc:
-        raise _Refused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
 
 
 @contextmanager
@@ -75,7 +65,7 @@ def _campaign(options: dict[str, Any]) -> Iterator[tuple[Session, Any]]:
             with sessions.begin() as session:
                 yield session, find_campaign(session, options["year"], options["county"])
         except ConfigError as exc:
-            raise _Refused(str(exc)) from exc
+            raise Refused(str(exc)) from exc
 
 
 @click.group()
@@ -110,7 +100,7 @@ def campaign_create(phase_changes: tuple[str, ...], by: str | None, **options: A
         try:
             changes[name.strip()] = (date.fromisoformat(start), date.fromisoformat(end))
         except ValueError:
-            raise _Refused(f"--phase {text[:60]} 应写成 名称=YYYY-MM-DD:YYYY-MM-DD") from None
+            raise Refused(f"--phase {text[:60]} 应写成 名称=YYYY-MM-DD:YYYY-MM-DD") from None
     with _sessions(options) as sessions:
         try:
             phases = default_phases(options["year"]).with_changes(changes)
@@ -120,12 +110,12 @@ def campaign_create(phase_changes: tuple[str, ...], by: str | None, **options: A
                     year=options["year"],
                     county=options["county"],
                     clock=SystemClock(),
-                    by=by or _who(),
+                    by=by or operator_name(),
                     phases=phases,
                 )
                 summary = {"campaign": made.id, **made.phases}
         except ConfigError as exc:
-            raise _Refused(str(exc)) from exc
+            raise Refused(str(exc)) from exc
     click.echo(f"已建立 {options['year']} 年度 {options['county']} 的年度确认工作")
     click.echo(json.dumps(summary, ensure_ascii=False))
 
@@ -173,13 +163,13 @@ def roll_import(path: Path, report_path: Path | None, by: str | None, **options:
                     progress=lambda n: progress.advance(task, n),
                 )
         except ConfigError as exc:
-            raise _Refused(str(exc)) from exc
+            raise Refused(str(exc)) from exc
     if report.rejected:
         report_path = report_path or path.with_name(path.name + ".rejected.csv")
         write_rejections(report_path, report.rejected)
-        for rejected in report.rejected[:10]:
-            click.echo(f"  第 {rejected.line} 行：{rejected.reason}", err=True)
-        click.echo(f"{len(report.rejected)} 行未导入，原因见 {report_path}", err=True)
+        tell_rejections(
+            len(report.rejected), [(r.line, r.reason) for r in report.rejected[:10]], report_path
+        )
     s = report.summary()
     click.echo(
         f"共 {s['rows']} 行：新增 {s['added']}，更新 {s['changed']}，未变 {s['unchanged']}，"
@@ -221,7 +211,9 @@ def notice_command(by: str | None, **options: Any) -> None:
 
     clock = SystemClock()
     with _campaign(options) as (session, found):
-        noticed = publish_notice(session, found, day=clock.today(), at=clock.now(), by=by or _who())
+        noticed = publish_notice(
+            session, found, day=clock.today(), at=clock.now(), by=by or operator_name()
+        )
         count = len(noticed)
     click.echo(f"已公告未确认人员 {count} 人；公告名单见管理页面“年度确认 → 公告名单”")
     click.echo(json.dumps({"noticed": count}))
@@ -243,7 +235,7 @@ def stop_command(
     from muster.confirmation import Status
 
     clock = SystemClock()
-    who = by or _who()
+    who = by or operator_name()
     with _campaign(options) as (session, found):
         proposed = propose_stops(session, found, day=clock.today(), at=clock.now(), by=who)
         targets = list(approve)
@@ -280,7 +272,7 @@ def restore_command(id_number: str, reason: str, by: str | None, **options: Any)
             id_number,
             day=clock.today(),
             at=clock.now(),
-            by=by or _who(),
+            by=by or operator_name(),
             reason=reason,
         )
         result: dict[str, Any] = {
@@ -308,7 +300,7 @@ def death_command(
     from controller.confirmation.steps import apply_funeral_deaths, record_death
 
     clock = SystemClock()
-    who = by or _who()
+    who = by or operator_name()
     with _campaign(options) as (session, found):
         if from_funeral:
             done = apply_funeral_deaths(session, found, day=clock.today(), at=clock.now(), by=who)
@@ -316,7 +308,7 @@ def death_command(
             try:
                 died = date.fromisoformat(death_date)
             except ValueError:
-                raise _Refused(f"--date {death_date[:20]} 应写成 YYYY-MM-DD") from None
+                raise Refused(f"--date {death_date[:20]} 应写成 YYYY-MM-DD") from None
             done = [
                 record_death(
                     session,
@@ -330,7 +322,7 @@ def death_command(
                 )
             ]
         else:
-            raise _Refused("请给出 --id 和 --date（走访中报告的死亡），或 --from-funeral")
+            raise Refused("请给出 --id 和 --date（走访中报告的死亡），或 --from-funeral")
         rows = [
             {
                 "id_number": s.id_number,
@@ -361,7 +353,7 @@ def spot_check_command(seed: int, size: int, by: str | None, **options: Any) -> 
 
     with _campaign(options) as (session, found):
         check = draw_spot_check(
-            session, found, seed=seed, size=size, clock=SystemClock(), by=by or _who()
+            session, found, seed=seed, size=size, clock=SystemClock(), by=by or operator_name()
         )
         result = {"spot_check": check.id, "seed": seed, "sample": list(check.sample)}
     click.echo(json.dumps(result))

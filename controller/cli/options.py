@@ -1,9 +1,11 @@
-"""What the controller's one-shot commands share: where the database is, and a session on it
-(data dir created, schema brought up to date) whose refusals become usage errors."""
+"""What the controller's one-shot commands share: where the database is, a session on it (data
+dir created, schema brought up to date) whose refusals become usage errors, how a refusal and a
+file's rejected rows are told, and who is running the command."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import getpass
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,3 +48,27 @@ def command_session(data_dir: Path | None, database_url: str | None) -> Iterator
             yield session
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+class Refused(click.ClickException):
+    """A refusal with its reason and exit status 2, without the usage text."""
+
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"错误 error: {self.format_message()}", err=True)
+
+
+def operator_name() -> str:
+    """Who runs the command, for the records it writes (``--by`` overrides it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def tell_rejections(count: int, shown: Iterable[tuple[int, str]], report_path: Path) -> None:
+    """The first rejected rows of a file (line, reason) on stderr, and where the rest are."""
+    for line, reason in shown:
+        click.echo(f"  第 {line} 行：{reason}", err=True)
+    click.echo(f"{count} 行未导入，原因见 {report_path}", err=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli.options import data_dir_option, database_url_option
+from controller.cli.options import Refused, data_dir_option, database_url_option, tell_rejections
 from controller.settings import ControllerSettings
 from muster.clock import SystemClock
 from muster.logs import configure_logging
@@ -94,15 +94,6 @@ def migrate(**options: object) -> None:
     click.echo("数据库结构已是最新 (schema is up to date)")
 
 
-class _FileRefused(click.ClickException):
-    """A refusal with its reason and exit status 2, without the usage text."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"错误 error: {self.format_message()}", err=True)
-
-
 @controller.command(name="import")
 @_with_common
 @click.option(
@@ -143,13 +134,13 @@ def import_(path: Path, report_path: Path | None, **options: object) -> None:
                 clock=SystemClock(),
             )
     except ConfigError as exc:
-        raise _FileRefused(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     if report.rejected:
         report_path = report_path or path.with_name(path.name + ".rejected.csv")
         write_rejections(report_path, report.rejected)
-        for rejected in report.rejected[:10]:
-            click.echo(f"  第 {rejected.line} 行：{rejected.reason}", err=True)
-        click.echo(f"{len(report.rejected)} 行未导入，原因见 {report_path}", err=True)
+        tell_rejections(
+            len(report.rejected), [(r.line, r.reason) for r in report.rejected[:10]], report_path
+        )
     s = report.summary()
     click.echo(
         f"共 {s['rows']} 行：新增 {s['added']}，更新 {s['changed']}，迁出 {s['moved']}，"
