@@ -44,7 +44,7 @@ from controller.accounts.admins import (
     resolve_token,
 )
 from controller.admin.csrf import STATE_CHANGING, csrf_problem, csrf_token_for, origin_problem
-from controller.db.models import Command, Device, Record
+from controller.db.models import Alert, Command, Device, Record
 from muster.clock import Clock
 
 log = structlog.get_logger(__name__)
@@ -64,6 +64,10 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/devices/{device_id}", "read"),
     ("POST", "/devices/{device_id}/commands", "command"),
     ("GET", "/alerts", "read"),
+    ("POST", "/alerts/{alert_id}/ack", "command"),
+    ("POST", "/alerts/{alert_id}/assign", "command"),
+    ("POST", "/api/v1/alerts/{alert_id}/ack", "command"),
+    ("POST", "/api/v1/alerts/{alert_id}/assign", "command"),
     ("GET", "/flow", "read"),
     ("GET", "/api/v1/devices", "read"),
     ("GET", "/api/v1/summary", "read"),
@@ -193,6 +197,13 @@ def _township_of(session: Session, name: str, value: str) -> tuple[str, str] | N
         return (code, f"记录 {value}") if code else None
     if name == "township":
         return (value, f"乡镇 {value}")
+    if name == "alert_id" and value.isdigit() and len(value) < 19:
+        code = session.scalar(
+            select(Device.township_code)
+            .join(Alert, Alert.device_id == Device.id)
+            .where(Alert.id == int(value))
+        )
+        return (code, f"告警 {value}") if code else None
     return None
 
 

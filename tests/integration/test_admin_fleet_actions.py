@@ -14,11 +14,13 @@ from openpyxl import load_workbook
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin import create_admin_app
+from controller.admin.access import SESSION_COOKIE
+from controller.admin.csrf import csrf_token_for
 from controller.db import make_engine, migrate, session_factory
-from controller.db.models import Device
+from controller.db.models import Alert, Device
 from muster.clock import VirtualClock
 from muster.spreadsheets import HOSTILE_TEXTS
-from tests.unit.admin_world import NEIGHBOUR, NOW, World, bearer, build_world
+from tests.unit.admin_world import NEIGHBOUR, NOW, PASSWORD, World, bearer, build_world
 
 HOSTILE = HOSTILE_TEXTS[0]
 
@@ -107,3 +109,126 @@ async def test_device_export_of_the_neighbour_county_is_refused(
         )
         assert response.status_code == 403
         assert world.counties[NEIGHBOUR].device_id not in response.text
+
+
+def _alerts(sessions: sessionmaker[Session], world: World) -> dict[str, int]:
+    ids = {}
+    with sessions.begin() as session:
+        for county, c in world.counties.items():
+            alert = Alert(device_id=c.device_id, kind="offline", message="无心跳", raised_at=NOW)
+            session.add(alert)
+            session.flush()
+            ids[county] = alert.id
+    return ids
+
+
+def _handling(sessions: sessionmaker[Session], alert_id: int) -> tuple[object, ...]:
+    with sessions() as session:
+        a = session.get(Alert, alert_id)
+        assert a is not None
+        return (a.acknowledged_by, a.ack_note, a.assigned_to, a.assigned_by, a.resolved_at)
+
+
+async def test_an_alert_is_acknowledged_and_assigned_by_api_and_page(
+    client: httpx.AsyncClient, world: World, sessions: sessionmaker[Session]
+) -> None:
+    ids = _alerts(sessions, world)
+    home = next(k for k in world.counties if k != NEIGHBOUR)
+    county = bearer(world.tokens["county"])
+
+    acked = await client.post(
+        f"/api/v1/alerts/{ids[home]}/ack", json={"note": HOSTILE}, headers=county
+    )
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["acknowledged_by"] == "county"
+    assert acked.json()["acknowledged_at"] is not None
+    assigned = await client.post(
+        f"/api/v1/alerts/{ids[home]}/assign", json={"assignee": "technician"}, headers=county
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert _handling(sessions, ids[home]) == ("county", HOSTILE, "technician", "county", None)
+
+    page = await client.get("/alerts?lang=en", headers=county)
+    row = page.text.split(f'data-alert-id="{ids[home]}"')[1].split("</tr>")[0]
+    assert "acknowledged by county" in row and "assigned to technician (by county" in row
+    assert "&#34;" in row or "&quot;" in row  # the note is escaped, not markup
+    assert f'action="/alerts/{ids[home]}/ack"' in row
+    # The assignee list holds the admins of the area who see the device, not the neighbour.
+    assert '<option value="township"' in row and '"neighbour"' not in row
+
+    # The page's form, with the session cookie and its CSRF token.
+    login = await client.post(
+        "/login",
+        data={"username": "county", "password": PASSWORD},
+        headers={"origin": "http://admin.test"},
+    )
+    assert login.status_code == 303, login.text
+    token = csrf_token_for(client.cookies[SESSION_COOKIE])
+    form = {"csrf_token": token, "note": "已电话联系乡镇", "lang": "en"}
+    done = await client.post(
+        f"/alerts/{ids[home]}/ack", data=form, headers={"origin": "http://admin.test"}
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/alerts?lang=en"
+    assert _handling(sessions, ids[home])[1] == "已电话联系乡镇"
+    forged = await client.post(
+        f"/alerts/{ids[home]}/ack",
+        data={**form, "note": "forged"},
+        headers={"origin": "http://evil.test"},
+    )
+    assert forged.status_code == 403
+    assert _handling(sessions, ids[home])[1] == "已电话联系乡镇"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("ack", {"note": "   "}, "note"),
+        ("ack", {"note": "x" * 301}, "note"),
+        ("ack", {}, "note"),
+        ("assign", {"assignee": "neighbour"}, "assignee"),  # the next county's admin
+        ("assign", {"assignee": "province"}, "assignee"),  # above the acting admin's area
+        ("assign", {"assignee": "nobody"}, "assignee"),
+        ("assign", {"assignee": "x" * 33}, "assignee"),
+    ],
+)
+async def test_a_bad_alert_action_is_refused_by_field_and_changes_nothing(
+    client: httpx.AsyncClient,
+    world: World,
+    sessions: sessionmaker[Session],
+    path: str,
+    body: dict[str, str],
+    field: str,
+) -> None:
+    ids = _alerts(sessions, world)
+    home = next(k for k in world.counties if k != NEIGHBOUR)
+    before = _handling(sessions, ids[home])
+    response = await client.post(
+        f"/api/v1/alerts/{ids[home]}/{path}", json=body, headers=bearer(world.tokens["county"])
+    )
+    assert response.status_code == 422
+    assert field in response.text
+    assert _handling(sessions, ids[home]) == before
+
+
+async def test_the_neighbour_county_alert_is_refused_and_unknown_alerts_are_404(
+    client: httpx.AsyncClient, world: World, sessions: sessionmaker[Session]
+) -> None:
+    ids = _alerts(sessions, world)
+    county = bearer(world.tokens["county"])
+    before = _handling(sessions, ids[NEIGHBOUR])
+    for path, body in (("ack", {"note": "x"}), ("assign", {"assignee": "county"})):
+        response = await client.post(
+            f"/api/v1/alerts/{ids[NEIGHBOUR]}/{path}", json=body, headers=county
+        )
+        assert response.status_code == 403
+    assert _handling(sessions, ids[NEIGHBOUR]) == before
+    missing = await client.post("/api/v1/alerts/999999/ack", json={"note": "x"}, headers=county)
+    assert missing.status_code == 404
+    bad = await client.post("/api/v1/alerts/abc/ack", json={"note": "x"}, headers=county)
+    assert bad.status_code == 422
+    auditor = await client.post(
+        f"/api/v1/alerts/{ids[next(k for k in ids if k != NEIGHBOUR)]}/ack",
+        json={"note": "x"},
+        headers=bearer(world.tokens["auditor"]),
+    )
+    assert auditor.status_code == 403

@@ -26,7 +26,7 @@ from controller.admin import create_admin_app
 from controller.admin.access import ROUTE_ACTIONS, match_rule, routes_of
 from controller.admin.csrf import csrf_token_for
 from controller.db import make_engine, migrate, session_factory
-from controller.db.models import AccessDenial, Command, EnrollmentCode, Record
+from controller.db.models import AccessDenial, Alert, Command, EnrollmentCode, Record
 from muster.clock import VirtualClock
 from tests.unit.admin_world import (
     ADMINS,
@@ -49,6 +49,10 @@ NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/devices/{device_id}", None),
     ("POST", "/devices/{device_id}/commands", None),
     ("GET", "/alerts?region={region}", None),
+    ("POST", "/alerts/{alert_id}/ack", None),
+    ("POST", "/alerts/{alert_id}/assign", None),
+    ("POST", "/api/v1/alerts/{alert_id}/ack", {"note": "x"}),
+    ("POST", "/api/v1/alerts/{alert_id}/assign", {"assignee": "neighbour"}),
     ("GET", "/flow?region={region}", None),
     ("GET", "/api/v1/devices?township={region}", None),
     ("GET", "/api/v1/regions?prefix={region}", None),
@@ -104,6 +108,8 @@ NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/confirmation/deaths", None),
     ("GET", "/confirmation/weekly.xlsx?year=2026&county={region}", None),
 ]
+# The alert of each county's device, made by the ``world`` fixture.
+ALERTS: dict[str, int] = {}
 # Routes that name no region and hold nothing of one: the admin's own identity, logging in and
 # out, the API description, process counters; and the denial log, for national admins only.
 REGIONLESS = {
@@ -153,7 +159,14 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker[
 
 @pytest.fixture(scope="module")
 def world(sessions: sessionmaker[Session]) -> World:
-    return build_world(sessions)
+    built = build_world(sessions)
+    with sessions.begin() as session:
+        for county, c in built.counties.items():
+            alert = Alert(device_id=c.device_id, kind="offline", message="x", raised_at=NOW)
+            session.add(alert)
+            session.flush()
+            ALERTS[county] = alert.id
+    return built
 
 
 @pytest.fixture
@@ -172,6 +185,7 @@ def _fill(text: str, world: World, county: str) -> str:
         command_id=c.command_id,
         record_id=c.record_ids[0],
         township=c.township,
+        alert_id=ALERTS.get(county, 0),
     )
 
 
@@ -241,6 +255,7 @@ def test_every_route_has_an_access_rule_and_a_scope_test(
                     command_id="c",
                     record_id="r",
                     township="370902001000",
+                    alert_id="1",
                 ),
             )[0],
         )

@@ -1,5 +1,5 @@
 """The admin's server-rendered pages and their ``/api/v1/...`` twins, one router per page family
-(fleet overview, devices, device export, data flow, progress, review, township, reports, deadlines, exports,
+(fleet overview, devices, device export, alert handling, data flow, progress, review, township, reports, deadlines, exports,
 audit); ``rendering`` holds what they share. May import ``controller.admin`` (access, charts,
 text, fleet_queries), ``controller.records``, ``controller.fleet``, ``controller.db``, ``muster``."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.admin.pages.alerts import alerts_router
 from controller.admin.pages.audit import audit_router
 from controller.admin.pages.deadlines import deadlines_router
 from controller.admin.pages.device_export import device_export_router
@@ -38,6 +39,7 @@ def page_routers(
         fleet_overview_router(reads),
         fleet_devices_router(sessions, clock),
         device_export_router(reads, clock),
+        alerts_router(sessions, clock),
         fleet_flow_router(reads, clock),
         progress_router(sessions, clock),
         reports_router(reads, clock),

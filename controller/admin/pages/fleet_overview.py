@@ -14,6 +14,7 @@ from controller.admin import fleet_queries as q
 from controller.admin.access import admin_of
 from controller.admin.pages.rendering import LANG, REGION, Store, render
 from controller.admin.text import texts
+from controller.fleet.alert_actions import admins_within
 from muster.region_names import region_label
 from muster.regions import DRILL_LENGTHS, child_length
 
@@ -95,8 +96,19 @@ def fleet_overview_router(sessions: sessionmaker[Session]) -> APIRouter:
         lang: str = Query("zh", pattern=LANG),
         region: str = Query("", pattern=REGION),
     ) -> Response:
-        region = admin_of(request).narrow(region)
+        admin = admin_of(request)
+        region = admin.narrow(region)
         rows = store.read(lambda s: q.open_alerts(s, region))
-        return render(request, "fleet_alerts.html", lang, "fleet", alerts=rows, region=region)
+        admins = store.read(lambda s: admins_within(s, admin.prefix))
+        return render(
+            request,
+            "fleet_alerts.html",
+            lang,
+            "fleet",
+            alerts=rows,
+            region=region,
+            admins=admins,
+            may_handle=admin.can("command"),
+        )
 
     return router

@@ -63,6 +63,13 @@ class Alert(Base):
     raised_at: Mapped[datetime] = mapped_column(index=True)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     open_key: Mapped[str | None] = mapped_column(String(80), unique=True, default=None)
+    # An admin's handling of it (controller/fleet/alert_actions.py); the rules never touch these.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    ack_note: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    assigned_at: Mapped[datetime | None] = mapped_column(default=None)
+    assigned_to: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    assigned_by: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class Command(Base):
