@@ -39,7 +39,8 @@ from controller.db.models import (
 )
 from muster.clock import Clock, campaign_date
 from muster.confirmation import Channel, ConfirmationError, FaceResult, Status
-from muster.face import NoFace, Template
+from muster.face import FaceImageError, NoFace, Template
+from muster.face.images import MAX_PIXELS, MAX_SIDE, image_size
 from muster.idnumbers import check_id_number, compact
 
 __all__ = [
@@ -108,6 +109,14 @@ def _image_kind(data: bytes) -> str | None:
     """ "jpeg" or "png" when ``data`` decodes as a photo big enough to show a face, else None."""
     kind = next((k for magic, k in _MAGIC.items() if data.startswith(magic)), None)
     if kind is None:
+        return None
+    # The header's claimed size is checked before a pixel is decoded (the face module's rule),
+    # so a decompression bomb costs nothing.
+    try:
+        width, height = image_size(data)
+    except FaceImageError:
+        return None
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
         return None
     # Decoded at a quarter of its size: enough to judge it is a real picture, and a file that
     # claims giant dimensions costs a quarter of the memory (OpenCV refuses past 2^30 pixels).
