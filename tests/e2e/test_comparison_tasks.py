@@ -216,6 +216,9 @@ def test_comparison_problem_becomes_a_task_corrected_on_the_device(
         expect(centre_row).to_contain_text("待乡镇处理")
         expect(centre_row).to_contain_text(HOUSEHOLD)
         shot(admin, "sent")
+        # The same run sent again from the command line makes nothing new.
+        again = cli(controller, "compare", "tasks", "--run", str(run_id), "--as", "county")
+        assert json.loads(again.strip().splitlines()[-1])["created"] == 0, again
 
         # 4. The next Health brings it: on the clerks' home, what disagreed and who says so.
         task = clerk_a.locator("#task-list tr[data-task^='centre/T']")
@@ -270,4 +273,18 @@ def test_comparison_problem_becomes_a_task_corrected_on_the_device(
         "household",
     )
     shot(admin, "closed")
+    admin.goto(f"{controller.admin_url}/review/{second_id}")
+    expect(admin.locator("tr[data-field=address] td").nth(1)).to_contain_text(THEIR_ADDRESS)
+    # Compared again, the corrected record agrees with the department.
+    recompared = cli(
+        controller,
+        "compare",
+        "--department",
+        "household",
+        "--region",
+        "370902",
+        "--out",
+        str(tmp_path / "again"),
+    )
+    assert json.loads(recompared.strip().splitlines()[-1])["problems"] == 0, recompared
     county.close()
