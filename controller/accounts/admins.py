@@ -94,13 +94,20 @@ ACTIONS: dict[str, str] = {
     "deadline": "设置阶段截止时间",
     "dataset": "导出或导入上报数据集",
     "apply": "在服务中心为申请人代办军人退役一件事",
+    "accounts": "管理本辖区的下级管理员和乡镇用户",
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "ministry": frozenset({"read", "export", "command", "forward", "deadline", "dataset"}),
-    "province": frozenset({"read", "export", "command", "forward", "deadline", "dataset"}),
-    "city": frozenset({"read", "export", "command", "forward", "deadline", "dataset"}),
-    "county": frozenset({"read", "export", "command", "review", "deadline", "dataset", "apply"}),
+    "ministry": frozenset(
+        {"read", "export", "command", "forward", "deadline", "dataset", "accounts"}
+    ),
+    "province": frozenset(
+        {"read", "export", "command", "forward", "deadline", "dataset", "accounts"}
+    ),
+    "city": frozenset({"read", "export", "command", "forward", "deadline", "dataset", "accounts"}),
+    "county": frozenset(
+        {"read", "export", "command", "review", "deadline", "dataset", "apply", "accounts"}
+    ),
     "township": frozenset({"read", "export", "declare", "apply"}),
     "auditor": frozenset({"read", "export"}),
     "technician": frozenset({"read", "command"}),

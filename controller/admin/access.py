@@ -125,6 +125,17 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("POST", "/forward", "forward"),
     ("POST", "/api/v1/forward", "forward"),
     ("GET", "/audit", "read"),
+    # accounts of the area (pages/accounts.py; whom one may manage: accounts/delegation.py)
+    ("GET", "/accounts", "read"),
+    ("GET", "/api/v1/accounts", "read"),
+    ("POST", "/accounts/admins", "accounts"),
+    ("POST", "/accounts/admins/disable", "accounts"),
+    ("POST", "/accounts/clerks", "accounts"),
+    ("POST", "/accounts/clerks/disable", "accounts"),
+    ("POST", "/api/v1/admins", "accounts"),
+    ("POST", "/api/v1/admins/{username}/disable", "accounts"),
+    ("POST", "/api/v1/clerks", "accounts"),
+    ("POST", "/api/v1/clerks/{township}/{username}/disable", "accounts"),
     ("GET", "/api/v1/audit", "read"),
     ("GET", "/api/v1/denials", "read"),
     # the annual confirmation (confirmation_pages.py); /self-service/ is public (PUBLIC_PATHS)

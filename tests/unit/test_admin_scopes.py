@@ -95,6 +95,28 @@ NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/forward", None),
     ("POST", "/api/v1/forward", {"region": "{region}"}),
     ("GET", "/audit?region={region}", None),
+    ("GET", "/api/v1/accounts?region={region}", None),
+    ("POST", "/accounts/admins", None),
+    ("POST", "/accounts/admins/disable", None),
+    ("POST", "/accounts/clerks", None),
+    ("POST", "/accounts/clerks/disable", None),
+    (
+        "POST",
+        "/api/v1/admins",
+        {"username": "li.new", "role": "township", "region": "{region}001", "password": "abc12345"},
+    ),
+    ("POST", "/api/v1/admins/neighbour/disable", None),
+    (
+        "POST",
+        "/api/v1/clerks",
+        {
+            "township": "{township}",
+            "username": "li.new",
+            "display_name": "李",
+            "password": "abc12345",
+        },
+    ),
+    ("POST", "/api/v1/clerks/{township}/li.new/disable", None),
     ("GET", "/api/v1/audit?region={region}", None),
     ("GET", "/confirmation?year=2026&county={region}", None),
     ("GET", "/confirmation/notice?year=2026&county={region}", None),
@@ -129,6 +151,8 @@ REGIONLESS = {
     ("GET", "/codes"),
     ("GET", "/api/v1/enrollment-codes"),
     ("GET", "/deadlines"),
+    # the accounts page lists the admin's own area only (its API twin takes a region)
+    ("GET", "/accounts"),
     ("GET", "/api/v1/deadlines"),
     ("GET", "/api/v1/denials"),
     # the public self-service confirmation: no admin, and it names nothing of a region
@@ -228,6 +252,14 @@ def _form_for(path: str, world: World) -> str:
         return f"region={NEIGHBOUR}"
     if path == "/tasks":
         return f"run_id=1&township={c.township}"
+    if path == "/accounts/admins":
+        return f"username=li.new&role=township&region={NEIGHBOUR}001&password=abc12345"
+    if path == "/accounts/admins/disable":
+        return "username=neighbour"
+    if path == "/accounts/clerks":
+        return f"township={c.township}&username=li.new&display_name=x&password=abc12345"
+    if path == "/accounts/clerks/disable":
+        return f"township={c.township}&username=li.new"
     if path == "/confirmation/self-service":
         return f"year=2026&county={NEIGHBOUR}&attempt=1&verdict=accept&reason=x"
     if path == "/confirmation/deaths":
@@ -319,6 +351,7 @@ async def test_county_admin_cannot_reach_the_neighbouring_county(
         "/api/v1/progress",
         "/api/v1/enrollment-codes",
         "/api/v1/summary",
+        "/api/v1/accounts",
     ],
 )
 async def test_unfiltered_lists_hold_only_the_admins_own_area(
@@ -344,6 +377,17 @@ ROLE_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/api/v1/records/{record_id}/approve", None, "review"),
     ("POST", "/api/v1/forward", {"region": HOME}, "forward"),
     ("PUT", "/api/v1/deadlines/review", {"region": HOME, "due": "2026-12-20"}, "deadline"),
+    (
+        "POST",
+        "/api/v1/clerks",
+        {
+            "township": "370902001000",
+            "username": "role.clerk",
+            "display_name": "张三",
+            "password": "abc12345",
+        },
+        "accounts",
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ FAMILY_OF = {
     **{t: "fleet" for t in ("fleet_alerts", "fleet_device", "fleet_devices", "fleet_flow")},
     "fleet_overview": "fleet",
     "codes": "codes",
+    "accounts": "accounts",
     **{t: "account" for t in ("login", "me", "logout")},
     "base": "common",
     "confirmation": "confirmation",

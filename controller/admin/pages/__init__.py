@@ -1,6 +1,6 @@
 """The admin's server-rendered pages and their ``/api/v1/...`` twins, one router per page family
 (fleet overview, devices, device export, alert handling, data flow, progress, review, township, reports, deadlines, exports,
-audit); ``rendering`` holds what they share. May import ``controller.admin`` (access, charts,
+audit, accounts); ``rendering`` holds what they share. May import ``controller.admin`` (access, charts,
 text, fleet_queries), ``controller.records``, ``controller.fleet``, ``controller.db``, ``muster``."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.admin.pages.accounts import accounts_router
 from controller.admin.pages.alerts import alerts_router
 from controller.admin.pages.audit import audit_router
 from controller.admin.pages.deadlines import deadlines_router
@@ -48,4 +49,5 @@ def page_routers(
         township_router(sessions, clock),
         review_router(sessions, clock),
         audit_router(reads),
+        accounts_router(sessions, clock),
     ]

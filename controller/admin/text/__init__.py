@@ -13,6 +13,7 @@ from typing import Literal
 
 from controller.admin.text import (
     account,
+    accounts,
     codes,
     common,
     comparison,
@@ -32,6 +33,7 @@ Family = Literal[
     "fleet",
     "records",
     "account",
+    "accounts",
     "codes",
     "comparison",
     "tasks",
@@ -43,6 +45,7 @@ FAMILIES: dict[str, Mapping[str, tuple[str, str]]] = {
     "fleet": fleet.TEXT,
     "records": {**records.TEXT, **terms.TEXT},
     "account": account.TEXT,
+    "accounts": accounts.TEXT,
     "codes": codes.TEXT,
     "comparison": comparison.TEXT,
     "tasks": tasks.TEXT,

@@ -34,4 +34,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "may_forward": ("接收下级已审核的数据", "take in what the level below reviewed"),
     "may_deadline": ("设置阶段截止时间", "set phase deadlines"),
     "may_dataset": ("导出或导入上报数据集", "export or import report datasets"),
+    "may_accounts": (
+        "管理本辖区的下级管理员和乡镇用户",
+        "manage the admins below you and the township clerks of your area",
+    ),
 }

@@ -16,6 +16,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav_review": ("审核", "Review"),
     "nav_weekly": ("周报", "Weekly report"),
     "nav_deadlines": ("截止时间", "Deadlines"),
+    "nav_accounts": ("账号", "Accounts"),
     "nav_audit": ("审核记录", "Review log"),
     "logout": ("退出", "Sign out"),
     "all_regions": ("全国", "All China"),
