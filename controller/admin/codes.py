@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.accounts.admins import AccessError, AdminIdentity
 from controller.admin.access import admin_of
+from controller.admin.pages.region_picker import area_townships
 from controller.admin.pages.rendering import TEMPLATES
 from controller.admin.text import texts
 from controller.db.models import EnrollmentCode
@@ -119,6 +120,10 @@ def codes_router(
             qr_text=qr_text,
         )
 
+    def _townships(area: str) -> list[tuple[str, str]]:
+        with sessions() as session:
+            return area_townships(session, area)
+
     def listing(area: str, limit: int = 200) -> list[CodeView]:
         now = clock.now()
         with sessions() as session:
@@ -166,6 +171,7 @@ def codes_router(
                 "form": form or {},
                 "profiles": shipped_profiles(),
                 "validities": VALIDITY_CHOICES_H,
+                "township_options": _townships(admin_of(request).prefix),
             },
             status_code=status_code,
         )

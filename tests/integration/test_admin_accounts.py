@@ -198,3 +198,27 @@ async def test_an_auditor_reads_the_accounts_but_cannot_change_them(
         headers=auditor,
     )  # fmt: skip
     assert refused.status_code == 403 and _state(sessions) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("/devices", "370902001"),
+        ("/review", "370902001"),
+        ("/deadlines", "370902001"),
+        ("/codes", "370902001000"),
+        ("/accounts", "370902001"),
+    ],
+)
+async def test_region_boxes_offer_the_area_regions_by_name_and_still_take_a_code(
+    client: httpx.AsyncClient, world: World, path: str, value: str
+) -> None:
+    county = bearer(world.tokens["county"])
+    page = await client.get(f"{path}?lang=en", headers=county)
+    assert page.status_code == 200, page.text
+    assert f'<option value="{value}">泰前街道 · 370902001</option>' in page.text
+    assert 'list="area-' in page.text
+    assert "岱岳某镇" not in page.text and "370911001" not in page.text
+    if path in ("/devices", "/review"):
+        typed = await client.get(f"{path}?region=370902001&lang=en", headers=county)
+        assert typed.status_code == 200

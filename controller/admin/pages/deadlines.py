@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of
 from controller.admin.pages.record_views import record_page
+from controller.admin.pages.region_picker import area_regions
 from controller.admin.pages.rendering import LANG, Store, form_body, form_lang
 from controller.records.progress import list_deadlines, set_deadline
 from muster.clock import Clock
@@ -67,7 +68,12 @@ def deadlines_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter
     def deadlines_page(request: Request, lang: str = Query("zh", pattern=LANG)) -> Response:
         admin = admin_of(request)
         return record_page(
-            request, "deadlines.html", lang, deadlines=deadline_views(admin.prefix), error=""
+            request,
+            "deadlines.html",
+            lang,
+            deadlines=deadline_views(admin.prefix),
+            error="",
+            region_options=store.read(lambda s: area_regions(s, admin.prefix)),
         )
 
     @router.post("/deadlines", include_in_schema=False)
@@ -93,6 +99,7 @@ def deadlines_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter
                 status_code=400,
                 deadlines=deadline_views(admin.prefix),
                 error=message,
+                region_options=store.read(lambda s: area_regions(s, admin.prefix)),
             )
         return RedirectResponse(f"/deadlines?lang={lang}", status_code=303)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin import fleet_queries as q
 from controller.admin.access import admin_of
 from controller.admin.charts import bar_chart
+from controller.admin.pages.region_picker import area_regions
 from controller.admin.pages.rendering import LANG, REGION, Store, form_body, form_lang, render
 from controller.admin.text import texts
 from controller.db.models import Command
@@ -146,7 +147,8 @@ def fleet_devices_router(sessions: sessionmaker[Session], clock: Clock) -> APIRo
         q_: str = Query("", alias="q", max_length=40),
         page_no: int = Query(1, alias="page", ge=1),
     ) -> Response:
-        region = admin_of(request).narrow(region)
+        admin = admin_of(request)
+        region = admin.narrow(region)
         f = q.DeviceFilter(region, state, alerting, q_, page_no)
         result = store.read(lambda s: q.devices(s, f))
         pages = max(1, math.ceil(result.total / f.per_page))
@@ -163,6 +165,7 @@ def fleet_devices_router(sessions: sessionmaker[Session], clock: Clock) -> APIRo
             pages=pages,
             states=STATES,
             region_path=describe(region) if region else "",
+            region_options=store.read(lambda s: area_regions(s, admin.prefix)),
             link=lambda **extra: "?" + urlencode({**base, **extra}),
         )
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from controller.db.models import Region
 
-__all__ = ["PICKER_LIMIT", "area_regions"]
+__all__ = ["PICKER_LIMIT", "area_regions", "area_townships"]
 
 # A province holds some 1,800 townships; past this the box is typed into, not scrolled.
 PICKER_LIMIT = 5000
@@ -28,4 +28,13 @@ def area_regions(
             .limit(limit)
         )
         if len(code) >= min_length
+    ]
+
+
+def area_townships(session: Session, prefix: str) -> list[tuple[str, str]]:
+    """The townships of ``prefix`` as 12-digit codes (what a device or enrolment code takes)."""
+    return [
+        (code + "000", label)
+        for code, label in area_regions(session, prefix, min_length=9)
+        if len(code) == 9
     ]

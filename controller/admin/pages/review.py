@@ -21,6 +21,7 @@ from controller.admin.pages.record_views import (
     record_page,
     record_view,
 )
+from controller.admin.pages.region_picker import area_regions
 from controller.admin.pages.rendering import LANG, REGION, Store, form_body, form_lang
 from controller.admin.text import texts
 from controller.db.models import PersonRow, Record, ReviewEvent
@@ -154,7 +155,8 @@ def review_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
         done: str = Query("", pattern=DONE),
         prev: str = Query("", pattern=PREV),
     ) -> Response:
-        area = admin_of(request).narrow(region)
+        admin = admin_of(request)
+        area = admin.narrow(region)
         records, total = queue(area, status, page_no)
         return record_page(
             request,
@@ -167,6 +169,7 @@ def review_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             page_no=page_no,
             pages=max(1, math.ceil(total / PER_PAGE)),
             message=done_message(request, lang, done, prev),
+            region_options=store.read(lambda s: area_regions(s, admin.prefix)),
         )
 
     def detail(record_id: str) -> tuple[RecordDetailView, list[EventView]]:
