@@ -15,9 +15,10 @@ complete)::
     │   ├── ImportFileError                controller.records.initial_import
     │   ├── ExtractHeaderError             muster.departments
     │   ├── ComparisonError                controller.comparison.errors
-│   ├── ConfirmationError          a confirmation step refused     muster.confirmation
+    │   ├── ConfirmationError          a confirmation step refused     muster.confirmation
     │   ├── ApplicationError           an S-30 application refused   muster.one_application
     │   ├── CallbackRefused            a department's message refused muster.application_wire
+    │   ├── Refused                a centre command refused (exit 2, no usage text)  controller.cli.options
     │   └── ReleaseError           a release or update refused; ``reason`` names why  muster.releases
     ├── CryptoError
     │   ├── SealError              a record could not be opened: tampered, foreign, wrong key (opaque)

@@ -50,8 +50,9 @@ def command_session(data_dir: Path | None, database_url: str | None) -> Iterator
         raise click.UsageError(str(exc)) from exc
 
 
-class Refused(click.ClickException):
-    """A refusal with its reason and exit status 2, without the usage text."""
+class Refused(click.ClickException, ConfigError):
+    """A refusal with its reason and exit status 2, without the usage text; a ``ConfigError`` so
+    the command's own callers can catch it like any refused input."""
 
     exit_code = 2
 
