@@ -128,7 +128,9 @@ class ControllerUnderTest:
             except httpx.TransportError:
                 if self.process.poll() is not None:
                     tail = self.log.read_text(errors="replace")[-3000:]
-                    raise SystemExit(f"controller exited ({self.process.returncode}):\n{tail}")
+                    raise SystemExit(
+                        f"controller exited ({self.process.returncode}):\n{tail}"
+                    ) from None
                 raise
             time.sleep(0.1)
 
