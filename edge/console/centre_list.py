@@ -40,7 +40,7 @@ KIND_NAMES: Final = {
     "problem": "比对问题数据",
     "missing": "比对遗漏人员",
 }
-TODO: Final = {
+WHAT_TO_DO: Final = {
     "returned": "打开原记录的内容，按退回原因更正，由另一名工作人员复核，本人重新签字后封存上传",
     "rejected": "按拒收原因更正，由另一名工作人员复核，本人重新签字后封存上传",
     "problem": "核对证件，更正有误的项目（或答复“部门数据有误”并写明理由），复核、签字后封存上传",
@@ -69,7 +69,7 @@ class TaskItem:
 
     @property
     def todo(self) -> str:
-        return TODO[self.kind]
+        return WHAT_TO_DO[self.kind]
 
     @property
     def disputable(self) -> bool:
