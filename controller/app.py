@@ -8,7 +8,7 @@ import contextlib
 import functools
 import random
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -54,17 +54,19 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 
 # Planned stop, in order: stop sending commands and taking telemetry, apply what was received,
-# then the periodic jobs. The admin server ends by itself once told to (``should_exit``).
-_STOP_ORDER = (
-    "commands",
-    "telemetry",
-    "telemetry-flush",
-    "crl",
-    "fleet-monitor",
-    "chunk-sweep",
-    "confirmation-weekly",
-    "deliveries",
-)
+# then every other job (``stop_order``). The web servers end by themselves once told to
+# (``should_exit``).
+_STOP_FIRST = ("commands", "telemetry", "telemetry-flush")
+_SERVERS = frozenset({"admin", "applications-web"})
+
+
+def stop_order(names: Iterable[str]) -> tuple[str, ...]:
+    """The supervised jobs to cancel, in order: the telemetry path first, then the rest as
+    added. A job added later is stopped too without being listed here: one left out kept the
+    supervisor running, and the controller waited 10 s and cancelled it on every stop."""
+    names = tuple(names)
+    rest = tuple(n for n in names if n not in _STOP_FIRST and n not in _SERVERS)
+    return tuple(n for n in _STOP_FIRST if n in names) + rest
 
 
 def _jitter_seed(settings: ControllerSettings) -> str:
@@ -270,7 +272,7 @@ class Controller:
         for server in self._servers:
             await server.stop(grace=2.0)
         if self._supervisor is not None:
-            await self._supervisor.stop(*_STOP_ORDER)
+            await self._supervisor.stop(*stop_order(self._supervisor.names))
         await self.consumer.flush()
         if self._running is not None:
             if self._admin is not None:

@@ -47,6 +47,8 @@ async def test_the_controller_retries_the_broker_in_virtual_time_and_stops_clean
     finally:
         await controller.stop()
     assert controller._running is not None and controller._running.done()
+    # Every job ended when told; none was left for the 10 s cancel (the face-check job once was).
+    assert not controller._running.cancelled()
     assert clock.sleepers == 0
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", admin_port))  # released
