@@ -23,6 +23,7 @@ from controller.db.models.comparison import (
 from controller.db.models.confirmation import (
     ConfirmationCampaign,
     ConfirmationEvent,
+    ConfirmationFaceTemplate,
     ConfirmationSubject,
     ConfirmationWeeklyFile,
     HardshipCase,
@@ -72,6 +73,7 @@ __all__ = [
     "ComparisonRun",
     "ConfirmationCampaign",
     "ConfirmationEvent",
+    "ConfirmationFaceTemplate",
     "ConfirmationSubject",
     "ConfirmationWeeklyFile",
     "DeceasedPerson",

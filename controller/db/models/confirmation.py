@@ -25,6 +25,7 @@ from controller.db.models.base import Base
 __all__ = [
     "ConfirmationCampaign",
     "ConfirmationEvent",
+    "ConfirmationFaceTemplate",
     "ConfirmationSubject",
     "ConfirmationWeeklyFile",
     "HardshipCase",
@@ -213,3 +214,21 @@ class ConfirmationWeeklyFile(Base):
     friday: Mapped[str] = mapped_column(String(10), primary_key=True)
     path: Mapped[str] = mapped_column(String(500))
     generated_at: Mapped[datetime] = mapped_column()
+
+
+class ConfirmationFaceTemplate(Base):
+    """A subject's face template for the devices' offline check (``muster.face.Template``
+    bytes, made at the centre from the photo of the records campaign; the picture itself never
+    leaves the centre), or why there is none (``note``: no_photo, no_face, face_too_small,
+    unreadable), and the record it came from."""
+
+    __tablename__ = "confirmation_face_templates"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("confirmation_campaigns.id"), primary_key=True
+    )
+    id_number: Mapped[str] = mapped_column(String(18), primary_key=True)
+    template: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    note: Mapped[str] = mapped_column(String(20), default="")
+    source: Mapped[str] = mapped_column(String(60), default="")
+    computed_at: Mapped[datetime] = mapped_column()
