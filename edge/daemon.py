@@ -34,6 +34,7 @@ from edge.settings import EdgeSettings
 from edge.simulators.collector import SimulatedCollector
 from edge.slice_store import SliceStore
 from edge.updates.task import busy_reason, updates_job
+from edge.uplink.brokers import parse_broker_list
 from edge.uplink.data import DataLink, device_channel
 from edge.uplink.slices import SliceSync
 from edge.uplink.telemetry import TelemetryLink
@@ -41,7 +42,7 @@ from muster import __version__
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.errors import BrokenError, ConfigError, EnrollmentError
-from muster.mqtt import client_tls_context, parse_broker_url
+from muster.mqtt import client_tls_context
 from muster.profiles import FirmwareProfile, load_profile
 from muster.supervisor import Supervisor, TaskFailure
 from muster.v1 import data_pb2, device_pb2
@@ -168,15 +169,16 @@ class Daemon:
             ),
         )
         self.command_hooks.sync_slice = self._sync_slice_now
-        broker = parse_broker_url(enrolment.mqtt_url)
+        # The cluster's nodes from the settings, else the one broker enrolment named.
+        broker_urls = self.settings.brokers or [enrolment.mqtt_url]
         tls = (
             client_tls_context(self.store.ca_path, self.store.cert_path, self.store.key_path)
-            if broker.tls
+            if parse_broker_list(broker_urls)[0].tls
             else None
         )
         self.telemetry = TelemetryLink(
             enrolment.device_id,
-            enrolment.mqtt_url,
+            broker_urls,
             self.heartbeat,
             interval_s=self.profile.uplink.heartbeat_interval_s,
             tls_context=tls,
@@ -256,6 +258,8 @@ class Daemon:
             ),
             healthy=lambda: self.data.connected and self.clock.monotonic() - self.started >= 60,
         )
+        # The version of the slot this process runs (the launcher's choice), not the install's.
+        self.software_version = self.updater.slots.running_version()
         supervisor = Supervisor(
             self.clock,
             rng=random.Random(enrolment.device_id),
@@ -265,7 +269,7 @@ class Daemon:
             supervisor.add(name, job)
         running = asyncio.create_task(supervisor.run(), name="supervisor")
         self.telemetry.emit(
-            device_pb2.Event.KIND_STARTED, f"采集守护进程已启动 (muster {__version__})"
+            device_pb2.Event.KIND_STARTED, f"采集守护进程已启动 (muster {self.software_version})"
         )
         log.info("daemon running", profile=self.profile.name, township=enrolment.township_code)
         try:
@@ -389,7 +393,7 @@ class Daemon:
             device_id=self.store.enrolment().device_id,
             sequence=self.sequence,
             uptime_s=self.clock.monotonic() - self.started,
-            software_version=__version__,
+            software_version=self.software_version,
             profile=self.profile.name,
             licence_days_left=verdict.days_left,
             collection_allowed=verdict.allowed,

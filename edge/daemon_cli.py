@@ -34,11 +34,19 @@ __all__ = ["run"]
 )
 @click.option("--code", "enrollment_code", help="enrolment code from the centre (first start only)")
 @click.option("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+@click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    help="a broker cluster node, mqtts://HOST:PORT, once per node in the order tried "
+    "(default: the broker named at enrolment)",
+)
 def run(**options: object) -> None:
     """Run the collection daemon until SIGINT/SIGTERM; enrols first if the device is new."""
     from edge.daemon import run_daemon
 
-    settings = EdgeSettings(**{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
+    given = {k: v for k, v in options.items() if v is not None and v != ()}
+    settings = EdgeSettings(**given)  # type: ignore[arg-type]
     configure_logging(settings.log_level)
 
     async def main() -> None:

@@ -1,6 +1,11 @@
 """Telemetry over MQTT: a retained ``online`` status with an ``offline`` last will, a heartbeat
 every interval, and events. Never blocks collection: events wait in a bounded buffer while the
-broker is away, and the oldest are dropped (with a warning) if it stays away too long."""
+broker is away, and the oldest are dropped (with a warning) if it stays away too long.
+
+The link holds a list of broker addresses (the nodes of a cluster) and fails over between them
+as :mod:`edge.uplink.brokers` decides; after every (re)connection it publishes its retained
+``online`` status again, stamped with the time of that attempt, so the retained status always
+belongs to the newest session (the one a will of which would say ``offline``)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import collections
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -17,10 +22,11 @@ from typing import Literal
 import aiomqtt
 import structlog
 
+from edge.uplink.brokers import Attempt, BrokerRotation, keep_connected, parse_broker_list
 from muster import topics
 from muster.backoff import Backoff
 from muster.clock import Clock, wait_for_event
-from muster.mqtt import parse_broker_url
+from muster.mqtt import BrokerAddress
 from muster.v1 import device_pb2
 
 log = structlog.get_logger(__name__)
@@ -56,7 +62,7 @@ class TelemetryLink:
     def __init__(
         self,
         device_id: str,
-        broker_url: str,
+        broker_url: str | Sequence[str],
         heartbeat: Callable[[], device_pb2.Heartbeat],
         *,
         interval_s: float,
@@ -66,7 +72,15 @@ class TelemetryLink:
         on_command: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         self._device_id = device_id
-        self._broker = parse_broker_url(broker_url)
+        # One URL or the cluster's list, tried in order (edge.uplink.brokers).
+        self._brokers = parse_broker_list(
+            [broker_url] if isinstance(broker_url, str) else broker_url
+        )
+        # Seeded by the device id: one device replays, a township's devices spread out.
+        self._rotation = BrokerRotation(
+            self._brokers,
+            Backoff(maximum=30.0, rng=random.Random(f"{device_id}:telemetry")),
+        )
         self._heartbeat = heartbeat
         self._interval = interval_s
         self._tls = tls_context
@@ -78,11 +92,19 @@ class TelemetryLink:
         self._event_ready = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        # The broker of the live connection, None while there is none.
+        self.connected_to: BrokerAddress | None = None
         self.heartbeats_sent = 0
+        self.connections = 0
 
     @property
     def broker(self) -> tuple[str, int]:
-        return self._broker.host, self._broker.port
+        """The first broker of the list (the one the self-test probes)."""
+        return self._brokers[0].host, self._brokers[0].port
+
+    @property
+    def brokers(self) -> tuple[BrokerAddress, ...]:
+        return self._brokers
 
     def probe_tls(self, timeout_s: float) -> BrokerProbe:
         """Reach the broker with this link's address and TLS context, stopping at the TLS layer:
@@ -97,7 +119,7 @@ class TelemetryLink:
             if self._tls is None:
                 return BrokerProbe("plain")
             try:
-                with self._tls.wrap_socket(raw, server_hostname=self._broker.host) as tls:
+                with self._tls.wrap_socket(raw, server_hostname=self._brokers[0].host) as tls:
                     tls.settimeout(min(timeout_s, REFUSAL_WAIT_S))
                     try:
                         answer = tls.recv(1)
@@ -124,51 +146,65 @@ class TelemetryLink:
         self._event_ready.set()
 
     async def run(self) -> None:
-        # Seeded by the device id: one device replays, a township's devices spread out.
-        backoff = Backoff(maximum=30.0, rng=random.Random(f"{self._device_id}:telemetry"))
-        while True:
-            since = self._clock.now()
-            will = aiomqtt.Will(
-                topics.topic(self._device_id, "status"),
-                _status(self._device_id, Status.STATE_OFFLINE, since),
-                qos=1,
-                retain=True,
-            )
-            try:
-                async with aiomqtt.Client(
-                    self._broker.host,
-                    self._broker.port,
-                    identifier=self._device_id,
-                    username=self._device_id if self._tls is None else None,
-                    will=will,
-                    tls_context=self._tls,
-                    keepalive=max(10, int(self._interval * 2)),
-                    # A persistent session: the broker keeps commands sent while we are away.
-                    clean_session=False,
-                ) as client:
-                    self._client = client
-                    await client.publish(
-                        topics.topic(self._device_id, "status"),
-                        _status(self._device_id, Status.STATE_ONLINE, since),
-                        qos=1,
-                        retain=True,
-                    )
-                    if self._on_command is not None:
-                        await client.subscribe(topics.topic(self._device_id, "cmd"), qos=1)
-                    self.connected.set()
-                    backoff.reset()
-                    log.info(
-                        "telemetry connected", broker=f"{self._broker.host}:{self._broker.port}"
-                    )
-                    await self._serve(client)
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                self._client = None
-                delay = backoff.next_delay()
-                log.warning(
-                    "broker unreachable; buffering", error=str(exc), retry_in_s=round(delay, 1)
+        await keep_connected(
+            self._rotation,
+            self._clock,
+            self._session,
+            retry_on=(aiomqtt.MqttError,),
+            on_lost=self._lost,
+        )
+
+    def _lost(self, broker: BrokerAddress, error: Exception | None, then: Attempt) -> None:
+        log.warning(
+            "broker unreachable; buffering",
+            broker=f"{broker.host}:{broker.port}",
+            error=str(error) if error is not None else "connection ended",
+            next_broker=f"{then.address.host}:{then.address.port}",
+            retry_in_s=round(then.wait_s, 1),
+        )
+
+    async def _session(self, broker: BrokerAddress) -> None:
+        """One connection to ``broker``: the will, the retained ``online``, the command
+        subscription, then publishing and receiving until it breaks."""
+        since = self._clock.now()
+        will = aiomqtt.Will(
+            topics.topic(self._device_id, "status"),
+            _status(self._device_id, Status.STATE_OFFLINE, since),
+            qos=1,
+            retain=True,
+        )
+        try:
+            async with aiomqtt.Client(
+                broker.host,
+                broker.port,
+                identifier=self._device_id,
+                username=self._device_id if self._tls is None else None,
+                will=will,
+                tls_context=self._tls if broker.tls else None,
+                keepalive=max(10, int(self._interval * 2)),
+                # A persistent session: the broker keeps commands sent while we are away.
+                clean_session=False,
+            ) as client:
+                self._client = client
+                await client.publish(
+                    topics.topic(self._device_id, "status"),
+                    _status(self._device_id, Status.STATE_ONLINE, since),
+                    qos=1,
+                    retain=True,
                 )
-                await self._clock.sleep(delay)
+                if self._on_command is not None:
+                    await client.subscribe(topics.topic(self._device_id, "cmd"), qos=1)
+                # Accepted and serving: the next loss starts the backoff from the beginning.
+                self._rotation.connected()
+                self.connected_to = broker
+                self.connections += 1
+                self.connected.set()
+                log.info("telemetry connected", broker=f"{broker.host}:{broker.port}")
+                await self._serve(client)
+        finally:
+            self.connected.clear()
+            self.connected_to = None
+            self._client = None
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish and receive commands side by side until either fails."""

@@ -1,0 +1,121 @@
+"""The device's broker list and the order it tries it in, apart from any socket (sans-I/O), so
+the failover order is tested on a virtual clock.
+
+A device holds one or more broker addresses, the nodes of one cluster. It connects to the first
+that answers; when an attempt fails or a live connection is lost, it waits the jittered backoff
+(:mod:`muster.backoff`, reset by every connection that is accepted) and tries the *next* address,
+rotating. So the devices of a node that dies move to the others, spread over the backoff's jitter
+rather than all in the same second, and a node that is down costs one backoff step, not a stall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from muster.backoff import Backoff
+from muster.clock import Clock
+from muster.errors import ConfigError
+from muster.mqtt import BrokerAddress, parse_broker_url
+
+__all__ = ["Attempt", "BrokerRotation", "keep_connected", "parse_broker_list"]
+
+
+def parse_broker_list(urls: Sequence[str]) -> tuple[BrokerAddress, ...]:
+    """Every URL of the list parsed (``mqtt://`` or ``mqtts://``, see
+    :func:`muster.mqtt.parse_broker_url`); a ``ConfigError`` naming the entry that is wrong for
+    an empty list, a bad or repeated entry, or a list that mixes TLS and plain addresses (a
+    device has one identity: every node of its cluster must take it the same way)."""
+    if isinstance(urls, str):
+        urls = [urls]
+    if not urls:
+        raise ConfigError(
+            "the broker list is empty: give at least one address, e.g. mqtts://HOST:8883"
+        )
+    addresses: list[BrokerAddress] = []
+    for position, url in enumerate(urls, start=1):
+        try:
+            address = parse_broker_url(url.strip())
+        except ConfigError as exc:
+            raise ConfigError(f"broker {position} of the list: {exc}") from exc
+        except ValueError as exc:  # urllib: a port that is not a number from 0 to 65535
+            raise ConfigError(
+                f"broker {position} of the list ({url!r}): {exc}; give a port from 1 to 65535"
+            ) from exc
+        if any((a.host, a.port) == (address.host, address.port) for a in addresses):
+            raise ConfigError(
+                f"broker {position} of the list ({url!r}) repeats an earlier address: "
+                "list each node once"
+            )
+        if addresses and address.tls != addresses[0].tls:
+            raise ConfigError(
+                f"broker {position} of the list ({url!r}) mixes mqtt:// and mqtts:// with the "
+                "first: use mqtts:// for every node (or mqtt:// for every node of a test broker)"
+            )
+        addresses.append(address)
+    return tuple(addresses)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One connection attempt: ``address`` (``position`` in the list, from 0) after ``wait_s``."""
+
+    address: BrokerAddress
+    position: int
+    wait_s: float
+
+
+class BrokerRotation:
+    """Which broker to try next and after how long. The first attempt goes to the first address
+    at once; every later one (after a failure or a loss) to the next address, rotating, after
+    ``backoff.next_delay()``. :meth:`connected` after a broker accepted resets the backoff."""
+
+    def __init__(self, addresses: Sequence[BrokerAddress], backoff: Backoff) -> None:
+        if not addresses:
+            raise ConfigError("a broker rotation needs at least one address")
+        self.addresses = tuple(addresses)
+        self._backoff = backoff
+        self._position: int | None = None
+
+    @property
+    def current(self) -> BrokerAddress:
+        """The address of the latest attempt (the first address before any)."""
+        return self.addresses[self._position or 0]
+
+    def next_attempt(self) -> Attempt:
+        if self._position is None:
+            self._position = 0
+            return Attempt(self.addresses[0], 0, 0.0)
+        self._position = (self._position + 1) % len(self.addresses)
+        return Attempt(self.addresses[self._position], self._position, self._backoff.next_delay())
+
+    def connected(self) -> None:
+        self._backoff.reset()
+
+
+async def keep_connected(
+    rotation: BrokerRotation,
+    clock: Clock,
+    session: Callable[[BrokerAddress], Awaitable[None]],
+    *,
+    retry_on: tuple[type[Exception], ...],
+    on_lost: Callable[[BrokerAddress, Exception | None, Attempt], None] = lambda *_: None,
+) -> NoReturn:
+    """Run ``session(address)`` for ever, one attempt after another as ``rotation`` says.
+
+    ``session`` connects, calls ``rotation.connected()`` once the broker accepted, and serves
+    until the connection breaks with one of ``retry_on`` (or returns: a loss too). ``on_lost``
+    hears of each failure or loss, with the attempt that comes next, before its wait."""
+    attempt = rotation.next_attempt()
+    while True:
+        if attempt.wait_s > 0:
+            await clock.sleep(attempt.wait_s)
+        error: Exception | None = None
+        try:
+            await session(attempt.address)
+        except retry_on as exc:
+            error = exc
+        lost = attempt.address
+        attempt = rotation.next_attempt()
+        on_lost(lost, error, attempt)
