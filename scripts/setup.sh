@@ -35,6 +35,7 @@ APT_PACKAGES=(
     faketime
     openjdk-17-jre-headless  # the comparison's Spark engine (muster controller compare --engine spark)
     nats-server  # the 3-node MQTT broker cluster of tests/integration/test_broker_cluster.py
+    nftables  # the chaos run's packet loss on a device's links (tests/chaos/links.py)
 )
 
 if [ "$(id -u)" -eq 0 ]; then
