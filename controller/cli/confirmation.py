@@ -359,6 +359,21 @@ def spot_check_command(seed: int, size: int, by: str | None, **options: Any) -> 
     click.echo(json.dumps(result))
 
 
+@confirmation.command("face-templates")
+@_campaign_options
+@click.option("--refresh", is_flag=True, help="describe again those already described")
+def face_templates_command(refresh: bool, by: str | None, **options: Any) -> None:
+    """Make the subjects' face templates (for the devices; never pictures) from the photos."""
+    from controller.confirmation.templates import compute_templates_shown
+    from controller.devices.pki_store import load_upload_keys
+
+    pki = settings_for(options.get("data_dir"), options.get("database_url")).data_dir / "pki"
+    with _campaign(options) as (session, found):
+        now = SystemClock().now()
+        report = compute_templates_shown(session, found, load_upload_keys(pki), now, refresh)
+    click.echo(json.dumps(report.summary(), ensure_ascii=False))
+
+
 @confirmation.command("report")
 @_campaign_options
 @click.option("--week", is_flag=True, required=True, help="the weekly progress workbook")

@@ -3,7 +3,11 @@
 A device gets exactly its own township's people: the township comes from the device's row
 (found by its certificate), never from the request. A full slice is every current person of the
 township up to the township's version; a delta is every row whose version moved since the
-device's, tombstones included. Pages are cut by ID number so an interrupted transfer resumes
+device's, tombstones included. The last chunk of every transfer also carries the township's confirmation
+visit list (the newest campaign of the county: its living subjects with status, age band,
+planned home visit and face template), re-sent whole each time so the device always holds the
+list as the centre has it; those entries are the people's current rows with the visit attached.
+Pages are cut by ID number so an interrupted transfer resumes
 after the last entry the device applied, as long as the township has not moved on meanwhile
 (then the transfer simply starts again; applying entries twice is harmless).
 """
@@ -19,7 +23,14 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Device, PersonRow, TownshipSlice
+from controller.db.models import (
+    ConfirmationCampaign,
+    ConfirmationFaceTemplate,
+    ConfirmationSubject,
+    Device,
+    PersonRow,
+    TownshipSlice,
+)
 from muster.crypto import DevicePublicKey, LicenceAuthorityKey
 from muster.errors import ConfigError
 from muster.regions import parse_township
@@ -101,6 +112,58 @@ def _page(
     return [(n, bool(r), d) for n, r, d in session.execute(query)]
 
 
+def _visits(session: Session, plan: SlicePlan) -> list[data_pb2.SlicePerson]:
+    """The township's visit list as slice entries (the person's row with its visit attached)."""
+    campaign = session.scalar(
+        select(ConfirmationCampaign)
+        .where(ConfirmationCampaign.county_code == plan.township_code[:6])
+        .order_by(ConfirmationCampaign.year.desc())
+        .limit(1)
+    )
+    if campaign is None:
+        return []
+    rows = session.execute(
+        select(ConfirmationSubject, PersonRow.details, ConfirmationFaceTemplate)
+        .join(
+            PersonRow,
+            (PersonRow.township_code == ConfirmationSubject.township_code)
+            & (PersonRow.id_number == ConfirmationSubject.id_number),
+        )
+        .outerjoin(
+            ConfirmationFaceTemplate,
+            (ConfirmationFaceTemplate.campaign_id == ConfirmationSubject.campaign_id)
+            & (ConfirmationFaceTemplate.id_number == ConfirmationSubject.id_number),
+        )
+        .where(
+            ConfirmationSubject.campaign_id == campaign.id,
+            ConfirmationSubject.township_code == plan.township_code,
+            ConfirmationSubject.status != "deceased",
+            PersonRow.removed.is_(False),
+            PersonRow.version <= plan.version,
+        )
+        .order_by(ConfirmationSubject.id_number)
+    ).all()
+    return [
+        data_pb2.SlicePerson(
+            id_number=subject.id_number,
+            details=json.dumps(details, ensure_ascii=False).encode(),
+            confirmation=data_pb2.ConfirmationVisit(
+                campaign_id=campaign.id,
+                year=campaign.year,
+                status=subject.status,
+                age_band=subject.age_band,
+                visit_planned=subject.visit_planned,
+                name=subject.name,
+                category=subject.category,
+                birth_date=subject.birth_date,
+                face_template=(face.template or b"") if face is not None else b"",
+                face_note=face.note if face is not None else "not_prepared",
+            ),
+        )
+        for subject, details, face in rows
+    ]
+
+
 def slice_chunks(
     sessions: sessionmaker[Session],
     plan: SlicePlan,
@@ -134,6 +197,8 @@ def slice_chunks(
             following = (
                 _page(session, plan, page[-1][0], chunk_people) if len(page) == chunk_people else []
             )
+            if not following:
+                visits = _visits(session, plan)
             people = [
                 data_pb2.SlicePerson(
                     id_number=number,
@@ -142,6 +207,8 @@ def slice_chunks(
                 )
                 for number, removed, details in page
             ]
+            if not following:
+                people += visits
             yield writer.data_chunk(people, last=not following)
             if not following:
                 return

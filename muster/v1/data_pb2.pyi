@@ -421,24 +421,91 @@ class SlicePerson(_message.Message):
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_FIELD_NUMBER: _builtins.int
     id_number: _builtins.str
     removed: _builtins.bool
     details: _builtins.bytes
     """UTF-8 JSON of the imported fields"""
+    @_builtins.property
+    def confirmation(self) -> Global___ConfirmationVisit:
+        """Set on the entries of the township's confirmation visit list (the open campaign's people in
+        scope), re-sent in the last chunk of every transfer: the device keeps exactly the list of
+        the newest complete transfer. Older devices ignore it and store the person as before.
+        """
+
     def __init__(
         self,
         *,
         id_number: _builtins.str = ...,
         removed: _builtins.bool = ...,
         details: _builtins.bytes = ...,
+        confirmation: Global___ConfirmationVisit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirmation", b"confirmation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "id_number", b"id_number", "removed", b"removed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmation", b"confirmation", "details", b"details", "id_number", b"id_number", "removed", b"removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SlicePerson: _TypeAlias = SlicePerson  # noqa: Y015
+
+@_typing.final
+class ConfirmationVisit(_message.Message):
+    """One person of the annual confirmation's visit list (S-20, S-21), as the device needs it
+    offline: no picture ever travels, only the face template made at the centre from the photo
+    of the records campaign.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    AGE_BAND_FIELD_NUMBER: _builtins.int
+    VISIT_PLANNED_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    FACE_TEMPLATE_FIELD_NUMBER: _builtins.int
+    FACE_NOTE_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.int
+    year: _builtins.int
+    status: _builtins.str
+    """muster.confirmation.Status value"""
+    age_band: _builtins.str
+    """muster.confirmation.AgeBand value"""
+    visit_planned: _builtins.bool
+    """a home visit is planned (else the person comes to the station)"""
+    name: _builtins.str
+    category: _builtins.str
+    """muster.confirmation.PensionCategory value"""
+    birth_date: _builtins.str
+    """YYYY-MM-DD"""
+    face_template: _builtins.bytes
+    """muster.face Template bytes; empty when there is none"""
+    face_note: _builtins.str
+    """why there is none: no_photo | no_face | face_too_small | unreadable"""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.int = ...,
+        year: _builtins.int = ...,
+        status: _builtins.str = ...,
+        age_band: _builtins.str = ...,
+        visit_planned: _builtins.bool = ...,
+        name: _builtins.str = ...,
+        category: _builtins.str = ...,
+        birth_date: _builtins.str = ...,
+        face_template: _builtins.bytes = ...,
+        face_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_band", b"age_band", "birth_date", b"birth_date", "campaign_id", b"campaign_id", "category", b"category", "face_note", b"face_note", "face_template", b"face_template", "name", b"name", "status", b"status", "visit_planned", b"visit_planned", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmationVisit: _TypeAlias = ConfirmationVisit  # noqa: Y015
 
 @_typing.final
 class SlicePeople(_message.Message):
