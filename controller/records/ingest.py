@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -82,11 +82,16 @@ from muster.records import (
 )
 from muster.v1 import data_pb2
 
-__all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor"]
+__all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor", "KindIngest"]
 
 log = structlog.get_logger(__name__)
 
 Ack = data_pb2.RecordAck
+# A sealed record of another kind than the collection forms' (``confirmation/1``: the annual
+# confirmation): checked and opened like any record, then handed, opened, to its room's handler
+# with the batch's session; what the handler writes commits with the batch, and nothing of it
+# when it answers with a rejection.
+KindIngest = Callable[[Session, Device, data_pb2.SealedRecord, bytes, datetime], "Ack"]
 _RECORDS = cast(Table, Record.__table__)
 # Fewer records than this per thread cost more in hand-over than the thread saves.
 _MIN_SHARE = 8
@@ -128,8 +133,10 @@ class Ingestor:
         *,
         quota: ChunkQuota | None = None,
         crypto_threads: int | None = None,
+        kinds: Mapping[str, KindIngest] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._kinds = dict(kinds or {})
         # Signature checks and decryption of a batch run on every core; one thread means inline.
         self._threads = crypto_threads if crypto_threads is not None else (os.cpu_count() or 1)
         self._pool = (
@@ -252,10 +259,16 @@ class Ingestor:
                     acks.append(early[position])
                     continue
                 signer, key = planned[position]
+                kind = self._kinds.get(sealed.schema_version.partition("/")[0])
                 try:
-                    ack = self._one(
-                        signer, sealed, opened.get(position), seen, rows, now, held, verified
-                    )
+                    if kind is not None:
+                        ack = self._other_kind(
+                            kind, session, signer, sealed, opened.get(position), now
+                        )
+                    else:
+                        ack = self._one(
+                            signer, sealed, opened.get(position), seen, rows, now, held, verified
+                        )
                     if ack.reason_code == "attachment_missing":
                         ack = explain_missing(ack, sealed.record_id, refused)
                 except Exception:
@@ -377,6 +390,35 @@ class Ingestor:
         share = max(_MIN_SHARE, -(-len(jobs) // self._threads))
         parts = [jobs[i : i + share] for i in range(0, len(jobs), share)]
         return {position: o for done in self._pool.map(work, parts) for position, o in done}
+
+    @staticmethod
+    def _other_kind(
+        kind: KindIngest,
+        session: Session,
+        device: Device,
+        sealed: data_pb2.SealedRecord,
+        opened: _Opened | None,
+        now: datetime,
+    ) -> data_pb2.RecordAck:
+        if sealed.device_id != device.id or opened is None:
+            return _reject(sealed.record_id, "device_mismatch")
+        if opened.error is not None:
+            raise opened.error
+        if opened.digest is None:
+            return _reject(sealed.record_id, "signature")
+        if opened.plaintext is None:
+            return _reject(sealed.record_id, "unreadable")
+        savepoint = session.begin_nested()
+        try:
+            ack = kind(session, device, sealed, opened.plaintext, now)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        if ack.status == Ack.STATUS_REJECTED:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+        return ack
 
     def _one(
         self,
