@@ -18,7 +18,15 @@ fills only when the database falls behind. When it is full:
    ``messages_dropped`` and logged as a warning with the count. (A dropped ack leaves its
    command ``sent``; it is sent again when the device comes back online, or it expires.)
 
-``/api/v1/telemetry`` reports both counts next to ``messages_received`` and ``messages_applied``.
+``/api/v1/telemetry`` reports both counts next to ``messages_received`` and ``messages_applied``
+(messages that changed something), and ``messages_handled``: messages whose fate is settled
+(applied, found stale or duplicate, superseded or dropped), so that a reader can tell the process
+has caught up even when replicas sharing the load see a device's beats out of order.
+
+Intakes other than this MQTT connection (``controller/fleet/telemetry_nats.py``) feed the same
+buffer through ``receive``; one that must acknowledge a message only once it is in the database
+(a JetStream consumer) registers ``after_flush`` callbacks, run once the batch holding everything
+received before them has committed.
 
 A revoked device's messages are dropped on arrival, whatever the broker still lets through (a
 TLS session opened before the revocation lives until it closes). The one kind kept is the ack
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiomqtt
 import structlog
@@ -113,6 +122,11 @@ class TelemetryBuffer:
         self._messages.append(message)
         return True
 
+    @property
+    def in_flight(self) -> int:
+        """Messages of the batch being applied."""
+        return self._in_flight
+
     def take(self) -> list[Message]:
         """Everything buffered, for one batch; it still counts against the limit until
         ``done`` or ``give_back``."""
@@ -164,6 +178,8 @@ class TelemetryConsumer:
         self.connected = asyncio.Event()
         self.messages_applied = 0
         self.messages_received = 0
+        # Run after the next batch commits (see the module docstring): a JetStream intake's acks.
+        self._after_flush: list[Callable[[], Awaitable[None]]] = []
         self._revoked: frozenset[str] = frozenset()
         self._revoked_read_at: float | None = None
         self._revoked_logged: set[str] = set()
@@ -182,6 +198,21 @@ class TelemetryConsumer:
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+    @property
+    def messages_handled(self) -> int:
+        """Messages received whose fate is settled: neither buffered nor in the batch being
+        applied."""
+        return self.messages_received - len(self._buffer) - self._buffer.in_flight
+
+    def is_revoked(self, device_id: str) -> bool:
+        """In the cached revoked set (``receive`` drops all but acks of such a device)."""
+        return device_id in self._revoked
+
+    def after_flush(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once everything received so far is in the database (or, when the
+        buffer was empty, at the next flush)."""
+        self._after_flush.append(callback)
 
     @property
     def messages_from_revoked(self) -> int:
@@ -265,21 +296,35 @@ class TelemetryConsumer:
 
     async def flush(self) -> bool:
         """Apply what is buffered, in one transaction; False (and kept) when that failed."""
+        callbacks, self._after_flush = self._after_flush, []
         if not len(self._buffer):
             self._buffer.report_drops()
+            await self._run_after_flush(callbacks)
             return True
         batch = self._buffer.take()
         try:
             self.messages_applied += await asyncio.to_thread(self._store.apply, batch)
         except asyncio.CancelledError:
             self._buffer.done(batch)  # the worker thread still applies it
-            raise
+            raise  # the callbacks do not run: their messages are redelivered
         except Exception:
             log.exception("telemetry batch failed; it will be retried", size=len(batch))
             self._buffer.give_back(batch)
+            self._after_flush[:0] = callbacks
             return False
         self._buffer.done(batch)
+        await self._run_after_flush(callbacks)
         return True
+
+    @staticmethod
+    async def _run_after_flush(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                # An ack that did not reach the broker: the message comes again, and applying it
+                # twice is harmless for everything but an event (stored twice, at-least-once).
+                log.warning("telemetry after-flush callback failed", exc_info=True)
 
 
 __all__ = [

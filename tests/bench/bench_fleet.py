@@ -1,20 +1,26 @@
-"""Telemetry throughput of one controller process at national scale, against the broker's raw
-delivery rate to a bare subscriber measured in the same run; then 100,000 devices at a 60 s
-heartbeat held over time; then the admin pages' load time with 100,000 devices.
+"""Telemetry throughput of the controller at national scale, against the broker's raw delivery
+rate to a bare subscriber measured in the same run; then 100,000 devices at a 60 s heartbeat held
+over time; then the admin pages' load time with 100,000 devices.
 
 Parts, all real: Mosquitto (plain listener: the simulator multiplexes many devices per
-connection, which the per-device TLS ACL would refuse), one ``muster controller run`` process on
-SQLite (WAL, synchronous=FULL), ``muster sim fleet``'s simulator in this process, and
-``mosquitto_sub`` (C) as the bare subscriber.
+connection, which the per-device TLS ACL would refuse), ``muster controller run`` processes on
+one SQLite database (WAL, synchronous=FULL), ``muster sim fleet``'s simulator in this process,
+and ``mosquitto_sub`` (C) as the bare subscriber.
 
 1. raw:        the simulator sends M heartbeats as fast as it can; time until mosquitto_sub has
                received all M.
-2. controller: the same burst; time until the controller has applied all M to the database.
-3. sustained:  N devices, each heartbeat every 60 s (N/60 msg/s), for D seconds; per 10 s window
-               the rate sent, received and applied, and the lag (sent - applied) at its end.
+2. controller: the same burst to one controller process, then (``--controllers N``) to 2, ..., N
+               processes sharing the subscription (``$share``, one started per step); time until
+               they have handled all M (applied, or judged older than what is stored: processes
+               sharing the load see a device's beats out of order). Each step prints the total
+               and each process's rate, both as ratios to the raw rate.
+3. sustained:  N devices, each heartbeat every 60 s (N/60 msg/s), for D seconds, with every
+               process running; per 10 s window the rate sent, received and handled, and the lag
+               (sent - handled) at its end.
 4. pages:      server time of the fleet pages, and Chromium's load of the overview.
 
     python tests/bench/bench_fleet.py [--devices 100000] [--burst 100000] [--sustain 120]
+                                      [--controllers 2]
 """
 
 from __future__ import annotations
@@ -156,27 +162,30 @@ class ControllerUnderTest:
         stats: dict[str, Any] = response.json()
         return stats
 
-    def wait_applied(self, target: int, timeout: float, interval: float = 0.05) -> float:
-        """Monotonic time at which ``messages_applied`` reached ``target``."""
+    def wait_handled(self, target: int, timeout: float, interval: float = 0.05) -> float:
+        """Monotonic time at which ``messages_handled`` reached ``target``. Handled, not
+        applied: processes sharing the load see a device's beats out of order, and a beat older
+        than the one already stored is judged (a read and a comparison) but changes nothing."""
         deadline = time.monotonic() + timeout
         while True:
-            applied = self.telemetry()["messages_applied"]
-            if applied >= target:
+            handled = self.telemetry()["messages_handled"]
+            if handled >= target:
                 return time.monotonic()
             if time.monotonic() > deadline:
-                raise SystemExit(f"controller applied {applied} of {target} in {timeout:.0f} s")
+                raise SystemExit(f"controller handled {handled} of {target} in {timeout:.0f} s")
             time.sleep(interval)
 
     def settle(self) -> int:
-        """Wait until the controller has applied everything it received; returns the count."""
+        """Wait until the controller has handled everything it received and nothing more comes;
+        returns the count handled."""
         last = -1
         while True:
             stats = self.telemetry()
-            if stats["messages_applied"] == stats["messages_received"] == last:
+            if stats["messages_handled"] == stats["messages_received"] == last:
                 return int(last)
             last = (
                 stats["messages_received"]
-                if stats["messages_applied"] == stats["messages_received"]
+                if stats["messages_handled"] == stats["messages_received"]
                 else -1
             )
             time.sleep(1.0)
@@ -198,20 +207,32 @@ class Controllers(ControllerUnderTest):
         ]
 
     @property
-    def pids(self) -> list[int]:
-        return [c.process.pid for c in (self, *self.others) if c.process is not None]
+    def running(self) -> list[ControllerUnderTest]:
+        return [c for c in (self, *self.others) if c.process is not None]
 
-    def start(self) -> None:
-        super().start()  # the first migrates the database; then the rest, one at a time
-        for other in self.others:
-            other._auth = self.auth()
-            other.start()
+    @property
+    def pids(self) -> list[int]:
+        return [c.process.pid for c in self.running if c.process is not None]
+
+    def start(self, count: int = 1) -> None:
+        """Run ``count`` processes: the first migrates the database; then the rest, one at a
+        time, joining the shared subscription."""
+        if self.process is None:
+            super().start()
+        for other in self.others[: count - 1]:
+            if other.process is None:
+                other._auth = self.auth()
+                other.start()
+
+    def handled_each(self) -> list[int]:
+        """``messages_handled`` of each running process."""
+        return [ControllerUnderTest.telemetry(c)["messages_handled"] for c in self.running]
 
     def telemetry(self) -> dict[str, Any]:
         stats = super().telemetry()
-        for other in self.others:
+        for other in self.running[1:]:
             extra = other.telemetry()
-            for key in ("messages_applied", "messages_received"):
+            for key in ("messages_applied", "messages_received", "messages_handled"):
                 stats[key] += extra[key]
             stats["connected"] = stats["connected"] and extra["connected"]
         return stats
@@ -272,18 +293,24 @@ def stop_profile(profiler: subprocess.Popen[bytes]) -> None:
 
 def controller_rate(
     controller: Controllers, sim: FleetSimulator, count: int, profile: Path | None = None
-) -> tuple[float, float]:
-    """(messages applied per second, controller CPU microseconds per message, all processes)."""
+) -> tuple[float, float, list[float]]:
+    """(messages handled per second by all running processes, their CPU microseconds per
+    message, each process's own rate over the same span)."""
     before = controller.settle()
+    each_before = controller.handled_each()
     profiler = start_profile(controller.pids[0], profile) if profile else None
     cpu = sum(cpu_seconds(pid) for pid in controller.pids)
     start = time.monotonic()
     sim.burst(count)
-    done = controller.wait_applied(before + count, timeout=600, interval=0.1)
+    done = controller.wait_handled(before + count, timeout=600, interval=0.1)
     used = sum(cpu_seconds(pid) for pid in controller.pids) - cpu
+    each = [
+        (after - first) / (done - start)
+        for first, after in zip(each_before, controller.handled_each(), strict=True)
+    ]
     if profiler is not None:
         stop_profile(profiler)
-    return count / (done - start), used / count * 1e6
+    return count / (done - start), used / count * 1e6, each
 
 
 def sustained(
@@ -296,7 +323,7 @@ def sustained(
     thread.start()
     windows: list[dict[str, float]] = []
     t0 = time.monotonic()
-    last = {"sent": 0, "received": 0, "applied": 0, "t": t0}
+    last = {"sent": 0, "received": 0, "handled": 0, "t": t0}
     try:
         while thread.is_alive():
             thread.join(10.0)
@@ -305,7 +332,7 @@ def sustained(
             cur = {
                 "sent": sim.sent - sent0,
                 "received": stats["messages_received"] - base["messages_received"],
-                "applied": stats["messages_applied"] - base["messages_applied"],
+                "handled": stats["messages_handled"] - base["messages_handled"],
                 "t": now,
             }
             span = now - last["t"]
@@ -313,13 +340,13 @@ def sustained(
                 "at_s": round(now - t0, 1),
                 "sent_per_s": (cur["sent"] - last["sent"]) / span,
                 "received_per_s": (cur["received"] - last["received"]) / span,
-                "applied_per_s": (cur["applied"] - last["applied"]) / span,
-                "lag_messages": cur["sent"] - cur["applied"],
+                "handled_per_s": (cur["handled"] - last["handled"]) / span,
+                "lag_messages": cur["sent"] - cur["handled"],
             }
             windows.append(window)
             say(
                 f"  [{window['at_s']:5.0f}s] sent {window['sent_per_s']:7.0f}/s · received "
-                f"{window['received_per_s']:7.0f}/s · applied {window['applied_per_s']:7.0f}/s · "
+                f"{window['received_per_s']:7.0f}/s · handled {window['handled_per_s']:7.0f}/s · "
                 f"lag {window['lag_messages']:.0f} messages"
             )
             last = cur
@@ -382,7 +409,7 @@ def main() -> None:
         "--controllers",
         type=int,
         default=1,
-        help="controller processes sharing the subscription ($share); 1 is the per-process figure",
+        help="measure 1, 2, ..., N controller processes sharing the subscription ($share)",
     )
     parser.add_argument(
         "--profile", type=Path, help="py-spy the controller during the burst, stacks to this file"
@@ -417,12 +444,23 @@ def main() -> None:
             raw = raw_rate(broker, sim, args.burst)
             say(f"   {raw:,.0f} msg/s")
 
-            say("2. controller: starting, announcing every device's status…")
-            controller.start()
-            sim.announce()
-            say(f"   {args.burst} heartbeats to the controller…")
-            ctl, cpu_us = controller_rate(controller, sim, args.burst, args.profile)
-            say(f"   {ctl:,.0f} msg/s, {cpu_us:.0f} µs of controller CPU per message")
+            steps: list[dict[str, Any]] = []
+            for count in range(1, args.controllers + 1):
+                say(f"2.{count} {count} controller process(es): starting…")
+                controller.start(count)
+                if count == 1:
+                    say("   announcing every device's status…")
+                    sim.announce()
+                say(f"   {args.burst} heartbeats to {count} controller process(es)…")
+                ctl, cpu_us, each = controller_rate(
+                    controller, sim, args.burst, args.profile if count == 1 else None
+                )
+                steps.append({"processes": count, "total": ctl, "cpu_us": cpu_us, "each": each})
+                say(
+                    f"   {ctl:,.0f} msg/s ({ctl / raw:.3f}× raw), per process "
+                    + ", ".join(f"{r:,.0f} ({r / raw:.3f}×)" for r in each)
+                    + f"; {cpu_us:.0f} µs of controller CPU per message"
+                )
 
             say(
                 f"3. sustained: {args.devices} devices at a 60 s heartbeat for {args.sustain:.0f} s…"
@@ -439,19 +477,26 @@ def main() -> None:
 
     target = args.devices / 60.0
     steady = windows[1:] or windows
-    applied = statistics.mean(w["applied_per_s"] for w in steady)
+    handled = statistics.mean(w["handled_per_s"] for w in steady)
     lags = [w["lag_messages"] for w in windows]
-    ratio = ctl / raw
+    one = steps[0]["total"]
+    last = steps[-1]
+    ctl, cpu_us, ratio = last["total"], last["cpu_us"], last["total"] / raw
     print(f"{'what':<58} {'figure':>12}")
     print(f"{'broker raw delivery to a bare subscriber (msg/s)':<58} {raw:>12,.0f}")
-    procs = "one controller process" if args.controllers == 1 else f"{args.controllers} processes"
-    print(f"{procs + ': heartbeats applied (msg/s)':<58} {ctl:>12,.0f}")
-    print(f"{'ratio controller / raw (target >= 0.8)':<58} {ratio:>12.3f}")
-    print(f"{'controller CPU per heartbeat (µs)':<58} {cpu_us:>12.0f}")
+    for step in steps:
+        n = step["processes"]
+        procs = "one controller process" if n == 1 else f"{n} processes ($share)"
+        print(f"{procs + ': heartbeats handled (msg/s)':<58} {step['total']:>12,.0f}")
+        print(f"{procs + ': ratio to raw (target >= 0.8)':<58} {step['total'] / raw:>12.3f}")
+        if n > 1:
+            each = ", ".join(f"{r / raw:.3f}" for r in step["each"])
+            print(f"{procs + ': each process, ratio to raw':<58} {each:>12}")
+        print(f"{procs + ': controller CPU per heartbeat (µs)':<58} {step['cpu_us']:>12.0f}")
     print(
         f"{f'sustained: offered load, {args.devices} devices @60 s (msg/s)':<58} {target:>12,.0f}"
     )
-    print(f"{'sustained: applied, mean after the first window (msg/s)':<58} {applied:>12,.0f}")
+    print(f"{'sustained: handled, mean after the first window (msg/s)':<58} {handled:>12,.0f}")
     print(f"{'sustained: lag at each window end (messages)':<58} {[round(x) for x in lags]!s:>12}")
     for name, seconds in pages.items():
         print(f"{'page ' + name + ' (ms)':<58} {seconds * 1000:>12.0f}")
@@ -464,8 +509,20 @@ def main() -> None:
                 "controller_msg_per_s": round(ctl),
                 "ratio": round(ratio, 3),
                 "controller_cpu_us_per_msg": round(cpu_us),
+                "one_process_msg_per_s": round(one),
+                "per_process_msg_per_s": [round(r) for r in last["each"]],
+                "steps": [
+                    {
+                        "processes": step["processes"],
+                        "msg_per_s": round(step["total"]),
+                        "ratio": round(step["total"] / raw, 3),
+                        "each_msg_per_s": [round(r) for r in step["each"]],
+                        "cpu_us_per_msg": round(step["cpu_us"]),
+                    }
+                    for step in steps
+                ],
                 "sustained_target_msg_per_s": round(target),
-                "sustained_applied_msg_per_s": round(applied),
+                "sustained_handled_msg_per_s": round(handled),
                 "sustained_lag_messages": [round(x) for x in lags],
                 "page_ms": {k: round(v * 1000) for k, v in pages.items()},
             },
