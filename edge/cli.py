@@ -13,6 +13,7 @@ __all__ = ["edge"]
     cls=LazyGroup,
     lazy={
         "run": "edge.daemon_cli:run",
+        "launch": "edge.launch_cli:launch",
         "read-card": "edge.card_cli:read_card",
         "snap": "edge.camera_cli:snap",
         "verify-face": "edge.face_cli:verify_face",

@@ -22,15 +22,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from muster.errors import StorageError
 
-__all__ = ["SLOTS", "Slots", "UpdateState"]
+__all__ = ["LAUNCHED_ENV", "SLOTS", "Slots", "UpdateState"]
 
 SLOTS = ("a", "b")
+# Set by the launcher (edge/launcher.py) for the daemon it starts: the launcher then counts the
+# new version's starts, so the daemon's own updater must not count them again.
+LAUNCHED_ENV = "MUSTER_LAUNCHED_SLOT"
 
 
 @dataclass
@@ -47,6 +52,20 @@ class UpdateState:
     last_failure: str = ""
     # Reports not yet delivered to the controller: (rollout id, version, state, reason).
     unsent: list[list[Any]] = field(default_factory=list)
+
+    def overdue(self, now: datetime, grace_s: float = 0.0) -> bool:
+        """A new version on trial let its health window (plus ``grace_s``) pass unconfirmed."""
+        if self.phase != "switched" or not self.switched_at:
+            return False
+        try:
+            elapsed = now - datetime.fromisoformat(self.switched_at)
+        except (TypeError, ValueError):
+            return True  # a trial whose start time is unreadable cannot be waited out
+        return elapsed.total_seconds() > self.health_window_s + grace_s
+
+
+def _unobserved(step: str) -> None:
+    pass
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -166,6 +185,46 @@ class Slots:
 
     def roll_back(self, state: UpdateState) -> None:
         self._point(state.previous_slot or "factory")
+
+    def roll_back_locally(
+        self, state: UpdateState, reason: str, observe: Callable[[str], None] = _unobserved
+    ) -> str:
+        """Point back at the previous slot and queue the ``rolled_back`` report for whichever
+        updater next reaches the controller; returns the version given up. Each step is a
+        durable write, so a kill between them is finished by the next start (phase
+        ``rolling_back`` first, ``idle`` once the pointer moved)."""
+        state.phase, state.last_failure = "rolling_back", reason[:300]
+        self.save(state)
+        observe("rolling_back")
+        self.roll_back(state)
+        failed = state.version
+        state.phase, state.boots, state.slot = "idle", 0, ""
+        state.unsent.append([state.rollout_id, failed, "rolled_back", reason[:300]])
+        self.save(state)
+        return failed
+
+    def count_start(
+        self, max_starts: int, observe: Callable[[str], None] = _unobserved
+    ) -> tuple[UpdateState, str]:
+        """At every start of the daemon: finish an interrupted pointer move or rollback, count
+        a new version's starts and roll it back once it used ``max_starts`` without confirming
+        it is healthy. Returns the state and, when it rolled back here, why ("" otherwise)."""
+        state = self.load()
+        if state.phase == "rolling_back":
+            reason = state.last_failure or "interrupted"
+            self.roll_back_locally(state, reason, observe)
+            return state, reason
+        self.settle(state)
+        if state.phase != "switched":
+            return state, ""
+        state.boots += 1
+        self.save(state)
+        observe("first_start")
+        if state.boots > max_starts:
+            reason = f"crash_loop: 新版本连续 {state.boots - 1} 次启动未能确认健康"
+            self.roll_back_locally(state, reason, observe)
+            return state, reason
+        return state, ""
 
     def clean_downloads(self) -> None:
         shutil.rmtree(self.root / "downloads", ignore_errors=True)

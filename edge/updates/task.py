@@ -5,18 +5,22 @@ interrupted), then at once confirms a new version that ``healthy()`` says is up,
 health window, and asks the controller for an update every ``check_every_s``.
 
 ``busy()`` names why not to switch now (a clerk's open draft, an upload in flight) or returns
-None; ``restart()`` is the daemon's clean stop, after which systemd (``Restart=always``) starts
-the version the switch or rollback chose."""
+None; ``restart()`` is the daemon's clean stop, after which the launcher (edge/launcher.py, or
+systemd's ``Restart=always`` without it) starts the version the switch or rollback chose. Under
+the launcher (``launched``, by default read from its mark in the environment) the launcher
+counts the new version's starts, not this job."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 import structlog
 
+from edge.updates.slots import LAUNCHED_ENV
 from edge.updates.updater import DISK_MARGIN_BYTES, Updater
 from muster.clock import Clock
 from muster.errors import MusterError
@@ -49,7 +53,10 @@ def updates_job(
     check_every_s: float = 900.0,
     watch_every_s: float = 10.0,
     disk_margin_bytes: int = DISK_MARGIN_BYTES,
+    launched: bool | None = None,
 ) -> tuple[Updater, Callable[[], Awaitable[None]]]:
+    if launched is None:
+        launched = LAUNCHED_ENV in os.environ
     updater = Updater(
         state_dir,
         profile=profile,
@@ -58,6 +65,7 @@ def updates_job(
         clock=clock,
         restart=restart,
         busy=busy,
+        count_starts=not launched,
         disk_margin_bytes=disk_margin_bytes,
     )
 

@@ -15,7 +15,6 @@ import contextlib
 import json
 import shutil
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -80,6 +79,7 @@ class Updater:
         busy: Callable[[], str | None] = _never_busy,
         observer: Callable[[str], None] = lambda step: None,
         max_boots: int = 3,
+        count_starts: bool = True,
         disk_margin_bytes: int = DISK_MARGIN_BYTES,
         rpc_timeout_s: float = 60.0,
     ) -> None:
@@ -91,6 +91,7 @@ class Updater:
         self._busy = busy
         self._observe = observer
         self._max_boots = max_boots
+        self._count_starts = count_starts
         self._margin = disk_margin_bytes
         self._timeout = rpc_timeout_s
         self._deferred_reported = False
@@ -171,20 +172,20 @@ class Updater:
 
     async def boot(self) -> UpdateState:
         """At every start of the process: finish a pointer move, count the new version's
-        starts, and roll back when it has crash-looped."""
-        state = self.slots.load()
-        if state.phase == "rolling_back":
-            await self._roll_back(state, state.last_failure or "interrupted")
-            return state
-        self.slots.settle(state)
-        if state.phase == "switched":
-            state.boots += 1
-            self.slots.save(state)
-            self._observe("first_start")
-            if state.boots > self._max_boots:
-                await self._roll_back(
-                    state, f"crash_loop: 新版本连续 {state.boots - 1} 次启动未能确认健康"
-                )
+        starts, and roll back when it has crash-looped. Under the launcher (``count_starts``
+        False) the launcher counted this start already; only an interrupted move is finished."""
+        if self._count_starts:
+            state, rolled_back = self.slots.count_start(self._max_boots, self._observe)
+        else:
+            state, rolled_back = self.slots.load(), ""
+            self.slots.settle(state)
+            if state.phase == "rolling_back":
+                rolled_back = state.last_failure or "interrupted"
+                self.slots.roll_back_locally(state, rolled_back, self._observe)
+        if rolled_back:
+            log.warning("update rolled back", version=state.version, reason=rolled_back)
+            await self._flush(state)
+            await self._restart()
         return state
 
     async def confirm_healthy(self) -> None:
@@ -198,16 +199,10 @@ class Updater:
         self.slots.clean_downloads()
         log.info("update confirmed healthy", version=state.version)
 
-    def _overdue(self, state: UpdateState) -> bool:
-        if state.phase != "switched" or not state.switched_at:
-            return False
-        elapsed = self._clock.now() - datetime.fromisoformat(state.switched_at)
-        return elapsed.total_seconds() > state.health_window_s
-
     async def watch_health(self) -> bool:
         """Roll back when the new version let its health window pass; True if it did."""
         state = self.slots.load()
-        if self._overdue(state):
+        if state.overdue(self._clock.now()):
             await self._roll_back(
                 state, f"not_healthy: 新版本在 {state.health_window_s} 秒内未报告健康"
             )
@@ -215,16 +210,9 @@ class Updater:
         return False
 
     async def _roll_back(self, state: UpdateState, reason: str) -> None:
-        self._observe("rolling_back")
-        state.phase, state.last_failure = "rolling_back", reason
-        self.slots.save(state)
-        self.slots.roll_back(state)
-        failed_version = state.version
-        state.phase, state.boots = "idle", 0
-        state.slot = ""
-        self.slots.save(state)
+        failed_version = self.slots.roll_back_locally(state, reason, self._observe)
         log.warning("update rolled back", version=failed_version, reason=reason)
-        await self._report(state, "rolled_back", reason, version=failed_version)
+        await self._flush(state)
         await self._restart()
 
     # --- one cycle --------------------------------------------------------------------------
