@@ -38,6 +38,7 @@ __all__ = [
     "birth_date_of",
     "check_id_number",
     "compact",
+    "preload",
     "sex_of",
 ]
 
@@ -223,6 +224,19 @@ def check_id_number(
     number of the wrong shape gets that one problem, since nothing else can be read from it.
     """
     number = compact(number)
+    try:
+        return _check_cached(number, today, card_type, birth_date, sex)
+    except TypeError:  # an unhashable argument from a careless caller: judged, not cached
+        return _check(number, today, card_type, birth_date, sex)
+
+
+def _check(
+    number: str,
+    today: dt.date,
+    card_type: CardType,
+    birth_date: dt.date | None,
+    sex: str | None,
+) -> IdCheck:
     if card_type is CardType.FOREIGN_PERMANENT_2017:
         if _FOREIGN_2017.fullmatch(number):
             return IdCheck(number, card_type, checkable=False)
@@ -251,6 +265,18 @@ def check_id_number(
         found.append("region_permit")
     found.extend(_disagreements(number, card_type, born, birth_date, sex))
     return IdCheck(number, card_type, tuple(_problem(kind, card_type) for kind in found))
+
+
+# Ingest checks each record's number twice (the record's own rule, then the form's person
+# rule) and a township's batch repeats numbers when records are resent or corrected; the verdict
+# is immutable and depends on nothing but the arguments.
+_check_cached = functools.lru_cache(maxsize=8192)(_check)
+
+
+def preload() -> None:
+    """Load python-stdnum's region table now (it takes a good part of a second) rather than
+    on the first number checked: a long-running process calls this at start-up."""
+    numdb.get("cn/loc")
 
 
 def _disagreements(

@@ -10,13 +10,14 @@ console passes the controller.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from muster.classified import find_designation
+from muster.classified import ClassifiedFinding, find_designation
 from muster.forms import date_rules
 from muster.forms.codelists import RELATIONS, code_for
 from muster.forms.definitions import FieldDef, FormDefinition
@@ -118,7 +119,7 @@ def _normalise(f: FieldDef, raw: object) -> tuple[Any, Problem | None]:
         return text.replace(" ", ""), None
     if len(text) > f.max_length:
         return None, Problem(f.key, "length", f"“{f.label}”最多 {f.max_length} 个字，请精简")
-    finding = find_designation(text, f.label)
+    finding = _designation(text, f.label)
     if finding is not None:
         return None, Problem(f.key, "classified", finding.message)
     return text, None
@@ -126,6 +127,129 @@ def _normalise(f: FieldDef, raw: object) -> tuple[Any, Problem | None]:
 
 def _code(f: FieldDef, value: str) -> str | None:
     return code_for(f.options, value)
+
+
+# A township's records repeat most of their texts (陆军, the street, the employer): the verdict
+# on a short text is kept. Long texts are rarely repeated and would make the cache large.
+_CACHED_TEXT = 200
+_find_cached = functools.lru_cache(maxsize=8192)(find_designation)
+
+
+def _designation(text: str, label: str) -> ClassifiedFinding | None:
+    if len(text) <= _CACHED_TEXT:
+        return _find_cached(text, label)
+    return find_designation(text, label)
+
+
+# --- each form compiled once -------------------------------------------------------------------
+#
+# Ingest validates thousands of records a second against a handful of forms. Each field gets a
+# normaliser made for its kind once; it takes the values a well-formed record carries (a code,
+# a label, an ISO date, a clean text, a number in range) straight to their stored form, and
+# hands anything else to ``_normalise``, the one definition of what a value means and of every
+# problem's wording. Fast path and ``_normalise`` agree on every value the fast path accepts.
+
+_Normaliser = Callable[[object], tuple[Any, Problem | None]]
+_UNSET: Final = object()
+
+
+def _labels_to_codes(options: Mapping[str, str]) -> dict[str, str]:
+    """``code_for`` as one dictionary: each code is itself, a label the first code it labels."""
+    table: dict[str, str] = {}
+    for code, label in options.items():
+        table.setdefault(label, code)
+    table.update({code: code for code in options})
+    table.pop("", None)  # an empty value is no choice: ``_normalise`` says what it is
+    return table
+
+
+def _compile_field(f: FieldDef) -> _Normaliser:
+    def slow(raw: object) -> tuple[Any, Problem | None]:
+        return _normalise(f, raw)
+
+    if f.kind in ("text", "textarea"):
+        limit, label = f.max_length, f.label
+
+        def text(raw: object) -> tuple[Any, Problem | None]:
+            if type(raw) is not str:
+                return _normalise(f, raw)
+            value = raw.strip()
+            if not value:
+                return None, None
+            if len(value) > limit or _designation(value, label) is not None:
+                return _normalise(f, raw)
+            return value, None
+
+        return text
+    if f.kind == "choice":
+        codes = _labels_to_codes(f.options)
+
+        def choice(raw: object) -> tuple[Any, Problem | None]:
+            if type(raw) is str:
+                code = codes.get(raw.strip(), _UNSET)
+                if code is not _UNSET:
+                    return code, None
+            return _normalise(f, raw)
+
+        return choice
+    if f.kind == "multi":
+        codes = _labels_to_codes(f.options)
+        order = {code: i for i, code in enumerate(f.options)}
+
+        def multi(raw: object) -> tuple[Any, Problem | None]:
+            if type(raw) is list and all(type(item) is str and item in codes for item in raw):
+                chosen = {codes[item] for item in raw}
+                return (sorted(chosen, key=order.__getitem__) or None), None
+            return _normalise(f, raw)
+
+        return multi
+    if f.kind == "date":
+
+        def date(raw: object) -> tuple[Any, Problem | None]:
+            if type(raw) is str and len(raw) == 10 and raw[4] == "-" and raw[7] == "-":
+                try:
+                    return dt.date.fromisoformat(raw).isoformat(), None
+                except ValueError:
+                    pass
+            return _normalise(f, raw)
+
+        return date
+    if f.kind == "number" and f.minimum is not None and f.maximum is not None:
+        low, high = f.minimum, f.maximum
+
+        def number(raw: object) -> tuple[Any, Problem | None]:
+            if type(raw) is int and low <= raw <= high:
+                return raw, None
+            return _normalise(f, raw)
+
+        return number
+    return slow
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledForm:
+    form: FormDefinition
+    fields: tuple[tuple[str, str, bool, _Normaliser], ...]  # key, label, required, normaliser
+    keys: frozenset[str]
+
+
+_COMPILED: dict[int, _CompiledForm] = {}
+
+
+def _compiled(form: FormDefinition) -> _CompiledForm:
+    """The form's normalisers, made on its first record (the form is kept to pin its id)."""
+    done = _COMPILED.get(id(form))
+    if done is not None and done.form is form:
+        return done
+    done = _CompiledForm(
+        form,
+        tuple((f.key, f.label, f.required, _compile_field(f)) for f in form.fields),
+        frozenset(form.by_key),
+    )
+    if len(_COMPILED) > 256:  # forms made on the fly (tests) must not pile up
+        _COMPILED.clear()
+    _COMPILED[id(form)] = done
+    return done
 
 
 # --- cross-field rules -------------------------------------------------------------------------
@@ -289,22 +413,24 @@ def validate_fields(
     today: dt.date,
 ) -> Validated:
     """Every problem with ``raw`` against ``form``; values normalised (codes, ISO dates)."""
+    compiled = _compiled(form)
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     for key in raw:
-        if key not in form.by_key:
+        if key not in compiled.keys:
             problems.append(
                 Problem(key, "unknown", f"表单“{form.title}”第 {form.version} 版没有字段 {key}")
             )
-    for f in form.fields:
-        value, problem = _normalise(f, raw.get(f.key))
+    get = raw.get
+    for key, label, required, normalise in compiled.fields:
+        value, problem = normalise(get(key))
         if problem is not None:
             problems.append(problem)
         elif value is None:
-            if f.required:
-                problems.append(Problem(f.key, "required", f"“{f.label}”必须填写"))
+            if required:
+                problems.append(Problem(key, "required", f"“{label}”必须填写"))
         else:
-            values[f.key] = value
+            values[key] = value
     if form.relation_required:
         if relation not in RELATIONS:
             problems.append(
