@@ -22,6 +22,7 @@ from controller.admin import create_admin_app
 from controller.admin.login_guard import PasswordWorkers
 from controller.applications.public_app import create_public_app
 from controller.applications.sender import DeliverySender
+from controller.confirmation.device_records import KINDS as CONFIRMATION_KINDS
 from controller.confirmation.face_check import PROCESS_SLOTS, FaceCheckJob, MusterFaceVerifier
 from controller.confirmation.weekly import WeeklyReporter
 from controller.db import make_engine, make_read_only_engine, migrate, session_factory
@@ -32,6 +33,7 @@ from controller.devices.revocation import CrlPublisher
 from controller.fleet.commands import CommandSender, mqtt_publisher
 from controller.fleet.monitor import FleetMonitor
 from controller.fleet.telemetry_consumer import DeviceStateStore, TelemetryConsumer
+from controller.fleet.telemetry_nats import NatsTelemetryIntake, nats_tls_context
 from controller.records.attachment_chunks import ChunkQuota, ChunkSweeper
 from controller.records.ingest import Ingestor
 from controller.rpc.servers import build_servers
@@ -144,6 +146,7 @@ class Controller:
                 max_bytes=settings.unclaimed_chunk_bytes_max,
                 expire_after=timedelta(days=settings.unclaimed_chunk_days),
             ),
+            kinds=CONFIRMATION_KINDS,
         )
         self._servers = list(
             build_servers(settings, self.pki, self.sessions, enroller, ingestor, clock)
@@ -158,6 +161,13 @@ class Controller:
             backoff=Backoff(0.5, 30.0, random.Random(self.rng.random())),
         )
         supervisor.add("telemetry-flush", self.consumer.flush_forever)
+        if settings.telemetry_transport == "nats":
+            intake = NatsTelemetryIntake(settings, self.consumer, nats_tls_context(self.pki))
+            supervisor.add(
+                "telemetry-nats",
+                intake.run,
+                backoff=Backoff(0.5, 30.0, random.Random(self.rng.random())),
+            )
         bans = None
         if settings.broker_dynamic_security:
             bans = BrokerBans(settings.mqtt_url, self.pki, timeout_s=settings.broker_ban_timeout_s)

@@ -60,6 +60,23 @@ class Sealer:
         for name, data in given.items():
             if describe_attachment(name, data) != payload.attachments[name]:
                 raise RecordError("attachment", f"附件“{name}”与记录所列不符，请重新封存")
+        return self.seal_document(
+            payload.record_id,
+            f"{payload.category.value}/{payload.form_version}",
+            payload.to_bytes(),
+            given,
+        )
+
+    def seal_document(
+        self,
+        record_id: str,
+        schema_version: str,
+        plaintext: bytes,
+        given: Mapping[str, bytes] | None = None,
+    ) -> Sealed:
+        """Seal and store a record of any kind (``confirmation/1`` too) as ``seal`` does, its
+        attachments already checked; the same licence and upload-key rules apply."""
+        given = dict(given or {})
         verdict = self._guard.verdict
         if not verdict.allowed:
             raise LicenceError(verdict.reason, verdict.message)
@@ -69,10 +86,10 @@ class Sealer:
         version = max(int(v) for v in enrolment.upload_keys)
         upload_key = upload_public_from_bytes(bytes.fromhex(enrolment.upload_keys[str(version)]))
         sealed = seal_record(
-            payload.to_bytes(),
-            record_id=payload.record_id,
+            plaintext,
+            record_id=record_id,
             device_id=enrolment.device_id,
-            schema_version=f"{payload.category.value}/{payload.form_version}",
+            schema_version=schema_version,
             upload_key=upload_key,
             key_version=version,
             signing_key=self._key,
@@ -83,7 +100,7 @@ class Sealer:
             for name, data in sorted(given.items())
             for chunk in seal_attachment(
                 data,
-                record_id=payload.record_id,
+                record_id=record_id,
                 device_id=enrolment.device_id,
                 name=name,
                 upload_key=upload_key,
@@ -93,4 +110,4 @@ class Sealer:
         digest = content_hash(sealed)
         self._outbox.add(sealed, digest, chunks=chunks)
         self.sealed_count += 1
-        return Sealed(payload.record_id, digest, version)
+        return Sealed(record_id, digest, version)
