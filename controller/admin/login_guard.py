@@ -23,7 +23,10 @@ controller/fleet/rules.py does):
 
 The counters live in the database (``login_lockouts``), so a restart forgets no lockout and
 every replica behind a load balancer counts the same failures; the times are the injected
-clock's. The lockout's first length is a setting (``admin_lockout_s``).
+clock's. The lockout's first length is a setting (``admin_lockout_s``). A row is forgotten
+``FORGET_AFTER`` after its last lockout ended (or, never locked, after its first failure), so
+names a stranger made up do not pile up for ever; the pruning runs with the failures, at most
+once per ``PRUNE_EVERY`` per process.
 
 Errors::
 
@@ -43,7 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +57,7 @@ from muster.errors import ConfigError, MusterError
 __all__ = [
     "ADDRESS_FAILURES",
     "ADDRESS_WINDOW",
+    "FORGET_AFTER",
     "LOCKOUT",
     "LOCKOUT_MAX",
     "USER_FAILURES",
@@ -73,6 +77,8 @@ ADDRESS_FAILURES = 20
 ADDRESS_WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 LOCKOUT_MAX = timedelta(hours=24)
+FORGET_AFTER = LOCKOUT_MAX
+PRUNE_EVERY = timedelta(minutes=10)
 
 
 class LoginRefused(MusterError):
@@ -202,6 +208,7 @@ class LoginThrottle:
         self.address_window = address_window
         self.lockout = lockout
         self.lockout_max = lockout_max
+        self._pruned_at: datetime | None = None
 
     def check(self, username: str, address: str) -> None:
         """LoginLocked when the name or the address may not try now."""
@@ -217,6 +224,8 @@ class LoginThrottle:
         """Count a wrong password; the lockout it starts, if it starts one."""
         now = self.clock.now()
         with self.sessions.begin() as session:
+            if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+                self.prune(session, now)
             locked = self._count(session, _key("user", username), now, self.user_failures, None)
             place = self._count(
                 session,
@@ -228,6 +237,17 @@ class LoginThrottle:
         if locked is not None:
             return self._locked("该账号", locked)
         return self._locked("本机地址", place) if place is not None else None
+
+    def prune(self, session: Session, now: datetime) -> int:
+        """Delete the rows nothing depends on any more: not locked now, and quiet for
+        ``FORGET_AFTER``. Returns how many went."""
+        row = LoginLockout.__table__.c
+        cutoff = now - FORGET_AFTER
+        gone = session.execute(
+            delete(LoginLockout).where(func.coalesce(row.locked_until, row.window_start) < cutoff)
+        )
+        self._pruned_at = now
+        return int(getattr(gone, "rowcount", 0) or 0)
 
     def succeeded(self, username: str) -> None:
         """A right password: the name starts again from nothing (its address does not)."""
