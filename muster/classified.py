@@ -36,6 +36,7 @@ all of Unicode by the tests.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -337,6 +338,41 @@ def find_designations(text: str, field: str = "") -> list[ClassifiedFinding]:
     return list(_findings(text, field))
 
 
+# Ingest scans the clerks, notes and change lists of thousands of records a second, and they
+# repeat (clerk-a, "entered", a field's key): the verdict on a short text is kept.
+_CACHED_TEXT = 200
+
+
+@functools.lru_cache(maxsize=8192)
+def _flagged_cached(text: str) -> bool:
+    return next(_findings(text, ""), None) is not None
+
+
+def _flagged(text: str) -> bool:
+    if len(text) <= _CACHED_TEXT:
+        return _flagged_cached(text)
+    return next(_findings(text, ""), None) is not None
+
+
+def _holds_finding(obj: object) -> bool:
+    """Whether any string ``_strings`` would yield has a designation: the same walk without
+    building paths, which only a text with a finding needs."""
+    stack: list[object] = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _flagged(value):
+                return True
+        elif type(value) is dict or isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    stack.append(key)
+                stack.append(item)
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend(value)
+    return False
+
+
 def _strings(obj: object, path: str) -> Iterator[tuple[str, str]]:
     """Every string inside ``obj`` with its path, in document order, without recursion."""
     stack: list[tuple[str, object]] = [(path, obj)]
@@ -367,6 +403,8 @@ def scan_text_values(obj: object, path: str = "") -> list[ClassifiedFinding]:
     ``record.fields.main_requests``, ``record.audit[2].changes[0]``; other values (numbers,
     None, bytes) are skipped.
     """
+    if not _holds_finding(obj):
+        return []
     return [f for where, text in _strings(obj, path) for f in _findings(text, where)]
 
 
