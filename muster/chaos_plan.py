@@ -15,8 +15,10 @@ Fault kinds today (one Mosquitto, controller replicas, one PostgreSQL)::
     kill_database      kill -9 the PostgreSQL postmaster; restarted after down_s
     clock_jump         restart a device with its clock moved by clock_offset_s for down_s
     partition_device   cut every link of one device (uploads and MQTT) for down_s
+    latency_loss       slow one device's links down (``tc netem``: delay_ms +- a quarter,
+                       loss_pct of the packets lost) for down_s
 
-A new target (a broker node of a cluster, a replica database, latency through ``tc netem``) is a
+A new target (a broker node of a cluster, a replica database) is a
 new kind: a name here with its targets in ``PlanShape.targets``, and one action in the runner.
 """
 
@@ -36,6 +38,7 @@ __all__ = [
     "KILL_CONTROLLER",
     "KILL_DATABASE",
     "KILL_DEVICE",
+    "LATENCY_LOSS",
     "PARTITION_DEVICE",
     "CommandEvent",
     "Fault",
@@ -50,6 +53,7 @@ KILL_BROKER = "kill_broker"
 KILL_DATABASE = "kill_database"
 CLOCK_JUMP = "clock_jump"
 PARTITION_DEVICE = "partition_device"
+LATENCY_LOSS = "latency_loss"
 FAULT_KINDS: tuple[str, ...] = (
     KILL_DEVICE,
     KILL_CONTROLLER,
@@ -57,6 +61,7 @@ FAULT_KINDS: tuple[str, ...] = (
     KILL_DATABASE,
     CLOCK_JUMP,
     PARTITION_DEVICE,
+    LATENCY_LOSS,
 )
 
 # Devices are the many, so they take most faults; the shared parts are hit often enough to
@@ -68,12 +73,15 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     KILL_DATABASE: 1.0,
     CLOCK_JUMP: 1.5,
     PARTITION_DEVICE: 1.5,
+    LATENCY_LOSS: 1.5,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """One fault: at ``at_s`` seconds into the run, ``kind`` hits ``target`` for ``down_s``."""
+    """One fault: at ``at_s`` seconds into the run, ``kind`` hits ``target`` for ``down_s``
+    (a clock jump moves it by ``clock_offset_s``; latency/loss adds ``delay_ms`` and drops
+    ``loss_pct`` per cent of the packets)."""
 
     number: int
     at_s: float
@@ -81,6 +89,8 @@ class Fault:
     target: str
     down_s: float
     clock_offset_s: float = 0.0
+    delay_ms: float = 0.0
+    loss_pct: float = 0.0
 
     def log_entry(self, *, seed: int, time: str) -> dict[str, Any]:
         """The JSONL line the runner writes when it injects this fault (``time``: when it did)."""
@@ -92,6 +102,8 @@ class Fault:
             "target": self.target,
             "down_s": round(self.down_s, 3),
             "clock_offset_s": round(self.clock_offset_s, 3),
+            "delay_ms": round(self.delay_ms, 1),
+            "loss_pct": round(self.loss_pct, 2),
             "seed": seed,
         }
 
@@ -113,6 +125,7 @@ def _default_down() -> dict[str, tuple[float, float]]:
         KILL_DATABASE: (0.5, 3.0),
         CLOCK_JUMP: (3.0, 8.0),
         PARTITION_DEVICE: (1.0, 6.0),
+        LATENCY_LOSS: (2.0, 8.0),
     }
 
 
@@ -124,7 +137,8 @@ class PlanShape:
     ``mean_gap_s``: mean time between faults (exponential gaps); ``down_s``: kind -> (min, max)
     time down; ``settle_s``: kind -> extra time after coming back before the same target may be
     hit again (a controller needs seconds to start); ``clock_jump_s``: (min, max) of the size of
-    a clock jump, either direction.
+    a clock jump, either direction; ``delay_ms`` and ``loss_pct``: (min, max) of a latency/loss
+    fault's added delay and share of packets lost.
     """
 
     faults: int
@@ -134,6 +148,8 @@ class PlanShape:
     down_s: Mapping[str, tuple[float, float]] = field(default_factory=_default_down)
     settle_s: Mapping[str, float] = field(default_factory=dict)
     clock_jump_s: tuple[float, float] = (60.0, 6 * 3600.0)
+    delay_ms: tuple[float, float] = (50.0, 1500.0)
+    loss_pct: tuple[float, float] = (0.0, 40.0)
 
     def check(self) -> None:
         if self.faults < 0:
@@ -151,6 +167,12 @@ class PlanShape:
         low, high = self.clock_jump_s
         if not 0 < low <= high:
             raise ConfigError(f"时钟跳变范围无效: ({low}, {high})")
+        low, high = self.delay_ms
+        if not 0 <= low <= high:
+            raise ConfigError(f"网络延迟范围无效 (毫秒): ({low}, {high})")
+        low, high = self.loss_pct
+        if not 0 <= low <= high < 100:
+            raise ConfigError(f"丢包率范围无效 (须在 0 到 100 之间, 不含 100): ({low}, {high})")
         if self.faults and not self._kinds():
             raise ConfigError("没有可注入故障的目标: 每种故障类型都没有目标")
 
@@ -174,11 +196,14 @@ def plan_faults(seed: int, shape: PlanShape) -> tuple[Fault, ...]:
         kind, target, now = _free_target(rng, wanted, kinds, shape, free_at, now)
         low, high = shape.down_s.get(kind, (0.5, 3.0))
         down = rng.uniform(low, high)
-        offset = 0.0
+        offset = delay = loss = 0.0
         if kind == CLOCK_JUMP:
             offset = rng.uniform(*shape.clock_jump_s) * rng.choice((-1.0, 1.0))
+        elif kind == LATENCY_LOSS:
+            delay = rng.uniform(*shape.delay_ms)
+            loss = rng.uniform(*shape.loss_pct)
         free_at[target] = now + down + shape.settle_s.get(kind, 0.0)
-        faults.append(Fault(number, now, kind, target, down, offset))
+        faults.append(Fault(number, now, kind, target, down, offset, delay, loss))
     return tuple(faults)
 
 

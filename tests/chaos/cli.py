@@ -22,7 +22,10 @@ __all__ = ["chaos"]
     type=click.IntRange(min=1),
     default=50,
     show_default=True,
-    help="faults to inject (kill -9 of devices, replicas, broker, database; clock jumps; partitions)",
+    help=(
+        "faults to inject (kill -9 of devices, replicas, broker, database; clock jumps;"
+        " partitions; latency and packet loss)"
+    ),
 )
 @click.option(
     "--records",

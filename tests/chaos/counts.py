@@ -32,6 +32,8 @@ class ChaosCounts:
     records_pending: int = 0
     content_mismatched: int = 0
     counted_twice: int = 0
+    sealed_after_stop: int = 0  # sealed after collection was switched off: must be 0
+    stray_processes: dict[str, int] = field(default_factory=dict)  # device -> extra daemons
     commands: dict[str, int] = field(default_factory=dict)
     commands_issue_failed: int = 0
     devices_up_online: int = 0
@@ -53,6 +55,8 @@ class ChaosCounts:
             and self.records_doubled == 0
             and self.content_mismatched == 0
             and not self.status_wrong
+            and self.sealed_after_stop == 0
+            and not any(self.stray_processes.values())
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -136,6 +140,8 @@ def render(counts: ChaosCounts, console: Console) -> None:
     table.add_row("counted twice (device counter)", str(counts.counted_twice))
     table.add_row("rejected by the centre", str(counts.records_rejected))
     table.add_row("still pending on devices", str(counts.records_pending))
+    table.add_row("sealed after collection stopped", _flag(counts.sealed_after_stop))
+    table.add_row("stray device processes", _flag(sum(counts.stray_processes.values())))
     table.add_section()
     shown = ("issued", "sent", "acked", "expired", "failed", "pending")
     for state in shown:

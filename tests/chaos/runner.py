@@ -7,8 +7,12 @@ restarts any process that died without being told to and counts it, so a crash c
 fault (a replica that exits when its database goes) shows in the table instead of hanging the
 run. Every injected fault is a line in ``faults.jsonl``.
 
-A little over 400 lines: the run's phases (start, faults, recovery, status) share one state
-and read best in order; the parts and the counting are already in their own modules."""
+Collection stops before the drain: every daemon is stopped, the outboxes' record sets are
+taken, and the daemons restart idle; a record sealed after that, or a second daemon on a
+device's state directory (``stray``), fails the run.
+
+Under 500 lines: the run's phases (start, faults, recovery, status) share one state and read
+best in order; the parts, links and counting are already in their own modules."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from muster.chaos_plan import (
     KILL_CONTROLLER,
     KILL_DATABASE,
     KILL_DEVICE,
+    LATENCY_LOSS,
     PARTITION_DEVICE,
     CommandEvent,
     Fault,
@@ -39,6 +44,7 @@ from muster.chaos_plan import (
     plan_faults,
 )
 from tests.chaos.counts import ChaosCounts, count_database, count_outboxes, render
+from tests.chaos.links import PacketLoss
 from tests.chaos.world import (
     ChaosDatabase,
     ChaosDevice,
@@ -83,6 +89,11 @@ class ChaosRun:
         self.commands_failed = 0
         self._down: set[str] = set()  # targets a job holds down on purpose
         self._lock = threading.Lock()
+        # One per target: a fault job holds it while it breaks or restores the target, the
+        # watchdog while it looks and restarts, so the two never both start the same part.
+        self._target_locks: dict[str, threading.Lock] = {}
+        self.loss: PacketLoss | None = None
+        self.sealed_at_stop: dict[Path, set[str]] = {}
         self._log = (self.out / "faults.jsonl").open("a", encoding="utf-8")
 
     # -- the world -----------------------------------------------------------------------
@@ -100,9 +111,14 @@ class ChaosRun:
         per_device = self.config.records // self.config.devices
         broker = self.broker
 
+        made: dict[int, ChaosDevice] = {}
+
         def enrol(number: int) -> ChaosDevice:
             replica = self.controllers[(number - 1) % len(self.controllers)]
             device = make_device(self.out, number, replica, collecting, idle)
+            with self._lock:
+                made[number] = device  # closed at the end even if the start fails later
+                self.devices = [made[n] for n in sorted(made)]
             device.enrol(per_device, self.config.seed * 10_000 + number, broker)
             device.start()
             return device
@@ -111,6 +127,8 @@ class ChaosRun:
             self.devices = list(pool.map(enrol, range(1, self.config.devices + 1)))
             # Admin logins now, so commands during the faults never wait on an account.
             list(pool.map(lambda c: c.auth, self.controllers))
+        self.loss = PacketLoss([d.link_ports for d in self.devices])
+        self.loss.install()
 
     def targets(self) -> dict[str, list[str]]:
         names = [d.name for d in self.devices]
@@ -118,6 +136,7 @@ class ChaosRun:
             KILL_DEVICE: names,
             CLOCK_JUMP: names,
             PARTITION_DEVICE: names,
+            LATENCY_LOSS: names,
             KILL_CONTROLLER: [f"controller-{i + 1}" for i in range(len(self.controllers))],
             KILL_BROKER: ["broker"],
             KILL_DATABASE: ["database"],
@@ -126,6 +145,8 @@ class ChaosRun:
     def close(self) -> None:
         for device in self.devices:
             device.close()
+        if self.loss is not None:
+            self.loss.close()
         for controller in self.controllers:
             controller.stop()
         if self.broker is not None:
@@ -145,40 +166,60 @@ class ChaosRun:
             self._log.write(json.dumps(entry, ensure_ascii=False) + "\n")
             self._log.flush()
 
+    def _target_lock(self, target: str) -> threading.Lock:
+        with self._lock:
+            return self._target_locks.setdefault(target, threading.Lock())
+
     def inject(self, fault: Fault) -> None:
         """Break, hold, restore: one job per fault."""
-        with self._lock:
-            self._down.add(fault.target)
-        self._write(fault.log_entry(seed=self.config.seed, time=datetime.now(UTC).isoformat()))
+        with self._target_lock(fault.target):
+            with self._lock:
+                self._down.add(fault.target)
+            self._write(fault.log_entry(seed=self.config.seed, time=datetime.now(UTC).isoformat()))
         try:
-            if fault.kind == KILL_DEVICE:
-                self._device(fault.target).kill()
-            elif fault.kind == CLOCK_JUMP:
-                device = self._device(fault.target)
-                device.stop()
-                device.start(clock_offset_s=fault.clock_offset_s)
-            elif fault.kind == PARTITION_DEVICE:
-                self._device(fault.target).cut()
-            elif fault.kind == KILL_CONTROLLER:
-                self._controller(fault.target).kill()
-            elif fault.kind == KILL_BROKER:
-                assert self.broker is not None and self.broker._process is not None
-                self.broker._process.kill()
-                self.broker._process.wait(timeout=10)
-            elif fault.kind == KILL_DATABASE:
-                self.database.kill()
+            with self._target_lock(fault.target):
+                self._break(fault)
             with self._lock:
                 self.faults[fault.kind] += 1
             time.sleep(fault.down_s)
         finally:
-            self._bring_back(fault.kind, fault.target)
-            with self._lock:
-                self._down.discard(fault.target)
+            with self._target_lock(fault.target):
+                self._bring_back(fault.kind, fault.target)
+                with self._lock:
+                    self._down.discard(fault.target)
             self._write({"event": "recovered", "number": fault.number, "target": fault.target})
+
+    def _break(self, fault: Fault) -> None:
+        if fault.kind == KILL_DEVICE:
+            self._device(fault.target).kill()
+        elif fault.kind == CLOCK_JUMP:
+            device = self._device(fault.target)
+            device.stop()
+            device.start(clock_offset_s=fault.clock_offset_s)
+        elif fault.kind == PARTITION_DEVICE:
+            self._device(fault.target).cut()
+        elif fault.kind == KILL_CONTROLLER:
+            self._controller(fault.target).kill()
+        elif fault.kind == KILL_BROKER:
+            assert self.broker is not None and self.broker._process is not None
+            self.broker._process.kill()
+            self.broker._process.wait(timeout=10)
+        elif fault.kind == KILL_DATABASE:
+            self.database.kill()
+        elif fault.kind == LATENCY_LOSS:
+            device = self._device(fault.target)
+            device.slow(fault.delay_ms / 1000.0)
+            assert self.loss is not None
+            self.loss.set_loss(self.devices.index(device), fault.loss_pct)
 
     def _bring_back(self, kind: str, target: str) -> None:
         if kind == PARTITION_DEVICE:
             self._device(target).restore()
+        elif kind == LATENCY_LOSS:
+            device = self._device(target)
+            device.slow(0.0)
+            assert self.loss is not None
+            self.loss.set_loss(self.devices.index(device), 0.0)
         elif kind == CLOCK_JUMP:
             device = self._device(target)
             device.stop()
@@ -205,27 +246,43 @@ class ChaosRun:
                     raise
                 time.sleep(1.0)
 
+    def _is_running(self, name: str) -> bool:
+        if name.startswith("device-"):
+            return self._device(name).running
+        if name.startswith("controller-"):
+            process = self._controller(name).process
+            return process is not None and process.poll() is None
+        if name == "broker":
+            return self.broker is not None and self.broker.running
+        return self.database.running
+
     def watchdog(self) -> None:
-        """Restart what died unasked (and count it)."""
-        parts: list[tuple[str, bool]] = [(d.name, d.running) for d in self.devices]
-        parts += [
-            (f"controller-{i + 1}", c.process is not None and c.process.poll() is None)
-            for i, c in enumerate(self.controllers)
-        ]
-        parts += [("broker", self.broker is not None and self.broker.running)]
-        parts += [("database", self.database.running)]
-        for name, running in parts:
-            with self._lock:
-                held = name in self._down
-            if running or held:
+        """Restart what died unasked (and count it). A part a fault job is busy with, or holds
+        down, is left to the job; looking and restarting happen under the part's lock, so a
+        job that brings it back meanwhile is never doubled by a second start."""
+        names = [d.name for d in self.devices]
+        names += [f"controller-{i + 1}" for i in range(len(self.controllers))]
+        names += ["broker", "database"]
+        for name in names:
+            lock = self._target_lock(name)
+            if not lock.acquire(blocking=False):
                 continue
-            self.unplanned[name] += 1
-            self._write({"event": "unplanned_exit", "target": name, "time": _now()})
-            kind = "database" if name == "database" else name
             try:
-                self._bring_back(kind, name)
-            except ComponentStartError as exc:
-                self._write({"event": "restart_failed", "target": name, "error": str(exc)[:400]})
+                with self._lock:
+                    held = name in self._down
+                if held or self._is_running(name):
+                    continue
+                self.unplanned[name] += 1
+                self._write({"event": "unplanned_exit", "target": name, "time": _now()})
+                kind = "database" if name == "database" else name
+                try:
+                    self._bring_back(kind, name)
+                except ComponentStartError as exc:
+                    self._write(
+                        {"event": "restart_failed", "target": name, "error": str(exc)[:400]}
+                    )
+            finally:
+                lock.release()
 
     # -- commands ------------------------------------------------------------------------
     def send_command(self, event: CommandEvent) -> None:
@@ -306,20 +363,37 @@ class ChaosRun:
         counts.unplanned_exits = dict(self.unplanned)
         counts.commands_issue_failed = self.commands_failed
         self.check_status(counts)
+        counts.stray_processes = {d.name: len(d.stray_processes()) for d in self.devices}
         outboxes = count_outboxes([d.edge.state_dir for d in self.devices])
+        counts.sealed_after_stop = sum(
+            len(set(view.hashes) - self.sealed_at_stop.get(path, set()))
+            for path, view in outboxes.items()
+        )
         count_database(counts, self.database.database_url, outboxes)
         counts.seconds = {k: round(v, 1) for k, v in timings.items()}
         return counts
 
     def recover(self) -> bool:
-        """Everything back, collection off, every outbox drained (or the timeout)."""
-        for device in self.devices:
+        """Everything back, collection off, every outbox drained (or the timeout). What the
+        outboxes hold once every collecting daemon is stopped is the run's record set; a
+        record sealed after that point is counted apart (``sealed_after_stop``)."""
+        for index, device in enumerate(self.devices):
             device.restore()
+            device.slow(0.0)
+            if self.loss is not None:
+                self.loss.set_loss(index, 0.0)
         self.watchdog()
         for device in self.devices:
-            device.stop()
-            device.profile = device.idle
-            device.start()
+            with self._target_lock(device.name):
+                device.stop()
+                device.profile = device.idle
+        self.sealed_at_stop = {
+            path: set(view.hashes)
+            for path, view in count_outboxes([d.edge.state_dir for d in self.devices]).items()
+        }
+        for device in self.devices:
+            with self._target_lock(device.name):
+                device.start()
         deadline = time.monotonic() + self.config.recovery_timeout_s
         with _progress(self.console) as progress:
             task = progress.add_task("draining outboxes", total=None)

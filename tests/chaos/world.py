@@ -2,10 +2,12 @@
 -9 and restarted, so never the test session's shared server), Mosquitto in its production shape
 (two TLS listeners, client certificates, the ACL), controller replicas in one shared-subscription
 group on that database, and enrolled device daemons whose links run through TCP proxies the run
-can cut. A device can restart under ``faketime`` to jump its clock."""
+can cut or slow down (``links.py``). A device can restart under libfaketime to jump its clock.
+Each daemon runs in a process group of its own, so a kill leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,12 +20,12 @@ from pathlib import Path
 from controller.devices.pki_store import CONTROLLER_MQTT_IDENTITY, ensure_controller_pki
 from muster.crypto import write_private_key, write_public_file
 from muster.crypto.pki import certificate_pem, issue_server_certificate
+from tests.chaos.links import ChaosLink
 from tests.fixtures.backlog import preseal_backlog
-from tests.fixtures.components import ComponentStartError, require
+from tests.fixtures.components import ComponentStartError, require, terminate
 from tests.fixtures.fleet import MUSTER, ControllerProcess, EdgeProcess, wait_until, write_profile
 from tests.fixtures.mosquitto import MosquittoBroker, MosquittoTLS
 from tests.fixtures.postgres import PostgresServer
-from tests.fixtures.tcp_proxy import TcpProxy
 
 __all__ = [
     "ChaosDatabase",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 SHARED_GROUP = "controllers"
+FAKETIME_LIBRARY = "/usr/lib/*/faketime/libfaketime.so.1"
 DATABASE = "chaos"
 
 
@@ -143,8 +146,8 @@ class ChaosDevice:
     edge: EdgeProcess
     collecting: Path
     idle: Path
-    data_proxy: TcpProxy | None = None
-    mqtt_proxy: TcpProxy | None = None
+    data_proxy: ChaosLink | None = None
+    mqtt_proxy: ChaosLink | None = None
     sealed_backlog: int = 0
     clock_offset_s: float = 0.0
     profile: Path = field(init=False)
@@ -167,8 +170,8 @@ class ChaosDevice:
         if backlog:
             preseal_backlog(self.edge.state_dir, backlog, seed=seed)
         self.sealed_backlog = backlog
-        self.data_proxy = TcpProxy("127.0.0.1", self.edge.controller.data_port)
-        self.mqtt_proxy = TcpProxy("127.0.0.1", broker.port)
+        self.data_proxy = ChaosLink("127.0.0.1", self.edge.controller.data_port)
+        self.mqtt_proxy = ChaosLink("127.0.0.1", broker.port)
         enrolment = json.loads(enrolment_path.read_text())
         enrolment["data_endpoint"] = self.data_proxy.address
         enrolment["mqtt_url"] = f"mqtts://{self.mqtt_proxy.address}"
@@ -177,8 +180,17 @@ class ChaosDevice:
         tmp.replace(enrolment_path)
 
     def start(self, *, clock_offset_s: float = 0.0) -> None:
-        """Start the daemon; with an offset its wall clock runs that far off (``faketime``),
-        its monotonic clock untouched, as when an RTC is set wrong."""
+        """Start the daemon; with an offset its wall clock runs that far off (libfaketime), its
+        monotonic clock untouched, as when an RTC is set wrong.
+
+        The daemon is the direct child, in a process group of its own: the ``faketime`` wrapper
+        forks and waits, so a kill -9 or SIGTERM of the wrapper left the real daemon running
+        and sealing on the jumped clock after the run had stopped collecting. The library is
+        preloaded instead, and a kill hits the whole group."""
+        if self.running:
+            raise RuntimeError(
+                f"{self.name} is still running (pid {self.edge.process and self.edge.process.pid}); stop it first"
+            )
         self.clock_offset_s = clock_offset_s
         command = [
             *MUSTER,
@@ -191,19 +203,42 @@ class ChaosDevice:
         ]
         env = dict(os.environ)
         if clock_offset_s:
-            faketime = require("faketime", "to jump a device's clock")
-            command = [faketime, "-f", f"{int(clock_offset_s):+d}", *command]
+            library = require(FAKETIME_LIBRARY, "to jump a device's clock (libfaketime)")
+            env["LD_PRELOAD"] = " ".join(filter(None, [library, env.get("LD_PRELOAD")]))
+            env["FAKETIME"] = f"{int(clock_offset_s):+d}"
             env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
         with self.edge.log_path.open("ab") as log:
             self.edge.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
 
     def kill(self) -> None:
-        self.edge.kill()
+        """kill -9 of the device's whole process group (a power cut), and wait for it."""
+        process = self.edge.process
+        if process is None:
+            return
+        _kill_group(process.pid)
+        process.wait(timeout=10)
 
     def stop(self) -> None:
-        self.edge.stop()
+        """SIGTERM to the daemon (it shuts down cleanly), then kill -9 of whatever is left in
+        its group."""
+        process = self.edge.process
+        if process is None:
+            return
+        terminate(process, grace=20)
+        _kill_group(process.pid)
+
+    def stray_processes(self) -> list[int]:
+        """Pids of processes other than the current daemon whose command line names this
+        device's state directory: 0 is the only good answer."""
+        current = self.edge.process.pid if self.running and self.edge.process else None
+        return [pid for pid in processes_naming(str(self.edge.state_dir)) if pid != current]
 
     def cut(self) -> None:
         for proxy in (self.data_proxy, self.mqtt_proxy):
@@ -215,11 +250,42 @@ class ChaosDevice:
             if proxy is not None:
                 proxy.restore()
 
+    def slow(self, delay_s: float) -> None:
+        for proxy in (self.data_proxy, self.mqtt_proxy):
+            if proxy is not None:
+                proxy.slow(delay_s)
+
+    @property
+    def link_ports(self) -> list[int]:
+        return [p.port for p in (self.data_proxy, self.mqtt_proxy) if p is not None]
+
     def close(self) -> None:
-        self.edge.stop()
+        self.stop()
         for proxy in (self.data_proxy, self.mqtt_proxy):
             if proxy is not None:
                 proxy.close()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def processes_naming(text: str) -> list[int]:
+    """Pids of live processes whose command line holds ``text`` as one argument."""
+    wanted = text.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if wanted in argv and state != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def make_device(

@@ -16,6 +16,7 @@ from muster.chaos_plan import (
     KILL_CONTROLLER,
     KILL_DATABASE,
     KILL_DEVICE,
+    LATENCY_LOSS,
     PARTITION_DEVICE,
     PlanShape,
     plan_commands,
@@ -31,6 +32,7 @@ def shape(**overrides: Any) -> PlanShape:
         KILL_DEVICE: DEVICES,
         CLOCK_JUMP: DEVICES,
         PARTITION_DEVICE: DEVICES,
+        LATENCY_LOSS: DEVICES,
         KILL_CONTROLLER: ["controller-1", "controller-2"],
         KILL_BROKER: ["broker"],
         KILL_DATABASE: ["database"],
@@ -75,6 +77,11 @@ def test_targets_and_sizes_stay_in_their_ranges() -> None:
             assert s.clock_jump_s[0] <= abs(fault.clock_offset_s) <= s.clock_jump_s[1]
         else:
             assert fault.clock_offset_s == 0.0
+        if fault.kind == LATENCY_LOSS:
+            assert s.delay_ms[0] <= fault.delay_ms <= s.delay_ms[1]
+            assert s.loss_pct[0] <= fault.loss_pct <= s.loss_pct[1]
+        else:
+            assert fault.delay_ms == 0.0 and fault.loss_pct == 0.0
     jumps = [f.clock_offset_s for f in plan if f.kind == CLOCK_JUMP]
     assert min(jumps) < 0 < max(jumps)
 
@@ -95,6 +102,16 @@ def test_the_log_entry_is_one_json_line_with_the_seed() -> None:
     assert entry["seed"] == 5 and entry["time"].startswith("2026-12-01")
 
 
+def test_latency_faults_log_their_delay_and_loss() -> None:
+    """A latency/loss fault's line says how slow and how lossy the link was made."""
+    plan = plan_faults(9, shape(faults=60))
+    slow = [f for f in plan if f.kind == LATENCY_LOSS]
+    assert slow
+    entry = slow[0].log_entry(seed=9, time="2026-12-01T00:00:00+00:00")
+    assert entry["delay_ms"] == round(slow[0].delay_ms, 1) and entry["delay_ms"] > 0
+    assert entry["loss_pct"] == round(slow[0].loss_pct, 2)
+
+
 @pytest.mark.parametrize(
     ("overrides", "names"),
     [
@@ -102,6 +119,10 @@ def test_the_log_entry_is_one_json_line_with_the_seed() -> None:
         ({"mean_gap_s": 0}, "间隔"),
         ({"down_s": {KILL_DEVICE: (3.0, 1.0)}}, KILL_DEVICE),
         ({"clock_jump_s": (0.0, 10.0)}, "时钟"),
+        ({"delay_ms": (-1.0, 10.0)}, "延迟"),
+        ({"delay_ms": (500.0, 10.0)}, "延迟"),
+        ({"loss_pct": (0.0, 100.0)}, "丢包"),
+        ({"loss_pct": (-5.0, 10.0)}, "丢包"),
     ],
 )
 def test_bad_shapes_are_refused_with_the_reason(overrides: dict[str, object], names: str) -> None:
