@@ -36,6 +36,13 @@ __all__ = ["launch"]
     help="seconds before starting a crashed daemon again (doubles up to 60 s)",
 )
 @click.option(
+    "--overdue-grace",
+    type=click.FloatRange(0, 86_400),
+    default=60.0,
+    show_default=True,
+    help="seconds past a new version's health window before the launcher rolls it back",
+)
+@click.option(
     "--module",
     default="muster",
     show_default=True,
@@ -47,6 +54,7 @@ def launch(
     state_dir: Path | None,
     max_starts: int,
     crash_backoff: float,
+    overdue_grace: float,
     module: str,
     log_level: str,
     args: tuple[str, ...],
@@ -85,6 +93,7 @@ def launch(
             module=module,
             clock=SystemClock(),
             max_starts=max_starts,
+            overdue_grace_s=overdue_grace,
             backoff=Backoff(
                 initial=crash_backoff,
                 maximum=max(60.0, crash_backoff),

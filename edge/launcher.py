@@ -39,7 +39,7 @@ from pathlib import Path
 
 import structlog
 
-from edge.updates.slots import LAUNCHED_ENV, Slots
+from edge.updates.slots import LAUNCHED_ENV, Slots, UpdateState
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.errors import StorageError
@@ -114,6 +114,10 @@ class Launcher:
 
     def prepare(self) -> Launch:
         """Count this start and settle the slots; which slot the daemon starts from."""
+        state = self.slots.load()
+        if state.overdue(self._clock.now(), self._overdue_grace_s):
+            # The window passed while nothing ran (a launcher killed and started late).
+            self.slots.roll_back_locally(state, self._not_healthy(state))
         state, rolled_back = self.slots.count_start(self._max_starts)
         if rolled_back:
             log.warning("new version rolled back before start", reason=rolled_back)
@@ -125,6 +129,13 @@ class Launcher:
             on_trial=state.phase == "switched",
             starts=state.boots,
             rolled_back=rolled_back,
+        )
+
+    @staticmethod
+    def _not_healthy(state: UpdateState) -> str:
+        return (
+            f"not_healthy: 新版本在 {state.health_window_s} 秒内未确认健康，启动器已回滚 "
+            "(rolled back by the launcher)"
         )
 
     def _environment_for(self, launch: Launch) -> dict[str, str]:
@@ -208,11 +219,7 @@ class Launcher:
                 if state.overdue(self._clock.now(), self._overdue_grace_s):
                     log.warning("new version never confirmed it is healthy; stopping it")
                     self._stop_child(child)
-                    self.slots.roll_back_locally(
-                        state,
-                        f"not_healthy: 新版本在 {state.health_window_s} 秒内未确认健康，"
-                        "启动器已回滚 (rolled back by the launcher)",
-                    )
+                    self.slots.roll_back_locally(state, self._not_healthy(state))
                     return 0
         if stop.is_set():
             return code
