@@ -7,7 +7,7 @@ it as the X-CSRF-Token header."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Request
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.accounts.admins import AdminIdentity
 from controller.admin.access import admin_of
+from controller.admin.text import FAMILIES, pick_lang, texts
 from controller.applications.form_views import (
     TEMPLATES,
     form_context,
@@ -32,48 +33,8 @@ from controller.db.models import Application, Department
 from muster.clock import Clock
 from muster.one_application import MATERIAL_MAX_BYTES, Problem
 
-__all__ = ["CENTRE_TEXT", "application_router"]
+__all__ = ["application_router"]
 
-CENTRE_TEXT: Final[dict[str, dict[str, str]]] = {
-    "zh": {
-        "centre": "服务中心代办",
-        "new": "为在场的申请人新建申请",
-        "dashboard": "部门办理看板",
-        "scope": "管辖范围",
-        "nation": "全国",
-        "name": "姓名",
-        "township": "乡镇",
-        "entered_by": "录入人",
-        "department": "部门",
-        "waiting": "待办",
-        "overdue": "超期",
-        "pending": "待送达",
-        "by_state": "各状态",
-        "disabled": "已停用",
-        "due": "应办结",
-        "attempts": "送达次数",
-        "outside": "不在您的管辖范围内，请填写本辖区的乡镇代码",
-    },
-    "en": {
-        "centre": "Service centre",
-        "new": "New application for the applicant present",
-        "dashboard": "Department dashboard",
-        "scope": "Area",
-        "nation": "nation",
-        "name": "Name",
-        "township": "Township",
-        "entered_by": "Entered by",
-        "department": "Department",
-        "waiting": "Waiting",
-        "overdue": "Overdue",
-        "pending": "To deliver",
-        "by_state": "By state",
-        "disabled": "disabled",
-        "due": "Due",
-        "attempts": "Attempts",
-        "outside": "outside your area; enter a township of your area",
-    },
-}
 _FORM_SLACK = 64 * 1024
 
 
@@ -83,7 +44,7 @@ def _render(
     admin = admin_of(request)
     page = TEMPLATES.get_template(name).render(
         csrf=getattr(request.state, "csrf_token", ""),
-        c=CENTRE_TEXT[words],
+        c=texts(pick_lang(words), "applications"),
         prefix=admin.prefix,
         show_department=True,
         **context,
@@ -216,8 +177,7 @@ def application_router(sessions: sessionmaker[Session], clock: Clock) -> APIRout
                     problem = Problem(
                         "township",
                         "安置地",
-                        CENTRE_TEXT["zh"]["outside"],
-                        CENTRE_TEXT["en"]["outside"],
+                        *FAMILIES["applications"]["outside"],
                     )
                     context = form_context(session, application, lang, problems=[problem])
                     return _render(request, "apply_form.html", lang, 400, base=base, **context)

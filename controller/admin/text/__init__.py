@@ -14,6 +14,7 @@ from typing import Literal
 from controller.admin.text import (
     account,
     accounts,
+    applications,
     codes,
     common,
     comparison,
@@ -39,6 +40,7 @@ Family = Literal[
     "tasks",
     "releases",
     "confirmation",
+    "applications",
 ]
 FAMILIES: dict[str, Mapping[str, tuple[str, str]]] = {
     "common": common.TEXT,
@@ -51,6 +53,7 @@ FAMILIES: dict[str, Mapping[str, tuple[str, str]]] = {
     "tasks": tasks.TEXT,
     "releases": releases.TEXT,
     "confirmation": confirmation.TEXT,
+    "applications": applications.TEXT,
 }
 
 
