@@ -75,6 +75,7 @@ from muster.crypto import (
 )
 from muster.crypto.pki import device_public_key, load_certificate
 from muster.errors import SealError, SignatureError
+from muster.idnumbers import preload as preload_id_regions
 from muster.records import (
     RecordError,
     RecordPayload,
@@ -137,6 +138,9 @@ class Ingestor:
     ) -> None:
         self._sessions = sessions
         self._kinds = dict(kinds or {})
+        # The ID checker's region table takes a good part of a second to load: now, not on the
+        # first record of the first upload.
+        preload_id_regions()
         # Signature checks and decryption of a batch run on every core; one thread means inline.
         self._threads = crypto_threads if crypto_threads is not None else (os.cpu_count() or 1)
         self._pool = (

@@ -423,7 +423,9 @@ def validate_fields(
             )
     get = raw.get
     for key, label, required, normalise in compiled.fields:
-        value, problem = normalise(get(key))
+        given = get(key)
+        # An absent field is empty whatever its kind (as ``_normalise`` says); most are absent.
+        value, problem = (None, None) if given is None else normalise(given)
         if problem is not None:
             problems.append(problem)
         elif value is None:
