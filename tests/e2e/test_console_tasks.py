@@ -293,8 +293,13 @@ def test_returned_record_is_corrected_and_resealed_in_chromium(
     old = admin.request.get(f"{controller.admin_url}/api/v1/records/{first_id}")
     assert old.ok, old.text()
     assert old.json()["status"] == "superseded"
+    assert old.json()["superseded_by"] == second_id
+    expect(admin.get_by_test_id("superseded-by")).to_have_attribute(
+        "href", f"/review/{second_id}?lang=zh"
+    )
     shot(admin, "county-superseded")
-    admin.goto(f"{controller.admin_url}/review/{second_id}")
+    admin.get_by_test_id("superseded-by").click()  # the old record leads to its correction
+    expect(admin).to_have_url(re.compile(f"/review/{second_id}"))
     expect(admin.get_by_test_id("status")).to_contain_text("待审核")
     expect(admin.locator("tr[data-field=phone] td").nth(1)).to_contain_text(NEW_PHONE)
     images_loaded(admin)

@@ -25,7 +25,13 @@ from controller.admin.pages.region_picker import area_regions
 from controller.admin.pages.rendering import LANG, REGION, Store, form_body, form_lang
 from controller.admin.text import texts
 from controller.db.models import PersonRow, Record, ReviewEvent
-from controller.records.review import approve, compare_fields, return_record
+from controller.records.review import (
+    SUPERSEDED,
+    approve,
+    compare_fields,
+    return_record,
+    superseded_by,
+)
 from muster.clock import Clock
 from muster.errors import ConfigError
 from muster.forms.codelists import ETHNICITIES
@@ -73,6 +79,7 @@ class RecordOrigin(BaseModel):
 class RecordDetailView(RecordView):
     fields: list[FieldView]
     origin: RecordOrigin
+    superseded_by: str | None = None  # the corrected record that replaced this one
 
 
 def ethnicity_name(code: str) -> str:
@@ -205,7 +212,12 @@ def review_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
                 )
             ]
             view = RecordDetailView(
-                **record_view(record).model_dump(), fields=fields, origin=_origin(record)
+                **record_view(record).model_dump(),
+                fields=fields,
+                origin=_origin(record),
+                superseded_by=superseded_by(s, record_id)
+                if record.review_status == SUPERSEDED
+                else None,
             )
             return view, events
 

@@ -67,6 +67,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "status_returned": ("已退回", "returned"),
     "status_approved": ("已通过", "approved"),
     "status_superseded": ("已被取代", "superseded"),
+    "superseded_link": ("查看取代它的更正记录", "the corrected record that replaced it"),
     "open": ("打开", "Open"),
     "record": ("记录", "Record"),
     "name": ("姓名", "Name"),
