@@ -232,6 +232,7 @@ class Daemon:
                 state_dir=self.settings.state_dir,
                 identity_dir=self.store.directory,
                 township_code=enrolment.township_code,
+                device_id=enrolment.device_id,
                 hardware=self.hardware,
                 card_reads=self.card_reads if reads_for == "console" else None,
                 sealer=self.sealer,

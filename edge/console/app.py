@@ -6,7 +6,8 @@ One router per family of pages, each in its own module: ``routes_session`` (logi
 ``routes_search`` (home: search and the lists of drafts), ``routes_drafts`` (the form, saving,
 submitting), ``routes_capture`` (identity card, photo), ``routes_review`` (复核 by a second
 clerk), ``routes_sealing`` (signature, sheet, seal), ``routes_tasks`` (the tasks from the centre:
-returned and refused records, comparison tasks). What they share is in ``deps``.
+returned and refused records, comparison tasks), ``routes_confirmation`` (年度认证: the visit
+list, card, live face check, confirm and seal). What they share is in ``deps``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from edge.console.deps import HERE, ConsoleServices, Pages
 from edge.console.routes_capture import capture_routes
+from edge.console.routes_confirmation import confirmation_routes
 from edge.console.routes_drafts import draft_routes
 from edge.console.routes_review import review_routes
 from edge.console.routes_sealing import sealing_routes
@@ -48,6 +50,7 @@ def create_console_app(services: ConsoleServices) -> FastAPI:
         review_routes,
         sealing_routes,
         task_routes,
+        confirmation_routes,
     ):
         app.include_router(routes(pages))
     return app

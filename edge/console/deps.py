@@ -27,6 +27,7 @@ from edge.console.accounts import Clerk, ClerkAccounts
 from edge.console.drafts import DraftStore
 from edge.console.search import PeopleSearch
 from edge.console.sheet import display_value, field_label
+from edge.console.visits import VisitDesk
 from edge.console.workflow import (
     PERSON_KEYS,
     STATE_NAMES,
@@ -78,6 +79,8 @@ class ConsoleServices:
     centre: CentreTaskStore | None = None
     rejected: Callable[[], list[tuple[str, str, str]]] = lambda: []
     outbox_states: Callable[[Iterable[str]], dict[str, str]] = lambda ids: {}
+    # The annual confirmation's visit list and sealing (routes_confirmation); None: not offered.
+    visits: VisitDesk | None = None
 
 
 @dataclass

@@ -20,6 +20,7 @@ from edge.console.accounts import ClerkAccounts
 from edge.console.app import ConsoleServices, create_console_app
 from edge.console.drafts import DraftStore
 from edge.console.search import PeopleSearch
+from edge.console.visits import VisitDesk
 from edge.hardware import Hardware
 from edge.licence_guard import LicenceGuard
 from edge.outbox import Outbox
@@ -48,6 +49,7 @@ class Console:
         state_dir: Path,
         identity_dir: Path,
         township_code: str,
+        device_id: str,
         hardware: Hardware,
         card_reads: CardHandoff | None,
         sealer: Sealer,
@@ -87,6 +89,13 @@ class Console:
             centre=self.centre,
             rejected=outbox.rejected,
             outbox_states=outbox.states,
+            visits=VisitDesk(
+                visits=slices.visits,
+                visit=slices.visit,
+                mark_done=slices.mark_visit_done,
+                seal_document=sealer.seal_document,
+                device_id=device_id,
+            ),
         )
         self.app = create_console_app(self.services)
 
