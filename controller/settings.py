@@ -4,6 +4,7 @@ these defaults (a county on one machine, SQLite, everything on loopback)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,20 @@ class ControllerSettings(BaseSettings):
     device_mqtt_url: str = ""
     # MQTT shared-subscription group, so several controller processes split the telemetry.
     mqtt_shared_group: str = ""
+    # Where telemetry comes from: "mqtt" (the broker connection above, replicas split by
+    # mqtt_shared_group) or "nats" (a NATS cluster, which has no $share: heartbeats and statuses
+    # through a queue group, events and acks through a JetStream consumer the replicas share;
+    # controller/fleet/telemetry_nats.py). Commands still go out over mqtt_url either way.
+    telemetry_transport: Literal["mqtt", "nats"] = "mqtt"
+    # The cluster's client URLs (tls://host:4222, ...); the client fails over between them.
+    nats_urls: list[str] = Field(default_factory=list)
+    nats_queue_group: str = "muster-controllers"
+    nats_stream: str = "MUSTER_TELEMETRY"
+    # Copies of the events/acks stream: 3 on a 3-node cluster, so a node's death loses none.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    # An event or ack a replica took but did not confirm (it died) goes to another replica after
+    # this long; well under the heartbeat interval.
+    nats_ack_wait_s: float = Field(default=10.0, gt=0)
     licence_days: int = 365
     # A local Mosquitto's pid file: the controller sends it SIGHUP to re-read pki/crl.pem
     # whenever the set of revoked devices changes.

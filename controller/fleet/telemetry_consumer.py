@@ -262,11 +262,13 @@ class TelemetryConsumer:
                 tls_context=tls,
                 keepalive=30,
             ) as client:
-                for kind in ("status", "telemetry", "event", "ack"):
-                    await client.subscribe(
-                        topics.wildcard(kind, self._settings.mqtt_shared_group),
-                        qos=SUBSCRIBE_QOS[kind],
-                    )
+                # With telemetry from NATS this connection only sends commands.
+                if self._settings.telemetry_transport == "mqtt":
+                    for kind in ("status", "telemetry", "event", "ack"):
+                        await client.subscribe(
+                            topics.wildcard(kind, self._settings.mqtt_shared_group),
+                            qos=SUBSCRIBE_QOS[kind],
+                        )
                 self.client = client
                 self.connected.set()
                 log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
