@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.admin.access import admin_of
 from controller.admin.text import other_lang, texts
 from controller.db.models import Device, Rollout, UpdateEvent
-from controller.releases.rollouts import rollout_status
+from controller.releases.rollouts import FAILED_STATES, rollout_status
 from muster.clock import Clock
 from muster.regions import child_length
 
@@ -122,7 +122,7 @@ def _overview(session: Session, area: str) -> ReleaseOverview:
             .join(Device, Device.id == UpdateEvent.device_id)
             .where(
                 Device.township_code.startswith(area),
-                UpdateEvent.state.in_(("rolled_back", "refused")),
+                UpdateEvent.state.in_(FAILED_STATES),
             )
             .order_by(UpdateEvent.at.desc())
             .limit(50)

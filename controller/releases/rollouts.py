@@ -3,7 +3,9 @@
 Each wave is a cumulative percentage of the eligible devices (``1, 10, 100``: 1 %, then up to
 10 %, then all), drawn in a seeded order so the same rollout always picks the same devices.
 A device is offered the release only once its wave is open. A wave closes, and the next opens,
-when every device of it reported healthy on the new version at least ``soak_s`` ago; when the
+when every device of it reported healthy on the new version at least ``soak_s`` ago and the
+telemetry store shows it kept beating on that version past the soak, with no new reader or
+camera fault and its uploads flowing (controller/releases/wave_health.py); when the
 share of its devices that rolled back or refused passes ``failure_threshold`` the rollout pauses
 by itself and raises a ``rollout`` alert (``alerts`` table, ``open_key`` ``rollout:{id}``),
 resolved by resume or abort.
@@ -16,12 +18,21 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from controller.db.models import Alert, Device, Release, Rollout, RolloutDevice, UpdateEvent
+from controller.db.models import (
+    Alert,
+    Device,
+    DeviceEvent,
+    Release,
+    Rollout,
+    RolloutDevice,
+    UpdateEvent,
+)
+from controller.releases.wave_health import FAULT_EVENT_KINDS, DeviceHealth, wave_health
 from muster.errors import ConflictError, NotFoundError
 from muster.regions import level_of
 from muster.releases import ReleaseError, parse_version
@@ -42,7 +53,8 @@ __all__ = [
 ]
 
 ACTIVE = ("running", "paused")
-FAILED_STATES = ("rolled_back", "refused")
+# "unhealthy": confirmed the new version, then the telemetry store saw it fail (wave_health.py).
+FAILED_STATES = ("rolled_back", "refused", "unhealthy")
 _DONE_STATES = ("healthy", *FAILED_STATES)
 REPORT_STATES = (
     "downloading",
@@ -276,6 +288,7 @@ def advance_rollouts(session: Session, now: datetime) -> list[tuple[int, str]]:
                 )
             )
         )
+        verdicts = _judge_wave(session, rollout, entries, now)
         failed = [e for e in entries if e.state in FAILED_STATES]
         if entries and len(failed) / len(entries) > rollout.failure_threshold:
             reasons = sorted({e.reason for e in failed if e.reason})
@@ -297,13 +310,7 @@ def advance_rollouts(session: Session, now: datetime) -> list[tuple[int, str]]:
             )
             changed.append((rollout.id, "paused"))
             continue
-        soak = timedelta(seconds=rollout.soak_s)
-        settled = all(
-            e.state == "healthy" and e.healthy_at is not None and e.healthy_at + soak <= now
-            for e in entries
-            if e.state not in FAILED_STATES
-        )
-        if not settled:
+        if any(v != "settled" for v in verdicts.values()):
             continue
         if rollout.current_wave + 1 >= len(rollout.waves):
             rollout.state = "completed"
@@ -314,6 +321,63 @@ def advance_rollouts(session: Session, now: datetime) -> list[tuple[int, str]]:
             changed.append((rollout.id, f"wave {rollout.current_wave + 1}"))
     session.flush()
     return changed
+
+
+def _judge_wave(
+    session: Session, rollout: Rollout, entries: list[RolloutDevice], now: datetime
+) -> dict[str, str]:
+    """Each live entry's verdict (controller/releases/wave_health.py) from the telemetry
+    store's rows; an unhealthy one is failed here, with its reason, and counts as failed."""
+    live = {e.device_id: e for e in entries if e.state not in FAILED_STATES}
+    if not live:
+        return {}
+    faults: dict[str, int] = {
+        device_id: count
+        for device_id, count in session.execute(
+            select(RolloutDevice.device_id, func.count(DeviceEvent.id))
+            .join(DeviceEvent, DeviceEvent.device_id == RolloutDevice.device_id)
+            .where(
+                RolloutDevice.rollout_id == rollout.id,
+                RolloutDevice.wave == rollout.current_wave,
+                RolloutDevice.healthy_at.is_not(None),
+                DeviceEvent.at >= RolloutDevice.healthy_at,
+                DeviceEvent.kind.in_(FAULT_EVENT_KINDS),
+            )
+            .group_by(RolloutDevice.device_id)
+        )
+    }
+    verdicts: dict[str, str] = {}
+    for device in session.scalars(select(Device).where(Device.id.in_(list(live)))):
+        entry = live[device.id]
+        verdict, reason = wave_health(
+            version=rollout.version,
+            state=entry.state,
+            healthy_at=entry.healthy_at,
+            soak_s=rollout.soak_s,
+            device=DeviceHealth(
+                software_version=device.software_version,
+                last_seen=device.last_seen,
+                last_heartbeat=device.last_heartbeat,
+                backlog_rising=device.backlog_rising,
+                faults_since_confirmed=faults.get(device.id, 0),
+            ),
+            now=now,
+        )
+        if verdict == "unhealthy":
+            entry.state, entry.reason, entry.updated_at = "unhealthy", f"unhealthy: {reason}", now
+            session.add(
+                UpdateEvent(
+                    device_id=device.id,
+                    rollout_id=rollout.id,
+                    version=rollout.version,
+                    state="unhealthy",
+                    reason=entry.reason[:300],
+                    running_version=device.software_version[:32],
+                    at=now,
+                )
+            )
+        verdicts[device.id] = verdict
+    return verdicts
 
 
 @dataclass

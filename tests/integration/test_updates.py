@@ -67,6 +67,7 @@ class Centre:
     settings: ControllerSettings
     tmp: Path
     devices: list[Device] = field(default_factory=list)
+    beats: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -134,6 +135,29 @@ class Centre:
                 now=self.clock.now(),
             )
             return rollout.id
+
+    def beat(self, devices: list[Device]) -> None:
+        """Each device's heartbeat, naming the version it runs, through the real telemetry
+        store: the wave gate reads the heartbeats from there."""
+        from controller.fleet.telemetry_store import DeviceStateStore
+        from edge.updates.slots import Slots
+        from muster.v1 import device_pb2
+
+        self.beats += 1
+        DeviceStateStore(self.sessions, self.clock).apply(
+            [
+                (
+                    d.device_id,
+                    "telemetry",
+                    device_pb2.Heartbeat(
+                        device_id=d.device_id,
+                        sequence=self.beats,
+                        software_version=Slots(d.directory, "0.1.0").running_version(),
+                    ).SerializeToString(),
+                )
+                for d in devices
+            ]
+        )
 
     def status(self, rollout_id: int) -> RolloutStatus:
         with self.sessions() as session:
@@ -258,6 +282,7 @@ async def test_a_rollout_in_three_waves_completes(centre: Centre) -> None:
         await settle(centre, devices[0])
         assert centre.status(rollout_id).current_wave == wave
         centre.clock.advance_now(61)
+        centre.beat(devices)
         await settle(centre, devices[0])
     status = centre.status(rollout_id)
     assert status.state == "completed" and not status.failures
@@ -555,6 +580,7 @@ async def test_a_100_device_wave_over_the_data_port(centre: Centre) -> None:
     started = time.perf_counter()
     assert await asyncio.gather(*(one(u) for u in updaters)) == ["0.2.0"] * 100
     took = time.perf_counter() - started
+    centre.beat(devices)
     with centre.sessions.begin() as session:
         advance_rollouts(session, centre.clock.now())
     assert set(device_states(centre, rollout_id).values()) == {"healthy"}

@@ -104,14 +104,14 @@ def test_every_task_kind_and_status_and_release_state_has_its_words() -> None:
     """The tasks and releases pages name kinds, statuses and states from the tables (a bare
     code otherwise); the Chinese task statuses are those the township console shows."""
     from controller.records.tasks import STATUS_NAMES
-    from controller.releases.rollouts import ACTIVE, REPORT_STATES
+    from controller.releases.rollouts import ACTIVE, FAILED_STATES, REPORT_STATES
 
     zh, en = texts("zh", "tasks"), texts("en", "tasks")
     for status, name in STATUS_NAMES.items():
         assert zh[f"status_{status}"] == name and en[f"status_{status}"]
     for kind in ("problem", "missing"):
         assert zh[f"kind_{kind}"] and en[f"kind_{kind}"]
-    states = {*ACTIVE, "aborted", "completed", "pending", *REPORT_STATES}
+    states = {*ACTIVE, "aborted", "completed", "pending", *REPORT_STATES, *FAILED_STATES}
     for lang in LANGS:
         missing = sorted(s for s in states if f"state_{s}" not in texts(lang, "releases"))
         assert not missing, f"releases has no {lang} word for {missing}"

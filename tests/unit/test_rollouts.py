@@ -3,15 +3,17 @@ wave opens, the failure threshold that pauses with an alert the fleet monitor le
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Alert, RolloutDevice
+from controller.db.models import Alert, RolloutDevice, UpdateEvent
 from controller.devices.pki_store import ControllerPki
 from controller.fleet.monitor import FleetMonitor
+from controller.fleet.telemetry_store import DeviceStateStore
 from controller.releases.keys import load_release_keys
 from controller.releases.rollouts import (
     RolloutStatus,
@@ -23,8 +25,10 @@ from controller.releases.rollouts import (
     rollout_status,
 )
 from controller.releases.store import add_release
+from controller.releases.wave_health import DeviceHealth, wave_health
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key
+from muster.v1 import device_pb2
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
 from tests.unit.test_releases import artifact
@@ -72,6 +76,42 @@ def _report(session: Session, rollout_id: int, device: str, state: str, at: time
     )
 
 
+def beat(
+    sessions: sessionmaker[Session],
+    devices: list[str],
+    at: timedelta,
+    *,
+    version: str = "0.2.0",
+    outbox: int = 0,
+    reader: int = device_pb2.COMPONENT_STATE_OK,
+) -> None:
+    """Heartbeats through the real telemetry store, as the consumer applies them."""
+    clock = VirtualClock(NOW + at)
+    sequence = int(at.total_seconds()) + 1
+    DeviceStateStore(sessions, clock).apply(
+        [
+            (
+                d,
+                "telemetry",
+                device_pb2.Heartbeat(
+                    device_id=d,
+                    sequence=sequence,
+                    software_version=version,
+                    outbox_depth=outbox,
+                    reader=reader,  # type: ignore[arg-type]
+                ).SerializeToString(),
+            )
+            for d in devices
+        ]
+    )
+
+
+def event(sessions: sessionmaker[Session], device: str, kind: int, at: timedelta) -> None:
+    DeviceStateStore(sessions, VirtualClock(NOW + at)).apply(
+        [(device, "event", device_pb2.Event(kind=kind, message="x").SerializeToString())]  # type: ignore[arg-type]
+    )
+
+
 def test_waves_open_one_after_another_after_the_soak(
     tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
 ) -> None:
@@ -98,17 +138,27 @@ def test_waves_open_one_after_another_after_the_soak(
     assert len(first) == 1
     with sessions.begin() as session:
         _report(session, rid, first[0], "healthy", timedelta(minutes=1))
+    beat(sessions, first, timedelta(minutes=2))
+    with sessions.begin() as session:
         assert advance_rollouts(session, NOW + timedelta(minutes=5)) == []  # still soaking
+        # Soaked, but no heartbeat since the soak ended: the wave waits for one.
+        assert advance_rollouts(session, NOW + timedelta(minutes=12)) == []
+    beat(sessions, first, timedelta(minutes=12))
+    with sessions.begin() as session:
         assert advance_rollouts(session, NOW + timedelta(minutes=12)) == [(rid, "wave 2")]
     second = offered(sessions, ids)
     assert len(second) == 9 and first[0] not in second
     with sessions.begin() as session:
         for d in second:
             _report(session, rid, d, "healthy", timedelta(minutes=20))
+    beat(sessions, second, timedelta(minutes=31))
+    with sessions.begin() as session:
         advance_rollouts(session, NOW + timedelta(minutes=31))
     with sessions.begin() as session:
         for d in ids[:-1]:
             _report(session, rid, d, "healthy", timedelta(minutes=40))
+    beat(sessions, ids[:-1], timedelta(minutes=55))
+    with sessions.begin() as session:
         assert advance_rollouts(session, NOW + timedelta(hours=1)) == [(rid, "completed")]
     assert status_of(sessions, rid).state == "completed"
 
@@ -150,3 +200,124 @@ def test_a_failing_wave_pauses_with_an_alert_that_only_resume_resolves(
     assert status.state == "running" and len(status.failures) == 2
     # The failed devices are not offered the release again; the rest of the wave is.
     assert set(offered(sessions, ids)) == set(first[2:])
+
+
+def _one_wave(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> tuple[int, list[str]]:
+    ids = _world(tmp_path, pki, sessions, 4)[:-1]
+    with sessions.begin() as session:
+        rid = create_rollout(
+            session,
+            version="0.2.0",
+            region_prefix="370902",
+            profiles=[],
+            waves=[100],
+            soak_s=300,
+            health_window_s=900,
+            failure_threshold=0.3,
+            now=NOW,
+        ).id
+        for d in ids:
+            _report(session, rid, d, "healthy", timedelta(minutes=1))
+    return rid, ids
+
+
+def test_a_reader_fault_after_the_update_fails_the_device_and_pauses_the_rollout(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> None:
+    """Faults from before the switch do not count; one after the device confirmed the new
+    version fails it (reason kept, in its history) and, past the threshold, pauses."""
+    rid, ids = _one_wave(tmp_path, pki, sessions)
+    event(sessions, ids[0], device_pb2.Event.KIND_READER_FAULT, timedelta(seconds=30))
+    beat(sessions, ids, timedelta(minutes=2))
+    with sessions.begin() as session:
+        assert advance_rollouts(session, NOW + timedelta(minutes=3)) == []
+    assert status_of(sessions, rid).failures == []
+    event(sessions, ids[1], device_pb2.Event.KIND_CAMERA_LOST, timedelta(minutes=4))
+    event(sessions, ids[2], device_pb2.Event.KIND_READER_FAULT, timedelta(minutes=4))
+    with sessions.begin() as session:
+        assert advance_rollouts(session, NOW + timedelta(minutes=5)) == [(rid, "paused")]
+    status = status_of(sessions, rid)
+    assert status.state == "paused"
+    assert [(d, s) for d, s, _ in status.failures] == sorted((d, "unhealthy") for d in ids[1:3])
+    assert all("faults since the update" in r for _, _, r in status.failures)
+    with sessions() as session:
+        history = list(
+            session.scalars(select(UpdateEvent.state).where(UpdateEvent.device_id == ids[1]))
+        )
+    assert history == ["healthy", "unhealthy"]
+
+
+def test_uploads_not_flowing_or_a_reader_in_fault_on_the_new_version_fail_the_device(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> None:
+    rid, ids = _one_wave(tmp_path, pki, sessions)
+    for n in range(7):  # the outbox grows beat after beat
+        beat(sessions, [ids[0]], timedelta(minutes=2, seconds=n), outbox=10 + n)
+    beat(sessions, [ids[1]], timedelta(minutes=2), reader=device_pb2.COMPONENT_STATE_FAULT)
+    beat(sessions, [ids[2]], timedelta(minutes=2))
+    with sessions.begin() as session:
+        advance_rollouts(session, NOW + timedelta(minutes=3))
+    reasons = {d: r for d, _, r in status_of(sessions, rid).failures}
+    assert "uploads are not flowing" in reasons[ids[0]]
+    assert "reader in fault" in reasons[ids[1]]
+    assert ids[2] not in reasons
+
+
+def test_a_device_still_beating_on_the_old_version_holds_the_wave(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> None:
+    """A device that said it is healthy but whose heartbeats still name the old version (a
+    report the telemetry store does not bear out) does not close the wave."""
+    rid, ids = _one_wave(tmp_path, pki, sessions)
+    beat(sessions, ids[:-1], timedelta(minutes=7))
+    beat(sessions, ids[-1:], timedelta(minutes=7), version="0.1.0")
+    with sessions.begin() as session:
+        assert advance_rollouts(session, NOW + timedelta(minutes=8)) == []
+    beat(sessions, ids[-1:], timedelta(minutes=9))
+    with sessions.begin() as session:
+        assert advance_rollouts(session, NOW + timedelta(minutes=9)) == [(rid, "completed")]
+
+
+LATER = NOW + timedelta(hours=2)
+FAULT = "COMPONENT_STATE_FAULT"
+
+
+@pytest.mark.parametrize(
+    ("state", "device", "now", "verdict"),
+    [
+        ("switched", DeviceHealth("0.2.0", LATER, {}, 0, 0), LATER, "waiting"),
+        ("healthy", DeviceHealth("0.2.0", NOW, {}, 0, 0), NOW, "waiting"),  # soaking
+        ("healthy", DeviceHealth("0.2.0", None, {}, 0, 0), LATER, "waiting"),  # never beat
+        ("healthy", DeviceHealth("", LATER, {}, 0, 0), LATER, "waiting"),  # old version beats
+        ("healthy", DeviceHealth("0.2.0", NOW, {}, 0, 0), LATER, "waiting"),  # none since soak
+        ("healthy", DeviceHealth("0.2.0", LATER, {}, 0, 0), LATER, "settled"),
+        ("healthy", DeviceHealth("0.2.0", LATER, {}, 0, 1), LATER, "unhealthy"),
+        ("healthy", DeviceHealth("0.2.0", LATER, {"camera": FAULT}, 0, 0), LATER, "unhealthy"),
+        ("healthy", DeviceHealth("0.2.0", LATER, {}, 5, 0), LATER, "unhealthy"),
+        # A fault or a backlog while it still runs the old version is not the new one's.
+        ("healthy", DeviceHealth("0.1.0", LATER, {"camera": FAULT}, 9, 0), LATER, "waiting"),
+        # Junk in the stored beat is ignored, not trusted.
+        (
+            "healthy",
+            DeviceHealth("0.2.0", LATER, {"reader": ["x"], "camera": None}, 0, 0),
+            LATER,
+            "settled",
+        ),
+    ],
+)
+def test_the_wave_health_table(
+    state: str, device: DeviceHealth, now: datetime, verdict: str
+) -> None:
+    """Each line of controller/releases/wave_health.py's table, and its edges."""
+    got, reason = wave_health(
+        version="0.2.0",
+        state=state,
+        healthy_at=None if state != "healthy" else NOW,
+        soak_s=3600,
+        device=device,
+        now=now,
+    )
+    assert got == verdict, reason
+    assert (reason == "") == (got == "settled")

@@ -34,4 +34,5 @@ TEXT: dict[str, tuple[str, str]] = {
     "state_rolled_back": ("已回滚", "rolled back"),
     "state_refused": ("已拒绝", "refused"),
     "state_deferred": ("已推迟", "deferred"),
+    "state_unhealthy": ("更新后不健康", "unhealthy after the update"),
 }
