@@ -14,7 +14,8 @@ Fault kinds today (one Mosquitto, controller replicas, one PostgreSQL)::
     kill_broker        kill -9 Mosquitto; restarted after down_s
     kill_database      kill -9 the PostgreSQL postmaster; restarted after down_s
     clock_jump         restart a device with its clock moved by clock_offset_s for down_s
-    partition_device   cut every link of one device (uploads and MQTT) for down_s
+    partition_device   cut every link of one device (uploads and MQTT) for down_s: its
+                       packets dropped, so it hears nothing (no reset) until it heals
     latency_loss       slow one device's links down (``tc netem``: delay_ms +- a quarter,
                        loss_pct of the packets lost) for down_s
 

@@ -8,7 +8,9 @@ it, so a namespace per device would need new certificates and NAT as well. So th
 the relay's: every chunk is held ``delay`` seconds (plus jitter) after it arrived before it is
 passed on, both ways, without slowing the chunks behind it. The loss is the kernel's: an
 nftables table of the run's own drops a share of the packets to and from the relay's port
-(``numgen random``), so the real TCP stacks retransmit and stall.
+(``numgen random``), so the real TCP stacks retransmit and stall. A partition drops all of
+them: the relay resets its side, but the device hears nothing, neither data nor the reset,
+until the link heals, as behind a dead VPN.
 
 Root is needed for nftables; the table is deleted when the run ends (if a killed run left one:
 ``nft list tables`` then ``nft delete table inet <name>``)."""
@@ -192,7 +194,8 @@ class PacketLoss:
         self._installed = True
 
     def set_loss(self, index: int, loss_pct: float) -> None:
-        """Drop ``loss_pct`` per cent of device ``index``'s packets (0-based), both ways."""
+        """Drop ``loss_pct`` per cent of device ``index``'s packets (0-based), both ways; 100
+        is a black hole (a partition: nothing arrives, nothing is refused)."""
         chain = f"device{index}"
         lines = [
             f"add chain inet {self.table} {chain}",
@@ -207,7 +210,9 @@ class PacketLoss:
             ]
             self._jumped.add(index)
         share = round(loss_pct * 100)  # per ten thousand
-        if share > 0:
+        if share >= 10000:
+            lines.append(f"add rule inet {self.table} {chain} drop")
+        elif share > 0:
             lines.append(
                 f"add rule inet {self.table} {chain} numgen random mod 10000 < {share} drop"
             )

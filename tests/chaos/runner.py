@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,8 +102,12 @@ class ChaosRun:
         self.database.create_database("chaos")
         data_dir = self.out / "controller"
         self.broker = start_broker(data_dir, self.out / "mosquitto")
-        self.controllers = start_controllers(
-            self.out, self.config.controllers, self.database.database_url, self.broker
+        start_controllers(
+            self.out,
+            self.config.controllers,
+            self.database.database_url,
+            self.broker,
+            self.controllers,
         )
         collecting, idle = write_profiles(
             self.out, self.config.records_per_minute, self.config.heartbeat_s
@@ -189,6 +193,11 @@ class ChaosRun:
                     self._down.discard(fault.target)
             self._write({"event": "recovered", "number": fault.number, "target": fault.target})
 
+    def _inject_after(self, previous: Future[None] | None, fault: Fault) -> None:
+        if previous is not None:
+            wait([previous])  # its error is raised where the run collects every job
+        self.inject(fault)
+
     def _break(self, fault: Fault) -> None:
         if fault.kind == KILL_DEVICE:
             self._device(fault.target).kill()
@@ -197,7 +206,10 @@ class ChaosRun:
             device.stop()
             device.start(clock_offset_s=fault.clock_offset_s)
         elif fault.kind == PARTITION_DEVICE:
-            self._device(fault.target).cut()
+            device = self._device(fault.target)
+            assert self.loss is not None
+            self.loss.set_loss(self.devices.index(device), 100.0)  # before the resets it hides
+            device.cut()
         elif fault.kind == KILL_CONTROLLER:
             self._controller(fault.target).kill()
         elif fault.kind == KILL_BROKER:
@@ -214,7 +226,10 @@ class ChaosRun:
 
     def _bring_back(self, kind: str, target: str) -> None:
         if kind == PARTITION_DEVICE:
-            self._device(target).restore()
+            device = self._device(target)
+            assert self.loss is not None
+            self.loss.set_loss(self.devices.index(device), 0.0)
+            device.restore()
         elif kind == LATENCY_LOSS:
             device = self._device(target)
             device.slow(0.0)
@@ -322,7 +337,9 @@ class ChaosRun:
         started = time.monotonic()
         self.start()
         timings["start"] = time.monotonic() - started
-        settle = {KILL_CONTROLLER: 8.0, KILL_DATABASE: 5.0, KILL_BROKER: 2.0, CLOCK_JUMP: 3.0}
+        # A replica takes 20-40 s to start on a loaded two-core machine; planning its next kill
+        # sooner only queues faults behind its restart.
+        settle = {KILL_CONTROLLER: 25.0, KILL_DATABASE: 5.0, KILL_BROKER: 2.0, CLOCK_JUMP: 3.0}
         shape = PlanShape(
             faults=cfg.faults, targets=self.targets(), mean_gap_s=cfg.mean_gap_s, settle_s=settle
         )
@@ -333,6 +350,7 @@ class ChaosRun:
         )
         counts = ChaosCounts(cfg.seed, len(plan), {}, {})
         jobs: dict[str, Future[None]] = {}
+        every: list[Future[None]] = []
         began = time.monotonic()
         with (
             ThreadPoolExecutor(max_workers=len(self.targets()[KILL_DEVICE]) + 8) as pool,
@@ -346,11 +364,12 @@ class ChaosRun:
                     self.watchdog()
                     progress.update(task, completed=sum(self.faults.values()))
                     time.sleep(0.1)
-                previous = jobs.get(fault.target)
-                if previous is not None:
-                    previous.result()  # the target's last fault is over before the next
-                jobs[fault.target] = pool.submit(self.inject, fault)
-            for job in jobs.values():
+                # The target's last fault is over before the next, but the wait is the job's:
+                # a replica that takes half a minute to start holds up only its own faults.
+                job = pool.submit(self._inject_after, jobs.get(fault.target), fault)
+                jobs[fault.target] = job
+                every.append(job)
+            for job in every:
                 job.result()
             progress.update(task, completed=sum(self.faults.values()))
         for event in commands:

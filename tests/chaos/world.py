@@ -120,11 +120,15 @@ def start_broker(controller_data_dir: Path, workdir: Path) -> MosquittoBroker:
 
 
 def start_controllers(
-    directory: Path, count: int, database_url: str, broker: MosquittoBroker
+    directory: Path,
+    count: int,
+    database_url: str,
+    broker: MosquittoBroker,
+    replicas: list[ControllerProcess],
 ) -> list[ControllerProcess]:
     """``count`` replicas over one database and one data directory (the CA and keys), each with
-    its own ports and log. The first migrates the database before the others start."""
-    replicas = []
+    its own ports and log, appended to ``replicas`` as they start (so a failure later still
+    leaves them to be stopped). The first migrates the database before the others start."""
     for number in range(1, count + 1):
         replica = ControllerProcess(
             directory,

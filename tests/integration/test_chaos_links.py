@@ -98,6 +98,29 @@ def test_a_delayed_chunk_is_not_there_at_once(echo_port: int) -> None:
         link.close()
 
 
+def test_a_black_hole_stalls_a_connection_that_resumes_when_it_heals(echo_port: int) -> None:
+    """A partition drops every packet: the client hears nothing (no reset), and the same TCP
+    connection carries on once the link heals."""
+    _needs_root()
+    link = ChaosLink("127.0.0.1", echo_port)
+    loss = PacketLoss([[link.port]])
+    loss.install()
+    try:
+        with socket.create_connection(("127.0.0.1", link.port), timeout=30) as sock:
+            assert _round_trip(sock, b"before") == b"before"
+            loss.set_loss(0, 100.0)
+            sock.sendall(b"during")
+            sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                sock.recv(10)
+            loss.set_loss(0, 0.0)
+            sock.settimeout(30)
+            assert sock.recv(10) == b"during"
+    finally:
+        loss.close()
+        link.close()
+
+
 def test_a_cut_resets_open_connections_and_refuses_new_until_restored(echo_port: int) -> None:
     link = ChaosLink("127.0.0.1", echo_port)
     try:
@@ -149,6 +172,11 @@ def test_the_runs_nftables_table_goes_with_it() -> None:
             ["nft", "list", "table", "inet", loss.table], capture_output=True, text=True
         ).stdout
         assert "drop" not in listed
+        loss.set_loss(0, 100.0)  # a partition: every packet dropped, no numgen
+        listed = subprocess.run(
+            ["nft", "list", "table", "inet", loss.table], capture_output=True, text=True
+        ).stdout
+        assert "40001" in listed and "drop" in listed and "numgen" not in listed
     finally:
         loss.close()
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
