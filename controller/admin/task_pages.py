@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of
 from controller.admin.text import other_lang, texts
-from controller.db.models import CentreTask, ComparisonRun
-from controller.records.tasks import make_tasks, task_id, task_progress
+from controller.db.models import CentreTask
+from controller.records.tasks import make_tasks, runs_in_view, task_id, task_progress
 from muster.clock import Clock
 from muster.departments import DEPARTMENTS
 from muster.errors import ConfigError, NotFoundError
@@ -144,14 +144,7 @@ def task_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
             )
         if admin.can("review"):
             with sessions() as session:
-                runs = list(
-                    session.scalars(
-                        select(ComparisonRun)
-                        .where(ComparisonRun.region_prefix.startswith(admin.prefix))
-                        .order_by(ComparisonRun.id.desc())
-                        .limit(50)
-                    )
-                )
+                runs = runs_in_view(session, admin.prefix)
             options = "".join(
                 f'<option value="{r.id}">{r.id} · {escape(r.department)} · {escape(r.run_at.isoformat(timespec="minutes"))}</option>'
                 for r in runs

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from controller.accounts.admins import AdminIdentity
@@ -53,6 +53,7 @@ __all__ = [
     "close_for_records",
     "make_tasks",
     "parse_task_id",
+    "runs_in_view",
     "task_id",
     "task_messages",
     "task_progress",
@@ -82,6 +83,16 @@ class TasksMade:
     without_township: int
     without_id_number: int
     townships: int
+
+
+def runs_in_view(session: Session, area: str, limit: int = 50) -> list[ComparisonRun]:
+    """The runs an admin of ``area`` can make tasks from, newest first: runs of the area or of
+    a part of it, and runs of a wider area (a national run has findings in every county; the
+    admin makes tasks from its findings in the area only, as :func:`make_tasks` keeps)."""
+    inside = ComparisonRun.region_prefix.startswith(area)
+    around = literal(area).startswith(ComparisonRun.region_prefix)
+    query = select(ComparisonRun).where(or_(inside, around))
+    return list(session.scalars(query.order_by(ComparisonRun.id.desc()).limit(limit)))
 
 
 def make_tasks(

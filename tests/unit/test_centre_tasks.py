@@ -15,7 +15,13 @@ from controller.accounts.admins import AccessDenied, AdminIdentity
 from controller.db import make_engine, migrate, session_factory
 from controller.db.models import CentreTask, ComparisonFinding, ComparisonRun, DepartmentExtract
 from controller.records.review import supersede_returned
-from controller.records.tasks import answer_tasks, close_for_records, make_tasks, task_messages
+from controller.records.tasks import (
+    answer_tasks,
+    close_for_records,
+    make_tasks,
+    runs_in_view,
+    task_messages,
+)
 from muster.errors import NotFoundError
 from muster.v1 import data_pb2
 from tests.unit.admin_world import HOME, NEIGHBOUR, NOW, TOWNSHIP, build_world
@@ -186,3 +192,40 @@ def test_disputes_are_checked_and_a_new_record_closes_the_task(world: tuple) -> 
         assert task_messages(s, device) == []
     with sessions.begin() as s:
         supersede_returned(s, [])  # nothing to do, nothing changes
+
+
+def test_a_county_admin_sees_runs_of_its_area_and_of_wider_areas(world: tuple) -> None:
+    """A national run (no --region) or a city's run has findings in the county, so the county's
+    /tasks page offers it; a run of another county or city does not show there."""
+    sessions, _ = world
+    with sessions.begin() as s:
+        base = s.scalars(select(ComparisonRun)).one()
+        fields = {c: getattr(base, c) for c in ("department", "extract_id", "collected_source")}
+        counts = {
+            c: 0
+            for c in (
+                "department_rows",
+                "collected_rows",
+                "linked_exact",
+                "linked_probabilistic",
+                "problems",
+                "missing",
+                "deaths",
+            )
+        }
+        for prefix in ("3709", HOME, f"{HOME}001", NEIGHBOUR, "3701", "37"):
+            s.add(
+                ComparisonRun(
+                    region_prefix=prefix,
+                    engine="duckdb",
+                    run_by="t",
+                    run_at=NOW,
+                    **fields,
+                    **counts,
+                )
+            )
+    with sessions() as s:
+        seen = [r.region_prefix for r in runs_in_view(s, HOME)]
+        everything = {r.region_prefix for r in runs_in_view(s, "")}
+    assert sorted(seen) == sorted(["", "3709", HOME, f"{HOME}001", "37"])
+    assert everything == {"", "3709", HOME, f"{HOME}001", NEIGHBOUR, "3701", "37"}
