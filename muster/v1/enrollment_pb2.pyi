@@ -141,6 +141,7 @@ class EnrollResponse(_message.Message):
     DATA_ENDPOINT_FIELD_NUMBER: _builtins.int
     SERVER_TIME_FIELD_NUMBER: _builtins.int
     LICENCE_AUTHORITY_KEY_FIELD_NUMBER: _builtins.int
+    RELEASE_KEYS_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     certificate_der: _builtins.bytes
     ca_certificate_der: _builtins.bytes
@@ -159,6 +160,12 @@ class EnrollResponse(_message.Message):
     def upload_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___UploadKey]: ...
     @_builtins.property
     def server_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def release_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReleaseKeyEntry]:
+        """The release keys the device is to trust (the first one, and its endorsed successors), so
+        it trusts no key first seen in an update offer.
+        """
+
     def __init__(
         self,
         *,
@@ -173,11 +180,35 @@ class EnrollResponse(_message.Message):
         data_endpoint: _builtins.str = ...,
         server_time: _timestamp_pb2.Timestamp | None = ...,
         licence_authority_key: _builtins.bytes = ...,
+        release_keys: _abc.Iterable[Global___ReleaseKeyEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificate_der", b"ca_certificate_der", "certificate_der", b"certificate_der", "data_endpoint", b"data_endpoint", "device_id", b"device_id", "licence", b"licence", "licence_authority_key", b"licence_authority_key", "mqtt_url", b"mqtt_url", "profile", b"profile", "server_time", b"server_time", "township_code", b"township_code", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificate_der", b"ca_certificate_der", "certificate_der", b"certificate_der", "data_endpoint", b"data_endpoint", "device_id", b"device_id", "licence", b"licence", "licence_authority_key", b"licence_authority_key", "mqtt_url", b"mqtt_url", "profile", b"profile", "release_keys", b"release_keys", "server_time", b"server_time", "township_code", b"township_code", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnrollResponse: _TypeAlias = EnrollResponse  # noqa: Y015
+
+@_typing.final
+class ReleaseKeyEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    public_key: _builtins.bytes
+    """raw Ed25519, 32 bytes"""
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "public_key", b"public_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseKeyEntry: _TypeAlias = ReleaseKeyEntry  # noqa: Y015

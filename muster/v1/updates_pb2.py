@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17muster/v1/updates.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x0cOfferRequest\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x17\n\x0ftrusted_key_ids\x18\x03 \x03(\t\"Z\n\nReleaseKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x13\n\x0b\x65ndorsed_by\x18\x03 \x01(\t\x12\x13\n\x0b\x65ndorsement\x18\x04 \x01(\x0c\"\xb1\x01\n\rOfferResponse\x12\x11\n\tavailable\x18\x01 \x01(\x08\x12\x12\n\nrollout_id\x18\x02 \x01(\x03\x12\x10\n\x08manifest\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12+\n\x0crelease_keys\x18\x05 \x03(\x0b\x32\x15.muster.v1.ReleaseKey\x12\x17\n\x0fhealth_window_s\x18\x06 \x01(\r\x12\x0e\n\x06reason\x18\x07 \x01(\t\"@\n\x0f\x44ownloadRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04part\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\"-\n\rDownloadChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xab\x01\n\x0cUpdateReport\x12\x12\n\nrollout_id\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.muster.v1.UpdateState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0frunning_version\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x11\n\x0fUpdateReportAck*\xec\x01\n\x0bUpdateState\x12\x1c\n\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18UPDATE_STATE_DOWNLOADING\x10\x01\x12\x19\n\x15UPDATE_STATE_VERIFIED\x10\x02\x12\x19\n\x15UPDATE_STATE_SWITCHED\x10\x03\x12\x18\n\x14UPDATE_STATE_HEALTHY\x10\x04\x12\x1c\n\x18UPDATE_STATE_ROLLED_BACK\x10\x05\x12\x18\n\x14UPDATE_STATE_REFUSED\x10\x06\x12\x19\n\x15UPDATE_STATE_DEFERRED\x10\x07\x32\xc8\x01\n\x07Updates\x12:\n\x05Offer\x12\x17.muster.v1.OfferRequest\x1a\x18.muster.v1.OfferResponse\x12\x42\n\x08\x44ownload\x12\x1a.muster.v1.DownloadRequest\x1a\x18.muster.v1.DownloadChunk0\x01\x12=\n\x06Report\x12\x17.muster.v1.UpdateReport\x1a\x1a.muster.v1.UpdateReportAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17muster/v1/updates.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x0cOfferRequest\x12\x17\n\x0f\x63urrent_version\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x17\n\x0ftrusted_key_ids\x18\x03 \x03(\t\"Z\n\nReleaseKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x13\n\x0b\x65ndorsed_by\x18\x03 \x01(\t\x12\x13\n\x0b\x65ndorsement\x18\x04 \x01(\x0c\"\xc2\x01\n\rOfferResponse\x12\x11\n\tavailable\x18\x01 \x01(\x08\x12\x12\n\nrollout_id\x18\x02 \x01(\x03\x12\x10\n\x08manifest\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12+\n\x0crelease_keys\x18\x05 \x03(\x0b\x32\x15.muster.v1.ReleaseKey\x12\x17\n\x0fhealth_window_s\x18\x06 \x01(\r\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\"@\n\x0f\x44ownloadRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04part\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\"-\n\rDownloadChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xab\x01\n\x0cUpdateReport\x12\x12\n\nrollout_id\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.muster.v1.UpdateState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0frunning_version\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x11\n\x0fUpdateReportAck*\xec\x01\n\x0bUpdateState\x12\x1c\n\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18UPDATE_STATE_DOWNLOADING\x10\x01\x12\x19\n\x15UPDATE_STATE_VERIFIED\x10\x02\x12\x19\n\x15UPDATE_STATE_SWITCHED\x10\x03\x12\x18\n\x14UPDATE_STATE_HEALTHY\x10\x04\x12\x1c\n\x18UPDATE_STATE_ROLLED_BACK\x10\x05\x12\x18\n\x14UPDATE_STATE_REFUSED\x10\x06\x12\x19\n\x15UPDATE_STATE_DEFERRED\x10\x07\x32\xc8\x01\n\x07Updates\x12:\n\x05Offer\x12\x17.muster.v1.OfferRequest\x1a\x18.muster.v1.OfferResponse\x12\x42\n\x08\x44ownload\x12\x1a.muster.v1.DownloadRequest\x1a\x18.muster.v1.DownloadChunk0\x01\x12=\n\x06Report\x12\x17.muster.v1.UpdateReport\x1a\x1a.muster.v1.UpdateReportAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'muster.v1.updates_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPDATESTATE']._serialized_start=733
-  _globals['_UPDATESTATE']._serialized_end=969
+  _globals['_UPDATESTATE']._serialized_start=750
+  _globals['_UPDATESTATE']._serialized_end=986
   _globals['_OFFERREQUEST']._serialized_start=71
   _globals['_OFFERREQUEST']._serialized_end=152
   _globals['_RELEASEKEY']._serialized_start=154
   _globals['_RELEASEKEY']._serialized_end=244
   _globals['_OFFERRESPONSE']._serialized_start=247
-  _globals['_OFFERRESPONSE']._serialized_end=424
-  _globals['_DOWNLOADREQUEST']._serialized_start=426
-  _globals['_DOWNLOADREQUEST']._serialized_end=490
-  _globals['_DOWNLOADCHUNK']._serialized_start=492
-  _globals['_DOWNLOADCHUNK']._serialized_end=537
-  _globals['_UPDATEREPORT']._serialized_start=540
-  _globals['_UPDATEREPORT']._serialized_end=711
-  _globals['_UPDATEREPORTACK']._serialized_start=713
-  _globals['_UPDATEREPORTACK']._serialized_end=730
-  _globals['_UPDATES']._serialized_start=972
-  _globals['_UPDATES']._serialized_end=1172
+  _globals['_OFFERRESPONSE']._serialized_end=441
+  _globals['_DOWNLOADREQUEST']._serialized_start=443
+  _globals['_DOWNLOADREQUEST']._serialized_end=507
+  _globals['_DOWNLOADCHUNK']._serialized_start=509
+  _globals['_DOWNLOADCHUNK']._serialized_end=554
+  _globals['_UPDATEREPORT']._serialized_start=557
+  _globals['_UPDATEREPORT']._serialized_end=728
+  _globals['_UPDATEREPORTACK']._serialized_start=730
+  _globals['_UPDATEREPORTACK']._serialized_end=747
+  _globals['_UPDATES']._serialized_start=989
+  _globals['_UPDATES']._serialized_end=1189
 # @@protoc_insertion_point(module_scope)

@@ -124,6 +124,7 @@ class OfferResponse(_message.Message):
     RELEASE_KEYS_FIELD_NUMBER: _builtins.int
     HEALTH_WINDOW_S_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     available: _builtins.bool
     rollout_id: _builtins.int
     manifest: _builtins.bytes
@@ -134,6 +135,10 @@ class OfferResponse(_message.Message):
     """how long the new version has to report healthy"""
     reason: _builtins.str
     """why nothing is offered, when available is false"""
+    attempt: _builtins.int
+    """Which try of this rollout this offer is (1, then 2... after a retry): a device that failed
+    an attempt takes the same release again only when offered a later one.
+    """
     @_builtins.property
     def release_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReleaseKey]: ...
     def __init__(
@@ -146,10 +151,11 @@ class OfferResponse(_message.Message):
         release_keys: _abc.Iterable[Global___ReleaseKey] | None = ...,
         health_window_s: _builtins.int = ...,
         reason: _builtins.str = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "health_window_s", b"health_window_s", "manifest", b"manifest", "reason", b"reason", "release_keys", b"release_keys", "rollout_id", b"rollout_id", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "available", b"available", "health_window_s", b"health_window_s", "manifest", b"manifest", "reason", b"reason", "release_keys", b"release_keys", "rollout_id", b"rollout_id", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
