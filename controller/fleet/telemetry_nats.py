@@ -85,7 +85,8 @@ def parse_subject(subject: str) -> tuple[str, str] | None:
     """(device id, kind) of a device subject, or None for anything else."""
     if "/" in subject:
         return None  # a '/' here was no MQTT separator: not a device topic
-    return topics.parse(subject.replace(".", "/"))
+    parsed = topics.parse(subject.replace(".", "/"))
+    return parsed if parsed is not None and parsed[0] else None
 
 
 def nats_tls_context(pki: ControllerPki) -> ssl.SSLContext:
