@@ -42,6 +42,14 @@ def _status(
     return message.SerializeToString()
 
 
+def _refused(granted: Sequence[object]) -> bool:
+    """A SUBACK that refused (MQTT 3.1.1 return code 0x80, a failure reason code in 5)."""
+    return any(
+        bool(getattr(code, "is_failure", False)) or (isinstance(code, int) and code >= 0x80)
+        for code in granted
+    )
+
+
 # How long a refusal of our certificate may take to arrive after the TLS handshake (TLS 1.3:
 # the broker checks the client certificate after the handshake and answers with an alert).
 REFUSAL_WAIT_S = 2.0
@@ -186,14 +194,21 @@ class TelemetryLink:
                 clean_session=False,
             ) as client:
                 self._client = client
+                if self._on_command is not None:
+                    # Before saying online: a node may take the connection but refuse the
+                    # subscription (NATS while its JetStream elects leaders after a peer died),
+                    # and a device deaf to its commands must try the next node instead.
+                    granted = await client.subscribe(topics.topic(self._device_id, "cmd"), qos=1)
+                    if _refused(granted):
+                        raise aiomqtt.MqttError(
+                            f"{broker.host}:{broker.port} refused the command subscription"
+                        )
                 await client.publish(
                     topics.topic(self._device_id, "status"),
                     _status(self._device_id, Status.STATE_ONLINE, since),
                     qos=1,
                     retain=True,
                 )
-                if self._on_command is not None:
-                    await client.subscribe(topics.topic(self._device_id, "cmd"), qos=1)
                 # Accepted and serving: the next loss starts the backoff from the beginning.
                 self._rotation.connected()
                 self.connected_to = broker

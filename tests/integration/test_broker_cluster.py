@@ -44,6 +44,10 @@ class Client:
         if will is not None:
             self.client.will_set(will[0], will[1], qos=1, retain=True)
         self.client.on_message = lambda _c, _u, msg: self.messages.put(msg)
+        self.subacks: queue.Queue[tuple[int, bool]] = queue.Queue()
+        self.client.on_subscribe = lambda _c, _u, mid, codes, _p: self.subacks.put(
+            (mid, not any(code.is_failure for code in codes))
+        )
         self.client.on_disconnect = self._gone
         # A node refuses MQTT until its JetStream has a meta leader (just after the cluster or
         # the node starts): retry, as a device does, until a deadline.
@@ -69,6 +73,21 @@ class Client:
     def subscribe(self, topic: str) -> None:
         result, _mid = self.client.subscribe(topic, qos=1)
         assert result == mqtt.MQTT_ERR_SUCCESS
+
+    def subscribed(self, topic: str, timeout: float = 10) -> bool:
+        """Subscribe and wait for the SUBACK: True when the broker granted it. (A NATS node
+        refuses QoS 1 subscriptions while its JetStream cannot create their consumers.)"""
+        result, mid = self.client.subscribe(topic, qos=1)
+        assert result == mqtt.MQTT_ERR_SUCCESS
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                acked, granted = self.subacks.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if acked == mid:
+                return granted
+        return False
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
