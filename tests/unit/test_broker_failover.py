@@ -170,3 +170,16 @@ def test_the_settings_take_a_broker_list_from_the_environment_or_a_flag(
     monkeypatch.setenv("MUSTER_EDGE_BROKERS", '["mqtts://n1:8883"')
     with pytest.raises(ValueError, match="brokers"):
         EdgeSettings()
+
+
+def test_a_refused_command_subscription_counts_as_a_failed_attempt() -> None:
+    """A NATS node may take the connection and refuse the QoS 1 subscription (SUBACK 0x80) while
+    its JetStream settles: the link then tries the next node rather than stay deaf."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from edge.uplink.telemetry import _refused
+
+    assert not _refused([ReasonCode(PacketTypes.SUBACK, identifier=1)])
+    assert _refused([ReasonCode(PacketTypes.SUBACK, identifier=0x80)])
+    assert not _refused((1,)) and _refused((0x80,))
