@@ -41,7 +41,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import structlog
@@ -190,6 +190,7 @@ class Ingestor:
         chunks: Sequence[data_pb2.AttachmentChunk],
     ) -> list[data_pb2.RecordAck]:
         now = self._clock.now()
+        today = self._clock.today()  # one day for the whole batch, asked once
         acks: list[data_pb2.RecordAck] = []
         # Envelopes first, before any statement: a bad one is answered alone and never reaches
         # a query or an INSERT shared with the good records.
@@ -271,7 +272,14 @@ class Ingestor:
                         )
                     else:
                         ack = self._one(
-                            signer, sealed, opened.get(position), seen, rows, now, held, verified
+                            signer,
+                            sealed,
+                            opened.get(position),
+                            seen,
+                            rows,
+                            (now, today),
+                            held,
+                            verified,
                         )
                     if ack.reason_code == "attachment_missing":
                         ack = explain_missing(ack, sealed.record_id, refused)
@@ -431,10 +439,11 @@ class Ingestor:
         opened: _Opened | None,
         seen: dict[str, str],
         rows: list[dict[str, Any]],
-        now: datetime,
+        when: tuple[datetime, date],
         held: Chunks,
         verified: list[tuple[str, list[str]]],
     ) -> data_pb2.RecordAck:
+        now, today = when
         record_id = sealed.record_id
         if sealed.device_id != device.id or opened is None:
             return _reject(record_id, "device_mismatch")
@@ -450,7 +459,7 @@ class Ingestor:
         if opened.plaintext is None:
             return _reject(record_id, "unreadable")
         try:
-            payload = parse_record(opened.plaintext, today=self._clock.today())
+            payload = parse_record(opened.plaintext, today=today)
         except RecordError as exc:
             return _reject(record_id, exc.code, str(exc))
         if payload.record_id != record_id:
