@@ -122,7 +122,7 @@ class ControllerUnderTest:
         wait_for_port(
             "127.0.0.1",
             self.admin_port,
-            60,
+            180,  # a loaded machine (the test suite beside it) starts a controller slowly
             process=self.process,
             log_path=self.log,
             what="controller",
