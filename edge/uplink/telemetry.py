@@ -172,8 +172,8 @@ class TelemetryLink:
         )
 
     async def _session(self, broker: BrokerAddress) -> None:
-        """One connection to ``broker``: the will, the retained ``online``, the command
-        subscription, then publishing and receiving until it breaks."""
+        """One connection to ``broker``: the will (``offline``), the command subscription, the
+        retained ``online``, then publishing and receiving until it breaks."""
         since = self._clock.now()
         will = aiomqtt.Will(
             topics.topic(self._device_id, "status"),
