@@ -28,6 +28,7 @@ from edge.console.routes_capture import CARD_WAIT_S
 from edge.console.visits import (
     BAND_NAMES,
     CHANNEL_NAMES,
+    FRAME_GAP_S,
     FRAMES,
     MAX_FRAME_BYTES,
     FaceView,
@@ -211,7 +212,9 @@ def confirmation_routes(pages: Pages) -> APIRouter:
         if s.capture_photo is None:
             raise HTTPException(status_code=409, detail="本机没有配置摄像头")
         taken = []
-        for _ in range(FRAMES):
+        for index in range(FRAMES):
+            if index:
+                await s.clock.sleep(FRAME_GAP_S)
             try:
                 taken.append((await s.capture_photo()).jpeg)
             except MusterError as exc:

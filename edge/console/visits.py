@@ -39,6 +39,7 @@ __all__ = [
     "BAND_NAMES",
     "CHANNEL_NAMES",
     "FRAMES",
+    "FRAME_GAP_S",
     "MAX_FRAME_BYTES",
     "FaceView",
     "VisitDesk",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 FRAMES: Final = 3  # live frames per check: the liveness challenge needs two at least
+# Between the camera's frames: a head turned slowly or a blink shows across ~1 s, not between
+# two frames a tenth of a second apart.
+FRAME_GAP_S: Final = 0.4
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 BAND_NAMES: Final = {"80+": "80 岁及以上", "70-79": "70–79 岁", "<70": "70 岁以下"}
 CHANNEL_NAMES: Final = {"home_visit": "上门认证", "station": "服务站认证"}
