@@ -34,6 +34,7 @@ from muster.errors import ConfigError
 
 __all__ = [
     "CLOCK_JUMP",
+    "DEFAULT_WEIGHTS",
     "FAULT_KINDS",
     "KILL_BROKER",
     "KILL_CONTROLLER",

@@ -20,8 +20,9 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from muster.chaos_plan import (
     CLOCK_JUMP,
+    DEFAULT_WEIGHTS,
     KILL_BROKER,
     KILL_CONTROLLER,
     KILL_DATABASE,
@@ -73,6 +75,9 @@ class ChaosConfig:
     commands: int = 20
     heartbeat_s: float = 2.0
     recovery_timeout_s: float = 240.0
+    # kind -> weight over muster.chaos_plan.DEFAULT_WEIGHTS (a short run hits replicas less:
+    # each restart costs half a minute)
+    weights: Mapping[str, float] = field(default_factory=dict)
 
 
 class ChaosRun:
@@ -315,6 +320,7 @@ class ChaosRun:
         body: dict[str, object] = {"kind": "set-log-level", "arguments": {"level": "INFO"}}
         if event.expires_in_s is not None:
             body["expires_in_s"] = event.expires_in_s
+        why: list[str] = []
         for controller in self.controllers:
             try:
                 response = httpx.post(
@@ -323,12 +329,15 @@ class ChaosRun:
                     json=body,
                     timeout=10,
                 )
-            except (httpx.HTTPError, OSError, RuntimeError):
+            except (httpx.HTTPError, OSError, RuntimeError) as exc:
+                why.append(f"{type(exc).__name__}: {exc}"[:200])
                 continue
             if response.status_code == 201:
                 return
+            why.append(f"{response.status_code}: {response.text[:200]}")
         with self._lock:
             self.commands_failed += 1
+        self._write({"event": "command_refused", "target": event.target, "why": why})
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> ChaosCounts:
@@ -341,7 +350,11 @@ class ChaosRun:
         # sooner only queues faults behind its restart.
         settle = {KILL_CONTROLLER: 25.0, KILL_DATABASE: 5.0, KILL_BROKER: 2.0, CLOCK_JUMP: 3.0}
         shape = PlanShape(
-            faults=cfg.faults, targets=self.targets(), mean_gap_s=cfg.mean_gap_s, settle_s=settle
+            faults=cfg.faults,
+            targets=self.targets(),
+            mean_gap_s=cfg.mean_gap_s,
+            settle_s=settle,
+            weights={**DEFAULT_WEIGHTS, **cfg.weights},
         )
         plan = plan_faults(cfg.seed, shape)
         duration = plan[-1].at_s if plan else 0.0
