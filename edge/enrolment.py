@@ -1,8 +1,10 @@
 """Enrolment on the device: generate the key here (it never leaves), gather the fingerprint,
-send the CSR with the enrolment code, store what comes back."""
+send the CSR with the enrolment code, store what comes back: identity, licence, and the release
+keys the device is to trust for software updates (``identity/release-keys.json``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -14,11 +16,13 @@ import grpc
 
 from edge.fingerprint import hashed_fingerprint, raw_fingerprint
 from edge.identity import Enrolment, IdentityStore
+from edge.updates.slots import RELEASE_KEYS_FILE
 from muster import __version__
-from muster.crypto import generate_device_key, private_key_pem
+from muster.crypto import generate_device_key, private_key_pem, write_public_file
 from muster.crypto.pki import build_csr, certificate_pem, load_certificate, load_certificates
 from muster.enrolment_codes import DEFAULT_ENROL_PORT, certificate_matching, parse_code
 from muster.errors import BrokenError, ConfigError, CryptoError, EnrollmentError
+from muster.releases import key_id
 from muster.v1 import enrollment_pb2, enrollment_pb2_grpc
 
 
@@ -76,6 +80,8 @@ def enroll(
                 f"无法连接中心 {controller}：{details} (controller unreachable)；"
                 "检查网络/VPN、地址和端口，以及中心服务是否在运行"
             ) from exc
+    # Before the enrolment record, whose presence means the rest is complete.
+    write_public_file(store.directory / RELEASE_KEYS_FILE, release_keys_json(response))
     store.save(
         key_pem=private_key_pem(key),
         cert_pem=certificate_pem(load_certificate(response.certificate_der)),
@@ -93,6 +99,20 @@ def enroll(
         ),
     )
     return EnrolResult(response.device_id, response.township_code, response.profile)
+
+
+def release_keys_json(response: enrollment_pb2.EnrollResponse) -> bytes:
+    """The release keys the enrolment answer names, checked (each 32 raw bytes whose id is the
+    one given) and encoded as the updater reads them (key id → hex public key)."""
+    keys: dict[str, str] = {}
+    for entry in response.release_keys:
+        if len(entry.public_key) != 32 or key_id(entry.public_key) != entry.key_id:
+            raise EnrollmentError(
+                f"中心给出的发布公钥 {entry.key_id[:16]!r} 无效，注册未完成 (the enrolment answer "
+                "holds a malformed release key; ask the centre to check its release keys)"
+            )
+        keys[entry.key_id] = entry.public_key.hex()
+    return json.dumps(keys, sort_keys=True).encode()
 
 
 def _read_ca(ca_cert: Path, ca_sha256: str | None) -> bytes:

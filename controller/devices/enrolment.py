@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.db.models import Device, EnrollmentCode, UploadKey
 from controller.devices.licences import features_for, fee_for, new_licence, record_grant
 from controller.devices.pki_store import ControllerPki
+from controller.releases.keys import load_release_keys
 from muster.clock import Clock
 from muster.crypto import licence_public_bytes, upload_public_bytes
 from muster.crypto.pki import certificate_der, certificate_pem, issue_device_certificate
@@ -180,6 +181,10 @@ class Enroller:
                 mqtt_url=self._mqtt_url,
                 data_endpoint=self._data_endpoint,
                 licence_authority_key=licence_public_bytes(self._pki.licence_key),
+                release_keys=[
+                    enrollment_pb2.ReleaseKeyEntry(key_id=e.key_id, public_key=e.public)
+                    for e in load_release_keys(self._pki.directory).entries
+                ],
             )
             response.server_time.FromDatetime(now)
         return response

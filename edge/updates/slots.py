@@ -30,12 +30,14 @@ from typing import Any
 
 from muster.errors import StorageError
 
-__all__ = ["LAUNCHED_ENV", "SLOTS", "Slots", "UpdateState"]
+__all__ = ["LAUNCHED_ENV", "RELEASE_KEYS_FILE", "SLOTS", "Slots", "UpdateState"]
 
 SLOTS = ("a", "b")
 # Set by the launcher (edge/launcher.py) for the daemon it starts: the launcher then counts the
 # new version's starts, so the daemon's own updater must not count them again.
 LAUNCHED_ENV = "MUSTER_LAUNCHED_SLOT"
+# The release keys enrolment pinned, under ``<state>/identity/`` (key id → hex public key).
+RELEASE_KEYS_FILE = "release-keys.json"
 
 
 @dataclass
@@ -50,6 +52,7 @@ class UpdateState:
     health_window_s: int = 0
     boots: int = 0
     last_failure: str = ""
+    attempt: int = 0  # the rollout's try this is (the offer's ``attempt``)
     # Reports not yet delivered to the controller: (rollout id, version, state, reason).
     unsent: list[list[Any]] = field(default_factory=list)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import structlog
 
-from edge.updates.slots import Slots, UpdateState
+from edge.updates.slots import RELEASE_KEYS_FILE, Slots, UpdateState, write_durably
 from muster.clock import Clock
 from muster.errors import MusterError
 from muster.releases import (
@@ -102,37 +102,46 @@ class Updater:
     def _keys_path(self) -> Path:
         return self.slots.root / "release-keys.json"
 
-    def trusted_keys(self) -> dict[str, bytes]:
+    @property
+    def _enrolled_keys_path(self) -> Path:
+        return self.slots.root.parent / "identity" / RELEASE_KEYS_FILE
+
+    @staticmethod
+    def _read_keys(path: Path) -> dict[str, bytes]:
         try:
-            raw = json.loads(self._keys_path.read_bytes())
+            raw = json.loads(path.read_bytes())
+            return {k: bytes.fromhex(v) for k, v in raw.items() if key_id(bytes.fromhex(v)) == k}
         except FileNotFoundError:
             return {}
-        return {k: bytes.fromhex(v) for k, v in raw.items()}
+        except (ValueError, AttributeError, TypeError):
+            log.warning("release keys unreadable; ignored", path=str(path))
+            return {}
+
+    def trusted_keys(self) -> dict[str, bytes]:
+        """The keys enrolment pinned, and those a trusted key endorsed since."""
+        return {**self._read_keys(self._keys_path), **self._read_keys(self._enrolled_keys_path)}
 
     def _learn_keys(self, offered: list[updates_pb2.ReleaseKey]) -> dict[str, bytes]:
-        """Keys endorsed by one already trusted join; the very first key is taken on first use
-        over the mutual-TLS channel (pinned to the centre's CA)."""
-        from edge.updates.slots import write_durably
-
+        """Keys endorsed by one already trusted join. A device enrolled before enrolment
+        handed out release keys (none pinned) takes the very first key on first use over the
+        mutual-TLS channel (pinned to the centre's CA); one that has keys never does."""
         trusted = self.trusted_keys()
-        changed = False
+        learned = self._read_keys(self._keys_path)
         for key in offered:
             if key.key_id in trusted or key_id(key.public_key) != key.key_id:
                 continue
             if not trusted and not key.endorsed_by:
-                trusted[key.key_id] = key.public_key
-                changed = True
+                trusted[key.key_id] = learned[key.key_id] = key.public_key
             elif key.endorsed_by in trusted:
                 try:
                     accept_endorsed_key(trusted, key.public_key, key.endorsed_by, key.endorsement)
                 except ReleaseError as exc:
                     log.warning("release key endorsement refused", reason=exc.reason)
                     continue
-                trusted[key.key_id] = key.public_key
-                changed = True
-        if changed:
+                trusted[key.key_id] = learned[key.key_id] = key.public_key
+        if learned != self._read_keys(self._keys_path):
             write_durably(
-                self._keys_path, json.dumps({k: v.hex() for k, v in trusted.items()}).encode()
+                self._keys_path, json.dumps({k: v.hex() for k, v in learned.items()}).encode()
             )
         return trusted
 
@@ -240,19 +249,24 @@ class Updater:
                 manifest = verify_manifest(
                     offer.manifest, offer.signature, self._learn_keys(list(offer.release_keys))
                 )
-                if manifest.version == state.version and state.last_failure:
-                    return "failed_before"  # rolled back once: not again for this rollout
+                if (
+                    manifest.version == state.version
+                    and state.last_failure
+                    and offer.attempt <= state.attempt
+                ):
+                    return "failed_before"  # failed this try: again only when retried
                 check_applicable(
                     manifest, profile=self._profile, current_version=self.slots.running_version()
                 )
             except ReleaseError as exc:
                 return await self._refuse(state, offer, exc)
-            if state.version != manifest.version:
+            if state.version != manifest.version or state.last_failure:
                 state = UpdateState(
                     phase="downloading",
                     version=manifest.version,
                     rollout_id=offer.rollout_id,
                     health_window_s=offer.health_window_s,
+                    attempt=offer.attempt,
                     unsent=state.unsent,
                 )
                 await self._report(state, "downloading")
@@ -274,6 +288,7 @@ class Updater:
             rollout_id=offer.rollout_id,
             version=version,
             last_failure=exc.reason,
+            attempt=offer.attempt,
             unsent=state.unsent,
         )
         self.slots.clean_downloads()

@@ -37,7 +37,9 @@ from controller.releases.rollouts import (
 from controller.releases.store import add_release
 from controller.rpc.servers import build_servers
 from controller.settings import ControllerSettings
+from edge.enrolment import release_keys_json
 from edge.outbox import Outbox
+from edge.updates.slots import RELEASE_KEYS_FILE
 from edge.updates.updater import Updater
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key, generate_licence_authority_key, private_key_pem
@@ -86,6 +88,8 @@ class Centre:
             certificate_pem(load_certificate(response.certificate_der))
         )
         (identity / "ca.pem").write_bytes(self.pki.ca_cert_path.read_bytes())
+        # The release keys the enrolment answer pinned, as edge/enrolment.py stores them.
+        (identity / RELEASE_KEYS_FILE).write_bytes(release_keys_json(response))
         outbox = Outbox(directory / "outbox.sqlite3", clock=self.clock)
         for n in range(20):
             outbox.add(data_pb2.SealedRecord(record_id=f"r{n:04d}", schema_version="a/1"), f"h{n}")
