@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from controller.db.models import (
@@ -40,15 +40,18 @@ from muster.releases import ReleaseError, parse_version
 __all__ = [
     "ACTIVE",
     "FAILED_STATES",
+    "MAX_ATTEMPTS",
     "RolloutStatus",
     "WaveStatus",
     "abort_rollout",
     "advance_rollouts",
     "create_rollout",
+    "offer_entry",
     "offer_for",
     "pause_rollout",
     "record_report",
     "resume_rollout",
+    "retry_device",
     "rollout_status",
 ]
 
@@ -56,6 +59,20 @@ ACTIVE = ("running", "paused")
 # "unhealthy": confirmed the new version, then the telemetry store saw it fail (wave_health.py).
 FAILED_STATES = ("rolled_back", "refused", "unhealthy")
 _DONE_STATES = ("healthy", *FAILED_STATES)
+# A failure the world caused (a damaged or cut download, a full disk) is tried again by itself,
+# ``MAX_ATTEMPTS`` tries in all, the wait doubling from ``RETRY_AFTER_S``; one the release or the
+# device's trust caused (a crash loop, a foreign key, another profile) only by an admin's hand.
+MAX_ATTEMPTS = 3
+RETRY_AFTER_S = 900
+RETRYABLE_REASONS = (
+    "no_space",
+    "hash_mismatch",
+    "size_mismatch",
+    "bad_download",
+    "bad_artifact",
+    "missing_part",
+)
+RETRYING = "retrying"
 REPORT_STATES = (
     "downloading",
     "verified",
@@ -221,11 +238,27 @@ def abort_rollout(session: Session, rollout_id: int, reason: str, now: datetime)
     return rollout
 
 
-def offer_for(session: Session, device_id: str) -> tuple[Rollout, Release] | None:
-    """The release this device is to take now: its rollout runs, its wave is open, and it has
-    not finished (healthy) or given up on it (rolled back, refused)."""
+def offer_for(
+    session: Session, device_id: str, now: datetime | None = None
+) -> tuple[Rollout, Release] | None:
+    """The release this device is to take now: its rollout runs, its wave is open, it has not
+    finished (healthy) or given up on it (rolled back, refused), and a retry it waits for is
+    due (``now``; without it, any retry is due)."""
+    found = offer_entry(session, device_id, now)
+    return None if found is None else (found[0], found[1])
+
+
+def offer_entry(
+    session: Session, device_id: str, now: datetime | None = None
+) -> tuple[Rollout, Release, RolloutDevice] | None:
+    """:func:`offer_for` with the device's entry (its attempt number)."""
+    due = (
+        (RolloutDevice.state != RETRYING) | (RolloutDevice.next_attempt_at <= now)
+        if now is not None
+        else true()
+    )
     row = session.execute(
-        select(Rollout, Release)
+        select(Rollout, Release, RolloutDevice)
         .join(RolloutDevice, RolloutDevice.rollout_id == Rollout.id)
         .join(Release, Release.version == Rollout.version)
         .where(
@@ -234,11 +267,12 @@ def offer_for(session: Session, device_id: str) -> tuple[Rollout, Release] | Non
             RolloutDevice.wave >= 0,
             RolloutDevice.wave <= Rollout.current_wave,
             RolloutDevice.state.not_in(_DONE_STATES),
+            due,
         )
         .order_by(Rollout.id.desc())
         .limit(1)
     ).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def record_report(
@@ -272,6 +306,53 @@ def record_report(
     entry.state, entry.reason, entry.updated_at = state, reason[:300], now
     if state == "healthy" and entry.healthy_at is None:
         entry.healthy_at = now
+    code = reason.split(":", 1)[0].strip()
+    if state == "refused" and code in RETRYABLE_REASONS and entry.attempts < MAX_ATTEMPTS:
+        # Waits, not failed: it does not count toward the wave's failure rate meanwhile.
+        entry.state = RETRYING
+        entry.next_attempt_at = now + timedelta(seconds=RETRY_AFTER_S * 2 ** (entry.attempts - 1))
+        entry.attempts += 1
+
+
+def retry_device(
+    session: Session, rollout_id: int, device_id: str, *, by: str, now: datetime
+) -> RolloutDevice:
+    """An admin's retry of one device that failed (or waits to retry): offered again at once,
+    as its next attempt, in the wave now open. The reason it failed stays in its history."""
+    rollout = _get(session, rollout_id)
+    if rollout.state not in ACTIVE:
+        raise ConflictError(
+            f"发布计划 #{rollout_id} 状态为 {rollout.state}，不能重试 (only a running or paused "
+            "rollout retries a device; start a new rollout)"
+        )
+    entry = session.get(RolloutDevice, (rollout_id, device_id), with_for_update=True)
+    if entry is None:
+        raise NotFoundError(
+            f"设备 {device_id} 不在发布计划 #{rollout_id} 中 (the device is not in this rollout)"
+        )
+    if entry.state not in (*FAILED_STATES, RETRYING):
+        raise ConflictError(
+            f"设备 {device_id} 在发布计划 #{rollout_id} 中的状态为 {entry.state}，无需重试 "
+            "(only a failed device is retried)"
+        )
+    previous = entry.reason
+    entry.state, entry.next_attempt_at, entry.healthy_at = "pending", None, None
+    entry.attempts += 1
+    entry.wave = min(max(entry.wave, 0), rollout.current_wave)
+    entry.updated_at = now
+    session.add(
+        UpdateEvent(
+            device_id=device_id,
+            rollout_id=rollout_id,
+            version=rollout.version,
+            state="retry",
+            reason=f"管理员 {by[:40]} 手动重试第 {entry.attempts} 次 (retried by hand); "
+            f"上次: {previous}"[:300],
+            at=now,
+        )
+    )
+    session.flush()
+    return entry
 
 
 def advance_rollouts(session: Session, now: datetime) -> list[tuple[int, str]]:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Release, Rollout, RolloutDevice
 from controller.releases.keys import load_release_keys
-from controller.releases.rollouts import advance_rollouts, offer_for, record_report
+from controller.releases.rollouts import advance_rollouts, offer_entry, record_report
 from controller.releases.store import part_path
 from controller.rpc.admission import DeviceGate
 from muster.clock import Clock
@@ -80,10 +80,10 @@ class UpdatesService(updates_pb2_grpc.UpdatesServicer):
     def _offer(self, device_id: str) -> updates_pb2.OfferResponse:
         self._advance()
         with self._sessions() as session:
-            found = offer_for(session, device_id)
+            found = offer_entry(session, device_id, self._clock.now())
             if found is None:
                 return updates_pb2.OfferResponse(available=False, reason="没有分配给本设备的更新")
-            rollout, release = found
+            rollout, release, entry = found
             return updates_pb2.OfferResponse(
                 available=True,
                 rollout_id=rollout.id,
@@ -91,6 +91,7 @@ class UpdatesService(updates_pb2_grpc.UpdatesServicer):
                 signature=release.signature,
                 release_keys=self._keys(),
                 health_window_s=rollout.health_window_s,
+                attempt=entry.attempts,
             )
 
     async def Offer(

@@ -16,18 +16,24 @@ from controller.fleet.monitor import FleetMonitor
 from controller.fleet.telemetry_store import DeviceStateStore
 from controller.releases.keys import load_release_keys
 from controller.releases.rollouts import (
+    MAX_ATTEMPTS,
+    RETRY_AFTER_S,
     RolloutStatus,
+    abort_rollout,
     advance_rollouts,
     create_rollout,
+    offer_entry,
     offer_for,
     record_report,
     resume_rollout,
+    retry_device,
     rollout_status,
 )
 from controller.releases.store import add_release
 from controller.releases.wave_health import DeviceHealth, wave_health
 from muster.clock import VirtualClock
 from muster.crypto import generate_device_key
+from muster.errors import ConflictError, NotFoundError
 from muster.v1 import device_pb2
 from tests.unit.conftest import NOW
 from tests.unit.test_enrollment import enrol_directly
@@ -203,7 +209,7 @@ def test_a_failing_wave_pauses_with_an_alert_that_only_resume_resolves(
 
 
 def _one_wave(
-    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session], *, healthy: bool = True
 ) -> tuple[int, list[str]]:
     ids = _world(tmp_path, pki, sessions, 4)[:-1]
     with sessions.begin() as session:
@@ -218,7 +224,7 @@ def _one_wave(
             failure_threshold=0.3,
             now=NOW,
         ).id
-        for d in ids:
+        for d in ids if healthy else []:
             _report(session, rid, d, "healthy", timedelta(minutes=1))
     return rid, ids
 
@@ -321,3 +327,94 @@ def test_the_wave_health_table(
     )
     assert got == verdict, reason
     assert (reason == "") == (got == "settled")
+
+
+def _refuse(session: Session, rid: int, device: str, reason: str, at: timedelta) -> None:
+    record_report(
+        session,
+        device,
+        rollout_id=rid,
+        version="0.2.0",
+        state="refused",
+        reason=reason,
+        running_version="0.1.0",
+        now=NOW + at,
+    )
+
+
+def test_a_transient_failure_is_retried_with_backoff_then_given_up_with_its_reason(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> None:
+    rid, ids = _one_wave(tmp_path, pki, sessions, healthy=False)
+    device = ids[0]
+    waits = []
+    for attempt in (1, 2):
+        with sessions() as session:
+            found = offer_entry(session, device, NOW + timedelta(hours=10))
+            assert found is not None and found[2].attempts == attempt
+        with sessions.begin() as session:
+            _refuse(session, rid, device, "hash_mismatch: 部件 x 的 SHA-256 不符", timedelta(0))
+            entry = session.get(RolloutDevice, (rid, device))
+            assert entry is not None and entry.state == "retrying"
+            assert entry.reason.startswith("hash_mismatch") and entry.next_attempt_at
+            waits.append(entry.next_attempt_at - NOW)
+            assert offer_for(session, device, NOW + waits[-1] - timedelta(seconds=1)) is None
+            assert offer_for(session, device, NOW + waits[-1]) is not None
+            # Waiting to retry is not failed: the wave does not pause for it.
+            assert advance_rollouts(session, NOW + timedelta(minutes=1)) == []
+    assert waits == [timedelta(seconds=RETRY_AFTER_S), timedelta(seconds=2 * RETRY_AFTER_S)]
+    with sessions.begin() as session:
+        _refuse(session, rid, device, "hash_mismatch: again", timedelta(hours=2))
+        entry = session.get(RolloutDevice, (rid, device))
+        assert entry is not None and entry.state == "refused" and entry.attempts == MAX_ATTEMPTS
+        assert offer_for(session, device, NOW + timedelta(days=30)) is None
+
+
+def test_a_release_fault_is_not_retried_by_itself_but_an_admin_can_retry_the_device(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> None:
+    rid, ids = _one_wave(tmp_path, pki, sessions, healthy=False)
+    with sessions.begin() as session:
+        _refuse(session, rid, ids[0], "wrong_profile: another profile", timedelta(0))
+        _report(session, rid, ids[1], "rolled_back", timedelta(minutes=2))
+    for device in ids[:2]:
+        with sessions() as session:
+            assert offer_for(session, device, NOW + timedelta(days=1)) is None
+    with sessions.begin() as session:
+        entry = retry_device(session, rid, ids[1], by="admin1", now=NOW + timedelta(hours=1))
+        assert (entry.state, entry.attempts) == ("pending", 2)
+    with sessions() as session:
+        found = offer_entry(session, ids[1], NOW + timedelta(hours=1))
+        assert found is not None and found[2].attempts == 2
+        history = list(
+            session.scalars(
+                select(UpdateEvent).where(UpdateEvent.device_id == ids[1]).order_by(UpdateEvent.id)
+            )
+        )
+    assert [e.state for e in history] == ["rolled_back", "retry"]
+    assert "admin1" in history[-1].reason and "crash_loop" in history[-1].reason
+
+
+def test_bad_retries_are_refused_and_change_nothing(
+    tmp_path: Path, pki: ControllerPki, sessions: sessionmaker[Session]
+) -> None:
+    rid, ids = _one_wave(tmp_path, pki, sessions)
+    outsider = "370903001000-XXXXXX"
+    cases = [
+        (rid + 99, ids[0], NotFoundError, "没有发布计划"),
+        (rid, outsider, NotFoundError, "不在发布计划"),
+        (rid, ids[0], ConflictError, "无需重试"),  # it is healthy
+        (rid, "x" * 5000, NotFoundError, "不在发布计划"),
+    ]
+    for rollout_id, device, error, words in cases:
+        with sessions.begin() as session, pytest.raises(error, match=words):
+            retry_device(session, rollout_id, device, by="a", now=NOW)
+    with sessions.begin() as session:
+        _report(session, rid, ids[1], "rolled_back", timedelta(minutes=2))
+        abort_rollout(session, rid, "done", NOW)
+    with sessions.begin() as session, pytest.raises(ConflictError, match="不能重试"):
+        retry_device(session, rid, ids[1], by="a", now=NOW)
+    with sessions() as session:
+        entry = session.get(RolloutDevice, (rid, ids[1]))
+        assert entry is not None and (entry.state, entry.attempts) == ("rolled_back", 1)
+        assert not list(session.scalars(select(UpdateEvent).where(UpdateEvent.state == "retry")))

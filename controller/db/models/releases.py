@@ -72,6 +72,9 @@ class RolloutDevice(Base):
     reason: Mapped[str] = mapped_column(String(300), default="")
     updated_at: Mapped[datetime | None] = mapped_column(default=None)
     healthy_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Which try this is (1 first); a transient failure waits for ``next_attempt_at`` to retry.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class UpdateEvent(Base):
