@@ -241,9 +241,8 @@ def confirmation_routes(pages: Pages) -> APIRouter:
         except MusterError as exc:
             return person_page(request, session, visit, error=str(exc), status_code=422)
         state(session, id_number).face = view
-        if view.passed:
-            return person_page(request, session, visit, message=view.message)
-        return person_page(request, session, visit, error=view.message, status_code=200)
+        # The verdict shows in the face step itself (#face-result), in green or red.
+        return person_page(request, session, visit)
 
     @router.post("/confirmation/{id_number}/seal", response_model=None)
     async def seal(request: Request, id_number: str) -> Response:
