@@ -11,8 +11,9 @@ Collection stops before the drain: every daemon is stopped, the outboxes' record
 taken, and the daemons restart idle; a record sealed after that, or a second daemon on a
 device's state directory (``stray``), fails the run.
 
-Under 500 lines: the run's phases (start, faults, recovery, status) share one state and read
-best in order; the parts, links and counting are already in their own modules."""
+A little over 400 lines: the run's phases (start, faults, recovery, counting) share one state
+and read best in order; the parts (``world.py``), links (``links.py``), the admin API's side
+(``centre.py``) and the counting (``counts.py``) are already in their own modules."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -45,6 +45,7 @@ from muster.chaos_plan import (
     plan_commands,
     plan_faults,
 )
+from tests.chaos.centre import check_status, issue_command
 from tests.chaos.counts import ChaosCounts, count_database, count_outboxes, render
 from tests.chaos.links import PacketLoss
 from tests.chaos.world import (
@@ -317,27 +318,11 @@ class ChaosRun:
 
     def _send_command(self, event: CommandEvent) -> None:
         device_id = self._device(event.target).edge.device_id
-        body: dict[str, object] = {"kind": "set-log-level", "arguments": {"level": "INFO"}}
-        if event.expires_in_s is not None:
-            body["expires_in_s"] = event.expires_in_s
-        why: list[str] = []
-        for controller in self.controllers:
-            try:
-                response = httpx.post(
-                    f"{controller.admin_url}/api/v1/devices/{device_id}/commands",
-                    headers=controller.auth,
-                    json=body,
-                    timeout=10,
-                )
-            except (httpx.HTTPError, OSError, RuntimeError) as exc:
-                why.append(f"{type(exc).__name__}: {exc}"[:200])
-                continue
-            if response.status_code == 201:
-                return
-            why.append(f"{response.status_code}: {response.text[:200]}")
-        with self._lock:
-            self.commands_failed += 1
-        self._write({"event": "command_refused", "target": event.target, "why": why})
+        why = issue_command(self.controllers, device_id, event)
+        if why is not None:
+            with self._lock:
+                self.commands_failed += 1
+            self._write({"event": "command_refused", "target": event.target, "why": why})
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> ChaosCounts:
@@ -366,7 +351,8 @@ class ChaosRun:
         every: list[Future[None]] = []
         began = time.monotonic()
         with (
-            ThreadPoolExecutor(max_workers=len(self.targets()[KILL_DEVICE]) + 8) as pool,
+            # Fault jobs wait on their target's last; commands wait for a replica to answer.
+            ThreadPoolExecutor(max_workers=len(self.devices) + 8 + cfg.commands) as pool,
             _progress(self.console) as progress,
         ):
             task = progress.add_task("faults", total=len(plan))
@@ -394,7 +380,7 @@ class ChaosRun:
         counts.faults_by_kind = dict(self.faults)
         counts.unplanned_exits = dict(self.unplanned)
         counts.commands_issue_failed = self.commands_failed
-        self.check_status(counts)
+        check_status(self.devices, self.controllers, counts)
         counts.stray_processes = {d.name: len(d.stray_processes()) for d in self.devices}
         outboxes = count_outboxes([d.edge.state_dir for d in self.devices])
         counts.sealed_after_stop = sum(
@@ -440,49 +426,6 @@ class ChaosRun:
                     return True
                 time.sleep(1.0)
         return False
-
-    def check_status(self, counts: ChaosCounts) -> None:
-        """Up devices must read online at the centre; one killed -9 now must read offline."""
-        dead = self.devices[-1] if len(self.devices) > 1 else None
-        up = [d for d in self.devices if d is not dead]
-        ids = {d.name: d.edge.device_id for d in self.devices}
-
-        def view() -> dict[str, bool]:
-            for controller in self.controllers:
-                try:
-                    return {str(d["id"]): bool(d["online"]) for d in controller.devices()}
-                except (httpx.HTTPError, OSError):
-                    continue
-            return {}
-
-        def settled(expect: dict[str, bool]) -> bool:
-            seen = view()
-            return all(seen.get(ids[name]) == online for name, online in expect.items())
-
-        expect = {d.name: True for d in self.devices}
-        _wait(lambda: settled(expect), 90)
-        if dead is not None:
-            dead.kill()
-            expect[dead.name] = False
-            _wait(lambda: settled(expect), 90)
-        seen = view()
-        counts.devices_up = len(up)
-        counts.devices_up_online = sum(1 for d in up if seen.get(ids[d.name]) is True)
-        counts.devices_dead = 1 if dead else 0
-        counts.devices_dead_offline = 1 if dead and seen.get(ids[dead.name]) is False else 0
-        counts.status_wrong = [
-            name for name, online in expect.items() if seen.get(ids[name]) is not online
-        ]
-
-
-def _wait(condition: object, timeout: float) -> bool:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(1.0)
-    return False
 
 
 def _now() -> str:
