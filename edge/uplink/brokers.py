@@ -30,28 +30,25 @@ def parse_broker_list(urls: Sequence[str]) -> tuple[BrokerAddress, ...]:
     if isinstance(urls, str):
         urls = [urls]
     if not urls:
-        raise ConfigError(
-            "the broker list is empty: give at least one address, e.g. mqtts://HOST:8883"
-        )
+        raise ConfigError("消息服务地址列表为空：至少给出一个地址，例如 mqtts://HOST:8883")
     addresses: list[BrokerAddress] = []
     for position, url in enumerate(urls, start=1):
         try:
             address = parse_broker_url(url.strip())
         except ConfigError as exc:
-            raise ConfigError(f"broker {position} of the list: {exc}") from exc
+            raise ConfigError(f"消息服务地址列表第 {position} 项：{exc}") from exc
         except ValueError as exc:  # urllib: a port that is not a number from 0 to 65535
             raise ConfigError(
-                f"broker {position} of the list ({url!r}): {exc}; give a port from 1 to 65535"
+                f"消息服务地址列表第 {position} 项 ({url!r}) 端口不对 ({exc})：请给出 1 到 65535 的端口"
             ) from exc
         if any((a.host, a.port) == (address.host, address.port) for a in addresses):
             raise ConfigError(
-                f"broker {position} of the list ({url!r}) repeats an earlier address: "
-                "list each node once"
+                f"消息服务地址列表第 {position} 项 ({url!r}) 与前面的地址重复：每个节点只列一次"
             )
         if addresses and address.tls != addresses[0].tls:
             raise ConfigError(
-                f"broker {position} of the list ({url!r}) mixes mqtt:// and mqtts:// with the "
-                "first: use mqtts:// for every node (or mqtt:// for every node of a test broker)"
+                f"消息服务地址列表第 {position} 项 ({url!r}) 与第一项混用 mqtt:// 和 mqtts://："
+                "每个节点都用 mqtts://（测试用的明文服务则都用 mqtt://）"
             )
         addresses.append(address)
     return tuple(addresses)

@@ -36,15 +36,15 @@ def test_a_list_parses_in_order_and_one_url_is_a_list_of_one() -> None:
 @pytest.mark.parametrize(
     ("urls", "says"),
     [
-        ([], "the broker list is empty"),
-        (["mqtts://a:8883", "http://b"], "broker 2 of the list"),
-        (["mqtts://a:8883", ""], "broker 2 of the list"),
-        (["mqtts://a:99999"], "give a port from 1 to 65535"),
-        (["mqtts://a:port"], "give a port from 1 to 65535"),
-        (["mqtts://a:8883", "mqtts://a:8883"], "repeats an earlier address"),
-        (["mqtts://a", "mqtts://a:8883"], "repeats an earlier address"),
-        (["mqtts://a:8883", "mqtt://b:1883"], "mixes mqtt:// and mqtts://"),
-        (["mqtts://a:8883", "mqtts://b:8883\n mqtts://c:8883"], "broker 2 of the list"),
+        ([], "消息服务地址列表为空"),
+        (["mqtts://a:8883", "http://b"], "列表第 2 项"),
+        (["mqtts://a:8883", ""], "列表第 2 项"),
+        (["mqtts://a:99999"], "1 到 65535"),
+        (["mqtts://a:port"], "1 到 65535"),
+        (["mqtts://a:8883", "mqtts://a:8883"], "重复"),
+        (["mqtts://a", "mqtts://a:8883"], "重复"),
+        (["mqtts://a:8883", "mqtt://b:1883"], "混用 mqtt:// 和 mqtts://"),
+        (["mqtts://a:8883", "mqtts://b:8883\n mqtts://c:8883"], "列表第 2 项"),
     ],
 )
 def test_a_bad_broker_list_is_refused_naming_the_entry(urls: list[str], says: str) -> None:
@@ -54,7 +54,7 @@ def test_a_bad_broker_list_is_refused_naming_the_entry(urls: list[str], says: st
 
 def test_a_link_built_on_a_bad_list_refuses_before_connecting() -> None:
     clock = VirtualClock(datetime(2026, 12, 1, tzinfo=UTC))
-    with pytest.raises(ConfigError, match="mixes"):
+    with pytest.raises(ConfigError, match="混用"):
         TelemetryLink(
             "dev-1",
             ["mqtt://a:1883", "mqtts://b:8883"],
