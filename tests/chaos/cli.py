@@ -11,9 +11,30 @@ from pathlib import Path
 
 import click
 
+from muster.chaos_plan import FAULT_KINDS
 from tests.chaos.runner import ChaosConfig, run_chaos
 
 __all__ = ["chaos"]
+
+
+def _weights(values: tuple[str, ...]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for value in values:
+        kind, sep, number = value.partition("=")
+        if not sep or kind not in FAULT_KINDS:
+            raise click.BadParameter(
+                f"{value!r}: 应为 类型=权重, 类型取 {', '.join(FAULT_KINDS)}", param_hint="--weight"
+            )
+        try:
+            weight = float(number)
+        except ValueError:
+            weight = -1.0
+        if not 0 <= weight <= 1000:
+            raise click.BadParameter(
+                f"{value!r}: 权重须是 0 到 1000 之间的数", param_hint="--weight"
+            )
+        weights[kind] = weight
+    return weights
 
 
 @click.command()
@@ -84,6 +105,17 @@ __all__ = ["chaos"]
     help="seconds to wait at the end for every outbox to drain",
 )
 @click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    metavar="KIND=W",
+    callback=lambda ctx, param, value: _weights(value),
+    help=(
+        "how often a kind of fault is drawn, over the defaults (repeatable), e.g."
+        f" kill_controller=0.8; kinds: {', '.join(FAULT_KINDS)}"
+    ),
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -99,6 +131,7 @@ def chaos(
     commands: int,
     seed: int,
     recovery_timeout: float,
+    weights: dict[str, float],
     out: Path | None,
 ) -> None:
     """Run a fleet under seeded faults and count lost and doubled records (the chaos suite)."""
@@ -116,6 +149,7 @@ def chaos(
         mean_gap_s=gap,
         commands=commands,
         recovery_timeout_s=recovery_timeout,
+        weights=weights,
     )
     click.echo(f"chaos run in {out_dir}", err=True)
     counts = run_chaos(config)

@@ -23,6 +23,11 @@ from tests.chaos.cli import chaos
         (["--records", "-1"], "--records"),
         (["--recovery-timeout", "1"], "--recovery-timeout"),
         (["--seed", "x"], "--seed"),
+        (["--weight", "kill_router=1"], "--weight"),
+        (["--weight", "kill_device"], "--weight"),
+        (["--weight", "kill_device=lots"], "--weight"),
+        (["--weight", "kill_device=-1"], "--weight"),
+        (["--weight", "kill_device=nan"], "--weight"),
     ],
 )
 def test_bad_options_are_refused_by_name(args: list[str], named: str, tmp_path: Path) -> None:
