@@ -173,3 +173,32 @@ def test_a_retained_status_published_on_one_node_is_read_on_another(
         assert time.monotonic() < deadline, (
             f"retained status never seen on n3\n{nats_cluster.logs()}"
         )
+
+
+def test_nats_2_9_stops_delivering_to_subscriptions_made_before_a_configuration_reload(
+    nats_cluster: NatsCluster,
+) -> None:
+    """A limit of the Debian NATS (2.9.10), checked so it is known, not rediscovered: after a
+    reload (SIGHUP, as ``add_device`` on a running cluster does), a QoS 1 subscription made
+    before it receives nothing more; a connection made after the reload does. So rights cannot
+    be granted by reloading the user list while devices are connected (tests grant every
+    device before their clients connect). Should this test fail, NATS fixed it: say so in
+    tests/fixtures/nats_cluster.py and README "On a broker cluster"."""
+    device = nats_cluster.add_device("dev-reload")
+    _, _, n3 = nats_cluster.nodes
+    cmd = topics.topic("dev-reload", "cmd")
+    before = Client(nats_cluster, device, n3)
+    assert before.subscribed(cmd)
+    centre = Client(nats_cluster, nats_cluster.controller, n3)
+    centre.publish(cmd, b"one")
+    assert before.wait_for(cmd, b"one", 10)
+
+    nats_cluster.add_device("dev-newcomer")  # a reload on every node
+    time.sleep(2)
+    after = Client(nats_cluster, device, n3)
+    assert after.subscribed(cmd)
+    centre.publish(cmd, b"two")
+    assert after.wait_for(cmd, b"two", 10), "a connection made after the reload receives"
+    assert not before.wait_for(cmd, b"two", 5), "NATS now delivers across a reload: see above"
+    for client in (before, after, centre):
+        client.close()
