@@ -81,6 +81,8 @@ ROUTE_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/releases", "read"),
     ("GET", "/api/v1/releases", "read"),
     ("GET", "/api/v1/devices/{device_id}/updates", "read"),
+    ("POST", "/api/v1/devices/{device_id}/update-retry", "command"),
+    ("POST", "/devices/{device_id}/update-retry", "command"),
     # enrolment codes and revocation (codes.py)
     ("GET", "/codes", "read"),
     ("POST", "/codes", "command"),

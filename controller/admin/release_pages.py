@@ -1,7 +1,9 @@
 """Software releases as the admins see them: ``/releases`` (Chinese; ``?lang=en`` for English)
 and ``/api/v1/releases``: how many devices of the admin's area run which version, per region
 one level down; every rollout touching the area with its waves and state; the recent failures
-and why. ``/api/v1/devices/{device_id}/updates`` is a device's update history.
+and why. ``/api/v1/devices/{device_id}/updates`` is a device's update history (the device page
+shows it, :func:`device_updates`); ``POST /devices/{device_id}/update-retry`` (the page's form)
+and ``/api/v1/devices/{device_id}/update-retry?rollout_id=N`` retry a failed device by hand.
 
 Self-contained (its own markup, its words ``controller/admin/text/releases.py``'s) so the page
 needs nothing of the page framework beyond the access middleware, which scopes every request
@@ -12,20 +14,28 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.admin.access import admin_of
+from controller.admin.pages.rendering import form_body, form_lang
 from controller.admin.text import other_lang, texts
-from controller.db.models import Device, Rollout, UpdateEvent
-from controller.releases.rollouts import FAILED_STATES, rollout_status
+from controller.db.models import Device, Rollout, RolloutDevice, UpdateEvent
+from controller.releases.rollouts import (
+    ACTIVE,
+    FAILED_STATES,
+    RETRYING,
+    retry_device,
+    rollout_status,
+)
 from muster.clock import Clock
+from muster.errors import ConflictError, NotFoundError
 from muster.regions import child_length
 
-__all__ = ["ReleaseOverview", "release_router"]
+__all__ = ["DeviceUpdates", "ReleaseOverview", "device_updates", "release_router"]
 
 
 def _t(key: str, lang: str) -> str:
@@ -131,6 +141,59 @@ def _overview(session: Session, area: str) -> ReleaseOverview:
     return ReleaseOverview(area=area, versions=versions, rollouts=rollouts, failures=failures)
 
 
+class RetryableEntry(BaseModel):
+    rollout_id: int
+    version: str
+    state: str
+    reason: str
+    attempts: int
+
+
+class DeviceUpdates(BaseModel):
+    history: list[UpdateHistoryEntry]
+    retryable: list[RetryableEntry]  # failed in a running or paused rollout: may be retried
+
+
+def device_updates(session: Session, device_id: str, limit: int = 50) -> DeviceUpdates:
+    """A device's update steps, newest first, and the rollouts in which it may be retried."""
+    history = [
+        UpdateHistoryEntry(
+            at=e.at,
+            rollout_id=e.rollout_id,
+            version=e.version,
+            state=e.state,
+            reason=e.reason,
+            running_version=e.running_version,
+        )
+        for e in session.scalars(
+            select(UpdateEvent)
+            .where(UpdateEvent.device_id == device_id[:40])
+            .order_by(UpdateEvent.at.desc(), UpdateEvent.id.desc())
+            .limit(limit)
+        )
+    ]
+    retryable = [
+        RetryableEntry(
+            rollout_id=entry.rollout_id,
+            version=rollout.version,
+            state=entry.state,
+            reason=entry.reason,
+            attempts=entry.attempts,
+        )
+        for entry, rollout in session.execute(
+            select(RolloutDevice, Rollout)
+            .join(Rollout, Rollout.id == RolloutDevice.rollout_id)
+            .where(
+                RolloutDevice.device_id == device_id[:40],
+                RolloutDevice.state.in_((*FAILED_STATES, RETRYING)),
+                Rollout.state.in_(ACTIVE),
+            )
+            .order_by(Rollout.id)
+        )
+    ]
+    return DeviceUpdates(history=history, retryable=retryable)
+
+
 def _table(headers: list[str], rows: list[list[str]], lang: str) -> str:
     if not rows:
         return f"<p>{_t('none', lang)}</p>"
@@ -227,22 +290,43 @@ def release_router(sessions: sessionmaker[Session], clock: Clock) -> APIRouter:
     )
     def api_device_updates(device_id: str) -> list[UpdateHistoryEntry]:
         with sessions() as session:
-            return [
-                UpdateHistoryEntry(
-                    at=e.at,
-                    rollout_id=e.rollout_id,
-                    version=e.version,
-                    state=e.state,
-                    reason=e.reason,
-                    running_version=e.running_version,
-                )
-                for e in session.scalars(
-                    select(UpdateEvent)
-                    .where(UpdateEvent.device_id == device_id[:40])
-                    .order_by(UpdateEvent.at.desc(), UpdateEvent.id.desc())
-                    .limit(200)
-                )
-            ]
+            return device_updates(session, device_id, limit=200).history
+
+    def retry(request: Request, device_id: str, rollout_id: int) -> None:
+        by = admin_of(request).username
+        try:
+            with sessions.begin() as session:
+                retry_device(session, rollout_id, device_id[:40], by=by, now=clock.now())
+        except NotFoundError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        except ConflictError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+    @router.post(
+        "/api/v1/devices/{device_id}/update-retry",
+        response_model=DeviceUpdates,
+        tags=["releases"],
+    )
+    def api_retry(
+        request: Request, device_id: str, rollout_id: int = Query(ge=1, le=2**62)
+    ) -> DeviceUpdates:
+        """Offer the device its failed rollout's release again, as its next attempt."""
+        retry(request, device_id, rollout_id)
+        with sessions() as session:
+            return device_updates(session, device_id)
+
+    @router.post("/devices/{device_id}/update-retry", include_in_schema=False)
+    async def page_retry(request: Request, device_id: str) -> Response:
+        form = form_body(await request.body())
+        lang = form_lang(form)
+        rollout = form.get("rollout_id", "")
+        if not rollout.isascii() or not rollout.isdigit() or not 0 < int(rollout) < 2**62:
+            raise HTTPException(
+                status_code=400,
+                detail=_t("bad_rollout_id", lang).format(value=repr(rollout[:20])),
+            )
+        retry(request, device_id, int(rollout))
+        return RedirectResponse(f"/devices/{device_id}?lang={lang}", status_code=303)
 
     @router.get("/releases", response_class=HTMLResponse, include_in_schema=False)
     def releases_page(

@@ -27,6 +27,7 @@ from controller.devices.pki_store import ControllerPki, ensure_controller_pki
 from controller.records.ingest import Ingestor
 from controller.releases.keys import load_release_keys
 from controller.releases.rollouts import (
+    RETRY_AFTER_S,
     RolloutStatus,
     abort_rollout,
     advance_rollouts,
@@ -326,6 +327,9 @@ async def test_a_release_crashing_on_start_is_rolled_back_and_pauses_the_rollout
 
 
 async def test_refusals_change_nothing_on_the_device(centre: Centre) -> None:
+    """A part whose hash is wrong is refused with nothing changed; the damage being the
+    world's, the device is offered the release again once the retry's wait passed, as its second
+    attempt, and takes it once the part is whole again."""
     device = centre.enrol()
     before = untouched(device)
     centre.release("0.2.0")
@@ -335,13 +339,22 @@ async def test_refusals_change_nothing_on_the_device(centre: Centre) -> None:
     stored = centre.settings.data_dir / "releases" / "0.2.0" / "start.py"
     stored.write_text(GOOD_START.replace("started", "evil!!!"))
     assert await settle(centre, device) == "0.1.0"
-    assert device_states(centre, rollout_id)[device.device_id] == "refused"
+    assert device_states(centre, rollout_id)[device.device_id] == "retrying"
     with centre.sessions() as session:
         reasons = list(
             session.scalars(select(UpdateEvent.reason).where(UpdateEvent.state == "refused"))
         )
     assert reasons and reasons[0].startswith("hash_mismatch")
     assert (device.directory / "software" / "current").readlink().name == "factory"
+    assert untouched(device) == before
+    # Not before the wait has passed; then the whole part is taken.
+    stored.write_text(GOOD_START)
+    assert await settle(centre, device) == "0.1.0"
+    centre.clock.advance_now(RETRY_AFTER_S + 1)
+    assert await settle(centre, device) == "0.2.0"
+    with centre.sessions() as session:
+        entry = session.get(RolloutDevice, (rollout_id, device.device_id))
+        assert entry is not None and (entry.state, entry.attempts) == ("healthy", 2)
     assert untouched(device) == before
 
 
@@ -554,7 +567,7 @@ async def test_no_switch_while_busy_and_no_download_without_disk_space(centre: C
     assert await updater.check_once() == "deferred"
     assert restarts == [] and updater.slots.current_slot() == "factory"
     states = device_states(centre, rollout_id)
-    assert states == {device.device_id: "deferred", cramped.device_id: "refused"}
+    assert states == {device.device_id: "deferred", cramped.device_id: "retrying"}
     busy["why"] = ""
     assert await updater.check_once() == "switched"
     assert restarts == ["a"]

@@ -68,6 +68,8 @@ NEIGHBOUR_ATTEMPTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/tasks", None),
     ("GET", "/api/v1/releases?region={region}", None),
     ("GET", "/api/v1/devices/{device_id}/updates", None),
+    ("POST", "/api/v1/devices/{device_id}/update-retry?rollout_id=1", None),
+    ("POST", "/devices/{device_id}/update-retry", None),
     ("POST", "/codes", None),
     ("POST", "/api/v1/enrollment-codes", {"township": "{township}", "profile": "simulator"}),
     ("POST", "/api/v1/devices/{device_id}/revoke", {"reason": "lost"}),

@@ -119,3 +119,64 @@ async def test_the_neighbour_and_hostile_queries_are_refused(
     ):
         assert (await client.get(path, headers=county)).status_code == 422, path
     assert (await client.get("/releases")).status_code in (302, 303, 401)
+
+
+async def test_the_device_page_shows_its_update_history_and_retries_a_failed_update(
+    client: httpx.AsyncClient, world_db: tuple[sessionmaker[Session], World]
+) -> None:
+    world = world_db[1]
+    county = bearer(world.tokens["county"])
+    device = world.counties[HOME].device_id
+    page = await client.get(f"/devices/{device}", headers=county)
+    assert page.status_code == 200
+    assert "软件更新记录" in page.text and "已回滚" in page.text and "重新尝试更新" in page.text
+    assert "<script>x</script>" not in page.text
+    english = await client.get(f"/devices/{device}?lang=en", headers=county)
+    assert "Software updates" in english.text and "Retry the update" in english.text
+    rollout_id = (await client.get("/api/v1/releases", headers=county)).json()["rollouts"][0]["id"]
+    # The rollout paused itself on this failure; a retry by hand is allowed while paused.
+    answer = await client.post(
+        f"/api/v1/devices/{device}/update-retry?rollout_id={rollout_id}", headers=county
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # (The app's clock stands before the world's rollback: order by state, not by time.)
+    assert sorted(e["state"] for e in body["history"]) == ["retry", "rolled_back"]
+    assert body["retryable"] == []
+    again = await client.post(
+        f"/api/v1/devices/{device}/update-retry?rollout_id={rollout_id}", headers=county
+    )
+    assert again.status_code == 409 and "无需重试" in again.json()["detail"]
+    after = await client.get(f"/devices/{device}", headers=county)
+    assert "手动重试" in after.text and 'data-testid="update-retry"' not in after.text
+
+
+async def test_hostile_retries_are_refused_and_change_nothing(
+    client: httpx.AsyncClient, world_db: tuple[sessionmaker[Session], World]
+) -> None:
+    world = world_db[1]
+    county, neighbour = bearer(world.tokens["county"]), bearer(world.tokens["neighbour"])
+    device = world.counties[HOME].device_id
+    rollout_id = (await client.get("/api/v1/releases", headers=county)).json()["rollouts"][0]["id"]
+    retry = f"/api/v1/devices/{device}/update-retry"
+    for path, headers, codes in [
+        (f"{retry}?rollout_id={rollout_id}", neighbour, (403, 404)),
+        (f"{retry}?rollout_id=0", county, (422,)),
+        (f"{retry}?rollout_id=-1", county, (422,)),
+        (f"{retry}?rollout_id=abc", county, (422,)),
+        (f"{retry}?rollout_id=" + "9" * 40, county, (422,)),
+        (retry, county, (422,)),
+        (f"{retry}?rollout_id={rollout_id + 5}", county, (404,)),
+        (f"/api/v1/devices/nosuch/update-retry?rollout_id={rollout_id}", county, (403, 404)),
+    ]:
+        answer = await client.post(path, headers=headers)
+        assert answer.status_code in codes, (path, answer.status_code, answer.text)
+    for value in ("", "x", "１", "0", "1" * 30, "<script>"):
+        answer = await client.post(
+            f"/devices/{device}/update-retry",
+            headers={**county, "content-type": "application/x-www-form-urlencoded"},
+            content=f"rollout_id={value}&lang=zh",
+        )
+        assert answer.status_code == 400, (value, answer.status_code)
+    history = (await client.get(f"/api/v1/devices/{device}/updates", headers=county)).json()
+    assert [e["state"] for e in history] == ["rolled_back"]

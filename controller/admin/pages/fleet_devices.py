@@ -1,5 +1,5 @@
 """The device list (filters, search, pages), a device's page (state history, events, alerts,
-commands, licence, outbox), and commands issued from that page or ``/api/v1/...commands``."""
+commands, licence, outbox, software update history with a retry of a failed update), and commands issued from that page or ``/api/v1/...commands``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from controller.admin.access import admin_of
 from controller.admin.charts import bar_chart
 from controller.admin.pages.region_picker import area_regions
 from controller.admin.pages.rendering import LANG, REGION, Store, form_body, form_lang, render
+from controller.admin.release_pages import device_updates
 from controller.admin.text import texts
 from controller.db.models import Command
 from controller.fleet.commands import OPEN_STATES, issue_command
@@ -192,6 +193,8 @@ def fleet_devices_router(sessions: sessionmaker[Session], clock: Clock) -> APIRo
                 title=texts(lang, "fleet")["records_hour"].format(h=24),
                 testid="device-rph",
             ),
+            updates=store.read(lambda s: device_updates(s, device_id)),
+            rt=texts(lang, "releases"),
             error=error,
         )
 

@@ -20,6 +20,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "device": ("设备", "Device"),
     "at": ("时间", "When"),
     "none": ("暂无", "None"),
+    "bad_rollout_id": (
+        "发布计划编号 {value} 不对，应为发布计划的编号",
+        "rollout_id {value} is not a rollout's number",
+    ),
     "unknown": ("未上报", "not reported"),
     "all": ("全国", "Nation"),
     "state_running": ("进行中", "running"),
@@ -35,4 +39,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "state_refused": ("已拒绝", "refused"),
     "state_deferred": ("已推迟", "deferred"),
     "state_unhealthy": ("更新后不健康", "unhealthy after the update"),
+    "state_retrying": ("等待重试", "waiting to retry"),
+    "state_retry": ("手动重试", "retried by hand"),
 }
