@@ -20,11 +20,11 @@ def issue_command(
     controllers: Sequence[ControllerProcess],
     device_id: str,
     event: CommandEvent,
-    retry_s: float = 90.0,
+    retry_s: float = 120.0,
 ) -> list[str] | None:
     """Issue ``event``'s command on any replica: None once one took it, else why each did not.
     While none answers at all (all restarting: half a minute each on a loaded machine) it
-    tries again, as an admin would, for up to ``retry_s``; a refusal is final."""
+    tries again, as an admin would, for up to ``retry_s``; a refusal (4xx) is final."""
     body: dict[str, object] = {"kind": "set-log-level", "arguments": {"level": "INFO"}}
     if event.expires_in_s is not None:
         body["expires_in_s"] = event.expires_in_s
@@ -45,7 +45,8 @@ def issue_command(
                 continue
             if response.status_code == 201:
                 return None
-            answered = True
+            # A 5xx is a replica that lost its database for a moment: try again, as for none.
+            answered = answered or response.status_code < 500
             why.append(f"{response.status_code}: {response.text[:200]}")
         if answered or time.monotonic() > deadline:
             return why

@@ -322,7 +322,9 @@ class ChaosRun:
         if why is not None:
             with self._lock:
                 self.commands_failed += 1
-            self._write({"event": "command_refused", "target": event.target, "why": why})
+            self._write(
+                {"event": "command_refused", "target": event.target, "why": why, "time": _now()}
+            )
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> ChaosCounts:
