@@ -171,6 +171,12 @@ def rollout() -> None:
     show_default=True,
     help="share of a wave's devices failing that pauses the rollout",
 )
+@click.option(
+    "--force-working-hours",
+    "ignore_working_hours",
+    is_flag=True,
+    help="update devices inside their region's working hours too (default: they wait)",
+)
 @data_dir_option
 @database_url_option
 def create(
@@ -181,6 +187,7 @@ def create(
     soak_s: int,
     health_window_s: int,
     failure_threshold: float,
+    ignore_working_hours: bool,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -198,6 +205,7 @@ def create(
             health_window_s=health_window_s,
             failure_threshold=failure_threshold,
             now=SystemClock().now(),
+            ignore_working_hours=ignore_working_hours,
         )
         status = rollout_status(session, created.id)
     sizes = "、".join(str(w.devices) for w in status.waves)
@@ -234,6 +242,62 @@ for _action, _help in (
             _change(action, rollout_id, reason, options)
 
     _make(_action, _help)
+
+
+@rollout.command("retry")
+@click.argument("rollout_id", type=int)
+@click.argument("device_id")
+@click.option("--by", default="cli", help="who retries (kept in the device's history)")
+@data_dir_option
+@database_url_option
+def retry(
+    rollout_id: int, device_id: str, by: str, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Offer DEVICE_ID its failed update of ROLLOUT_ID again, as its next attempt."""
+    from controller.releases.rollouts import retry_device
+
+    with command_session(data_dir, database_url) as session:
+        entry = retry_device(
+            session, rollout_id, device_id[:40], by=by[:40], now=SystemClock().now()
+        )
+        click.echo(f"设备 {device_id} 将在发布计划 #{rollout_id} 中第 {entry.attempts} 次尝试更新")
+
+
+@rollout.command("hours")
+@click.argument("region")
+@click.argument("window", required=False)
+@click.option("--utc-offset", type=float, default=8.0, show_default=True, help="hours from UTC")
+@click.option("--clear", is_flag=True, help="remove the region's working hours")
+@data_dir_option
+@database_url_option
+def hours(
+    region: str,
+    window: str | None,
+    utc_offset: float,
+    clear: bool,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Set REGION's working hours (WINDOW such as 08:00-18:00, local time): its devices are
+    not updated inside them unless a rollout is forced. REGION is a code prefix; '' for all."""
+    from controller.releases.update_windows import set_working_hours
+    from controller.releases.working_hours import parse_window
+    from muster.releases import ReleaseError
+
+    with command_session(data_dir, database_url) as session:
+        # Inside the session: a refusal is reported as the other commands' are.
+        if clear == (window is not None):
+            raise ReleaseError(
+                "bad_window",
+                "请给出工作时间 (如 08:00-18:00) 或 --clear，二者选一 (give WINDOW or --clear)",
+            )
+        parsed = None if clear else parse_window(region, window or "", utc_offset)
+        set_working_hours(session, parsed, region)
+    click.echo(
+        f"地区 {region or '全国'} 的工作时间已清除"
+        if parsed is None
+        else f"地区 {region or '全国'} 的工作时间为 {parsed.text()}（UTC{utc_offset:+g}），其间不更新"
+    )
 
 
 @rollout.command("status")

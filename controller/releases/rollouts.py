@@ -10,7 +10,14 @@ share of its devices that rolled back or refused passes ``failure_threshold`` th
 by itself and raises a ``rollout`` alert (``alerts`` table, ``open_key`` ``rollout:{id}``),
 resolved by resume or abort.
 
+A device inside its region's working hours (update_windows.py) waits for them to end unless the
+admin forced the rollout, so the devices outside them take the wave first.
+
 States: ``running`` → ``paused`` ⇄ ``running`` → ``completed``; ``aborted`` from either.
+
+Over 400 lines because it is the one state machine of a rollout and its devices: creating,
+offering, recording reports, retrying, gating the waves and reading the status all move the same
+rows through the same states, and splitting them would scatter the transitions.
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ def create_rollout(
     health_window_s: int,
     failure_threshold: float,
     now: datetime,
+    ignore_working_hours: bool = False,
 ) -> Rollout:
     release = session.get(Release, version)
     if release is None:
@@ -148,6 +156,7 @@ def create_rollout(
         failure_threshold=failure_threshold,
         created_at=now,
         wave_started_at=now,
+        ignore_working_hours=ignore_working_hours,
     )
     session.add(rollout)
     session.flush()

@@ -16,8 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Release, Rollout, RolloutDevice
 from controller.releases.keys import load_release_keys
-from controller.releases.rollouts import advance_rollouts, offer_entry, record_report
+from controller.releases.rollouts import (
+    advance_rollouts,
+    offer_entry,
+    record_report,
+)
 from controller.releases.store import part_path
+from controller.releases.update_windows import waits_for_working_hours
 from controller.rpc.admission import DeviceGate
 from muster.clock import Clock
 from muster.releases import Manifest, ReleaseError, verify_manifest
@@ -84,6 +89,12 @@ class UpdatesService(updates_pb2_grpc.UpdatesServicer):
             if found is None:
                 return updates_pb2.OfferResponse(available=False, reason="没有分配给本设备的更新")
             rollout, release, entry = found
+            busy = waits_for_working_hours(session, rollout, device_id, self._clock.now())
+            if busy is not None:
+                return updates_pb2.OfferResponse(
+                    available=False,
+                    reason=f"工作时间 {busy.text()} 内不更新，结束后再提供 (inside working hours)",
+                )
             return updates_pb2.OfferResponse(
                 available=True,
                 rollout_id=rollout.id,

@@ -669,3 +669,26 @@ async def test_the_supervised_job_updates_confirms_and_rolls_back_on_the_clock(
     assert stops[-1] == "a" and updater.slots.running_version() == "0.2.0"
     task.cancel()
     assert (await asyncio.gather(task, return_exceptions=True))[0] is not None
+
+
+async def test_inside_working_hours_the_data_port_offers_nothing_unless_forced(
+    centre: Centre,
+) -> None:
+    from controller.releases.update_windows import set_working_hours
+    from controller.releases.working_hours import parse_window
+
+    device = centre.enrol()
+    centre.release("0.2.0")
+    rollout_id = centre.rollout("0.2.0", [100])
+    with centre.sessions.begin() as session:
+        set_working_hours(session, parse_window("3709", "00:00-24:00"), "3709")
+    async with centre.channel(device) as channel:
+        stub = updates_pb2_grpc.UpdatesStub(channel)
+        offer = await stub.Offer(updates_pb2.OfferRequest(current_version="0.1.0"))
+        assert not offer.available and "工作时间 00:00-24:00" in offer.reason
+        with centre.sessions.begin() as session:
+            session.execute(
+                update(Rollout).where(Rollout.id == rollout_id).values(ignore_working_hours=True)
+            )
+        offer = await stub.Offer(updates_pb2.OfferRequest(current_version="0.1.0"))
+        assert offer.available and offer.attempt == 1

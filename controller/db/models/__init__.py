@@ -54,7 +54,13 @@ from controller.db.models.records import (
     TownshipDeclaration,
     TownshipSlice,
 )
-from controller.db.models.releases import Release, Rollout, RolloutDevice, UpdateEvent
+from controller.db.models.releases import (
+    Release,
+    Rollout,
+    RolloutDevice,
+    UpdateEvent,
+    UpdateWindow,
+)
 
 __all__ = [
     "AccessDenial",
@@ -110,6 +116,7 @@ __all__ = [
     "TownshipDeclaration",
     "TownshipSlice",
     "UpdateEvent",
+    "UpdateWindow",
     "UploadKey",
     "UtcDateTime",
 ]

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Integer,
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.db.models.base import Base
 
-__all__ = ["Release", "Rollout", "RolloutDevice", "UpdateEvent"]
+__all__ = ["Release", "Rollout", "RolloutDevice", "UpdateEvent", "UpdateWindow"]
 
 
 class Release(Base):
@@ -58,6 +59,8 @@ class Rollout(Base):
     failure_threshold: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column()
     wave_started_at: Mapped[datetime] = mapped_column()
+    # The admin forced it: devices inside their region's working hours take it too.
+    ignore_working_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class RolloutDevice(Base):
@@ -92,3 +95,14 @@ class UpdateEvent(Base):
     reason: Mapped[str] = mapped_column(String(300), default="")
     running_version: Mapped[str] = mapped_column(String(32), default="")
     at: Mapped[datetime] = mapped_column()
+
+
+class UpdateWindow(Base):
+    """A region's working hours, when updates wait (controller/releases/working_hours.py)."""
+
+    __tablename__ = "update_windows"
+
+    region_prefix: Mapped[str] = mapped_column(String(12), primary_key=True)
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+    utc_offset_minutes: Mapped[int] = mapped_column(Integer, default=480, server_default="480")
