@@ -33,7 +33,8 @@ class ChaosCounts:
     content_mismatched: int = 0
     counted_twice: int = 0
     sealed_after_stop: int = 0  # sealed after collection was switched off: must be 0
-    stray_processes: dict[str, int] = field(default_factory=dict)  # device -> extra daemons
+    # device (or "controllers") -> processes on its directory beside the current ones
+    stray_processes: dict[str, int] = field(default_factory=dict)
     commands: dict[str, int] = field(default_factory=dict)
     commands_issue_failed: int = 0
     devices_up_online: int = 0
@@ -141,7 +142,9 @@ def render(counts: ChaosCounts, console: Console) -> None:
     table.add_row("rejected by the centre", str(counts.records_rejected))
     table.add_row("still pending on devices", str(counts.records_pending))
     table.add_row("sealed after collection stopped", _flag(counts.sealed_after_stop))
-    table.add_row("stray device processes", _flag(sum(counts.stray_processes.values())))
+    table.add_row(
+        "stray processes (devices, replicas)", _flag(sum(counts.stray_processes.values()))
+    )
     table.add_section()
     shown = ("issued", "sent", "acked", "expired", "failed", "pending")
     for state in shown:

@@ -52,6 +52,7 @@ from tests.chaos.world import (
     ChaosDatabase,
     ChaosDevice,
     make_device,
+    processes_naming,
     start_broker,
     start_controllers,
     write_profiles,
@@ -263,6 +264,9 @@ class ChaosRun:
                 controller.start()
                 return
             except ComponentStartError:
+                # An attempt too slow to come up in time may still come up later: killed, so
+                # it never runs beside the next one (or outlives the run).
+                controller.kill()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1.0)
@@ -384,6 +388,10 @@ class ChaosRun:
         counts.commands_issue_failed = self.commands_failed
         check_status(self.devices, self.controllers, counts)
         counts.stray_processes = {d.name: len(d.stray_processes()) for d in self.devices}
+        current = {c.process.pid for c in self.controllers if c.process is not None}
+        counts.stray_processes["controllers"] = len(
+            set(processes_naming(str(self.out / "controller"))) - current
+        )
         outboxes = count_outboxes([d.edge.state_dir for d in self.devices])
         counts.sealed_after_stop = sum(
             len(set(view.hashes) - self.sealed_at_stop.get(path, set()))

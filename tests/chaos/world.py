@@ -31,6 +31,7 @@ __all__ = [
     "ChaosDatabase",
     "ChaosDevice",
     "make_device",
+    "processes_naming",
     "start_broker",
     "start_controllers",
     "write_profiles",

@@ -53,7 +53,12 @@ def test_fifty_faults_lose_and_double_nothing(tmp_path: Path) -> None:
     assert counts.records_stored == counts.records_sealed
     # Collection stopped means stopped: no daemon outlived its restart to seal on afterwards.
     assert counts.sealed_after_stop == 0, summary
-    assert counts.stray_processes == {"device-1": 0, "device-2": 0, "device-3": 0}, summary
+    assert counts.stray_processes == {
+        "device-1": 0,
+        "device-2": 0,
+        "device-3": 0,
+        "controllers": 0,
+    }, summary
     assert counts.status_wrong == [], summary
     assert counts.devices_up_online == 2 and counts.devices_dead_offline == 1
     assert summary["ok"] is True
