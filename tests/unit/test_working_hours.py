@@ -145,3 +145,16 @@ def test_the_hours_command_and_its_bad_input(tmp_path: Path) -> None:
     engine.dispose()
     assert rows == [("3709", 480, 1080)]
     assert run("rollout", "hours", "3709", "--clear")[0] == 0
+
+
+def test_the_retry_command_refuses_what_it_cannot_retry(tmp_path: Path) -> None:
+    data = tmp_path / "ctl"
+    data.mkdir()
+    migrate(f"sqlite:///{(data / 'controller.db').resolve()}")
+    for args, words in [
+        (("rollout", "retry", "7", "370902001000-ABCDEF"), "没有发布计划 #7"),
+        (("rollout", "retry", "x", "370902001000-ABCDEF"), "x"),
+        (("rollout", "retry", "7"), "DEVICE_ID"),
+    ]:
+        result = CliRunner().invoke(controller, [*args, "--data-dir", str(data)])
+        assert result.exit_code != 0 and words in result.output, (args, result.output)
