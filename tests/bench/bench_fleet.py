@@ -338,6 +338,7 @@ def sustained(
             span = now - last["t"]
             window = {
                 "at_s": round(now - t0, 1),
+                "span_s": span,
                 "sent_per_s": (cur["sent"] - last["sent"]) / span,
                 "received_per_s": (cur["received"] - last["received"]) / span,
                 "handled_per_s": (cur["handled"] - last["handled"]) / span,
@@ -476,7 +477,8 @@ def main() -> None:
             broker.stop()
 
     target = args.devices / 60.0
-    steady = windows[1:] or windows
+    # A last window of a second or two, as the run ends, says nothing about the steady rate.
+    steady = [w for w in windows[1:] if w["span_s"] >= 5.0] or windows
     handled = statistics.mean(w["handled_per_s"] for w in steady)
     lags = [w["lag_messages"] for w in windows]
     one = steps[0]["total"]
