@@ -145,14 +145,20 @@ def judge_frames(
         message = _NOTES.get(note, _NOTES["not_prepared"])
         return FaceView(False, None, threshold, False, "", len(images), (note,), message)
     reference = Template.from_bytes(template)
-    # The first frame is compared (describing a face costs a core for ~0.3 s; the liveness
-    # check below already holds every frame to showing the same person as the first).
-    first = face_template(images[0])
-    if isinstance(first, NoFace):
-        reason = "face_too_small_live" if "small" in first.reason else "no_face_live"
+    # Every frame is compared and the closest counts: a frame caught mid-turn looks less like
+    # the photo on file than one facing the camera.
+    live_faces = [face_template(image) for image in images]
+    found = [t for t in live_faces if isinstance(t, Template)]
+    if not found:
+        reasons = tuple(
+            "face_too_small_live"
+            if isinstance(t, NoFace) and "small" in t.reason
+            else "no_face_live"
+            for t in live_faces[:1]
+        )
         text = "现场照片中没有找到人脸：请让本人正对镜头、光线充足后重拍"
-        return FaceView(False, None, threshold, False, "", len(images), (reason,), text)
-    verdict = compare(reference, first, threshold)
+        return FaceView(False, None, threshold, False, "", len(images), reasons, text)
+    verdict = min((compare(reference, t, threshold) for t in found), key=lambda v: v.score)
     alive = liveness(images, same_person=threshold)
     reasons = (*verdict.reasons, *alive.reasons)
     passed = verdict.match and alive.live
