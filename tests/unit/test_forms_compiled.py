@@ -1,6 +1,6 @@
 """Each form is compiled once for ingest (one normaliser per field, a fast path for well-formed
 values): whatever value it meets, a compiled field gives exactly what the one definition,
-``_normalise``, gives — the stored value, or the same problem in the same words."""
+``normalise``, gives — the stored value, or the same problem in the same words."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from muster.forms import FORMS
 from muster.forms.definitions import FieldDef
-from muster.forms.validation import _compile_field, _normalise
+from muster.forms.normalise import compile_field, normalise
 
 _FIELDS: list[FieldDef] = sorted(
     {f for form in FORMS.values() for f in form.fields}, key=lambda f: (f.key, f.label)
@@ -65,11 +65,11 @@ def _field_and_value(draw: st.DrawFn) -> tuple[FieldDef, object]:
 def test_a_compiled_field_agrees_with_the_definition(case: tuple[FieldDef, object]) -> None:
     f, raw = case
     try:
-        expected: object = _normalise(f, raw)
+        expected: object = normalise(f, raw)
     except Exception as exc:
         expected = type(exc)
     try:
-        got: object = _compile_field(f)(raw)
+        got: object = compile_field(f)(raw)
     except Exception as exc:
         got = type(exc)
     assert got == expected, (f.key, raw)
