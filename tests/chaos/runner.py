@@ -57,7 +57,7 @@ from tests.chaos.world import (
     start_controllers,
     write_profiles,
 )
-from tests.fixtures.components import ComponentStartError
+from tests.fixtures.components import ComponentStartError, wait_for_port
 from tests.fixtures.fleet import ControllerProcess
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -195,7 +195,12 @@ class ChaosRun:
             time.sleep(fault.down_s)
         finally:
             with self._target_lock(fault.target):
-                self._bring_back(fault.kind, fault.target)
+                try:
+                    self._bring_back(fault.kind, fault.target)
+                except ComponentStartError as exc:  # the watchdog tries again, and counts it
+                    self._write(
+                        {"event": "restart_failed", "target": fault.target, "error": str(exc)[:400]}
+                    )
                 with self._lock:
                     self._down.discard(fault.target)
             self._write({"event": "recovered", "number": fault.number, "target": fault.target})
@@ -256,18 +261,27 @@ class ChaosRun:
         elif target == "database":
             self.database.restart()
 
-    def _start_controller(self, controller: ControllerProcess, timeout: float = 180.0) -> None:
-        # A replica started while the database is down exits; try again until it stays up.
+    def _start_controller(self, controller: ControllerProcess, timeout: float = 600.0) -> None:
+        """Start a replica and wait until it serves. One started while the database is down
+        exits: start it again. One still starting after the fixture's wait (a minute or two on
+        a loaded machine) is waited for, never started twice beside itself."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                controller.start()
+                process = controller.process
+                if process is None or process.poll() is not None:
+                    controller.start()
+                else:
+                    for port in (
+                        controller.enrol_port,
+                        controller.data_port,
+                        controller.admin_port,
+                    ):
+                        wait_for_port("127.0.0.1", port, 60, process=process, what="controller")
                 return
             except ComponentStartError:
-                # An attempt too slow to come up in time may still come up later: killed, so
-                # it never runs beside the next one (or outlives the run).
-                controller.kill()
                 if time.monotonic() > deadline:
+                    controller.kill()  # gave up on it: it must not come up behind the run
                     raise
                 time.sleep(1.0)
 
