@@ -152,7 +152,14 @@ class DeviceStateStore:
                         _DEVICES.c.id,
                         _DEVICES.c.revoked_at.is_not(None),
                         *(_DEVICES.c[name] for name in _READ),
-                    ).where(_DEVICES.c.id.in_(ids))
+                    )
+                    .where(_DEVICES.c.id.in_(ids))
+                    # Replicas sharing the telemetry may hold beats of the same devices: taking
+                    # the rows in id order makes the second wait for the first (then read what it
+                    # wrote) instead of deadlocking or writing an older beat over a newer one.
+                    # NO KEY: events' foreign keys to these rows need not wait. SQLite ignores it.
+                    .order_by(_DEVICES.c.id)
+                    .with_for_update(key_share=True)
                 )
             }
             revoked = {device_id for device_id, row in rows.items() if row["revoked"]}
@@ -230,6 +237,9 @@ class DeviceStateStore:
         since = _ts(status, "since") or now
         if row["status_since"] is not None and since < row["status_since"]:
             return False  # an older retained status than what we know
+        if row["status_since"] is None or since > row["status_since"]:
+            # A new session: its daemon may have restarted and counts its beats from 1 again.
+            row["heartbeat_sequence"] = 0
         row["online"] = status.state == device_pb2.DeviceStatus.STATE_ONLINE
         row["status_since"] = since
         if row["online"]:

@@ -12,6 +12,7 @@ from controller.demo.simulated_fleet import register_simulated
 from controller.fleet.telemetry_store import DeviceStateStore
 from muster.clock import VirtualClock
 from muster.fleet_layout import simulated_device
+from muster.v1 import device_pb2
 from tests.unit.test_telemetry_buffer import beat, status
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -56,3 +57,30 @@ def test_a_duplicate_heartbeat_changes_nothing(sessions: sessionmaker[Session]) 
     with sessions() as session:
         row = session.get(Device, device)
         assert row is not None and (row.heartbeat_sequence, row.outbox_depth) == (3, 2)
+
+
+def test_a_restarted_daemon_is_heard_although_it_counts_its_beats_from_one_again(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A daemon killed and started again (by its launcher, after an update, on a new node)
+    numbers its beats from 1. Its new session's status comes first and says so (a newer
+    ``since``); from then on its beats are news, not duplicates of the old session's, so the
+    device does not turn stale while it is beating."""
+    register_simulated(sessions, 1, now=T0)
+    device = simulated_device(0).device_id
+    clock = VirtualClock(T0)
+    store = DeviceStateStore(sessions, clock)
+    assert store.apply([status(device, True), *(beat(device, n) for n in range(1, 6))]) == 6
+
+    clock.advance_now(120)
+    again = device_pb2.DeviceStatus(device_id=device, state=device_pb2.DeviceStatus.STATE_ONLINE)
+    again.since.FromDatetime(clock.now())
+    assert store.apply([(device, "status", again.SerializeToString())]) == 1
+    clock.advance_now(30)
+    assert store.apply([beat(device, 1, depth=4)]) == 1
+    with sessions() as session:
+        row = session.get(Device, device)
+        assert row is not None
+        assert (row.heartbeat_sequence, row.outbox_depth) == (1, 4)
+        assert row.last_seen == clock.now()
+    assert store.apply([beat(device, 1, depth=9)]) == 0  # still a duplicate within the session
