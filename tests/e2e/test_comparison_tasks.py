@@ -27,6 +27,7 @@ from muster.departments import DEPARTMENTS
 from tests.e2e.test_console import (
     TOWNSHIP,
     add_clerk,
+    console_device,
     fill_category_fields,
     import_people,
     login,
@@ -34,8 +35,7 @@ from tests.e2e.test_console import (
 from tests.e2e.test_console_tasks import reload_until, review_sign_seal, take_photo
 from tests.fixtures.admin_login import login as admin_login
 from tests.fixtures.browser import screenshot
-from tests.fixtures.components import free_port, wait_for_port
-from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
+from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet
 from tests.fixtures.mosquitto import MosquittoBroker
 
 COUNTY_PASSWORD = "County-passw0rd"
@@ -89,25 +89,8 @@ def test_comparison_problem_becomes_a_task_corrected_on_the_device(
         timeout=120,
     )
     reader = IdCardSimulator(card=None, clock=SystemClock())
-    console_port = free_port()
     with running(reader) as sim:
-        profile = tmp_path / "kiosk.yaml"
-        profile.write_text(
-            "name: simulator\nmodel: test kiosk\nkind: simulator\n"
-            f"reader: {{kind: sam, port: '{sim.url}'}}\n"
-            f"camera: {{kind: opencv, source: '{video}'}}\n"
-            "uplink: {heartbeat_interval_s: 2}\noutbox: {min_disk_free_bytes: 0}\n"
-            f"console: {{enabled: true, port: {console_port}}}\n",
-            encoding="utf-8",
-        )
-        edge = fleet.edge(controller, profile)
-        wait_for_port("127.0.0.1", console_port, 90, process=edge.process, what="console")
-        url = f"http://127.0.0.1:{console_port}/"
-        wait_until(
-            lambda: (edge.state_dir / "console" / "clerks.json").exists(),
-            60,
-            "clerk accounts delivered to the device",
-        )
+        _edge, url = console_device(fleet, controller, tmp_path, sim.url, video)
         entry, reviewer, county = (
             chromium.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
             for _ in range(3)

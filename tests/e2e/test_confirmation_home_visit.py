@@ -27,9 +27,8 @@ from controller.devices.pki_store import load_upload_keys
 from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_cards
 from muster.clock import SystemClock
 from muster.face import decode_image
-from tests.e2e.test_console import add_clerk, import_people, login
+from tests.e2e.test_console import add_clerk, console_device, import_people, login
 from tests.fixtures.browser import screenshot
-from tests.fixtures.components import free_port, wait_for_port
 from tests.fixtures.face_records import face_photo, store_photo_records
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -136,24 +135,15 @@ def test_a_home_visit_confirms_by_face_and_by_manual_check_in_chromium(
     video = tmp_path / "camera.avi"
     turning_head_video(video, "obama_2009_congress.jpg")
     reader = IdCardSimulator(card=None, clock=SystemClock())
-    console_port = free_port()
     with running(reader) as sim:
-        profile = tmp_path / "portable.yaml"
-        profile.write_text(
-            "name: simulator\nmodel: test portable\nkind: simulator\n"
-            f"reader: {{kind: sam, port: '{sim.url}'}}\n"
-            f"camera: {{kind: opencv, source: '{video}'}}\n"
-            "uplink: {heartbeat_interval_s: 2}\noutbox: {min_disk_free_bytes: 0}\n"
-            f"console: {{enabled: true, port: {console_port}, home_visit: true}}\n",
-            encoding="utf-8",
-        )
-        edge = fleet.edge(controller, profile)
-        wait_for_port("127.0.0.1", console_port, 90, process=edge.process, what="console")
-        url = f"http://127.0.0.1:{console_port}/"
-        wait_until(
-            lambda: (edge.state_dir / "console" / "clerks.json").exists(),
-            60,
-            "clerk accounts delivered to the device",
+        edge, url = console_device(
+            fleet,
+            controller,
+            tmp_path,
+            sim.url,
+            video,
+            kind="portable",
+            console_extra=", home_visit: true",
         )
         context = chromium.new_context(viewport={"width": 1024, "height": 900}, locale="zh-CN")
         page = login(context, url, "li.li")

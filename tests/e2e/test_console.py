@@ -29,7 +29,7 @@ from muster.clock import SystemClock
 from muster.crypto import open_attachment
 from tests.fixtures.browser import screenshot
 from tests.fixtures.components import free_port, wait_for_port
-from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet, wait_until
+from tests.fixtures.fleet import MUSTER, ControllerProcess, EdgeProcess, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
 
 TOWNSHIP = "370902001000"
@@ -123,6 +123,38 @@ def import_people(controller: ControllerProcess, cards: list[SimCard], path: Pat
     )
 
 
+def console_device(
+    fleet: Fleet,
+    controller: ControllerProcess,
+    tmp_path: Path,
+    reader_url: str,
+    video: Path,
+    *,
+    kind: str = "kiosk",
+    console_extra: str = "",
+) -> tuple[EdgeProcess, str]:
+    """A simulator device with the SAM reader at ``reader_url``, ``video`` as its camera and
+    the console on; returns it and the console's URL once the clerks' accounts are on it."""
+    console_port = free_port()
+    profile = tmp_path / f"{kind}.yaml"
+    profile.write_text(
+        f"name: simulator\nmodel: test {kind}\nkind: simulator\n"
+        f"reader: {{kind: sam, port: '{reader_url}'}}\n"
+        f"camera: {{kind: opencv, source: '{video}'}}\n"
+        "uplink: {heartbeat_interval_s: 2}\noutbox: {min_disk_free_bytes: 0}\n"
+        f"console: {{enabled: true, port: {console_port}{console_extra}}}\n",
+        encoding="utf-8",
+    )
+    edge = fleet.edge(controller, profile)
+    wait_for_port("127.0.0.1", console_port, 90, process=edge.process, what="console")
+    wait_until(
+        lambda: (edge.state_dir / "console" / "clerks.json").exists(),
+        60,
+        "clerk accounts delivered to the device",
+    )
+    return edge, f"http://127.0.0.1:{console_port}/"
+
+
 def login(context: BrowserContext, url: str, username: str) -> Page:
     page = context.new_page()
     page.goto(url + "login")
@@ -209,25 +241,8 @@ def test_enter_review_sign_seal_in_chromium(
         timeout=120,
     )
     reader = IdCardSimulator(card=None, clock=SystemClock())
-    console_port = free_port()
     with running(reader) as sim:
-        profile = tmp_path / "kiosk.yaml"
-        profile.write_text(
-            "name: simulator\nmodel: test kiosk\nkind: simulator\n"
-            f"reader: {{kind: sam, port: '{sim.url}'}}\n"
-            f"camera: {{kind: opencv, source: '{video}'}}\n"
-            "uplink: {heartbeat_interval_s: 2}\noutbox: {min_disk_free_bytes: 0}\n"
-            f"console: {{enabled: true, port: {console_port}}}\n",
-            encoding="utf-8",
-        )
-        edge = fleet.edge(controller, profile)
-        wait_for_port("127.0.0.1", console_port, 90, process=edge.process, what="console")
-        url = f"http://127.0.0.1:{console_port}/"
-        wait_until(
-            lambda: (edge.state_dir / "console" / "clerks.json").exists(),
-            60,
-            "clerk accounts delivered to the device",
-        )
+        edge, url = console_device(fleet, controller, tmp_path, sim.url, video)
         entry = chromium.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
         reviewer = chromium.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
         page = entry.new_page()

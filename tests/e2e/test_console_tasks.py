@@ -20,10 +20,15 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from edge.simulators.idcard import IdCardSimulator, SimCard, running, synthetic_cards
 from muster.clock import SystemClock
-from tests.e2e.test_console import add_clerk, fill_category_fields, import_people, login
+from tests.e2e.test_console import (
+    add_clerk,
+    console_device,
+    fill_category_fields,
+    import_people,
+    login,
+)
 from tests.fixtures.admin_login import login as admin_login
 from tests.fixtures.browser import screenshot
-from tests.fixtures.components import free_port, wait_for_port
 from tests.fixtures.fleet import MUSTER, Fleet, wait_until
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -126,25 +131,8 @@ def test_returned_record_is_corrected_and_resealed_in_chromium(
         timeout=120,
     )
     reader = IdCardSimulator(card=None, clock=SystemClock())
-    console_port = free_port()
     with running(reader) as sim:
-        profile = tmp_path / "kiosk.yaml"
-        profile.write_text(
-            "name: simulator\nmodel: test kiosk\nkind: simulator\n"
-            f"reader: {{kind: sam, port: '{sim.url}'}}\n"
-            f"camera: {{kind: opencv, source: '{video}'}}\n"
-            "uplink: {heartbeat_interval_s: 2}\noutbox: {min_disk_free_bytes: 0}\n"
-            f"console: {{enabled: true, port: {console_port}}}\n",
-            encoding="utf-8",
-        )
-        edge = fleet.edge(controller, profile)
-        wait_for_port("127.0.0.1", console_port, 90, process=edge.process, what="console")
-        url = f"http://127.0.0.1:{console_port}/"
-        wait_until(
-            lambda: (edge.state_dir / "console" / "clerks.json").exists(),
-            60,
-            "clerk accounts delivered to the device",
-        )
+        _edge, url = console_device(fleet, controller, tmp_path, sim.url, video)
         entry, reviewer, county = (
             chromium.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
             for _ in range(3)
