@@ -25,12 +25,12 @@ from controller.admin.login_guard import (
     LOCKOUT,
     LoginThrottle,
     PasswordWorkers,
-    parse_trusted_proxies,
 )
 from controller.admin.pages import page_routers
 from controller.admin.release_pages import release_router
 from controller.admin.task_pages import task_router
 from controller.db.models import Device, Record
+from muster.client_address import parse_trusted_proxies
 from muster.clock import Clock
 from muster.crypto import UploadPrivateKey
 

@@ -38,11 +38,10 @@ from controller.admin.login_guard import (
     LoginBusy,
     LoginRefused,
     LoginThrottle,
-    Network,
     PasswordWorkers,
-    client_address,
 )
 from controller.admin.text import texts
+from muster.client_address import Network, client_address
 from muster.clock import Clock
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")

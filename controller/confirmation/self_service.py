@@ -27,6 +27,7 @@ from controller.confirmation.face_check import (
     UploadKeys,
     check_attempt,
 )
+from muster.client_address import client_address
 from muster.clock import Clock
 from muster.face import NoFace, Template
 
@@ -133,7 +134,13 @@ def self_service_router(
     @router.post("/self-service/confirm", response_class=HTMLResponse)
     async def confirm(request: Request) -> Response:
         lang = "en" if request.query_params.get("lang") == "en" else "zh"
-        address = request.client.host if request.client else "unknown"
+        # The admin's trusted-proxy rule: behind our proxy each citizen is counted by their own
+        # address, and a forged X-Forwarded-For from anywhere else changes nothing.
+        address = client_address(
+            request.client.host if request.client else "unknown",
+            request.headers.getlist("x-forwarded-for"),
+            getattr(request.app.state, "trusted_proxies", ()),
+        )
         too_large = False
         fields: dict[str, str] = {}
         selfie = b""

@@ -223,3 +223,34 @@ async def test_one_address_trying_many_numbers_is_throttled(
         logged = session.scalar(select(func.count()).select_from(SelfServiceAttempt))
     assert logged == ADDRESS_LIMIT[0] + 1
     assert _attempts(sessions)[-1].outcome == "rate_address"
+
+
+async def test_the_address_limit_counts_the_citizen_behind_our_proxy_and_not_a_forgery(
+    sessions: sessionmaker[Session], clock: VirtualClock
+) -> None:
+    """Attack: an enumerator sends a new X-Forwarded-For with every try so each looks like
+    another address. Not from our proxy, the header is ignored and the socket address is
+    limited. Behind our trusted proxy each citizen counts as their own address, so one
+    neighbour's tries do not lock the whole town out (before, all of them were the proxy)."""
+    app = create_admin_app(
+        sessions, clock=clock, upload_keys=lambda: {}, trusted_proxies=["10.0.0.1"]
+    )
+    direct = httpx.ASGITransport(app=app, client=("198.51.100.77", 5555))
+    async with httpx.AsyncClient(transport=direct, base_url="http://confirm.test") as c:
+        for seq in range(ADDRESS_LIMIT[0]):
+            c.headers["X-Forwarded-For"] = f"192.0.2.{seq}"
+            await _post(c, id_number(date(1950, 1, 1), seq))
+        c.headers["X-Forwarded-For"] = "192.0.2.250"
+        assert (await _post(c, PEOPLE["a1950"].id_number)).status_code == 429
+    assert {a.address for a in _attempts(sessions)} == {"198.51.100.77"}
+
+    proxy = httpx.ASGITransport(app=app, client=("10.0.0.1", 443))
+    async with httpx.AsyncClient(transport=proxy, base_url="http://confirm.test") as c:
+        c.headers["X-Forwarded-For"] = "203.0.113.50"
+        for seq in range(ADDRESS_LIMIT[0]):
+            await _post(c, id_number(date(1951, 1, 1), seq))
+        assert (await _post(c, PEOPLE["a1950"].id_number)).status_code == 429
+        c.headers["X-Forwarded-For"] = "203.0.113.51"  # a neighbour, through the same proxy
+        assert (await _post(c, PEOPLE["b1970"].id_number)).status_code == 200
+    counted = {a.address for a in _attempts(sessions)}
+    assert counted == {"198.51.100.77", "203.0.113.50", "203.0.113.51"}

@@ -17,10 +17,9 @@ from controller.admin.login_guard import (
     FORGET_AFTER,
     LOCKOUT,
     USER_FAILURES,
-    client_address,
-    parse_trusted_proxies,
 )
 from controller.db.models import AccessDenial, AdminSession, LoginLockout
+from muster.client_address import client_address, parse_trusted_proxies
 from muster.clock import VirtualClock
 from muster.errors import ConfigError
 from tests.unit.test_admin_attacks import (
