@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.chaos.links import ChaosLink, PacketLoss
+from tests.fixtures.components import require
 
 
 @pytest.fixture
@@ -46,10 +46,10 @@ def echo_port() -> Iterator[int]:
 
 
 def _needs_root() -> None:
-    if os.geteuid() != 0 or shutil.which("nft") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the chaos links need root and nft (apt package nftables)")
-        pytest.skip("needs root and nft")
+    """Like every real component, missing is a failure, not a skip (tests/fixtures/components)."""
+    require("nft", "by the chaos links' packet drops (apt package nftables)")
+    if os.geteuid() != 0:
+        pytest.fail("the chaos links' packet drops need root (nftables tables)", pytrace=False)
 
 
 def _refused(port: int) -> bool:
