@@ -128,9 +128,11 @@ class Pages:
     def close_session(self, session: Session) -> None:
         self.sessions = {t: v for t, v in self.sessions.items() if v is not session}
 
-    async def posted(self, request: Request, session: Session) -> FormData:
-        """The posted form, once its CSRF token matches the session's."""
-        form = await request.form()
+    async def posted(self, request: Request, session: Session, **limits: int) -> FormData:
+        """The posted form, once its CSRF token matches the session's. ``limits`` go to
+        Starlette's parser (``max_part_size``, ``max_files``): a body past them raises its
+        ``MultiPartException`` before the token is looked at."""
+        form = await request.form(**limits)
         if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
             raise HTTPException(
                 status_code=403, detail="表单已过期（CSRF 校验失败），请刷新页面后重试"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -186,17 +185,15 @@ def confirmation_routes(pages: Pages) -> APIRouter:
 
     async def frames_from(request: Request, session: Session) -> list[bytes]:
         try:
-            form = await request.form(max_part_size=MAX_FRAME_BYTES, max_files=_MAX_UPLOADED_FRAMES)
+            form = await pages.posted(
+                request, session, max_part_size=MAX_FRAME_BYTES, max_files=_MAX_UPLOADED_FRAMES
+            )
         except MultiPartException:
             raise HTTPException(
                 status_code=413,
                 detail=f"照片太大或张数太多：每张不超过 {MAX_FRAME_BYTES // 1024 // 1024} MB，"
                 f"最多 {_MAX_UPLOADED_FRAMES} 张；请重拍",
             ) from None
-        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-            raise HTTPException(
-                status_code=403, detail="表单已过期（CSRF 校验失败），请刷新页面后重试"
-            )
         uploads = [f for f in form.getlist("frame") if isinstance(f, UploadFile)]
         frames = []
         for upload in uploads:
