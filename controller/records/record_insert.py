@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller.db.models import Record
+from controller.records.review import COLLECTED
 
 __all__ = ["RECORD_COLUMNS", "insert_records"]
 
@@ -40,7 +41,8 @@ _INSERT = insert(_RECORDS).values(payload=bindparam("payload_json", type_=Text()
 _COPY = (
     f"COPY {_RECORDS.name} ({', '.join(RECORD_COLUMNS)}, review_status, approved_level) FROM STDIN"
 )
-_REVIEW_DEFAULTS = ("collected", "")
+# A new record waits for review at no level yet (the model's defaults, which COPY does not apply).
+_REVIEW_DEFAULTS = (COLLECTED, "")
 
 
 def insert_records(session: Session, rows: Sequence[dict[str, Any]]) -> None:
