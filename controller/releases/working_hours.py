@@ -17,7 +17,7 @@ from muster.releases import ReleaseError
 __all__ = ["Window", "inside_working_hours", "parse_window", "window_for"]
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
-_OFFSET_H = 8  # CAMPAIGN_TZ's
+_OFFSET_H = int(CAMPAIGN_TZ.utcoffset(None) / timedelta(hours=1))  # 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +67,7 @@ def window_for(windows: Iterable[Window], township_code: str) -> Window | None:
 def inside_working_hours(window: Window | None, now: datetime) -> bool:
     if window is None:
         return False
-    zone = (
-        CAMPAIGN_TZ
-        if window.utc_offset_minutes == _OFFSET_H * 60
-        else timezone(timedelta(minutes=window.utc_offset_minutes))
-    )
-    local = now.astimezone(zone)
+    local = now.astimezone(timezone(timedelta(minutes=window.utc_offset_minutes)))
     minute = local.hour * 60 + local.minute
     if window.start_minute < window.end_minute:
         return window.start_minute <= minute < window.end_minute
