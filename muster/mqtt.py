@@ -26,8 +26,12 @@ def parse_broker_url(url: str) -> BrokerAddress:
         raise ConfigError(
             f"broker URL {url!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT"
         )
+    try:
+        port = parts.port
+    except ValueError as exc:  # urllib: not a number from 0 to 65535
+        raise ConfigError(f"broker URL {url!r} 端口不对 ({exc})：请给出 1 到 65535 的端口") from exc
     tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+    return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
 
 
 def client_tls_context(ca_cert: Path, cert: Path, key: Path) -> ssl.SSLContext:

@@ -37,10 +37,6 @@ def parse_broker_list(urls: Sequence[str]) -> tuple[BrokerAddress, ...]:
             address = parse_broker_url(url.strip())
         except ConfigError as exc:
             raise ConfigError(f"消息服务地址列表第 {position} 项：{exc}") from exc
-        except ValueError as exc:  # urllib: a port that is not a number from 0 to 65535
-            raise ConfigError(
-                f"消息服务地址列表第 {position} 项 ({url!r}) 端口不对 ({exc})：请给出 1 到 65535 的端口"
-            ) from exc
         if any((a.host, a.port) == (address.host, address.port) for a in addresses):
             raise ConfigError(
                 f"消息服务地址列表第 {position} 项 ({url!r}) 与前面的地址重复：每个节点只列一次"
