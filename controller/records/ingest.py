@@ -115,6 +115,20 @@ INCOMPLETE = {
 }
 
 
+def _signed_by(
+    device: Device, sealed: data_pb2.SealedRecord, opened: _Opened | None
+) -> str | data_pb2.RecordAck:
+    """The checks every sealed record passes first, whatever its kind: from this stream's
+    device, opened without error, its signature good. The content digest, or the rejection."""
+    if sealed.device_id != device.id or opened is None:
+        return _reject(sealed.record_id, "device_mismatch")
+    if opened.error is not None:
+        raise opened.error
+    if opened.digest is None:
+        return _reject(sealed.record_id, "signature")
+    return opened.digest
+
+
 def _reject(record_id: str, code: str, reason: str | None = None) -> data_pb2.RecordAck:
     return Ack(
         record_id=record_id,
@@ -412,13 +426,10 @@ class Ingestor:
         opened: _Opened | None,
         now: datetime,
     ) -> data_pb2.RecordAck:
-        if sealed.device_id != device.id or opened is None:
-            return _reject(sealed.record_id, "device_mismatch")
-        if opened.error is not None:
-            raise opened.error
-        if opened.digest is None:
-            return _reject(sealed.record_id, "signature")
-        if opened.plaintext is None:
+        checked = _signed_by(device, sealed, opened)
+        if isinstance(checked, data_pb2.RecordAck):
+            return checked
+        if opened is None or opened.plaintext is None:
             return _reject(sealed.record_id, "unreadable")
         savepoint = session.begin_nested()
         try:
@@ -445,18 +456,14 @@ class Ingestor:
     ) -> data_pb2.RecordAck:
         now, today = when
         record_id = sealed.record_id
-        if sealed.device_id != device.id or opened is None:
-            return _reject(record_id, "device_mismatch")
-        if opened.error is not None:
-            raise opened.error
-        digest = opened.digest
-        if digest is None:
-            return _reject(record_id, "signature")
+        digest = _signed_by(device, sealed, opened)
+        if isinstance(digest, data_pb2.RecordAck):
+            return digest
         if record_id in seen:
             if seen[record_id] == digest:
                 return Ack(record_id=record_id, status=Ack.STATUS_DUPLICATE)
             return _reject(record_id, "record_id_conflict")
-        if opened.plaintext is None:
+        if opened is None or opened.plaintext is None:
             return _reject(record_id, "unreadable")
         try:
             payload = parse_record(opened.plaintext, today=today)
