@@ -96,6 +96,8 @@ class Controller:
     _stopping: bool = False
     # The read-only replica's engine, when settings.replica_database_url names one.
     read_engine: Engine | None = None
+    # The NATS telemetry intake, when settings.telemetry_transport is "nats".
+    intake: NatsTelemetryIntake | None = None
 
     @property
     def admin_url(self) -> str:
@@ -132,7 +134,7 @@ class Controller:
             self.sessions,
             self.pki,
             licence_days=settings.licence_days,
-            mqtt_url=settings.device_mqtt_url or settings.mqtt_url,
+            mqtt_urls=settings.device_broker_urls(),
             data_endpoint=settings.data_endpoint(),
             clock=clock,
         )
@@ -163,6 +165,7 @@ class Controller:
         supervisor.add("telemetry-flush", self.consumer.flush_forever)
         if settings.telemetry_transport == "nats":
             intake = NatsTelemetryIntake(settings, self.consumer, nats_tls_context(self.pki))
+            self.intake = intake
             supervisor.add(
                 "telemetry-nats",
                 intake.run,
@@ -222,6 +225,7 @@ class Controller:
             ),
         )
         admin_app.state.consumer = self.consumer  # live telemetry counters for /api/v1/telemetry
+        admin_app.state.intake = self.intake
         config = uvicorn.Config(
             admin_app,
             host=settings.bind_host,

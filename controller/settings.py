@@ -4,10 +4,13 @@ these defaults (a county on one machine, SQLite, everything on loopback)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from muster.errors import ConfigError
+from muster.mqtt import parse_broker_list, split_broker_urls
 
 
 class ControllerSettings(BaseSettings):
@@ -32,6 +35,10 @@ class ControllerSettings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     # The URL devices are told to use (may differ from ours behind NAT or a load balancer).
     device_mqtt_url: str = ""
+    # A broker cluster: every node devices are told, in the order they try them (they fail over
+    # along it, edge/uplink/brokers.py); over device_mqtt_url. Env: MUSTER_CONTROLLER_DEVICE_BROKERS,
+    # the URLs separated by commas (or a JSON list); flag: --device-broker, once per node.
+    device_brokers: Annotated[list[str], NoDecode] = []
     # MQTT shared-subscription group, so several controller processes split the telemetry.
     mqtt_shared_group: str = ""
     # Where telemetry comes from: "mqtt" (the broker connection above, replicas split by
@@ -82,6 +89,26 @@ class ControllerSettings(BaseSettings):
     # Reverse proxies in front of the admin port (addresses or networks): only from these is
     # X-Forwarded-For believed, for the per-address login limits; otherwise the socket's peer.
     admin_trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("device_brokers", mode="before")
+    @classmethod
+    def _split_device_brokers(cls, value: object) -> object:
+        return split_broker_urls(value)
+
+    @field_validator("device_brokers")
+    @classmethod
+    def _check_device_brokers(cls, value: list[str]) -> list[str]:
+        # A bad address here would reach every device enrolled from now on: refuse it at start.
+        if value:
+            try:
+                parse_broker_list(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    def device_broker_urls(self) -> list[str]:
+        """What enrolment tells devices: the cluster's nodes, else the one broker address."""
+        return list(self.device_brokers) or [self.device_mqtt_url or self.mqtt_url]
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'controller.db').resolve()}"

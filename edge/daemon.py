@@ -169,8 +169,7 @@ class Daemon:
             ),
         )
         self.command_hooks.sync_slice = self._sync_slice_now
-        # The cluster's nodes from the settings, else the one broker enrolment named.
-        broker_urls = self.settings.brokers or [enrolment.mqtt_url]
+        broker_urls = enrolment.broker_urls(self.settings.brokers)
         tls = (
             client_tls_context(self.store.ca_path, self.store.cert_path, self.store.key_path)
             if parse_broker_list(broker_urls)[0].tls

@@ -22,6 +22,7 @@ from muster.crypto import generate_device_key, private_key_pem, write_public_fil
 from muster.crypto.pki import build_csr, certificate_pem, load_certificate, load_certificates
 from muster.enrolment_codes import DEFAULT_ENROL_PORT, certificate_matching, parse_code
 from muster.errors import BrokenError, ConfigError, CryptoError, EnrollmentError
+from muster.mqtt import parse_broker_list
 from muster.releases import key_id
 from muster.v1 import enrollment_pb2, enrollment_pb2_grpc
 
@@ -80,6 +81,7 @@ def enroll(
                 f"无法连接中心 {controller}：{details} (controller unreachable)；"
                 "检查网络/VPN、地址和端口，以及中心服务是否在运行"
             ) from exc
+    brokers = broker_urls(response)
     # Before the enrolment record, whose presence means the rest is complete.
     write_public_file(store.directory / RELEASE_KEYS_FILE, release_keys_json(response))
     store.save(
@@ -91,7 +93,8 @@ def enroll(
             device_id=response.device_id,
             township_code=response.township_code,
             profile=response.profile,
-            mqtt_url=response.mqtt_url,
+            mqtt_url=brokers[0],
+            mqtt_urls=brokers if len(response.mqtt_urls) else [],
             data_endpoint=response.data_endpoint,
             licence_authority_key=response.licence_authority_key.hex(),
             fingerprint_salt=salt.hex(),
@@ -99,6 +102,26 @@ def enroll(
         ),
     )
     return EnrolResult(response.device_id, response.township_code, response.profile)
+
+
+def broker_urls(response: enrollment_pb2.EnrollResponse) -> list[str]:
+    """The broker addresses the enrolment answer names (the cluster's nodes, or one broker),
+    checked before anything is saved: a device holding an address it cannot use would enrol and
+    then never report."""
+    urls = list(response.mqtt_urls) or [response.mqtt_url]
+    try:
+        parse_broker_list(urls)
+    except ConfigError as exc:
+        raise EnrollmentError(
+            f"中心给出的消息服务地址不可用：{exc}；本机未保存任何注册信息。"
+            "请联系中心检查其消息服务设置 (device_brokers / device_mqtt_url) 后重新注册"
+        ) from None
+    if response.mqtt_urls and response.mqtt_url and response.mqtt_url != urls[0]:
+        raise EnrollmentError(
+            f"中心给出的消息服务地址前后不一致 (mqtt_url {response.mqtt_url!r} 不是 mqtt_urls 的"
+            "第一项)；本机未保存任何注册信息。请联系中心检查其设置后重新注册"
+        )
+    return urls
 
 
 def release_keys_json(response: enrollment_pb2.EnrollResponse) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,14 @@ class Enrolment:
     licence_authority_key: str  # hex
     fingerprint_salt: str  # hex
     upload_keys: dict[str, str] = field(default_factory=dict)  # version -> hex public key
+    # The broker cluster's nodes the controller named, in order; empty for a controller that
+    # names one broker (mqtt_url) and for identities saved before clusters.
+    mqtt_urls: list[str] = field(default_factory=list)
+
+    def broker_urls(self, configured: Sequence[str] = ()) -> list[str]:
+        """Where telemetry goes: the nodes configured on this device (``--broker``), else the
+        cluster the controller named at enrolment, else its one broker."""
+        return list(configured) or list(self.mqtt_urls) or [self.mqtt_url]
 
 
 class GuardLedger:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from muster.mqtt import split_broker_urls
 
 
 class EdgeSettings(BaseSettings):
@@ -32,9 +33,4 @@ class EdgeSettings(BaseSettings):
     @classmethod
     def _split_brokers(cls, value: object) -> object:
         # The URLs themselves are checked when the daemon starts (a ConfigError naming the bad one).
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return list(value) if isinstance(value, tuple) else value
+        return split_broker_urls(value)

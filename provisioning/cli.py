@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -230,13 +231,23 @@ def import_outbox_command(export_file: Path, state_dir: Path) -> None:
     )
 
 
-def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeout: float) -> bool:
-    """Run and print the self-test; True when something failed."""
+def _selftest(
+    state_dir: Path,
+    profile_name: str | None,
+    *,
+    as_json: bool,
+    timeout: float,
+    brokers: Sequence[str] = (),
+) -> bool:
+    """Run and print the self-test; True when something failed. ``brokers``: the nodes the
+    daemon is configured with (its ``--broker``), else ``MUSTER_EDGE_BROKERS`` as the daemon
+    reads it, else what enrolment named."""
     from rich.console import Console
     from rich.table import Table
 
     from edge.identity import IdentityStore
     from muster.logs import configure_logging
+    from muster.mqtt import split_broker_urls
     from muster.profiles import load_profile
     from provisioning.selftest import FAIL, PASS, run_selftest
 
@@ -260,6 +271,8 @@ def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeo
             timeout_s=timeout,
             clock=SystemClock(),
             progress=lambda key: status.update(f"自检中 self-test: {key} …"),
+            brokers=list(brokers)
+            or cast(list[str], split_broker_urls(os.environ.get("MUSTER_EDGE_BROKERS", ""))),
         )
     if as_json:
         click.echo(
@@ -295,10 +308,21 @@ def _selftest(state_dir: Path, profile_name: str | None, *, as_json: bool, timeo
 )
 @click.option("--timeout", default=10.0, show_default=True, help="seconds per network check")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+@click.option(
+    "--broker",
+    "brokers",
+    multiple=True,
+    help="a broker node the daemon is given (its --broker), once per node; default: "
+    "MUSTER_EDGE_BROKERS, else the addresses from enrolment",
+)
 def selftest_command(
-    state_dir: Path, profile_name: str | None, timeout: float, as_json: bool
+    state_dir: Path,
+    profile_name: str | None,
+    timeout: float,
+    as_json: bool,
+    brokers: tuple[str, ...],
 ) -> None:
     """Check licence, certificate, controller (gRPC), broker (MQTT), reader, camera, clock and
     disk; print a table with a fix for every failure. Exit status 1 when anything failed."""
-    if _selftest(state_dir, profile_name, as_json=as_json, timeout=timeout):
+    if _selftest(state_dir, profile_name, as_json=as_json, timeout=timeout, brokers=brokers):
         sys.exit(1)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +39,7 @@ from edge.uplink.telemetry import TelemetryLink
 from muster.clock import Clock
 from muster.crypto.pki import load_certificate, load_certificates, verify_issued_by_any
 from muster.errors import CertificateError, MusterError
-from muster.mqtt import client_tls_context, parse_broker_url
+from muster.mqtt import client_tls_context, parse_broker_list
 from muster.profiles import CameraProfile, FirmwareProfile
 from muster.v1 import device_pb2
 
@@ -82,6 +82,7 @@ class _Context:
     timeout_s: float
     server_time: datetime | None = None
     round_trip: timedelta | None = None
+    brokers: Sequence[str] = ()
 
 
 def _licence(ctx: _Context) -> Check:
@@ -148,7 +149,7 @@ def _controller(ctx: _Context) -> Check:
 
 
 def _broker(ctx: _Context) -> Check:
-    return broker_check(ctx.store, timeout_s=ctx.timeout_s, clock=ctx.clock)
+    return broker_check(ctx.store, timeout_s=ctx.timeout_s, clock=ctx.clock, brokers=ctx.brokers)
 
 
 _TLS_ONLY = (
@@ -157,58 +158,85 @@ _TLS_ONLY = (
 )
 
 
-def broker_check(store: IdentityStore, *, timeout_s: float, clock: Clock) -> Check:
-    """Can this device reach the broker, and does the broker accept its certificate? The
-    daemon's own :class:`TelemetryLink`, built as the daemon builds it, probes at the TLS layer
-    only (see :meth:`TelemetryLink.probe_tls`). The daemon's MQTT state is in its log
-    ("telemetry connected" / "broker unreachable")."""
+def broker_check(
+    store: IdentityStore, *, timeout_s: float, clock: Clock, brokers: Sequence[str] = ()
+) -> Check:
+    """Can this device reach the broker, and does the broker accept its certificate? Every node
+    the daemon would try (``brokers``, as given to ``muster edge run --broker``; else the cluster
+    or broker the controller named at enrolment), each through the daemon's own
+    :class:`TelemetryLink` built as the daemon builds it, probed at the TLS layer only (see
+    :meth:`TelemetryLink.probe_tls`). One node that answers is enough to report (the daemon fails
+    over), so the check passes then and names the nodes that did not. The daemon's MQTT state is
+    in its log ("telemetry connected" / "broker unreachable")."""
     name = "消息服务 broker (MQTT)"
     enrolment = store.enrolment()
-    url = enrolment.mqtt_url
+    urls = enrolment.broker_urls(brokers)
     try:
         tls = (
             client_tls_context(store.ca_path, store.cert_path, store.key_path)
-            if parse_broker_url(url).tls
+            if parse_broker_list(urls)[0].tls
             else None
         )
-        link = TelemetryLink(
-            enrolment.device_id,
-            url,
-            device_pb2.Heartbeat,
-            interval_s=60.0,
-            tls_context=tls,
-            clock=clock,
-        )
+        links = [
+            TelemetryLink(
+                enrolment.device_id,
+                url,
+                device_pb2.Heartbeat,
+                interval_s=60.0,
+                tls_context=tls,
+                clock=clock,
+            )
+            for url in urls
+        ]
     except MusterError as exc:
-        return Check(name, FAIL, str(exc), "重新注册本机以取得正确的消息服务地址")
+        return Check(name, FAIL, str(exc), "重新注册本机以取得正确的消息服务地址，或改正 --broker")
     except (OSError, ssl.SSLError) as exc:
         return Check(name, FAIL, f"本机证书无法加载：{exc}", "用注册码重新注册本机")
+    good: list[str] = []
+    bad: list[tuple[str, str, str]] = []  # url, what went wrong, what to do
+    for url, link in zip(urls, links, strict=True):
+        outcome = _probe(url, link, timeout_s)
+        if outcome is None:
+            good.append(url)
+        else:
+            bad.append((url, *outcome))
+    if not bad:
+        shown = good[0] if len(good) == 1 else f"{len(good)} 个节点 ({', '.join(good)}) 均"
+        plain = "（未加密，仅限测试环境）" if tls is None else "，已接受本机证书"
+        return Check(name, PASS, f"{shown} 可达{plain}{_TLS_ONLY}")
+    failures = "；".join(f"{url}: {detail}" for url, detail, _ in bad)
+    if good:
+        return Check(
+            name,
+            PASS,
+            f"{len(good)}/{len(urls)} 个节点可用 ({', '.join(good)})；不可用：{failures}。"
+            f"本机会自动切换到可用节点，请把不可用的节点告知中心{_TLS_ONLY}",
+        )
+    return Check(name, FAIL, failures, bad[0][2])
+
+
+def _probe(url: str, link: TelemetryLink, timeout_s: float) -> tuple[str, str] | None:
+    """None when the node took this device's certificate (or is a plain test broker); else what
+    went wrong and what to do."""
     host, port = link.broker
     probe = link.probe_tls(timeout_s)
-    refused_fix = "消息服务拒绝了本机证书：联系中心确认本机未被吊销，必要时用注册码重新注册"
     match probe.outcome:
-        case "accepted":
-            return Check(name, PASS, f"{url} 可达，已接受本机证书{_TLS_ONLY}")
-        case "plain":
-            return Check(name, PASS, f"{url} 可达（未加密，仅限测试环境）{_TLS_ONLY}")
+        case "accepted" | "plain":
+            return None
         case "unreachable":
-            return Check(
-                name,
-                FAIL,
-                f"{url}: {probe.detail}",
-                f"检查网络/VPN 能否到达 {host}:{port}，以及消息服务是否在运行",
-            )
+            return probe.detail, f"检查网络/VPN 能否到达 {host}:{port}，以及消息服务是否在运行"
         case "untrusted":
-            return Check(
-                name,
-                FAIL,
-                f"{url}: 消息服务的证书不可信：{probe.detail}",
+            return (
+                f"消息服务的证书不可信：{probe.detail}",
                 "本机的 CA 证书与消息服务不符：确认地址正确，或重新注册本机",
             )
         case "bad_identity":
-            return Check(name, FAIL, f"本机证书无法加载：{probe.detail}", "用注册码重新注册本机")
+            return f"本机证书无法加载：{probe.detail}", "用注册码重新注册本机"
         case _:
-            return Check(name, FAIL, f"{url}: {probe.detail or '消息服务拒绝了连接'}", refused_fix)
+            return (
+                probe.detail or "消息服务拒绝了连接",
+                "消息服务拒绝了本机证书：联系中心确认本机未被吊销，必要时用注册码重新注册",
+            )
 
 
 def _reader(ctx: _Context) -> Check:
@@ -359,6 +387,7 @@ def run_selftest(
     timeout_s: float = 10.0,
     clock: Clock,
     progress: Callable[[str], None] = lambda name: None,
+    brokers: Sequence[str] = (),
 ) -> list[Check]:
     store = IdentityStore(state_dir)
     if not store.is_enrolled():
@@ -371,7 +400,7 @@ def run_selftest(
                 "或 muster provision enroll --controller HOST:PORT --code CODE --ca-cert ca.crt",
             )
         ]
-    ctx = _Context(store, profile, simulated_seed, clock, clock.now(), timeout_s)
+    ctx = _Context(store, profile, simulated_seed, clock, clock.now(), timeout_s, brokers=brokers)
     results = []
     for key, check in CHECKS:
         progress(key)

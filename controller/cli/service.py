@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from controller.cli.options import Refused, data_dir_option, database_url_option, tell_rejections
 from controller.settings import ControllerSettings
@@ -16,9 +17,18 @@ from muster.logs import configure_logging
 
 def _settings(**options: object) -> ControllerSettings:
     given = {k: v for k, v in options.items() if v not in (None, ())}
-    if "public_hostnames" in given:
-        given["public_hostnames"] = list(given["public_hostnames"])  # type: ignore[call-overload]
-    return ControllerSettings(**given)  # type: ignore[arg-type]
+    for many in ("public_hostnames", "device_brokers"):
+        if many in given:
+            given[many] = list(given[many])  # type: ignore[call-overload]
+    try:
+        return ControllerSettings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # One line per setting, in its words, not pydantic's traceback.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise click.UsageError(f"设置有误 (bad settings): {problems}") from None
 
 
 _common = [data_dir_option, database_url_option]
@@ -54,6 +64,13 @@ def controller() -> None:
 )
 @click.option("--mqtt-url", help="broker for telemetry, mqtt://HOST:PORT or mqtts://HOST:PORT")
 @click.option("--device-mqtt-url", help="broker URL handed to devices, when it differs from ours")
+@click.option(
+    "--device-broker",
+    "device_brokers",
+    multiple=True,
+    help="a node of the broker cluster devices are told, once per node in the order they try "
+    "them (over --device-mqtt-url)",
+)
 @click.option(
     "--shared-group", "mqtt_shared_group", help="MQTT shared-subscription group for replicas"
 )

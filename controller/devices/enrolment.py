@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,14 +96,19 @@ class Enroller:
         pki: ControllerPki,
         *,
         licence_days: int,
-        mqtt_url: str,
+        mqtt_url: str = "",
+        mqtt_urls: Sequence[str] = (),
         data_endpoint: str,
         clock: Clock,
     ) -> None:
+        """``mqtt_urls``: the broker cluster's nodes in the order devices try them; or
+        ``mqtt_url``, one broker."""
         self._sessions = sessions
         self._pki = pki
         self._licence_days = licence_days
-        self._mqtt_url = mqtt_url
+        self._mqtt_urls = list(mqtt_urls) or [mqtt_url]
+        if not self._mqtt_urls[0]:
+            raise ValueError("Enroller needs the broker address devices are told (mqtt_url)")
         self._data_endpoint = data_endpoint
         self._clock = clock
 
@@ -180,7 +186,8 @@ class Enroller:
                 profile=code.profile,
                 township_code=code.township_code,
                 upload_keys=upload_key_messages(session, now),
-                mqtt_url=self._mqtt_url,
+                mqtt_url=self._mqtt_urls[0],
+                mqtt_urls=self._mqtt_urls,
                 data_endpoint=self._data_endpoint,
                 licence_authority_key=licence_public_bytes(self._pki.licence_key),
                 release_keys=[

@@ -17,37 +17,9 @@ from typing import NoReturn
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.errors import ConfigError
-from muster.mqtt import BrokerAddress, parse_broker_url
+from muster.mqtt import BrokerAddress, parse_broker_list
 
 __all__ = ["Attempt", "BrokerRotation", "keep_connected", "parse_broker_list"]
-
-
-def parse_broker_list(urls: Sequence[str]) -> tuple[BrokerAddress, ...]:
-    """Every URL of the list parsed (``mqtt://`` or ``mqtts://``, see
-    :func:`muster.mqtt.parse_broker_url`); a ``ConfigError`` naming the entry that is wrong for
-    an empty list, a bad or repeated entry, or a list that mixes TLS and plain addresses (a
-    device has one identity: every node of its cluster must take it the same way)."""
-    if isinstance(urls, str):
-        urls = [urls]
-    if not urls:
-        raise ConfigError("消息服务地址列表为空：至少给出一个地址，例如 mqtts://HOST:8883")
-    addresses: list[BrokerAddress] = []
-    for position, url in enumerate(urls, start=1):
-        try:
-            address = parse_broker_url(url.strip())
-        except ConfigError as exc:
-            raise ConfigError(f"消息服务地址列表第 {position} 项：{exc}") from exc
-        if any((a.host, a.port) == (address.host, address.port) for a in addresses):
-            raise ConfigError(
-                f"消息服务地址列表第 {position} 项 ({url!r}) 与前面的地址重复：每个节点只列一次"
-            )
-        if addresses and address.tls != addresses[0].tls:
-            raise ConfigError(
-                f"消息服务地址列表第 {position} 项 ({url!r}) 与第一项混用 mqtt:// 和 mqtts://："
-                "每个节点都用 mqtts://（测试用的明文服务则都用 mqtt://）"
-            )
-        addresses.append(address)
-    return tuple(addresses)
 
 
 @dataclass(frozen=True, slots=True)

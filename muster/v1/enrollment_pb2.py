@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amuster/v1/enrollment.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n\x13HardwareFingerprint\x12\x12\n\nmachine_id\x18\x01 \x01(\t\x12\x14\n\x0cproduct_uuid\x18\x02 \x01(\t\x12\x13\n\x0bprimary_mac\x18\x03 \x01(\t\x12\x18\n\x10root_disk_serial\x18\x04 \x01(\t\x12\x11\n\tcpu_model\x18\x05 \x01(\t\x12\x0c\n\x04salt\x18\x06 \x01(\x0c\"\xd8\x01\n\rEnrollRequest\x12\x17\n\x0f\x65nrollment_code\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_der\x18\x02 \x01(\x0c\x12\x33\n\x0b\x66ingerprint\x18\x03 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65vice_model\x18\x05 \x01(\t\x12\x19\n\x11\x65xpected_township\x18\x64 \x01(\t\x12\x1d\n\x15\x65xpected_profile_kind\x18\x65 \x01(\t\"f\n\tUploadKey\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x19\n\x11x25519_public_key\x18\x02 \x01(\x0c\x12-\n\tnot_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe7\x02\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_der\x18\x03 \x01(\x0c\x12\x0f\n\x07licence\x18\x04 \x01(\x0c\x12\x0f\n\x07profile\x18\x05 \x01(\t\x12\x15\n\rtownship_code\x18\x06 \x01(\t\x12)\n\x0bupload_keys\x18\x07 \x03(\x0b\x32\x14.muster.v1.UploadKey\x12\x10\n\x08mqtt_url\x18\x08 \x01(\t\x12\x15\n\rdata_endpoint\x18\t \x01(\t\x12/\n\x0bserver_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15licence_authority_key\x18\x0b \x01(\x0c\x12\x30\n\x0crelease_keys\x18\x0c \x03(\x0b\x32\x1a.muster.v1.ReleaseKeyEntry\"5\n\x0fReleaseKeyEntry\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x32K\n\nEnrollment\x12=\n\x06\x45nroll\x12\x18.muster.v1.EnrollRequest\x1a\x19.muster.v1.EnrollResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amuster/v1/enrollment.proto\x12\tmuster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n\x13HardwareFingerprint\x12\x12\n\nmachine_id\x18\x01 \x01(\t\x12\x14\n\x0cproduct_uuid\x18\x02 \x01(\t\x12\x13\n\x0bprimary_mac\x18\x03 \x01(\t\x12\x18\n\x10root_disk_serial\x18\x04 \x01(\t\x12\x11\n\tcpu_model\x18\x05 \x01(\t\x12\x0c\n\x04salt\x18\x06 \x01(\x0c\"\xd8\x01\n\rEnrollRequest\x12\x17\n\x0f\x65nrollment_code\x18\x01 \x01(\t\x12\x0f\n\x07\x63sr_der\x18\x02 \x01(\x0c\x12\x33\n\x0b\x66ingerprint\x18\x03 \x01(\x0b\x32\x1e.muster.v1.HardwareFingerprint\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65vice_model\x18\x05 \x01(\t\x12\x19\n\x11\x65xpected_township\x18\x64 \x01(\t\x12\x1d\n\x15\x65xpected_profile_kind\x18\x65 \x01(\t\"f\n\tUploadKey\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x19\n\x11x25519_public_key\x18\x02 \x01(\x0c\x12-\n\tnot_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x02\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_der\x18\x03 \x01(\x0c\x12\x0f\n\x07licence\x18\x04 \x01(\x0c\x12\x0f\n\x07profile\x18\x05 \x01(\t\x12\x15\n\rtownship_code\x18\x06 \x01(\t\x12)\n\x0bupload_keys\x18\x07 \x03(\x0b\x32\x14.muster.v1.UploadKey\x12\x10\n\x08mqtt_url\x18\x08 \x01(\t\x12\x15\n\rdata_endpoint\x18\t \x01(\t\x12/\n\x0bserver_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15licence_authority_key\x18\x0b \x01(\x0c\x12\x30\n\x0crelease_keys\x18\x0c \x03(\x0b\x32\x1a.muster.v1.ReleaseKeyEntry\x12\x11\n\tmqtt_urls\x18\r \x03(\t\"5\n\x0fReleaseKeyEntry\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x32K\n\nEnrollment\x12=\n\x06\x45nroll\x12\x18.muster.v1.EnrollRequest\x1a\x19.muster.v1.EnrollResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,9 +39,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADKEY']._serialized_start=439
   _globals['_UPLOADKEY']._serialized_end=541
   _globals['_ENROLLRESPONSE']._serialized_start=544
-  _globals['_ENROLLRESPONSE']._serialized_end=903
-  _globals['_RELEASEKEYENTRY']._serialized_start=905
-  _globals['_RELEASEKEYENTRY']._serialized_end=958
-  _globals['_ENROLLMENT']._serialized_start=960
-  _globals['_ENROLLMENT']._serialized_end=1035
+  _globals['_ENROLLRESPONSE']._serialized_end=922
+  _globals['_RELEASEKEYENTRY']._serialized_start=924
+  _globals['_RELEASEKEYENTRY']._serialized_end=977
+  _globals['_ENROLLMENT']._serialized_start=979
+  _globals['_ENROLLMENT']._serialized_end=1054
 # @@protoc_insertion_point(module_scope)

@@ -142,6 +142,7 @@ class EnrollResponse(_message.Message):
     SERVER_TIME_FIELD_NUMBER: _builtins.int
     LICENCE_AUTHORITY_KEY_FIELD_NUMBER: _builtins.int
     RELEASE_KEYS_FIELD_NUMBER: _builtins.int
+    MQTT_URLS_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     certificate_der: _builtins.bytes
     ca_certificate_der: _builtins.bytes
@@ -166,6 +167,12 @@ class EnrollResponse(_message.Message):
         it trusts no key first seen in an update offer.
         """
 
+    @_builtins.property
+    def mqtt_urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every node of the broker cluster, in the order the device tries them (its first is
+        mqtt_url, which devices that know only one address read).
+        """
+
     def __init__(
         self,
         *,
@@ -181,10 +188,11 @@ class EnrollResponse(_message.Message):
         server_time: _timestamp_pb2.Timestamp | None = ...,
         licence_authority_key: _builtins.bytes = ...,
         release_keys: _abc.Iterable[Global___ReleaseKeyEntry] | None = ...,
+        mqtt_urls: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["server_time", b"server_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificate_der", b"ca_certificate_der", "certificate_der", b"certificate_der", "data_endpoint", b"data_endpoint", "device_id", b"device_id", "licence", b"licence", "licence_authority_key", b"licence_authority_key", "mqtt_url", b"mqtt_url", "profile", b"profile", "release_keys", b"release_keys", "server_time", b"server_time", "township_code", b"township_code", "upload_keys", b"upload_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificate_der", b"ca_certificate_der", "certificate_der", b"certificate_der", "data_endpoint", b"data_endpoint", "device_id", b"device_id", "licence", b"licence", "licence_authority_key", b"licence_authority_key", "mqtt_url", b"mqtt_url", "mqtt_urls", b"mqtt_urls", "profile", b"profile", "release_keys", b"release_keys", "server_time", b"server_time", "township_code", b"township_code", "upload_keys", b"upload_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -18,6 +18,7 @@ import numpy as np
 import segno
 
 from controller.devices.pki_store import ensure_controller_pki
+from tests.fixtures.components import free_port
 from tests.fixtures.fleet import MUSTER, ControllerProcess, Fleet
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -250,3 +251,62 @@ def test_code_create_refuses_a_data_dir_without_the_controllers_keys(tmp_path: P
     assert str(empty.resolve()) in done.stderr
     assert "--data-dir" in done.stderr and "MUSTER_CONTROLLER_DATA_DIR" in done.stderr
     assert not empty.exists() or not any(empty.rglob("*"))
+
+
+def test_a_device_learns_the_broker_cluster_at_enrolment_and_the_self_test_probes_every_node(
+    fleet: Fleet, mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A controller told the cluster's nodes (``--device-broker`` once per node) names them all
+    in the enrolment answer; the device keeps them in that order for its daemon, and the
+    self-test probes each: one node down still passes (the daemon fails over), naming it."""
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    controller = fleet.controller(
+        mqtt_url=mosquitto.url,
+        extra_args=("--device-broker", dead, "--device-broker", mosquitto.url),
+    )
+    code = create(controller)["code"]
+    state = tmp_path / "dev"
+    done = enrol(
+        state,
+        "--controller",
+        f"127.0.0.1:{controller.enrol_port}",
+        "--code",
+        code,
+        "--ca-cert",
+        str(controller.ca_cert),
+    )
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((state / "identity" / "enrolment.json").read_text())
+    assert saved["mqtt_urls"] == [dead, mosquitto.url] and saved["mqtt_url"] == dead
+    checked = provision("selftest", "--state-dir", str(state), "--json", "--timeout", "3")
+    broker = next(c for c in json.loads(checked.stdout) if "broker" in c["check"])
+    assert broker["verdict"] == "pass", broker
+    assert "1/2" in broker["detail"] and dead in broker["detail"], broker
+    # The daemon's own --broker list is what the self-test probes when given: both dead fails.
+    other = f"mqtt://127.0.0.1:{free_port()}"
+    checked = provision(
+        "selftest", "--state-dir", str(state), "--json", "--timeout", "3",
+        "--broker", dead, "--broker", other,
+    )  # fmt: skip
+    broker = next(c for c in json.loads(checked.stdout) if "broker" in c["check"])
+    assert broker["verdict"] == "fail" and dead in broker["detail"] and other in broker["detail"]
+    assert "网络" in broker["fix"], broker
+
+
+def test_a_controller_refuses_a_broker_cluster_it_cannot_hand_out(tmp_path: Path) -> None:
+    """Nodes mixing mqtt:// and mqtts://, a node listed twice or a bad port would reach every
+    device enrolled afterwards: the controller refuses to start, naming the item."""
+    for brokers, said in (
+        (["mqtts://127.0.0.1:8883", "mqtt://127.0.0.1:1883"], "mqtt://"),
+        (["mqtts://127.0.0.1:8883", "mqtts://127.0.0.1:8883"], "重复"),
+        (["mqtts://127.0.0.1:99999"], "端口"),
+        (["http://127.0.0.1:8883"], "mqtts://HOST:PORT"),
+    ):
+        flags = [part for url in brokers for part in ("--device-broker", url)]
+        done = subprocess.run(
+            [*MUSTER, "controller", "run", "--data-dir", str(tmp_path / "ctl"), *flags],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode != 0 and "device_brokers" in done.stderr, done.stderr
+        assert said in done.stderr, done.stderr
+        assert not (tmp_path / "ctl" / "controller.db").exists()
