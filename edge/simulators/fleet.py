@@ -5,7 +5,9 @@ commands. For the telemetry benchmark and for trying the admin pages at national
 Why not N daemons: 100,000 daemon processes (or 100,000 TLS connections) do not fit one 2-core
 machine. Devices are multiplexed over a few MQTT connections to a plain (anonymous) broker
 instead; the broker's ACL, which needs one certificate per device, is exercised by the real
-daemons in the integration tests. The devices' ids and townships come from
+daemons in the integration tests. Over TLS (``tls_context``) the simulator connects as one identity
+the broker lets publish for every device (tests/fixtures/nats_cluster.py ``allow_simulator``),
+never as a device. The devices' ids and townships come from
 ``muster.fleet_layout``, the same numbering the controller's ``register-simulated`` uses.
 
 Realism: each device keeps its own heartbeat phase, sequence, uptime, outbox (a random walk that
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -96,13 +99,16 @@ class FleetSimulator:
         first: int = 0,
         qos: int = 1,
         clock: Clock,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._broker = parse_broker_url(broker_url)
-        if self._broker.tls:
+        if self._broker.tls and tls_context is None:
             raise BrokenError(
                 "the fleet simulator multiplexes many devices on one connection, which a broker "
-                "with per-device certificates refuses; point it at a plain mqtt:// listener"
+                "with per-device certificates refuses; point it at a plain mqtt:// listener, or "
+                "give it the TLS context of an identity the broker lets publish for every device"
             )
+        self._tls_context = tls_context if self._broker.tls else None
         self.shape = shape or FleetShape()
         self._rng = random.Random(self.shape.seed)
         self._clock = clock
@@ -269,6 +275,8 @@ class FleetSimulator:
             )
             client.max_inflight_messages_set(2000)
             client.on_message = self._on_message
+            if self._tls_context is not None:
+                client.tls_set_context(self._tls_context)
             try:
                 client.connect(self._broker.host, self._broker.port, keepalive=60)
             except OSError as exc:

@@ -66,13 +66,26 @@ def say(line: str) -> None:
 
 class ControllerUnderTest:
     def __init__(
-        self, directory: Path, broker_url: str, shared_group: str = "", n: int = 0
+        self,
+        directory: Path,
+        broker_url: str,
+        shared_group: str = "",
+        n: int = 0,
+        *,
+        database_url: str = "",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = directory / "controller"
         self.admin_port = free_port()
         self.log = directory / f"controller{n}.log"
         self.broker_url = broker_url
         self.shared_group = shared_group
+        # Every command on this controller's data: its directory, and the database when not the
+        # directory's SQLite file.
+        self.db_args = ["--data-dir", str(self.data_dir)]
+        if database_url:
+            self.db_args += ["--database-url", database_url]
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self._auth: dict[str, str] = {}
 
@@ -88,8 +101,7 @@ class ControllerUnderTest:
                 "register-simulated",
                 "--devices",
                 str(devices),
-                "--data-dir",
-                str(self.data_dir),
+                *self.db_args,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -102,8 +114,7 @@ class ControllerUnderTest:
                     *MUSTER,
                     "controller",
                     "run",
-                    "--data-dir",
-                    str(self.data_dir),
+                    *self.db_args,
                     "--mqtt-url",
                     self.broker_url,
                     "--admin-port",
@@ -118,6 +129,7 @@ class ControllerUnderTest:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
             )
         wait_for_port(
             "127.0.0.1",
@@ -143,7 +155,7 @@ class ControllerUnderTest:
     def auth(self) -> dict[str, str]:
         """A national admin's bearer token: the admin API needs a login like any client."""
         if not self._auth:
-            db = ["--data-dir", str(self.data_dir)]
+            db = self.db_args
             subprocess.run(
                 [*MUSTER, "controller", "admin", "add", "--username", "bench", "--role", "ministry",
                  "--region", "", *db],

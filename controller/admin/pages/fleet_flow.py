@@ -35,6 +35,7 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
         if consumer is None:
             return {
                 "connected": False,
+                "transport": "none",
                 "messages_received": 0,
                 "messages_applied": 0,
                 "messages_handled": 0,
@@ -42,8 +43,13 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
                 "messages_superseded": 0,
                 "messages_dropped": 0,
             }
+        # With telemetry over NATS the MQTT connection only carries commands: the replica takes
+        # its share of telemetry once the intake is subscribed too.
+        intake = getattr(request.app.state, "intake", None)
         return {
-            "connected": consumer.connected.is_set(),
+            "connected": consumer.connected.is_set()
+            and (intake is None or intake.connected.is_set()),
+            "transport": "mqtt" if intake is None else "nats",
             "messages_received": consumer.messages_received,
             "messages_applied": consumer.messages_applied,
             "messages_handled": consumer.messages_handled,
