@@ -41,7 +41,6 @@ import nats
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import NotFoundError
 
@@ -209,7 +208,10 @@ class NatsTelemetryIntake:
     async def _fetch(self, pull: Any) -> None:
         try:
             messages: list[Msg] = await pull.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
-        except NatsTimeoutError:
+        except TimeoutError:
+            # Nothing came. nats-py says so with its own TimeoutError, or, when the wait ran out
+            # between its two requests (a busy event loop), with a bare asyncio.TimeoutError:
+            # either is "ask again", never a reason to drop the subscriptions.
             return
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
             await asyncio.sleep(FETCH_WAIT_S)  # the client is failing over; ask again then

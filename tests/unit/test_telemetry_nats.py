@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import nats.errors
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,3 +112,31 @@ async def test_acks_wait_for_the_batch_that_holds_their_messages(
     assert await consumer.flush()  # nothing new: the first is not acknowledged again
     assert acked == ["first"]
     assert consumer.messages_handled == consumer.messages_received == 1
+
+
+class _Pull:
+    """What ``pull.fetch`` of nats-py 2.x does when the wait runs out between its no-wait probe
+    and its lingering request (nats/js/client.py ``_fetch_n``): a bare asyncio.TimeoutError, not
+    nats' own. Seen in the soak on a busy controller: the intake took it for a failure, dropped
+    its queue subscriptions and lost heartbeats while the supervisor backed off."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error, self.calls = error, 0
+
+    async def fetch(self, batch: int, timeout: float) -> list[object]:  # noqa: ASYNC109
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [TimeoutError(), nats.errors.TimeoutError()])
+async def test_a_fetch_that_times_out_either_way_is_nothing_yet(
+    sessions: sessionmaker[Session], error: BaseException
+) -> None:
+    clock = VirtualClock(T0)
+    settings = ControllerSettings(telemetry_transport="nats", nats_urls=["tls://n1:4222"])
+    consumer = TelemetryConsumer(settings, DeviceStateStore(sessions, clock), clock)
+    intake = NatsTelemetryIntake(settings, consumer, None)
+    pull = _Pull(error)
+    await intake._fetch(pull)
+    await intake._fetch(pull)
+    assert pull.calls == 2 and intake.taken == {"core": 0, "stream": 0}
