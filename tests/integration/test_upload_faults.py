@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from tests.fixtures.backlog import preseal_backlog
@@ -118,6 +119,9 @@ def run_faults(
     }
 
 
+# A hang guard, not a time limit: 10,000 records through kills and restarts took over the
+# default 300 s once on a loaded two-core machine.
+@pytest.mark.timeout(900)
 def test_kills_cuts_and_broker_restarts_lose_and_double_nothing(
     fleet: Fleet,
     mosquitto: MosquittoBroker,
