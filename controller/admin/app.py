@@ -29,6 +29,7 @@ from controller.admin.login_guard import (
 from controller.admin.pages import page_routers
 from controller.admin.release_pages import release_router
 from controller.admin.task_pages import task_router
+from controller.admin.unavailable import DatabaseUnavailable
 from controller.db.models import Device, Record
 from muster.client_address import parse_trusted_proxies
 from muster.clock import Clock
@@ -169,4 +170,5 @@ def create_admin_app(
     install_access_control(app, sessions, clock)  # scopes and roles on every route above
     if upload_keys is not None:  # only a controller holding the upload keys can open photos
         app.include_router(attachments_router(sessions, upload_keys))
+    app.add_middleware(DatabaseUnavailable)  # outermost: the access control reads the database
     return app
