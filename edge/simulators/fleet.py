@@ -97,7 +97,7 @@ class FleetSimulator:
         connections: int = 4,
         shape: FleetShape | None = None,
         first: int = 0,
-        qos: int = 1,
+        qos: int = 1,  # at most this; each kind at its own (topics.QOS), as a device publishes
         clock: Clock,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -247,9 +247,13 @@ class FleetSimulator:
         self, device: _Device, kind: topics.Kind, payload: bytes, retain: bool = False
     ) -> None:
         client = self._clients[device.connection]
-        self._last[device.connection] = client.publish(
-            topics.topic(device.sim.device_id, kind), payload, qos=self._qos, retain=retain
+        info = client.publish(
+            topics.topic(device.sim.device_id, kind),
+            payload,
+            qos=min(self._qos, topics.QOS[kind]),
+            retain=retain,
         )
+        self._last[device.connection] = info  # a connection sends in order: its last is enough
 
     def _on_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage

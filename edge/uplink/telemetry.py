@@ -274,7 +274,9 @@ class TelemetryLink:
             if clock.monotonic() >= next_beat:
                 beat = self._heartbeat()
                 await client.publish(
-                    topics.topic(self._device_id, "telemetry"), beat.SerializeToString(), qos=1
+                    topics.topic(self._device_id, "telemetry"),
+                    beat.SerializeToString(),
+                    qos=topics.QOS["telemetry"],
                 )
                 self.heartbeats_sent += 1
                 next_beat = clock.monotonic() + self._interval
@@ -304,7 +306,7 @@ class TelemetryLink:
                 await client.publish(
                     topics.topic(self._device_id, "telemetry"),
                     self._heartbeat().SerializeToString(),
-                    qos=1,
+                    qos=topics.QOS["telemetry"],
                 )
                 await client.publish(
                     topics.topic(self._device_id, "status"),
