@@ -116,6 +116,16 @@ def _weights(values: tuple[str, ...]) -> dict[str, float]:
     ),
 )
 @click.option(
+    "--broker",
+    type=click.Choice(["mosquitto", "nats"]),
+    default="mosquitto",
+    show_default=True,
+    help=(
+        "mosquitto: one broker, replicas sharing $share; nats: the 3-node NATS cluster, devices"
+        " failing over along its nodes, replicas on its queue group and JetStream"
+    ),
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -132,6 +142,7 @@ def chaos(
     seed: int,
     recovery_timeout: float,
     weights: dict[str, float],
+    broker: str,
     out: Path | None,
 ) -> None:
     """Run a fleet under seeded faults and count lost and doubled records (the chaos suite)."""
@@ -150,6 +161,7 @@ def chaos(
         commands=commands,
         recovery_timeout_s=recovery_timeout,
         weights=weights,
+        broker=broker,
     )
     click.echo(f"chaos run in {out_dir}", err=True)
     counts = run_chaos(config)

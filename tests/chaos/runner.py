@@ -45,6 +45,7 @@ from muster.chaos_plan import (
     plan_commands,
     plan_faults,
 )
+from tests.chaos.brokers import ChaosBrokers, make_brokers
 from tests.chaos.centre import check_status, issue_command
 from tests.chaos.counts import ChaosCounts, count_database, count_outboxes, render
 from tests.chaos.links import PacketLoss
@@ -53,13 +54,11 @@ from tests.chaos.world import (
     ChaosDevice,
     make_device,
     processes_naming,
-    start_broker,
     start_controllers,
     write_profiles,
 )
 from tests.fixtures.components import ComponentStartError, wait_for_port
 from tests.fixtures.fleet import ControllerProcess
-from tests.fixtures.mosquitto import MosquittoBroker
 
 __all__ = ["ChaosConfig", "run_chaos"]
 
@@ -80,6 +79,8 @@ class ChaosConfig:
     # kind -> weight over muster.chaos_plan.DEFAULT_WEIGHTS (a short run hits replicas less:
     # each restart costs half a minute)
     weights: Mapping[str, float] = field(default_factory=dict)
+    # "mosquitto" (one broker, $share) or "nats" (the 3-node cluster; tests/chaos/brokers.py)
+    broker: str = "mosquitto"
 
 
 class ChaosRun:
@@ -88,7 +89,7 @@ class ChaosRun:
         self.console = console
         self.out = config.out_dir
         self.database = ChaosDatabase()
-        self.broker: MosquittoBroker | None = None
+        self.brokers: ChaosBrokers | None = None
         self.controllers: list[ControllerProcess] = []
         self.devices: list[ChaosDevice] = []
         self.faults: Counter[str] = Counter()
@@ -108,19 +109,20 @@ class ChaosRun:
         self.database.start()
         self.database.create_database("chaos")
         data_dir = self.out / "controller"
-        self.broker = start_broker(data_dir, self.out / "mosquitto")
+        self.brokers = brokers = make_brokers(self.config.broker, data_dir, self.out / "brokers")
+        if not brokers.starts_after_enrolment:
+            brokers.start([])
         start_controllers(
             self.out,
             self.config.controllers,
             self.database.database_url,
-            self.broker,
+            brokers,
             self.controllers,
         )
         collecting, idle = write_profiles(
             self.out, self.config.records_per_minute, self.config.heartbeat_s
         )
         per_device = self.config.records // self.config.devices
-        broker = self.broker
 
         made: dict[int, ChaosDevice] = {}
 
@@ -130,12 +132,15 @@ class ChaosRun:
             with self._lock:
                 made[number] = device  # closed at the end even if the start fails later
                 self.devices = [made[n] for n in sorted(made)]
-            device.enrol(per_device, self.config.seed * 10_000 + number, broker)
-            device.start()
+            device.enrol(per_device, self.config.seed * 10_000 + number, brokers)
             return device
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             self.devices = list(pool.map(enrol, range(1, self.config.devices + 1)))
+            if brokers.starts_after_enrolment:
+                brokers.start([d.edge.device_id for d in self.devices])
+            for device in self.devices:
+                device.start()
             # Admin logins now, so commands during the faults never wait on an account.
             list(pool.map(lambda c: c.auth, self.controllers))
         self.loss = PacketLoss([d.link_ports for d in self.devices])
@@ -149,7 +154,7 @@ class ChaosRun:
             PARTITION_DEVICE: names,
             LATENCY_LOSS: names,
             KILL_CONTROLLER: [f"controller-{i + 1}" for i in range(len(self.controllers))],
-            KILL_BROKER: ["broker"],
+            KILL_BROKER: self.brokers.names if self.brokers else [],
             KILL_DATABASE: ["database"],
         }
 
@@ -160,8 +165,8 @@ class ChaosRun:
             self.loss.close()
         for controller in self.controllers:
             controller.stop()
-        if self.broker is not None:
-            self.broker.stop()
+        if self.brokers is not None:
+            self.brokers.stop()
         self.database.stop()
         self._log.close()
 
@@ -225,9 +230,8 @@ class ChaosRun:
         elif fault.kind == KILL_CONTROLLER:
             self._controller(fault.target).kill()
         elif fault.kind == KILL_BROKER:
-            assert self.broker is not None and self.broker._process is not None
-            self.broker._process.kill()
-            self.broker._process.wait(timeout=10)
+            assert self.brokers is not None
+            self.brokers.kill(fault.target)
         elif fault.kind == KILL_DATABASE:
             self.database.kill()
         elif fault.kind == LATENCY_LOSS:
@@ -255,9 +259,9 @@ class ChaosRun:
             self._device(target).start()
         elif target.startswith("controller-"):
             self._start_controller(self._controller(target))
-        elif target == "broker":
-            assert self.broker is not None
-            self.broker.start()
+        elif target.startswith("broker"):
+            assert self.brokers is not None
+            self.brokers.restart(target)
         elif target == "database":
             self.database.restart()
 
@@ -291,8 +295,8 @@ class ChaosRun:
         if name.startswith("controller-"):
             process = self._controller(name).process
             return process is not None and process.poll() is None
-        if name == "broker":
-            return self.broker is not None and self.broker.running
+        if name.startswith("broker"):
+            return self.brokers is not None and self.brokers.running(name)
         return self.database.running
 
     def watchdog(self) -> None:
@@ -301,7 +305,7 @@ class ChaosRun:
         job that brings it back meanwhile is never doubled by a second start."""
         names = [d.name for d in self.devices]
         names += [f"controller-{i + 1}" for i in range(len(self.controllers))]
-        names += ["broker", "database"]
+        names += [*(self.brokers.names if self.brokers else []), "database"]
         for name in names:
             lock = self._target_lock(name)
             if not lock.acquire(blocking=False):

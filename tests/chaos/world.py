@@ -1,7 +1,6 @@
 """The parts a chaos run starts and breaks, each a real process: a PostgreSQL of its own (killed
--9 and restarted, so never the test session's shared server), Mosquitto in its production shape
-(two TLS listeners, client certificates, the ACL), controller replicas in one shared-subscription
-group on that database, and enrolled device daemons whose links run through TCP proxies the run
+-9 and restarted, so never the test session's shared server), the brokers (``brokers.py``:
+Mosquitto, or the 3-node NATS cluster), controller replicas on that database, and enrolled device daemons whose links run through TCP proxies the run
 can cut or slow down (``links.py``). A device can restart under libfaketime to jump its clock.
 Each daemon runs in a process group of its own, so a kill leaves nothing behind."""
 
@@ -14,17 +13,13 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.devices.pki_store import CONTROLLER_MQTT_IDENTITY, ensure_controller_pki
-from muster.crypto import write_private_key, write_public_file
-from muster.crypto.pki import certificate_pem, issue_server_certificate
+from tests.chaos.brokers import ChaosBrokers
 from tests.chaos.links import ChaosLink
 from tests.fixtures.backlog import preseal_backlog
 from tests.fixtures.components import ComponentStartError, require, terminate
 from tests.fixtures.fleet import MUSTER, ControllerProcess, EdgeProcess, wait_until, write_profile
-from tests.fixtures.mosquitto import MosquittoBroker, MosquittoTLS
 from tests.fixtures.postgres import PostgresServer
 
 __all__ = [
@@ -32,12 +27,10 @@ __all__ = [
     "ChaosDevice",
     "make_device",
     "processes_naming",
-    "start_broker",
     "start_controllers",
     "write_profiles",
 ]
 
-SHARED_GROUP = "controllers"
 FAKETIME_LIBRARY = "/usr/lib/*/faketime/libfaketime.so.1"
 DATABASE = "chaos"
 
@@ -99,43 +92,20 @@ class ChaosDatabase(PostgresServer):
                 time.sleep(0.5)
 
 
-def start_broker(controller_data_dir: Path, workdir: Path) -> MosquittoBroker:
-    """Mosquitto as ``tests/fixtures/secure_broker.py`` starts it, outside pytest."""
-    now = datetime.now(UTC)
-    pki = ensure_controller_pki(controller_data_dir, ["127.0.0.1", "localhost"], now=now)
-    key, cert = issue_server_certificate(
-        pki.ca_key, pki.ca_cert, ["127.0.0.1", "localhost"], now=now
-    )
-    broker_dir = controller_data_dir / "broker"
-    write_private_key(broker_dir / "server.key", key)
-    write_public_file(broker_dir / "server.crt", certificate_pem(cert))
-    tls = MosquittoTLS(
-        pki.ca_cert_path,
-        broker_dir / "server.crt",
-        broker_dir / "server.key",
-        CONTROLLER_MQTT_IDENTITY,
-    )
-    broker = MosquittoBroker(workdir, tls=tls)
-    broker.start()
-    return broker
-
-
 def start_controllers(
     directory: Path,
     count: int,
     database_url: str,
-    broker: MosquittoBroker,
+    brokers: ChaosBrokers,
     replicas: list[ControllerProcess],
 ) -> list[ControllerProcess]:
     """``count`` replicas over one database and one data directory (the CA and keys), each with
     its own ports and log, appended to ``replicas`` as they start (so a failure later still
     leaves them to be stopped). The first migrates the database before the others start."""
     for number in range(1, count + 1):
+        flags, mqtt_url, env = brokers.replica_args(number)
         replica = ControllerProcess(
-            directory,
-            database_url=database_url,
-            mqtt_url=broker.centre_url,
-            extra_args=("--device-mqtt-url", broker.url, "--shared-group", SHARED_GROUP),
+            directory, database_url=database_url, mqtt_url=mqtt_url, extra_args=flags, env=env
         )
         replica.log_path = directory / f"controller-{number}.log"
         replica.start()
@@ -145,14 +115,14 @@ def start_controllers(
 
 @dataclass
 class ChaosDevice:
-    """One enrolled device daemon, its links through two proxies (uploads, MQTT)."""
+    """One enrolled device daemon, its links through proxies (uploads; MQTT, one per node)."""
 
     name: str
     edge: EdgeProcess
     collecting: Path
     idle: Path
     data_proxy: ChaosLink | None = None
-    mqtt_proxy: ChaosLink | None = None
+    mqtt_proxies: list[ChaosLink] = field(default_factory=list)
     sealed_backlog: int = 0
     clock_offset_s: float = 0.0
     profile: Path = field(init=False)
@@ -164,9 +134,10 @@ class ChaosDevice:
     def running(self) -> bool:
         return self.edge.running
 
-    def enrol(self, backlog: int, seed: int, broker: MosquittoBroker) -> None:
+    def enrol(self, backlog: int, seed: int, brokers: ChaosBrokers) -> None:
         """Enrol on an idle profile, put the backlog in its outbox, route its links through the
-        proxies (the enrolment record names the endpoints the daemon dials)."""
+        proxies (the enrolment record names the endpoints the daemon dials: the data port, and
+        every broker node, in order)."""
         self.edge.start(self.idle)
         enrolment_path = self.edge.state_dir / "identity" / "enrolment.json"
         wait_until(enrolment_path.exists, 120, f"{self.name} to enrol")
@@ -176,10 +147,13 @@ class ChaosDevice:
             preseal_backlog(self.edge.state_dir, backlog, seed=seed)
         self.sealed_backlog = backlog
         self.data_proxy = ChaosLink("127.0.0.1", self.edge.controller.data_port)
-        self.mqtt_proxy = ChaosLink("127.0.0.1", broker.port)
+        self.mqtt_proxies = [ChaosLink("127.0.0.1", port) for port in brokers.device_ports]
         enrolment = json.loads(enrolment_path.read_text())
         enrolment["data_endpoint"] = self.data_proxy.address
-        enrolment["mqtt_url"] = f"mqtts://{self.mqtt_proxy.address}"
+        urls = [f"mqtts://{proxy.address}" for proxy in self.mqtt_proxies]
+        assert len(enrolment.get("mqtt_urls") or [None]) == len(urls), enrolment
+        enrolment["mqtt_url"] = urls[0]
+        enrolment["mqtt_urls"] = urls if len(urls) > 1 else []
         tmp = enrolment_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(enrolment))
         tmp.replace(enrolment_path)
@@ -245,29 +219,29 @@ class ChaosDevice:
         return [pid for pid in processes_naming(str(self.edge.state_dir)) if pid != current]
 
     def cut(self) -> None:
-        for proxy in (self.data_proxy, self.mqtt_proxy):
-            if proxy is not None:
-                proxy.cut()
+        for proxy in self._proxies:
+            proxy.cut()
 
     def restore(self) -> None:
-        for proxy in (self.data_proxy, self.mqtt_proxy):
-            if proxy is not None:
-                proxy.restore()
+        for proxy in self._proxies:
+            proxy.restore()
 
     def slow(self, delay_s: float) -> None:
-        for proxy in (self.data_proxy, self.mqtt_proxy):
-            if proxy is not None:
-                proxy.slow(delay_s)
+        for proxy in self._proxies:
+            proxy.slow(delay_s)
+
+    @property
+    def _proxies(self) -> list[ChaosLink]:
+        return [p for p in (self.data_proxy, *self.mqtt_proxies) if p is not None]
 
     @property
     def link_ports(self) -> list[int]:
-        return [p.port for p in (self.data_proxy, self.mqtt_proxy) if p is not None]
+        return [p.port for p in self._proxies]
 
     def close(self) -> None:
         self.stop()
-        for proxy in (self.data_proxy, self.mqtt_proxy):
-            if proxy is not None:
-                proxy.close()
+        for proxy in self._proxies:
+            proxy.close()
 
 
 def _kill_group(pid: int) -> None:
