@@ -109,6 +109,13 @@ def rows(directory: Path) -> list[Row]:
         ))  # fmt: skip
     else:
         missing.append("bench_enrol")
+    replicas = last_json(directory / "bench_replicas.out")
+    if replicas and len(replicas["replicas"]) > 1:
+        one, more = replicas["replicas"][0], replicas["replicas"][-1]
+        out.append(_ratio_row(
+            f"upload ingest, {more['replicas']} controller replicas, PostgreSQL (rec/s)",
+            more["rate"], one["rate"], "one replica", 0.0, "— (issue 21: measured)",
+        ))  # fmt: skip
     for name in missing:
         out.append((f"{name}: no figures (it failed or did not run)", "—", "—", "—", "—", None))
     return out

@@ -5,6 +5,7 @@ measurement. The figures themselves are not asserted: tests never judge wall-clo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +45,7 @@ SMALL: dict[str, list[str]] = {
         "--no-setup",
     ],
     "bench_progress.py": ["--records", "3000", "--repeat", "1"],
+    "bench_replicas.py": ["--records", "200", "--devices", "2"],
     "bench_slices.py": ["--township-people", "300", "--townships", "20", "--per-township", "2"],
     "bench_upload.py": ["--records", "200"],
 }
@@ -72,3 +74,21 @@ def test_benchmark_runs_at_a_small_size(script: str) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip(), "the benchmark printed no figures"
+
+
+@pytest.mark.slow
+def test_the_cluster_soak_runs_at_a_small_size() -> None:
+    """scripts/soak.sh's script (tests/bench/soak_cluster.py) at 1,500 devices for 40 s on the real
+    3-node NATS cluster, two replicas and PostgreSQL: it exits 0 only when the heartbeats were
+    held, no device read a wrong state and no process grew, and it prints its figures."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "bench" / "soak_cluster.py"),
+         "--devices", "1500", "--minutes", "0.67", "--interval", "5", "--burst", "1500",
+         "--sample", "10", "--warmup", "15"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["problems"] == [] and len(figures["replica_steps"]) == 2, figures
+    assert set(figures["summary"]["memory"]) >= {"controller-1", "controller-2", "nats-n1"}
