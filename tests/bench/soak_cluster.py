@@ -126,23 +126,28 @@ class Fleet:
         return sum(sim.sent for sim in self.parts)
 
     def expected(self, elapsed_s: float) -> dict[str, str]:
-        """What each device's state must read ``elapsed_s`` into the soak: online while it
-        beats, offline once switched off, and for a hung one online until three of its
-        profile's beats are missed, stale once that and a sweep have passed (its last beat fell
-        within its first interval); in between it is not judged."""
+        """What each device's state must read ``elapsed_s`` into the soak: offline once switched
+        off; once its first beat of the soak is in (a device never heard from reads stale),
+        online while it beats, and for a hung one online until three of its profile's beats are
+        missed, stale once that and a sweep have passed (its last beat fell within its first
+        interval). A device in between is not judged."""
         want: dict[str, str] = {}
         for sim in self.parts:
             for device_id, device in sim.devices.items():
+                if device.mode == "offline":
+                    want[device_id] = "offline"
+                    continue
+                heard = device.interval_s + SWEEP_SLACK_S
+                if elapsed_s < heard:
+                    continue
                 if device.mode == "ok":
                     want[device_id] = "online"
-                elif device.mode == "offline":
-                    want[device_id] = "offline"
-                else:
-                    stale_after = STALE_AFTER_BEATS * profile_interval(device.sim.profile)
-                    if elapsed_s < stale_after:
-                        want[device_id] = "online"
-                    elif elapsed_s > device.interval_s + stale_after + SWEEP_SLACK_S:
-                        want[device_id] = "stale"
+                    continue
+                stale_after = STALE_AFTER_BEATS * profile_interval(device.sim.profile)
+                if elapsed_s < stale_after:
+                    want[device_id] = "online"
+                elif elapsed_s > device.interval_s + stale_after + SWEEP_SLACK_S:
+                    want[device_id] = "stale"
         return want
 
     def hang_judged_after(self) -> float:

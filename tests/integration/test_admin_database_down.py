@@ -42,7 +42,9 @@ async def test_the_admin_answers_503_while_the_database_is_down_and_recovers_by_
     engine = make_engine(database.database_url)
     sessions: sessionmaker[Session] = session_factory(engine)
     with sessions.begin() as session:
-        add_admin(session, username="ops", role="ministry", region="", password="Ops-passw0rd", now=NOW)
+        add_admin(
+            session, username="ops", role="ministry", region="", password="Ops-passw0rd", now=NOW
+        )
         token = issue_token(session, "ops", NOW)
     app = create_admin_app(sessions, clock=VirtualClock(NOW))
     auth = {"Authorization": f"Bearer {token}"}
