@@ -59,16 +59,20 @@ def profile_interval(name: str) -> float:
     return load_profile(name).uplink.heartbeat_interval_s
 
 
-def pss_mb(pid: int) -> float:
-    """Proportional set size: shared pages (PostgreSQL's buffers) counted once across processes."""
+def pss_mb(pid: int, shared_memory: bool = True) -> float:
+    """Proportional set size: shared pages counted once across processes. Without
+    ``shared_memory``, less its share of shared memory segments: PostgreSQL's shared buffers
+    (128 MB here) fill as its backends touch more pages, which is warming, not growth."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return 0.0
+    fields = {}
     for line in text.splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        name, _, rest = line.partition(":")
+        if name in ("Pss", "Pss_Shmem"):
+            fields[name] = int(rest.split()[0]) / 1024
+    return fields.get("Pss", 0.0) - (0.0 if shared_memory else fields.get("Pss_Shmem", 0.0))
 
 
 def children(pid: int) -> list[int]:
@@ -233,14 +237,16 @@ def states(db: str) -> dict[str, str]:
 
 
 def memory(
-    replicas: Replicas, cluster: TelemetryNatsCluster, pg: PostgresServer
+    replicas: Replicas, cluster: TelemetryNatsCluster, pg: PostgresServer, shared: bool = True
 ) -> dict[str, float]:
-    out = {f"controller-{n + 1}": pss_mb(pid) for n, pid in enumerate(replicas.pids())}
+    out = {f"controller-{n + 1}": pss_mb(pid, shared) for n, pid in enumerate(replicas.pids())}
     for node in cluster.nodes:
-        out[f"nats-{node.name}"] = pss_mb(node.process.pid) if node.process else 0.0
+        out[f"nats-{node.name}"] = pss_mb(node.process.pid, shared) if node.process else 0.0
     postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-    out["postgresql"] = pss_mb(postmaster) + sum(pss_mb(p) for p in children(postmaster))
-    out["simulator"] = pss_mb(os.getpid())
+    out["postgresql"] = pss_mb(postmaster, shared) + sum(
+        pss_mb(p, shared) for p in children(postmaster)
+    )
+    out["simulator"] = pss_mb(os.getpid(), shared)
     return out
 
 
@@ -275,6 +281,7 @@ def soak(replicas: Replicas, fleet: Fleet, cluster: TelemetryNatsCluster, pg: Po
                 "misjudged": len(wrong),
                 "misjudged_sample": wrong[:5],
                 "memory_mb": memory(replicas, cluster, pg),
+                "memory_own_mb": memory(replicas, cluster, pg, shared=False),
             }
             windows.append(window)
             say(
@@ -313,11 +320,13 @@ def verdict(windows: list[dict[str, Any]], devices: int, growth_mb: float, warmu
         )
     later = [w for w in windows if w["at_s"] >= warmup_s] or windows[-1:]
     growth = {}
-    for name in later[0]["memory_mb"]:
-        first, last = later[0]["memory_mb"][name], later[-1]["memory_mb"].get(name, 0.0)
-        peak = max(w["memory_mb"].get(name, 0.0) for w in later)
+    # Judged without shared memory segments (see pss_mb); both are kept.
+    for name in later[0]["memory_own_mb"]:
+        first, last = later[0]["memory_own_mb"][name], later[-1]["memory_own_mb"].get(name, 0.0)
+        peak = max(w["memory_own_mb"].get(name, 0.0) for w in later)
         growth[name] = {"after_warmup_mb": first, "end_mb": last, "peak_mb": peak,
-                        "growth_mb": last - first}  # fmt: skip
+                        "growth_mb": last - first,
+                        "pss_end_mb": later[-1]["memory_mb"].get(name, 0.0)}  # fmt: skip
         if last - first > max(growth_mb, 0.10 * first):
             problems.append(f"{name} grew {first:.0f} → {last:.0f} MB after the warm-up")
     rates = [sum(w["handled_per_s"]) for w in windows[1:]] or [0.0]
@@ -391,7 +400,7 @@ def main() -> None:
             summary, problems = verdict(windows, args.devices, args.growth_mb, args.warmup,
                                         fleet.hang_judged_after())  # fmt: skip
             figures.update(summary=summary, problems=problems)
-            say("3. memory (PSS, MB) after the warm-up → end (peak):")
+            say("3. memory (PSS less shared memory, MB) after the warm-up → end (peak):")
             for name, m in summary["memory"].items():
                 say(f"   {name:14s} {m['after_warmup_mb']:7.1f} → {m['end_mb']:7.1f} "
                     f"({m['peak_mb']:.1f}), {m['growth_mb']:+.1f}")  # fmt: skip
