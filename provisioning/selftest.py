@@ -14,6 +14,10 @@ with the profile's reader filter, and the camera driver (a frame from its reader
 pass means the daemon's code paths work on this device, not merely that some library does.
 Best run with the daemon stopped: it shares the reader's serial line (both resend a garbled
 reply, so neither is harmed) and may hold the camera, which then shows as busy.
+
+Over 400 lines because the eight checks share one context and one verdict vocabulary and are
+read as the table they print, in that order; each is a short function of its own, and the
+adapters they drive live in edge/.
 """
 
 from __future__ import annotations
