@@ -59,20 +59,21 @@ def profile_interval(name: str) -> float:
     return load_profile(name).uplink.heartbeat_interval_s
 
 
-def pss_mb(pid: int, shared_memory: bool = True) -> float:
-    """Proportional set size: shared pages counted once across processes. Without
-    ``shared_memory``, less its share of shared memory segments: PostgreSQL's shared buffers
-    (128 MB here) fill as its backends touch more pages, which is warming, not growth."""
+def pss_mb(pid: int) -> tuple[float, float]:
+    """(PSS, PSS less shared memory segments), from one read of the process's rollup. PSS counts
+    shared pages once across processes; the second leaves out PostgreSQL's shared buffers
+    (128 MB here), which fill as its backends touch more pages: warming, not growth."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     fields = {}
     for line in text.splitlines():
         name, _, rest = line.partition(":")
         if name in ("Pss", "Pss_Shmem"):
             fields[name] = int(rest.split()[0]) / 1024
-    return fields.get("Pss", 0.0) - (0.0 if shared_memory else fields.get("Pss_Shmem", 0.0))
+    pss = fields.get("Pss", 0.0)
+    return pss, pss - fields.get("Pss_Shmem", 0.0)
 
 
 def children(pid: int) -> list[int]:
@@ -237,17 +238,24 @@ def states(db: str) -> dict[str, str]:
 
 
 def memory(
-    replicas: Replicas, cluster: TelemetryNatsCluster, pg: PostgresServer, shared: bool = True
-) -> dict[str, float]:
-    out = {f"controller-{n + 1}": pss_mb(pid, shared) for n, pid in enumerate(replicas.pids())}
+    replicas: Replicas, cluster: TelemetryNatsCluster, pg: PostgresServer
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each process's (PSS, PSS less shared memory) in MB, from one pass over /proc."""
+    pids: dict[str, list[int]] = {
+        f"controller-{n + 1}": [pid] for n, pid in enumerate(replicas.pids())
+    }
     for node in cluster.nodes:
-        out[f"nats-{node.name}"] = pss_mb(node.process.pid, shared) if node.process else 0.0
+        pids[f"nats-{node.name}"] = [node.process.pid] if node.process else []
     postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-    out["postgresql"] = pss_mb(postmaster, shared) + sum(
-        pss_mb(p, shared) for p in children(postmaster)
-    )
-    out["simulator"] = pss_mb(os.getpid(), shared)
-    return out
+    pids["postgresql"] = [postmaster, *children(postmaster)]
+    pids["simulator"] = [os.getpid()]
+    pss: dict[str, float] = {}
+    own: dict[str, float] = {}
+    for name, group in pids.items():
+        sizes = [pss_mb(pid) for pid in group]
+        pss[name] = sum(size[0] for size in sizes)
+        own[name] = sum(size[1] for size in sizes)
+    return pss, own
 
 
 def soak(replicas: Replicas, fleet: Fleet, cluster: TelemetryNatsCluster, pg: PostgresServer,
@@ -266,6 +274,7 @@ def soak(replicas: Replicas, fleet: Fleet, cluster: TelemetryNatsCluster, pg: Po
             handled, sent = replicas.handled(), fleet.sent
             span = now - last_t
             got = states(db)
+            pss, own = memory(replicas, cluster, pg)
             expected = fleet.expected(now - t0)
             wrong = [d for d, want in expected.items() if got.get(d) != want]
             counts = {s: list(got.values()).count(s) for s in ("online", "stale", "offline")}
@@ -280,8 +289,8 @@ def soak(replicas: Replicas, fleet: Fleet, cluster: TelemetryNatsCluster, pg: Po
                 "judged": len(expected),
                 "misjudged": len(wrong),
                 "misjudged_sample": wrong[:5],
-                "memory_mb": memory(replicas, cluster, pg),
-                "memory_own_mb": memory(replicas, cluster, pg, shared=False),
+                "memory_mb": pss,
+                "memory_own_mb": own,
             }
             windows.append(window)
             say(

@@ -119,8 +119,7 @@ class ClusterBrokers:
 
     def start(self, device_ids: list[str]) -> None:
         for device_id in device_ids:
-            if device_id not in self.cluster.devices:
-                self.cluster.devices.append(device_id)  # written into each node's config
+            self.cluster.grant(device_id)  # the nodes are not running yet: no reload
         self.cluster.start()
 
     def replica_args(self, number: int) -> tuple[tuple[str, ...], str, dict[str, str]]:
