@@ -73,6 +73,9 @@ class ControllerSettings(BaseSettings):
     # How often the fleet monitor looks for silent devices and raises or resolves alerts.
     fleet_sweep_s: float = 10.0
     upload_batch: int = 256
+    # Processes that check signatures, decrypt and check uploaded records (one per core when
+    # unset; 0 does it in the controller's own process). See controller/records/opening.py.
+    ingest_workers: int | None = Field(default=None, ge=0, le=64)
     # Attachment chunks whose record has not come yet: what one device may keep at the centre,
     # and how long before they are swept away (the device sends them again with the record).
     unclaimed_chunks_max: int = Field(default=200, ge=1)

@@ -30,21 +30,20 @@ Hostile or broken input is refused one record (or one chunk) at a time, never a 
 - chunks whose record has not come are *unclaimed* and held within a per-device quota
   (``controller.records.attachment_chunks``).
 
-Over 400 lines because one batch's transaction (device refusal, chunks, signatures on every
-core, decryption, validation, the insert, superseding and task closure) must be read as one;
-envelopes and attachment chunks are in their own modules.
+Over 400 lines because one batch's transaction (device refusal, chunks, who signed what, the
+answers to what the workers opened, the insert, superseding and task closure) must be read as
+one; envelopes, attachment chunks and the opening itself are in their own modules.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,24 +63,14 @@ from controller.records.attachment_chunks import (
     safe_id,
 )
 from controller.records.envelopes import envelope_problem
+from controller.records.opening import Job, Opened, Parsed, RecordOpener, default_workers
 from controller.records.record_insert import insert_records
 from controller.records.review import supersede_returned
 from muster.clock import Clock
-from muster.crypto import (
-    DevicePublicKey,
-    UploadPrivateKey,
-    open_attachment,
-    open_record,
-    verify_record,
-)
+from muster.crypto import DevicePublicKey, UploadPrivateKey, open_attachment
 from muster.crypto.pki import device_public_key, load_certificate
-from muster.errors import SealError, SignatureError
+from muster.errors import SealError
 from muster.idnumbers import preload as preload_id_regions
-from muster.records import (
-    RecordError,
-    RecordPayload,
-    parse_record,
-)
 from muster.v1 import data_pb2
 
 __all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor", "KindIngest"]
@@ -94,8 +83,6 @@ Ack = data_pb2.RecordAck
 # with the batch's session; what the handler writes commits with the batch, and nothing of it
 # when it answers with a rejection.
 KindIngest = Callable[[Session, Device, data_pb2.SealedRecord, bytes, datetime], "Ack"]
-# Fewer records than this per thread cost more in hand-over than the thread saves.
-_MIN_SHARE = 8
 
 REJECTIONS = {
     "device_mismatch": "记录的设备编号与本机证书不符，请联系技术支持。",
@@ -116,14 +103,14 @@ INCOMPLETE = {
 
 
 def _signed_by(
-    device: Device, sealed: data_pb2.SealedRecord, opened: _Opened | None
+    device: Device, sealed: data_pb2.SealedRecord, opened: Opened | None
 ) -> str | data_pb2.RecordAck:
     """The checks every sealed record passes first, whatever its kind: from this stream's
     device, opened without error, its signature good. The content digest, or the rejection."""
     if sealed.device_id != device.id or opened is None:
         return _reject(sealed.record_id, "device_mismatch")
     if opened.error is not None:
-        raise opened.error
+        raise RuntimeError(f"opening the record failed:\n{opened.error}")
     if opened.digest is None:
         return _reject(sealed.record_id, "signature")
     return opened.digest
@@ -147,7 +134,7 @@ class Ingestor:
         reload_keys: Callable[[], dict[int, UploadPrivateKey]] | None = None,
         *,
         quota: ChunkQuota | None = None,
-        crypto_threads: int | None = None,
+        workers: int | None = None,
         kinds: Mapping[str, KindIngest] | None = None,
     ) -> None:
         self._sessions = sessions
@@ -155,25 +142,31 @@ class Ingestor:
         # The ID checker's region table takes a good part of a second to load: now, not on the
         # first record of the first upload.
         preload_id_regions()
-        # Signature checks and decryption of a batch run on every core; one thread means inline.
-        self._threads = crypto_threads if crypto_threads is not None else (os.cpu_count() or 1)
-        self._pool = (
-            ThreadPoolExecutor(self._threads, thread_name_prefix="ingest-crypto")
-            if self._threads > 1
-            else None
-        )
+        # Signatures, decryption and the record rules run in worker processes, one per core by
+        # default (controller/records/opening.py says why not threads); 0 opens inline.
+        self._opener = RecordOpener(default_workers() if workers is None else workers)
         self._chunks = ChunkStore(sessions, clock, quota or ChunkQuota())
         self._upload_keys = upload_keys
         self._reload_keys = reload_keys
         self._clock = clock
-        self._device_keys: dict[tuple[str, str], DevicePublicKey] = {}
+        self._device_keys: dict[tuple[str, str], tuple[DevicePublicKey, bytes]] = {}
 
-    def _public_key(self, device: Device) -> DevicePublicKey:
+    def start_workers(self) -> None:
+        """Start the opening workers now rather than on the first large batch."""
+        self._opener.start()
+
+    def close(self) -> None:
+        """Stop the opening workers; a batch after this is opened inline."""
+        self._opener.close()
+
+    def _public_key(self, device: Device) -> tuple[DevicePublicKey, bytes]:
+        """The device's signature key, and the same as DER for a worker process."""
         cache_key = (device.id, device.certificate_serial)
         key = self._device_keys.get(cache_key)
         if key is None:
-            key = device_public_key(load_certificate(device.certificate_pem.encode()))
-            self._device_keys[cache_key] = key
+            loaded = device_public_key(load_certificate(device.certificate_pem.encode()))
+            der = loaded.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            key = self._device_keys[cache_key] = (loaded, der)
         return key
 
     def ingest_batch(
@@ -245,7 +238,7 @@ class Ingestor:
             carried = forwarding_signers(session, device.id, {s.device_id for s in batch})
             # Who signed each record, decided before any cryptography: what is refused here
             # never reaches the thread pool.
-            planned: dict[int, tuple[Device, DevicePublicKey]] = {}
+            planned: dict[int, tuple[Device, tuple[DevicePublicKey, bytes]]] = {}
             early: dict[int, data_pb2.RecordAck] = {}
             for position, sealed in enumerate(batch):
                 if position in malformed:
@@ -272,7 +265,7 @@ class Ingestor:
                     early[position] = _reject(sealed.record_id, "internal")
                     continue
                 planned[position] = (signer, key)
-            opened = self._open_all(batch, planned, seen)
+            opened = self._open_all(batch, planned, seen, today)
             for position, sealed in enumerate(batch):
                 if position in early:
                     acks.append(early[position])
@@ -291,7 +284,7 @@ class Ingestor:
                             opened.get(position),
                             seen,
                             rows,
-                            (now, today),
+                            now,
                             held,
                             verified,
                         )
@@ -363,10 +356,10 @@ class Ingestor:
         """Delete unclaimed chunks past their expiry; how many went."""
         return self._chunks.sweep_unclaimed()
 
-    def _check_attachments(self, payload: RecordPayload, held: Chunks) -> data_pb2.RecordAck | None:
+    def _check_attachments(self, parsed: Parsed, held: Chunks) -> data_pb2.RecordAck | None:
         """None when every attachment the record names is here and matches; else the ack."""
-        record_id = payload.record_id
-        for name, ref in payload.attachments.items():
+        record_id = parsed.record_id
+        for name, size, sha256 in parsed.attachments:
             rows = held.get((record_id, name), [])
             if not rows or [r.chunk_index for r in rows] != list(range(rows[0].chunk_count)):
                 return Ack(
@@ -379,43 +372,38 @@ class Ingestor:
                 data = open_attachment([attachment_chunk(row) for row in rows], self._upload_keys)
             except SealError:
                 return _reject(record_id, "attachment_corrupt")
-            if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+            if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
                 return _reject(record_id, "attachment_corrupt")
         return None
 
     def _open_all(
         self,
         batch: Sequence[data_pb2.SealedRecord],
-        planned: dict[int, tuple[Device, DevicePublicKey]],
+        planned: dict[int, tuple[Device, tuple[DevicePublicKey, bytes]]],
         seen: dict[str, str],
-    ) -> dict[int, _Opened]:
-        """Signature check, content hash and decryption of every planned record, spread over
-        the crypto threads (OpenSSL releases the GIL); the Python work stays in ``_one``."""
+        today: date,
+    ) -> dict[int, Opened]:
+        """Signature check, content hash, decryption and the record rules of every planned
+        record, on every core (``RecordOpener``); what needs the database stays in ``_one``."""
         if self._reload_keys is not None and any(
             batch[p].key_version not in self._upload_keys for p in planned
         ):
             # Rotated by `muster controller rotate-upload-key` while we were running: devices
             # learn the new public key from Health, so we must find its private half on disk.
             self._upload_keys.update(self._reload_keys())
-        keys = dict(self._upload_keys)
         jobs = [
-            (position, batch[position], key)
-            for position, (signer, key) in planned.items()
+            Job(
+                position,
+                batch[position],
+                key,
+                der,
+                stored=batch[position].record_id in seen,
+                form=batch[position].schema_version.partition("/")[0] not in self._kinds,
+            )
+            for position, (signer, (key, der)) in planned.items()
             if batch[position].device_id == signer.id
         ]
-
-        def work(
-            part: list[tuple[int, data_pb2.SealedRecord, DevicePublicKey]],
-        ) -> list[tuple[int, _Opened]]:
-            return [
-                (position, _open_one(sealed, key, keys, seen)) for position, sealed, key in part
-            ]
-
-        if self._pool is None or len(jobs) < 2 * _MIN_SHARE:
-            return dict(work(jobs))
-        share = max(_MIN_SHARE, -(-len(jobs) // self._threads))
-        parts = [jobs[i : i + share] for i in range(0, len(jobs), share)]
-        return {position: o for done in self._pool.map(work, parts) for position, o in done}
+        return self._opener.open(jobs, dict(self._upload_keys), today)
 
     @staticmethod
     def _other_kind(
@@ -423,7 +411,7 @@ class Ingestor:
         session: Session,
         device: Device,
         sealed: data_pb2.SealedRecord,
-        opened: _Opened | None,
+        opened: Opened | None,
         now: datetime,
     ) -> data_pb2.RecordAck:
         checked = _signed_by(device, sealed, opened)
@@ -447,14 +435,13 @@ class Ingestor:
         self,
         device: Device,
         sealed: data_pb2.SealedRecord,
-        opened: _Opened | None,
+        opened: Opened | None,
         seen: dict[str, str],
         rows: list[dict[str, Any]],
-        when: tuple[datetime, date],
+        now: datetime,
         held: Chunks,
         verified: list[tuple[str, list[str]]],
     ) -> data_pb2.RecordAck:
-        now, today = when
         record_id = sealed.record_id
         digest = _signed_by(device, sealed, opened)
         if isinstance(digest, data_pb2.RecordAck):
@@ -463,23 +450,26 @@ class Ingestor:
             if seen[record_id] == digest:
                 return Ack(record_id=record_id, status=Ack.STATUS_DUPLICATE)
             return _reject(record_id, "record_id_conflict")
-        if opened is None or opened.plaintext is None:
+        if opened is None or not opened.opened:
             return _reject(record_id, "unreadable")
-        try:
-            payload = parse_record(opened.plaintext, today=today)
-        except RecordError as exc:
-            return _reject(record_id, exc.code, str(exc))
-        if payload.record_id != record_id:
+        if opened.refusal is not None:
+            code, reason = opened.refusal
+            return _reject(record_id, code, reason)
+        parsed = opened.parsed
+        if parsed is None:
+            # Opened as another kind in a worker but answered here as a form: never expected.
+            raise RuntimeError(f"record {record_id} was opened but not parsed")
+        if parsed.record_id != record_id:
             return _reject(record_id, "schema_mismatch")
-        if payload.township_code != device.township_code:
+        if parsed.township_code != device.township_code:
             return _reject(record_id, "wrong_township")
-        if sealed.schema_version != f"{payload.category.value}/{payload.form_version}":
+        if sealed.schema_version != parsed.schema_version:
             return _reject(record_id, "schema_mismatch")
-        problem = self._check_attachments(payload, held)
+        problem = self._check_attachments(parsed, held)
         if problem is not None:
             return problem
-        if payload.attachments:
-            verified.append((record_id, list(payload.attachments)))
+        if parsed.attachments:
+            verified.append((record_id, [name for name, _, _ in parsed.attachments]))
         rows.append(
             {
                 "record_id": record_id,
@@ -487,47 +477,16 @@ class Ingestor:
                 "content_hash": digest,
                 "schema_version": sealed.schema_version,
                 "key_version": sealed.key_version,
-                "township_code": payload.township_code,
-                "category": payload.category.value,
+                "township_code": parsed.township_code,
+                "category": parsed.category,
                 "sealed_at": sealed.sealed_at.ToDatetime(tzinfo=UTC),
                 "received_at": now,
-                "payload": payload.model_dump_json(),  # JSON text, serialised once
-                "id_number": payload.person.id_number,
+                "payload": parsed.payload_json,  # JSON text, serialised once
+                "id_number": parsed.id_number,
             }
         )
         seen[record_id] = digest
         return Ack(record_id=record_id, status=Ack.STATUS_STORED)
-
-
-class _Opened(NamedTuple):
-    """A record after the cryptography: its content hash (None: the signature does not verify),
-    its plaintext (None: it does not open, or was not opened because it is a resend), or the
-    unexpected error its record is answered ``internal`` for."""
-
-    digest: str | None
-    plaintext: bytes | None
-    error: Exception | None = None
-
-
-def _open_one(
-    sealed: data_pb2.SealedRecord,
-    key: DevicePublicKey,
-    upload_keys: dict[int, UploadPrivateKey],
-    seen: dict[str, str],
-) -> _Opened:
-    try:
-        try:
-            digest = verify_record(sealed, key)
-        except SignatureError:
-            return _Opened(None, None)
-        if sealed.record_id in seen:
-            return _Opened(digest, None)  # stored already: answered from the hash alone
-        try:
-            return _Opened(digest, open_record(sealed, upload_keys))
-        except SealError:
-            return _Opened(digest, None)
-    except Exception as exc:  # kept with its record, raised again where that record is answered
-        return _Opened(None, None, exc)
 
 
 def _aware(at: datetime) -> datetime:

@@ -35,7 +35,8 @@ class IngestTurns:
     ``asyncio.Semaphore`` wakes its waiters in arrival order, and a stream takes one turn per
     batch of at most ``upload_batch`` records, so a device with a week's backlog gets one batch
     in, then waits behind every other device that is waiting: round robin, not first come first
-    served. ``slots`` turns run at once; the signature and decryption work releases the GIL.
+    served. ``slots`` turns run at once: while one batch is opened in the ingest workers
+    (controller/records/opening.py), the other's transaction runs here.
     """
 
     def __init__(self, slots: int = 2) -> None:

@@ -1,9 +1,9 @@
-"""Upload ingest on one controller process — verify + decrypt + validate + commit — against a raw
-batched insert of the same rows, on SQLite (WAL, synchronous=FULL) and on PostgreSQL (durable:
-fsync on). Ratios are measured in the same run.
+"""Upload ingest on one controller process and its ingest workers — verify + decrypt + validate +
+commit — against a raw batched insert of the same rows, on SQLite (WAL, synchronous=FULL) and on
+PostgreSQL (durable: fsync on). Ratios are measured in the same run.
 
 The ingest runs as the gRPC service runs it: batches of ``--batch`` records, two batches at once
-(the service's ``IngestTurns`` slots; signature and AES work release the GIL). The raw insert is
+(the service's ``IngestTurns`` slots), opened by the ingest workers. The raw insert is
 the same rows through SQLAlchemy Core, in the same batches, one transaction each.
 
     python tests/bench/bench_ingest.py [--records N] [--batch B] [--only sqlite|postgres]
@@ -67,6 +67,7 @@ def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, fl
             )
             sealing.update(i + 1)
     ingestor = Ingestor(sessions, pki.upload_keys, SystemClock())
+    ingestor.start_workers()  # as a controller that has served a batch has them
     batches = [sealed[i : i + batch] for i in range(0, records, batch)]
     done = 0
 
@@ -95,6 +96,7 @@ def measure(url: str, directory: Path, records: int, batch: int) -> dict[str, fl
         with engine.begin() as conn:
             conn.execute(insert(Record), rows[i : i + batch])
     raw_rate = len(rows) / (time.perf_counter() - start)
+    ingestor.close()
     engine.dispose()
     return {"ingest_per_s": ingest_rate, "raw_insert_per_s": raw_rate}
 
