@@ -54,6 +54,7 @@ __all__ = [
     "find_designation",
     "find_designations",
     "fold",
+    "holds_designation",
     "scan_fields",
     "scan_text_values",
 ]
@@ -395,6 +396,13 @@ def _strings(obj: object, path: str) -> Iterator[tuple[str, str]]:
         elif isinstance(value, list | tuple | set | frozenset):
             items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
             stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(items)]))
+
+
+def holds_designation(obj: object) -> bool:
+    """Whether any string inside ``obj`` (mappings with their string keys, lists, tuples and
+    sets, to any depth) has a designation: ``scan_text_values``'s verdict without its paths and
+    messages, for a caller that only builds those when there is something to say."""
+    return _holds_finding(obj)
 
 
 def scan_text_values(obj: object, path: str = "") -> list[ClassifiedFinding]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from muster.classified import scan_text_values
+from muster.classified import holds_designation, scan_text_values
 from muster.errors import MusterError
 from muster.forms import PersonFacts, form_for, validate_fields
 from muster.idnumbers import check_id_number, compact
@@ -262,6 +262,12 @@ def _check_free_text(payload: RecordPayload) -> None:
     reviewed the record, audit notes and change lists. The form's fields and the relation need
     no second pass: ``_check_form`` already refused unknown keys, scanned every text field and
     held every other value to its code list or format."""
+    # One walk over the raw values decides; the parts below, with their paths, are built only
+    # for a record that holds a designation (one in many thousands). The audit's ``at`` is
+    # left out there too, and its other values are the JSON natives the dump would give.
+    audit = [(e.clerk, e.action, e.note, e.changes) for e in payload.audit]
+    if not holds_designation((payload.person.name, payload.entered_by, payload.reviewed_by, audit)):
+        return
     parts = {
         "person": {"name": payload.person.name},
         "entered_by": payload.entered_by,

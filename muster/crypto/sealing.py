@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, utils, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -56,6 +56,9 @@ _ATTACHMENT_HKDF_INFO = b"muster.v1.attachment.aes256gcm"
 
 ATTACHMENT_CHUNK_BYTES = 256 * 1024
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+# The signed bytes are hashed once, for the content hash, and the signature checked against
+# that digest: the same ECDSA-SHA256 check, one SHA-256 of the record fewer (about 14 us).
+_ECDSA_PREHASHED = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
 _RECIPIENT_PUBLIC: dict[int, tuple[UploadPrivateKey, bytes]] = {}
 
 
@@ -135,21 +138,21 @@ def seal_record(
         ciphertext=AESGCM(key).encrypt(nonce, plaintext, aad),
     )
     sealed.sealed_at.FromDatetime(now.astimezone(UTC))
-    sealed.signature = signing_key.sign(signing_input(sealed), ec.ECDSA(hashes.SHA256()))
+    sealed.signature = signing_key.sign(signing_input(sealed), _ECDSA_SHA256)
     return sealed
 
 
 def verify_record(sealed: data_pb2.SealedRecord, device_key: DevicePublicKey) -> str:
     """Check the device's signature; raises ``SignatureError`` when it does not hold. Returns
     the record's ``content_hash`` (taken over the same signed bytes, built once for both)."""
-    signed = signing_input(sealed)
+    digest = hashlib.sha256(signing_input(sealed)).digest()
     try:
-        device_key.verify(sealed.signature, signed, _ECDSA_SHA256)
+        device_key.verify(sealed.signature, digest, _ECDSA_PREHASHED)
     except InvalidSignature:
         raise SignatureError(
             f"record {sealed.record_id}: the device signature does not verify"
         ) from None
-    return hashlib.sha256(signed).hexdigest()
+    return digest.hex()
 
 
 def _recipient_public(key: UploadPrivateKey) -> bytes:

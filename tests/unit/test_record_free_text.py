@@ -37,6 +37,21 @@ def with_audit_change(after: str) -> RecordPayload:
     return base.model_copy(update={"audit": (*base.audit, entry)})
 
 
+def with_audit_change_key(key: str) -> RecordPayload:
+    """A change list keyed by what was typed (an older device's free-text field name)."""
+    base = record()
+    entry = AuditEntry(at=NOW, clerk=base.reviewed_by, action="edited", changes={key: ("", "x")})
+    return base.model_copy(update={"audit": (*base.audit, entry)})
+
+
+def with_audit_change_nested(after: object) -> RecordPayload:
+    base = record()
+    entry = AuditEntry(
+        at=NOW, clerk=base.reviewed_by, action="edited", changes={"service": ([], after)}
+    )
+    return base.model_copy(update={"audit": (*base.audit, entry)})
+
+
 def with_person_name(name: str) -> RecordPayload:
     base = record()
     return base.model_copy(update={"person": base.person.model_copy(update={"name": name})})
@@ -46,6 +61,12 @@ ATTACKS: list[tuple[str, RecordPayload, str]] = [
     ("name", with_person_name("张3师5团"), "人员信息"),
     ("audit note", with_audit_note("核实：原属第38集团军"), "审计记录"),
     ("audit change", with_audit_change("66017部队营区"), "审计记录"),
+    ("audit change key", with_audit_change_key("原38军所属"), "审计记录"),
+    (
+        "audit change nested",
+        with_audit_change_nested([{"unit": "Unit 61398 of the PLA"}]),
+        "审计记录",
+    ),
 ]
 
 
