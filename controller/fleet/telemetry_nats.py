@@ -11,8 +11,9 @@ database: the device topics carry no partition, so a replica claiming a share of
 subscribe to each of its devices' subjects one by one (100,000 subscriptions moved on every
 takeover), and a lease can only be taken over once it expires, while the cluster notices a dead
 replica's connection at once and stops giving it messages. The cost is that a device's messages
-are not pinned to one replica; the store already judges every beat and status by its sequence
-and time, so one that arrives after a newer one changes nothing.
+are not pinned to one replica; the store already judges every beat by its sequence and every
+status by ``telemetry_store.supersedes``, so one that arrives after a newer one changes nothing
+the device's next beat would not set right.
 
 * Heartbeats and statuses: a core NATS queue subscription (group ``nats_queue_group``); each
   message goes to one replica of the group. This is at-most-once: a replica that dies loses what

@@ -5,7 +5,9 @@ A batch costs a few statements whatever its size: one SELECT of the devices it n
 columns the rules read), one executemany UPDATE per set of columns written (a beat, a status),
 and executemany INSERTs of their events and state changes; a device's several messages in one
 batch are folded in memory into one row written once. Messages are applied in arrival order in memory first, so a device's last heartbeat and
-its goodbye in the same batch end as "offline", as they happened.
+its goodbye in the same batch end as "offline", as they happened. Which status replaces the one
+held is ``supersedes``'s rule: the device's own stamps order only what its next heartbeat would
+set right, since its clock may run hours off and its last will carries its connect time.
 
 Nothing from a revoked device is applied but the acks of commands the centre sent it (the revoke
 itself, a wipe: they change only those commands' state): its status, heartbeats and events are
@@ -119,6 +121,29 @@ def _write(connection: Connection, columns: frozenset[str], params: list[dict[st
         connection.exec_driver_sql(sql, [tuple(row[n] for n in order) for row in params])
     else:
         connection.exec_driver_sql(sql, params)
+
+
+def supersedes(held_online: bool, held_since: datetime, since: datetime) -> bool:
+    """Whether a status stamped ``since`` replaces the one held (online or not, stamped
+    ``held_since``).
+
+    ``since`` is the device's clock, which may run hours off, and a last will carries the
+    ``since`` of the connection it ends (the broker publishes what the device left with it when
+    it connected), so it says nothing about when the will came. Stamps are compared only where
+    a wrong answer heals itself:
+
+    - held online: every status is news. An offline (a will, a goodbye) ends what is held,
+      whatever its stamp; an online is the same connection again or a restarted daemon, whose
+      beats count from 1 again whichever way its clock went.
+    - held offline: only a later stamp. An older retained online replayed after a newer offline
+      (a broker restarted from an old persistence file), or the late online of the very
+      connection whose will is held (replicas committing out of order), changes nothing.
+
+    A true online refused because a jumped clock stamped it early (or the goodbye held late)
+    costs until its first beat, which brings the device back (``_heartbeat``), as does an old
+    session's late will applied over a live one; a dead device held online would read online,
+    then stale, for good."""
+    return held_online or since > held_since
 
 
 class DeviceStateStore:
@@ -235,10 +260,11 @@ class DeviceStateStore:
     ) -> bool:
         status = device_pb2.DeviceStatus.FromString(payload)
         since = _ts(status, "since") or now
-        if row["status_since"] is not None and since < row["status_since"]:
-            return False  # an older retained status than what we know
-        if row["status_since"] is None or since > row["status_since"]:
-            # A new session: its daemon may have restarted and counts its beats from 1 again.
+        held = row["status_since"]
+        if held is not None and not supersedes(bool(row["online"]), held, since):
+            return False
+        if held is None or since != held:
+            # Another session: its daemon may have restarted and counts its beats from 1 again.
             row["heartbeat_sequence"] = 0
         row["online"] = status.state == device_pb2.DeviceStatus.STATE_ONLINE
         row["status_since"] = since
@@ -299,4 +325,4 @@ class DeviceStateStore:
         }
 
 
-__all__ = ["DeviceStateStore", "Message"]
+__all__ = ["DeviceStateStore", "Message", "supersedes"]

@@ -10,7 +10,7 @@ retained status stays the dead session's "online". Two things keep the centre tr
 
 - a device that fails over publishes a new retained "online" stamped with the new session's
   time (``since``), which supersedes the old one on every node and in the controller's store
-  (it ignores statuses older than the one it holds);
+  (any status replaces an online it holds: ``telemetry_store.supersedes``);
 - a device that does not come back (it had only that node, or it died too) goes silent, and the
   controller's sweep (controller/fleet/monitor.py) marks it stale after 3 heartbeat intervals
   and raises its offline alert after the profile's allowance, whatever the retained status says.
