@@ -1,5 +1,6 @@
 """The chaos suite's CI run: three real device daemons uploading to two controller replicas on a
-PostgreSQL of the run's own, through Mosquitto with client certificates, while 50 seeded faults
+PostgreSQL of the run's own, through Mosquitto with client certificates and again through the
+3-node NATS cluster, while 50 seeded faults
 hit them (kill -9 of devices, replicas, the broker and the database; device clock jumps; cut
 links; latency and packet loss on a device's links). After recovery nothing is lost, nothing is doubled, and the devices' status at the
 centre is true. ``bash scripts/chaos.sh`` runs the long version."""
@@ -20,11 +21,14 @@ FAULTS = 50
 
 # The world takes a minute or two to start on a loaded two-core machine, the faults two or three.
 @pytest.mark.timeout(900)
-def test_fifty_faults_lose_and_double_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["mosquitto", "nats"])
+def test_fifty_faults_lose_and_double_nothing(tmp_path: Path, broker: str) -> None:
     """Every kind of fault lands at least once; every sealed record is stored exactly once under
     its own hash; up devices read online and the one left dead reads offline; the fault log has
-    a line per fault with its seed."""
+    a line per fault with its seed. Once on Mosquitto, once on the 3-node NATS cluster (a broker
+    fault kills one node there; devices fail over along the nodes enrolment named)."""
     config = ChaosConfig(
+        broker=broker,
         out_dir=tmp_path / "chaos",
         seed=21,
         devices=3,
@@ -62,3 +66,6 @@ def test_fifty_faults_lose_and_double_nothing(tmp_path: Path) -> None:
     assert counts.status_wrong == [], summary
     assert counts.devices_up_online == 2 and counts.devices_dead_offline == 1
     assert summary["ok"] is True
+    if broker == "nats":
+        nodes = {e["target"] for e in injected if e["kind"] == "kill_broker"}
+        assert nodes <= {"broker-n1", "broker-n2", "broker-n3"} and nodes, nodes
