@@ -8,7 +8,6 @@ import contextlib
 import functools
 import random
 import socket
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -93,7 +92,7 @@ class Controller:
     _admin: uvicorn.Server | None = None
     _public: uvicorn.Server | None = None
     _sender: DeliverySender | None = None
-    _ingestor: Ingestor | None = None
+    ingestor: Ingestor | None = None
     _password_workers: PasswordWorkers | None = None
     _stopping: bool = False
     # The read-only replica's engine, when settings.replica_database_url names one.
@@ -155,7 +154,7 @@ class Controller:
         )
         # Its opening workers start on the first batch large enough to share (most controllers
         # in a test suite never see one); that batch waits a second or two for them, once.
-        self._ingestor = ingestor
+        self.ingestor = ingestor
         self._servers = list(
             build_servers(settings, self.pki, self.sessions, enroller, ingestor, clock)
         )
@@ -310,8 +309,8 @@ class Controller:
             await self._sender.aclose()
         if self._password_workers is not None:
             self._password_workers.close()  # after the admin server: no login is left waiting
-        if self._ingestor is not None:
-            self._ingestor.close()  # after the servers: no batch is left in hand
+        if self.ingestor is not None:
+            self.ingestor.close()  # after the servers: no batch is left in hand
         self.engine.dispose()
         if self.read_engine is not None:
             self.read_engine.dispose()

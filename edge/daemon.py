@@ -145,7 +145,7 @@ class Daemon:
         self.data = DataLink(
             self.store,
             self.outbox,
-            window=self.profile.uplink.upload_batch * 4,
+            window=max(self.profile.uplink.upload_window, self.profile.uplink.upload_batch),
             batch=self.profile.uplink.upload_batch,
             health_every_s=self.settings.health_every_s,
             on_revoked=self._revoked,

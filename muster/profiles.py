@@ -63,6 +63,10 @@ class CameraProfile(_Strict):
 class UplinkProfile(_Strict):
     heartbeat_interval_s: float = Field(default=60.0, gt=0)
     upload_batch: int = Field(default=64, gt=0)
+    # Records sent and not yet acknowledged. Enough that the controller has the next batch in
+    # hand while it stores one (a device catching up on a backlog is otherwise bound by the ack
+    # round trip); a reconnect sends at most this many again. Never below ``upload_batch``.
+    upload_window: int = Field(default=1024, gt=0)
     offline_alert_after_s: float = Field(default=900.0, gt=0)
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -63,7 +63,14 @@ from controller.records.attachment_chunks import (
     safe_id,
 )
 from controller.records.envelopes import envelope_problem
-from controller.records.opening import Job, Opened, Parsed, RecordOpener, default_workers
+from controller.records.opening import (
+    Job,
+    Opened,
+    Parsed,
+    PendingOpen,
+    RecordOpener,
+    default_workers,
+)
 from controller.records.record_insert import insert_records
 from controller.records.review import supersede_returned
 from muster.clock import Clock
@@ -73,7 +80,7 @@ from muster.errors import SealError
 from muster.idnumbers import preload as preload_id_regions
 from muster.v1 import data_pb2
 
-__all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor", "KindIngest"]
+__all__ = ["INCOMPLETE", "REJECTIONS", "Ack", "Ingestor", "KindIngest", "Preopened"]
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +107,15 @@ REJECTIONS = {
 INCOMPLETE = {
     "attachment_missing": "记录的照片或签名附件尚未全部到达中心，设备将自动重新发送。",
 }
+
+
+class Preopened(NamedTuple):
+    """A batch handed to the workers by ``Ingestor.preopen``: with which certificate's key and
+    on which day it was opened, and the records on their way back."""
+
+    serial: str
+    today: date
+    pending: PendingOpen
 
 
 def _signed_by(
@@ -150,6 +166,9 @@ class Ingestor:
         self._reload_keys = reload_keys
         self._clock = clock
         self._device_keys: dict[tuple[str, str], tuple[DevicePublicKey, bytes]] = {}
+        # The key each device's last batch was checked with (certificate serial, key): what
+        # ``preopen`` opens the next one with, before any transaction has read the device.
+        self._stream_keys: dict[str, tuple[str, tuple[DevicePublicKey, bytes]]] = {}
 
     def start_workers(self) -> None:
         """Start the opening workers now rather than on the first large batch."""
@@ -169,11 +188,34 @@ class Ingestor:
             key = self._device_keys[cache_key] = (loaded, der)
         return key
 
+    def preopen(self, device_id: str, batch: Sequence[data_pb2.SealedRecord]) -> Preopened | None:
+        """Start opening a batch in the workers ahead of its transaction, so that a stream's next
+        batch is opened while this one is stored; hand the result to ``ingest_batch``.
+
+        Nothing is decided here: the transaction checks every record as it always does, and
+        uses what was opened only where the same key, day and upload keys apply (else it opens
+        the record itself). None when there is nothing to gain: the device's key not yet known
+        to this process, no workers running, too few records, or a key version to reload.
+        """
+        known = self._stream_keys.get(device_id)
+        if known is None or any(s.key_version not in self._upload_keys for s in batch):
+            return None
+        serial, (key, der) = known
+        today = self._clock.today()
+        jobs = [
+            Job(position, sealed, key, der, stored=False, form=self._is_form(sealed))
+            for position, sealed in enumerate(batch)
+            if sealed.device_id == device_id and envelope_problem(sealed) is None
+        ]
+        pending = self._opener.submit(jobs, dict(self._upload_keys), today, start=False)
+        return None if pending is None else Preopened(serial, today, pending)
+
     def ingest_batch(
         self,
         device_id: str,
         batch: Sequence[data_pb2.SealedRecord],
         chunks: Sequence[data_pb2.AttachmentChunk] = (),
+        preopened: Preopened | None = None,
     ) -> list[data_pb2.RecordAck]:
         """Store what is valid in one transaction; return acks only after it has committed.
 
@@ -183,7 +225,7 @@ class Ingestor:
         """
         for attempt in range(3):
             try:
-                return self._ingest_once(device_id, batch, chunks)
+                return self._ingest_once(device_id, batch, chunks, preopened)
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -195,6 +237,7 @@ class Ingestor:
         device_id: str,
         batch: Sequence[data_pb2.SealedRecord],
         chunks: Sequence[data_pb2.AttachmentChunk],
+        preopened: Preopened | None,
     ) -> list[data_pb2.RecordAck]:
         now = self._clock.now()
         today = self._clock.today()  # one day for the whole batch, asked once
@@ -221,6 +264,7 @@ class Ingestor:
                 for chunk, code in self._chunks.keep(session, device.id, chunks, now)
             }
             public_key = self._public_key(device)
+            self._stream_keys[device.id] = (device.certificate_serial, public_key)
             ids = list(
                 {s.record_id for position, s in enumerate(batch) if position not in malformed}
             )
@@ -265,7 +309,7 @@ class Ingestor:
                     early[position] = _reject(sealed.record_id, "internal")
                     continue
                 planned[position] = (signer, key)
-            opened = self._open_all(batch, planned, seen, today)
+            opened = self._open_all(batch, planned, seen, today, device, preopened)
             for position, sealed in enumerate(batch):
                 if position in early:
                     acks.append(early[position])
@@ -382,15 +426,31 @@ class Ingestor:
         planned: dict[int, tuple[Device, tuple[DevicePublicKey, bytes]]],
         seen: dict[str, str],
         today: date,
+        device: Device,
+        preopened: Preopened | None,
     ) -> dict[int, Opened]:
         """Signature check, content hash, decryption and the record rules of every planned
-        record, on every core (``RecordOpener``); what needs the database stays in ``_one``."""
+        record, on every core (``RecordOpener``); what needs the database stays in ``_one``.
+        What ``preopen`` already opened with this device's current key, on this day and with
+        the same upload keys, is taken as it is."""
         if self._reload_keys is not None and any(
             batch[p].key_version not in self._upload_keys for p in planned
         ):
             # Rotated by `muster controller rotate-upload-key` while we were running: devices
             # learn the new public key from Health, so we must find its private half on disk.
             self._upload_keys.update(self._reload_keys())
+            preopened = None
+        ready: dict[int, Opened] = {}
+        if (
+            preopened is not None
+            and preopened.serial == device.certificate_serial
+            and preopened.today == today
+        ):
+            ready = {
+                position: o
+                for position, o in (preopened.pending.result() or {}).items()
+                if batch[position].device_id == device.id
+            }
         jobs = [
             Job(
                 position,
@@ -398,12 +458,16 @@ class Ingestor:
                 key,
                 der,
                 stored=batch[position].record_id in seen,
-                form=batch[position].schema_version.partition("/")[0] not in self._kinds,
+                form=self._is_form(batch[position]),
             )
             for position, (signer, (key, der)) in planned.items()
-            if batch[position].device_id == signer.id
+            if batch[position].device_id == signer.id and position not in ready
         ]
-        return self._opener.open(jobs, dict(self._upload_keys), today)
+        return {**ready, **self._opener.open(jobs, dict(self._upload_keys), today)}
+
+    def _is_form(self, sealed: data_pb2.SealedRecord) -> bool:
+        """A collection form's record, parsed and checked as one, not another kind's."""
+        return sealed.schema_version.partition("/")[0] not in self._kinds
 
     @staticmethod
     def _other_kind(

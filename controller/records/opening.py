@@ -23,8 +23,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
 from typing import NamedTuple
 
@@ -38,7 +37,15 @@ from muster.idnumbers import preload as preload_id_regions
 from muster.records import RecordError, parse_record
 from muster.v1 import data_pb2
 
-__all__ = ["Job", "Opened", "Parsed", "RecordOpener", "default_workers", "open_sealed"]
+__all__ = [
+    "Job",
+    "Opened",
+    "Parsed",
+    "PendingOpen",
+    "RecordOpener",
+    "default_workers",
+    "open_sealed",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -184,11 +191,26 @@ class RecordOpener:
     def open(
         self, jobs: Sequence[Job], upload_keys: Mapping[int, UploadPrivateKey], today: date
     ) -> dict[int, Opened]:
+        """Every job opened, by the workers when the batch is large enough to share."""
+        pending = self.submit(jobs, upload_keys, today, start=True)
+        opened = pending.result() if pending is not None else None
+        return opened if opened is not None else _inline(jobs, upload_keys, today)
+
+    def submit(
+        self,
+        jobs: Sequence[Job],
+        upload_keys: Mapping[int, UploadPrivateKey],
+        today: date,
+        *,
+        start: bool,
+    ) -> PendingOpen | None:
+        """Hand ``jobs`` to the workers and return at once; None when they are not for the
+        workers (too few, no workers, or none running and ``start`` is false)."""
         if self._workers == 0 or len(jobs) < 2 * MIN_SHARE:
-            return _inline(jobs, upload_keys, today)
-        pool = self._current_pool()
+            return None
+        pool = self._current_pool(start=start)
         if pool is None:
-            return _inline(jobs, upload_keys, today)
+            return None
         share = max(MIN_SHARE, -(-len(jobs) // self._workers))
         keys = {version: _raw_private(key) for version, key in upload_keys.items()}
         try:
@@ -204,13 +226,10 @@ class RecordOpener:
                 )
                 for i in range(0, len(jobs), share)
             ]
-            return {position: o for f in futures for position, o in f.result()}
-        except (BrokenProcessPool, RuntimeError) as exc:
-            # A worker died (or the pool was shut down under us): this batch is opened here,
-            # the next one gets a new pool.
-            log.warning("record opening workers lost; opening this batch inline", error=str(exc))
-            self._discard(pool)
-            return _inline(jobs, upload_keys, today)
+        except RuntimeError as exc:  # shut down or broken under us
+            self._lost(pool, exc)
+            return None
+        return PendingOpen(self, pool, futures)
 
     def start(self) -> None:
         """Start every worker now and wait until each has loaded what it needs (a few seconds
@@ -222,8 +241,7 @@ class RecordOpener:
             for ready in [pool.submit(_ready) for _ in range(self._workers)]:
                 ready.result()
         except RuntimeError as exc:
-            log.warning("record opening workers did not start", error=str(exc))
-            self._discard(pool)
+            self._lost(pool, exc)
 
     def close(self) -> None:
         with self._lock:
@@ -232,11 +250,11 @@ class RecordOpener:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _current_pool(self) -> ProcessPoolExecutor | None:
+    def _current_pool(self, *, start: bool = True) -> ProcessPoolExecutor | None:
         with self._lock:
             if self._closed:
                 return None
-            if self._pool is None:
+            if self._pool is None and start:
                 self._pool = ProcessPoolExecutor(
                     self._workers,
                     mp_context=multiprocessing.get_context("spawn"),
@@ -248,11 +266,37 @@ class RecordOpener:
                 self._finalizer = weakref.finalize(self, _shutdown, self._pool)
             return self._pool
 
+    def _lost(self, pool: ProcessPoolExecutor, exc: BaseException) -> None:
+        # A worker died (or the pool was shut down under us): the batch in hand is opened by
+        # its caller, the next one gets a new pool.
+        log.warning("record opening workers lost; opening this batch inline", error=str(exc))
+        self._discard(pool)
+
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._pool is pool:
                 self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PendingOpen:
+    """Records in the workers' hands: ``result`` waits for them, or is None when the workers
+    were lost on the way (the caller then opens the records itself)."""
+
+    def __init__(
+        self,
+        opener: RecordOpener,
+        pool: ProcessPoolExecutor,
+        futures: list[Future[list[tuple[int, Opened]]]],
+    ) -> None:
+        self._opener, self._pool, self._futures = opener, pool, futures
+
+    def result(self) -> dict[int, Opened] | None:
+        try:
+            return {position: o for f in self._futures for position, o in f.result()}
+        except RuntimeError as exc:  # BrokenProcessPool is one
+            self._opener._lost(self._pool, exc)
+            return None
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:

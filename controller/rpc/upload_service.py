@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 import grpc
 import structlog
 
-from controller.records.ingest import Ingestor
+from controller.records.ingest import Ingestor, Preopened
 from controller.rpc.admission import DeviceGate
 from controller.rpc.decode_guard import BadRequest
 from muster.v1 import data_pb2, data_pb2_grpc
@@ -46,6 +47,12 @@ class IngestTurns:
     async def turn(self) -> AsyncIterator[None]:
         async with self._turns:
             yield
+
+
+class _Staged(NamedTuple):
+    batch: list[data_pb2.SealedRecord]
+    chunks: list[data_pb2.AttachmentChunk]
+    preopened: Preopened | None
 
 
 def _log_reader_failure(task: asyncio.Task[None]) -> None:
@@ -99,10 +106,13 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
             finally:
                 await queue.put(None)
 
-        # Lives exactly as long as this stream (cancelled below); a failure is logged, not lost.
-        reader = asyncio.create_task(pump(), name=f"upload-read-{device_id}")
-        reader.add_done_callback(_log_reader_failure)
-        try:
+        # Two stages per stream, one batch apart: while one batch is stored in its turn, the
+        # next is assembled and already opening in the ingest workers (Ingestor.preopen). The
+        # transactions stay one at a time, in order, so acks come back in the order sent.
+        staged: asyncio.Queue[_Staged | None] = asyncio.Queue(maxsize=1)
+        answers: asyncio.Queue[list[data_pb2.RecordAck] | Exception | None] = asyncio.Queue()
+
+        async def assemble() -> None:
             finished = False
             while not finished:
                 first = await queue.get()
@@ -126,20 +136,44 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                     if item is None:
                         finished = True
                         break
-                async with self._turns.turn():
-                    acks = await asyncio.to_thread(
-                        self._ingestor.ingest_batch, device_id, batch, chunks
-                    )
-                if not acks:
+                await staged.put(_Staged(batch, chunks, self._ingestor.preopen(device_id, batch)))
+            await staged.put(None)
+
+        async def commit() -> None:
+            try:
+                while (next_batch := await staged.get()) is not None:
+                    async with self._turns.turn():
+                        acks = await asyncio.to_thread(
+                            self._ingestor.ingest_batch, device_id, *next_batch
+                        )
+                    await answers.put(acks)
+            except Exception as exc:  # ends the stream with it, as before the two stages
+                await answers.put(exc)
+            else:
+                await answers.put(None)
+
+        # Live exactly as long as this stream (cancelled below); a failure is logged, not lost.
+        tasks = [
+            asyncio.create_task(pump(), name=f"upload-read-{device_id}"),
+            asyncio.create_task(assemble(), name=f"upload-assemble-{device_id}"),
+            asyncio.create_task(commit(), name=f"upload-commit-{device_id}"),
+        ]
+        tasks[0].add_done_callback(_log_reader_failure)
+        try:
+            while (answer := await answers.get()) is not None:
+                if isinstance(answer, Exception):
+                    raise answer
+                if not answer:
                     continue
                 if batched:
-                    yield data_pb2.UploadResponse(acks=data_pb2.AckBatch(acks=acks))
+                    yield data_pb2.UploadResponse(acks=data_pb2.AckBatch(acks=answer))
                 else:
-                    for ack in acks:
+                    for ack in answer:
                         yield data_pb2.UploadResponse(ack=ack)
             if refusal:
                 # What came before the bad message was handled and acked; the rest is refused.
                 log.warning("upload stream refused", device_id=device_id, reason=refusal[0])
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal[0])
         finally:
-            reader.cancel()
+            for task in tasks:
+                task.cancel()

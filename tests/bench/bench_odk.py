@@ -156,6 +156,9 @@ class MusterSide:
         )
         self.controller = Controller.prepare(self.settings, SystemClock())
         await self.controller.start()
+        # Warm, as a controller that has served a large batch is: its ingest workers are running.
+        assert self.controller.ingestor is not None
+        await asyncio.to_thread(self.controller.ingestor.start_workers)
         for n in range(self.devices):
             code = create_enrollment_code(
                 self.controller.sessions,

@@ -100,6 +100,9 @@ async def measure(records: int, directory: Path) -> dict[str, float]:
     )
     controller = Controller.prepare(settings, SystemClock())
     await controller.start()
+    # Warm, as a controller that has served a large batch is: its ingest workers are running.
+    assert controller.ingestor is not None
+    await asyncio.to_thread(controller.ingestor.start_workers)
     code = create_enrollment_code(
         controller.sessions,
         township_code="370902001000",

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,60 @@ def test_workers_leave_with_their_controller() -> None:
 def test_bad_worker_counts_are_refused() -> None:
     with pytest.raises(ValueError, match="workers must be 0"):
         RecordOpener(-1)
+
+
+def test_a_batch_opened_ahead_is_answered_as_one_opened_in_its_transaction(
+    sessions: sessionmaker[Session], pki: ControllerPki, device: Dev, tmp_path: Path
+) -> None:
+    """``preopen`` (a stream's next batch opened while the last one is stored) changes no
+    answer and no row: the same mixed batch into two copies of one database, with and without
+    opening ahead, and a resend of it opened ahead too."""
+    twin = _twin(sessions, tmp_path / "twin.db")
+    plain = Ingestor(sessions, pki.upload_keys, VirtualClock(NOW), workers=2)
+    ahead = Ingestor(twin, pki.upload_keys, VirtualClock(NOW), workers=2)
+    try:
+        warm = [seal(device, seed) for seed in range(500, 500 + 2 * MIN_SHARE)]
+        assert plain.ingest_batch(device.device_id, warm) == ahead.ingest_batch(
+            device.device_id, warm
+        )
+        batch = _mixed_batch(device, 600)
+        preopened = ahead.preopen(device.device_id, batch)
+        assert preopened is not None, "nothing was opened ahead"
+        by_plain = plain.ingest_batch(device.device_id, batch)
+        assert ahead.ingest_batch(device.device_id, batch, preopened=preopened) == by_plain
+        assert _rows(twin) == _rows(sessions)
+        resend = ahead.preopen(device.device_id, batch)
+        assert ahead.ingest_batch(device.device_id, batch, preopened=resend) == (
+            plain.ingest_batch(device.device_id, batch)
+        )
+    finally:
+        plain.close()
+        ahead.close()
+
+
+@pytest.mark.parametrize("stale", ["certificate", "day"])
+def test_what_was_opened_ahead_under_another_key_or_day_is_not_used(
+    sessions: sessionmaker[Session], pki: ControllerPki, device: Dev, stale: str
+) -> None:
+    """Opened ahead, then the device's certificate changed (a renewal) or the day turned
+    before the transaction: what was opened is put aside and the batch opened again. Shown with
+    results that would be wrong if used: another batch's, under the stale key or day."""
+    ingestor = Ingestor(sessions, pki.upload_keys, VirtualClock(NOW), workers=2)
+    try:
+        ingestor.ingest_batch(device.device_id, [seal(device, s) for s in range(2 * MIN_SHARE)])
+        batch = [seal(device, seed) for seed in range(700, 700 + 2 * MIN_SHARE)]
+        other = [seal(device, seed) for seed in range(800, 800 + 2 * MIN_SHARE)]
+        wrong = ingestor.preopen(device.device_id, other)
+        assert wrong is not None
+        if stale == "certificate":
+            wrong = wrong._replace(serial="a certificate since replaced")
+        else:
+            wrong = wrong._replace(today=NOW.date() - timedelta(days=1))
+        acks = ingestor.ingest_batch(device.device_id, batch, preopened=wrong)
+        assert [a.status for a in acks] == [Ack.STATUS_STORED] * len(batch)
+        with sessions() as session:
+            ids = set(session.scalars(select(Record.record_id)))
+        assert {s.record_id for s in batch} <= ids
+        assert not {s.record_id for s in other} & ids
+    finally:
+        ingestor.close()
