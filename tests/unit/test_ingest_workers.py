@@ -1,6 +1,8 @@
 """Records opened in worker processes (controller/records/opening.py) are answered and stored
 exactly as records opened in the controller's own process; a worker killed mid-run costs no
-record, and a controller killed -9 leaves no worker behind."""
+record, and a controller killed -9 leaves no worker behind. Opening a stream's next batch ahead
+of its transaction changes no answer; the settings that size all this refuse what they cannot
+use."""
 
 from __future__ import annotations
 
@@ -15,17 +17,22 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import click
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.cli.service import _settings
 from controller.db import make_engine, session_factory
 from controller.db.models import Record
 from controller.devices.pki_store import ControllerPki
 from controller.records.ingest import Ingestor
 from controller.records.opening import MIN_SHARE, RecordOpener
+from controller.settings import ControllerSettings
 from muster.clock import VirtualClock
 from muster.crypto import generate_upload_key, upload_public_bytes
+from muster.profiles import UplinkProfile
 from muster.v1 import data_pb2
 from tests.unit.conftest import NOW
 from tests.unit.test_ingest import Dev, device, seal
@@ -238,3 +245,24 @@ def test_what_was_opened_ahead_under_another_key_or_day_is_not_used(
         assert not {s.record_id for s in other} & ids
     finally:
         ingestor.close()
+
+
+@pytest.mark.parametrize("given", ["-1", "many", "65", "1.5"])
+def test_a_worker_count_the_controller_cannot_use_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("MUSTER_CONTROLLER_INGEST_WORKERS", given)
+    with pytest.raises(click.UsageError, match=r"设置有误 \(bad settings\): ingest_workers: "):
+        _settings()
+
+
+def test_the_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ControllerSettings().ingest_workers is None  # one per core
+    monkeypatch.setenv("MUSTER_CONTROLLER_INGEST_WORKERS", "0")
+    assert ControllerSettings().ingest_workers == 0
+
+
+def test_a_device_window_below_one_record_is_refused() -> None:
+    with pytest.raises(ValidationError, match="upload_window"):
+        UplinkProfile(upload_window=0)
+    assert UplinkProfile().upload_window >= UplinkProfile().upload_batch
