@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from muster.fleet_layout import simulated_device
 from muster.v1 import device_pb2
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.tcp_proxy import TcpProxy
+from tests.integration.test_broker_failover import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,14 +45,6 @@ class AheadClock(SystemClock):
 
     def now(self) -> datetime:
         return super().now() + self._offset
-
-
-async def until(condition: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
