@@ -165,10 +165,9 @@ class Ingestor:
         self._upload_keys = upload_keys
         self._reload_keys = reload_keys
         self._clock = clock
-        self._device_keys: dict[tuple[str, str], tuple[DevicePublicKey, bytes]] = {}
-        # The key each device's last batch was checked with (certificate serial, key): what
-        # ``preopen`` opens the next one with, before any transaction has read the device.
-        self._stream_keys: dict[str, tuple[str, tuple[DevicePublicKey, bytes]]] = {}
+        # Each device's key as of its certificate serial; also what ``preopen`` opens the
+        # device's next batch with, before any transaction has read the device.
+        self._device_keys: dict[str, tuple[str, tuple[DevicePublicKey, bytes]]] = {}
 
     def start_workers(self) -> None:
         """Start the opening workers now rather than on the first large batch."""
@@ -180,13 +179,12 @@ class Ingestor:
 
     def _public_key(self, device: Device) -> tuple[DevicePublicKey, bytes]:
         """The device's signature key, and the same as DER for a worker process."""
-        cache_key = (device.id, device.certificate_serial)
-        key = self._device_keys.get(cache_key)
-        if key is None:
+        held = self._device_keys.get(device.id)
+        if held is None or held[0] != device.certificate_serial:
             loaded = device_public_key(load_certificate(device.certificate_pem.encode()))
             der = loaded.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-            key = self._device_keys[cache_key] = (loaded, der)
-        return key
+            held = self._device_keys[device.id] = (device.certificate_serial, (loaded, der))
+        return held[1]
 
     def preopen(self, device_id: str, batch: Sequence[data_pb2.SealedRecord]) -> Preopened | None:
         """Start opening a batch in the workers ahead of its transaction, so that a stream's next
@@ -197,7 +195,7 @@ class Ingestor:
         the record itself). None when there is nothing to gain: the device's key not yet known
         to this process, no workers running, too few records, or a key version to reload.
         """
-        known = self._stream_keys.get(device_id)
+        known = self._device_keys.get(device_id)
         if known is None or any(s.key_version not in self._upload_keys for s in batch):
             return None
         serial, (key, der) = known
@@ -264,7 +262,6 @@ class Ingestor:
                 for chunk, code in self._chunks.keep(session, device.id, chunks, now)
             }
             public_key = self._public_key(device)
-            self._stream_keys[device.id] = (device.certificate_serial, public_key)
             ids = list(
                 {s.record_id for position, s in enumerate(batch) if position not in malformed}
             )
@@ -281,7 +278,7 @@ class Ingestor:
             # controller/devices/replacement.py); they are checked and stored as the predecessor's.
             carried = forwarding_signers(session, device.id, {s.device_id for s in batch})
             # Who signed each record, decided before any cryptography: what is refused here
-            # never reaches the thread pool.
+            # never reaches the workers.
             planned: dict[int, tuple[Device, tuple[DevicePublicKey, bytes]]] = {}
             early: dict[int, data_pb2.RecordAck] = {}
             for position, sealed in enumerate(batch):
@@ -446,11 +443,8 @@ class Ingestor:
             and preopened.serial == device.certificate_serial
             and preopened.today == today
         ):
-            ready = {
-                position: o
-                for position, o in (preopened.pending.result() or {}).items()
-                if batch[position].device_id == device.id
-            }
+            # Only records this device signed were opened ahead (``preopen``).
+            ready = preopened.pending.result() or {}
         jobs = [
             Job(
                 position,

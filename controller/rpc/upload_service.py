@@ -69,6 +69,17 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
         self._batch = batch
         self._turns = turns or IngestTurns()
 
+    def _preopen(self, device_id: str, batch: list[data_pb2.SealedRecord]) -> Preopened | None:
+        """Opening ahead only saves time: if it fails, the transaction opens the batch itself,
+        and the stream goes on (an exception here would leave the commit stage waiting)."""
+        try:
+            return self._ingestor.preopen(device_id, batch)
+        except Exception:
+            log.exception(
+                "opening a batch ahead failed; its transaction opens it", device_id=device_id
+            )
+            return None
+
     async def Upload(
         self,
         request_iterator: AsyncIterator[data_pb2.UploadRequest],
@@ -136,7 +147,7 @@ class UploadsService(data_pb2_grpc.UploadsServicer):
                     if item is None:
                         finished = True
                         break
-                await staged.put(_Staged(batch, chunks, self._ingestor.preopen(device_id, batch)))
+                await staged.put(_Staged(batch, chunks, self._preopen(device_id, batch)))
             await staged.put(None)
 
         async def commit() -> None:
