@@ -25,10 +25,20 @@ from typing import Any, cast
 
 import structlog
 from google.protobuf.message import DecodeError
-from sqlalchemy import Connection, Dialect, Table, Update, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Device, DeviceEvent, DeviceStateChange
+from controller.db.models import Device, DeviceEvent, DeviceStateChange, UtcDateTime
 from controller.fleet.commands import apply_ack
 from controller.fleet.rules import OFFLINE, ONLINE
 from muster.clock import Clock
@@ -58,6 +68,9 @@ _MANAGED = (
     "backlog_rising",
 )
 _MANAGED_SET = frozenset(_MANAGED)
+# Indexed, so written by a statement of their own (``_indexed_update``).
+_INDEXED = ("online", "state")
+_UNINDEXED_SET = _MANAGED_SET - frozenset(_INDEXED)
 # What the handlers read. The rest of ``_MANAGED`` (last_seen, the last heartbeat's JSON, ...) is
 # only ever overwritten, so it is not read back: decoding it cost more than the rest of a beat.
 _READ = (
@@ -87,6 +100,24 @@ def _update(columns: frozenset[str]) -> Update:
     )
 
 
+@functools.cache
+def _indexed_update() -> Update:
+    """The indexed columns, written only where the row holds something else. SQLite rewrites an
+    index entry for every indexed column in an UPDATE's SET, changed or not: with them in every
+    beat's UPDATE a beat cost 15 µs in the database instead of 5.5. Deciding in the WHERE, not
+    from what the batch read, keeps them right when the sweep marked a device stale between the
+    batch's SELECT and its write (SQLite reads before its write transaction begins)."""
+    return (
+        update(_DEVICES)
+        .where(
+            _DEVICES.c.id == bindparam("b_id"),
+            _DEVICES.c.revoked_at.is_(None),
+            or_(*(_DEVICES.c[name] != bindparam(f"v_{name}") for name in _INDEXED)),
+        )
+        .values({name: bindparam(f"v_{name}") for name in _INDEXED})
+    )
+
+
 def _ts(message: Any, field: str) -> datetime | None:
     if not message.HasField(field):
         return None
@@ -96,31 +127,57 @@ def _ts(message: Any, field: str) -> datetime | None:
 
 @functools.lru_cache(maxsize=64)
 def _driver_update(
-    dialect: Dialect, columns: frozenset[str]
-) -> tuple[str, tuple[str, ...] | None, dict[str, Callable[[Any], Any]]]:
-    """The UPDATE as the driver's SQL, its parameter order (positional drivers) and each
-    parameter's conversion, once per dialect and column set."""
-    compiled = _update(columns).compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    dialect: Dialect, statement: Update
+) -> tuple[str, tuple[str, ...], bool, dict[str, Callable[[Any], Any]]]:
+    """The UPDATE as the driver's SQL, the parameters it takes in order, whether the driver takes
+    them by position, and each column's conversion, once per dialect and statement."""
+    compiled = statement.compile(dialect=dialect)
+    positional = compiled.positiontup is not None
+    names = tuple(compiled.positiontup or compiled.binds)
     processors: dict[str, Callable[[Any], Any]] = {}
-    for name in columns:
-        processor = _DEVICES.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    for name in names:
+        column = _DEVICES.c[_column(name)]
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
-            processors[f"v_{name}"] = processor
-    return str(compiled), order, processors
+            processors[name] = processor
+    return str(compiled), names, positional, processors
 
 
-def _write(connection: Connection, columns: frozenset[str], params: list[dict[str, Any]]) -> None:
+def _column(parameter: str) -> str:
+    """The column a parameter of ``_update`` / ``_indexed_update`` names (``v_online``: online,
+    ``b_id``: id)."""
+    return parameter[2:]
+
+
+def _write(connection: Connection, statement: Update, rows: list[dict[str, Any]]) -> None:
     """executemany straight to the driver: SQLAlchemy's per-row parameter handling cost more than
-    the database's work for a beat. The columns' own type conversions still apply."""
-    sql, order, processors = _driver_update(connection.dialect, columns)
-    for row in params:
-        for name, processor in processors.items():
-            row[name] = processor(row[name])
-    if order is not None:
-        connection.exec_driver_sql(sql, [tuple(row[n] for n in order) for row in params])
+    the database's work for a beat. Parameters are built a column at a time, each with its
+    column's own conversion, a datetime converted once per distinct value (every beat's
+    ``last_seen`` is the batch's now)."""
+    if not rows:
+        return  # an empty executemany would be sent as one execute without parameters
+    sql, names, positional, processors = _driver_update(connection.dialect, statement)
+    columns: dict[str, list[Any]] = {}
+    for name in dict.fromkeys(names):
+        values = [row[_column(name)] for row in rows]
+        processor = processors.get(name)
+        if processor is not None:
+            if isinstance(_DEVICES.c[_column(name)].type, UtcDateTime):
+                once = {value: processor(value) for value in set(values)}
+                values = [once[value] for value in values]
+            else:
+                values = [processor(value) for value in values]
+        columns[name] = values
+    if positional:
+        connection.exec_driver_sql(sql, list(zip(*(columns[n] for n in names), strict=True)))
     else:
-        connection.exec_driver_sql(sql, params)
+        connection.exec_driver_sql(
+            sql,
+            [
+                dict(zip(columns, values, strict=True))
+                for values in zip(*columns.values(), strict=True)
+            ],
+        )
 
 
 def supersedes(held_online: bool, held_since: datetime, since: datetime) -> bool:
@@ -232,13 +289,12 @@ class DeviceStateStore:
             groups: dict[frozenset[str], list[dict[str, Any]]] = {}
             for device_id in dirty:
                 row = rows[device_id]
-                columns = frozenset(row.keys() & _MANAGED_SET)
-                groups.setdefault(columns, []).append(
-                    {"b_id": device_id, **{f"v_{n}": row[n] for n in columns}}
-                )
+                groups.setdefault(frozenset(row.keys() & _UNINDEXED_SET), []).append(row)
             connection = session.connection()
-            for columns, params in groups.items():
-                _write(connection, columns, params)
+            for columns, written in groups.items():
+                _write(connection, _update(columns), written)
+            if dirty:
+                _write(connection, _indexed_update(), [rows[device_id] for device_id in dirty])
             if history:
                 session.execute(insert(_STATE_CHANGES), history)
             if events:

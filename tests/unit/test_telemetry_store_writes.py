@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Device, DeviceStateChange
 from controller.demo.simulated_fleet import register_simulated
+from controller.fleet.monitor import FleetMonitor, SweepResult
+from controller.fleet.rules import STALE_AFTER_BEATS
 from controller.fleet.telemetry_store import DeviceStateStore
 from muster.clock import VirtualClock
 from muster.fleet_layout import simulated_device
@@ -84,3 +88,50 @@ def test_a_restarted_daemon_is_heard_although_it_counts_its_beats_from_one_again
         assert (row.heartbeat_sequence, row.outbox_depth) == (1, 4)
         assert row.last_seen == clock.now()
     assert store.apply([beat(device, 1, depth=9)]) == 0  # still a duplicate within the session
+
+
+def test_a_beat_brings_back_a_device_the_sweep_marked_stale_after_its_batch_was_read(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The store writes the indexed columns (online, state) only where the row holds something
+    else, decided by the database at write time. A batch that read the device online, then saw
+    the sweep mark it stale before the batch's own write, must still leave it online: it has just
+    heard from it."""
+    register_simulated(sessions, 1, now=T0)
+    device = simulated_device(0).device_id
+    clock = VirtualClock(T0)
+    store = DeviceStateStore(sessions, clock)
+    assert store.apply([status(device, True), beat(device, 1)]) == 2
+    clock.advance_now(60 * STALE_AFTER_BEATS + 30)  # silent for three intervals and more
+    monitor = FleetMonitor(sessions, clock=clock)
+    engine = sessions.kw["bind"]
+    swept: list[SweepResult] = []
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def sweep_after_the_batch_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # The store's read of its batch (SQLite has no FOR UPDATE): the sweep runs right after.
+        if (
+            not swept
+            and statement.lstrip().startswith("SELECT")
+            and "revoked_at IS NOT" in statement
+        ):
+            swept.append(monitor.sweep())
+
+    try:
+        assert store.apply([beat(device, 2)]) == 1
+    finally:
+        event.remove(engine, "after_cursor_execute", sweep_after_the_batch_read)
+
+    assert swept, "the sweep did not run between the batch's read and its write"
+    with sessions() as session:
+        history = [
+            c.state
+            for c in session.query(DeviceStateChange)
+            .filter_by(device_id=device)
+            .order_by(DeviceStateChange.id)
+        ]
+        row = session.get(Device, device)
+        assert row is not None
+    assert history[-1] == "stale"  # the sweep did mark it, in between
+    assert (row.online, row.state, row.heartbeat_sequence) == (True, "online", 2)
+    assert row.last_seen == clock.now()
