@@ -2,9 +2,10 @@
 heartbeats and events. Messages are applied in small batches, one transaction per batch, so one
 process keeps up with a national fleet's heartbeats.
 
-Two jobs under the controller's supervisor: ``run`` (one broker connection: subscribe, consume
-into the buffer; when the broker goes away it raises and the supervisor reconnects after a
-jittered backoff) and ``flush_forever`` (apply the buffer every ``telemetry_flush_s``).
+Two jobs under the controller's supervisor: ``run`` (the broker connections: the telemetry
+subscription, read by the controller's own MQTT intake into the buffer, and the client the
+command sender publishes through; when either goes away it raises and the supervisor reconnects
+after a jittered backoff) and ``flush_forever`` (apply the buffer every ``telemetry_flush_s``).
 
 The buffer is bounded (``telemetry_buffer_max`` messages, counting a batch being applied). It
 fills only when the database falls behind. When it is full:
@@ -49,6 +50,7 @@ import aiomqtt
 import structlog
 
 from controller.devices.pki_store import ControllerPki
+from controller.fleet.mqtt_intake import MqttIntake, MqttIntakeError
 from controller.fleet.telemetry_store import DeviceStateStore, Message
 from controller.settings import ControllerSettings
 from muster import topics
@@ -65,7 +67,9 @@ _MIN_FREED = 0.1
 # Heartbeats at QoS 0: each is superseded by the next one within a minute, so a beat lost with a
 # broken connection costs nothing, while acknowledging every beat cost a send() per message (the
 # largest single item of the receive path's profile). Statuses, events and acks keep QoS 1.
-SUBSCRIBE_QOS = {"status": 1, "telemetry": 0, "event": 1, "ack": 1}
+SUBSCRIBE_QOS: dict[topics.Kind, int] = {"status": 1, "telemetry": 0, "event": 1, "ack": 1}
+# The telemetry connection's MQTT keepalive.
+KEEPALIVE_S = 30
 # How often the cached set of revoked devices is read again.
 REVOKED_REFRESH_S = 5.0
 
@@ -246,42 +250,72 @@ class TelemetryConsumer:
         return self._buffer.add((device_id, kind, payload))
 
     async def run(self) -> None:
-        """One broker connection: subscribe and consume until it breaks. ``MqttError`` ends
-        the run; the supervisor reconnects after a jittered backoff."""
+        """The broker connections, until one breaks: the telemetry subscription
+        (:mod:`controller.fleet.mqtt_intake`, unless telemetry comes from NATS) and the client
+        the command sender publishes through. Their end raises; the supervisor reconnects after
+        a jittered backoff."""
         address = parse_broker_url(self._settings.mqtt_url)
         tls = None
         if address.tls and self._pki is not None:  # mqtts://: TLS with our client certificate
             tls = client_tls_context(
                 self._pki.ca_cert_path, self._pki.client_cert_path, self._pki.client_key_path
             )
+        identifier = f"muster-controller-{uuid.uuid4().hex[:8]}"
+        intake: MqttIntake | None = None
         try:
             async with aiomqtt.Client(
                 address.host,
                 address.port,
-                identifier=f"muster-controller-{uuid.uuid4().hex[:8]}",
+                identifier=identifier,
                 tls_context=tls,
                 keepalive=30,
             ) as client:
-                # With telemetry from NATS this connection only sends commands.
                 if self._settings.telemetry_transport == "mqtt":
-                    for kind in ("status", "telemetry", "event", "ack"):
-                        await client.subscribe(
-                            topics.wildcard(kind, self._settings.mqtt_shared_group),
-                            qos=SUBSCRIBE_QOS[kind],
-                        )
+                    intake = MqttIntake(self._on_publish, self._clock)
+                    await intake.subscribe(
+                        address.host,
+                        address.port,
+                        tls,
+                        f"{identifier}-telemetry",
+                        KEEPALIVE_S,
+                        [
+                            (topics.wildcard(kind, self._settings.mqtt_shared_group), qos)
+                            for kind, qos in SUBSCRIBE_QOS.items()
+                        ],
+                    )
                 self.client = client
                 self.connected.set()
                 log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
-                async for message in client.messages:
-                    parsed = topics.parse(str(message.topic))
-                    if parsed is not None and isinstance(message.payload, bytes):
-                        self.receive(parsed[0], parsed[1], message.payload)
-                # aiomqtt raises when the connection drops; should the stream ever end quietly,
-                # that is a lost connection too, and the supervisor reconnects.
-                raise aiomqtt.MqttError("the broker ended the message stream")
+                commands = asyncio.ensure_future(self._until_lost(client))
+                watched: set[asyncio.Future[None]] = {commands}
+                if intake is not None:
+                    watched.add(asyncio.ensure_future(intake.closed()))
+                try:
+                    done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for job in watched:
+                        job.cancel()
+                for job in done:
+                    job.result()  # raises why that connection ended
+                raise MqttIntakeError("the broker connection ended")
         finally:
+            if intake is not None:
+                intake.close()
             self.client = None
             self.connected.clear()
+
+    @staticmethod
+    async def _until_lost(client: aiomqtt.Client) -> None:
+        # aiomqtt raises when the connection drops; should the stream ever end quietly, that is
+        # a lost connection too.
+        async for _ in client.messages:
+            pass
+        raise aiomqtt.MqttError("the broker ended the message stream")
+
+    def _on_publish(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse(topic)
+        if parsed is not None:
+            self.receive(parsed[0], parsed[1], payload)
 
     async def flush_forever(self) -> None:
         while True:

@@ -159,10 +159,11 @@ def _write(connection: Connection, statement: Update, rows: list[dict[str, Any]]
     sql, names, positional, processors = _driver_update(connection.dialect, statement)
     columns: dict[str, list[Any]] = {}
     for name in dict.fromkeys(names):
-        values = [row[_column(name)] for row in rows]
+        key = _column(name)
+        values = [row[key] for row in rows]
         processor = processors.get(name)
         if processor is not None:
-            if isinstance(_DEVICES.c[_column(name)].type, UtcDateTime):
+            if isinstance(_DEVICES.c[key].type, UtcDateTime):
                 once = {value: processor(value) for value in set(values)}
                 values = [once[value] for value in values]
             else:
