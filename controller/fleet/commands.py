@@ -17,7 +17,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiomqtt
 import structlog
@@ -30,6 +30,7 @@ from muster import topics
 from muster.clock import Clock
 from muster.errors import NotFoundError
 from muster.v1 import device_pb2
+from muster.wire_values import timestamp_or_none
 
 __all__ = [
     "OPEN_STATES",
@@ -122,7 +123,7 @@ def apply_ack(session: Session, device_id: str, ack: device_pb2.CommandAck, now:
     if command.state not in OPEN_STATES:
         return False
     command.state = _RESULTS.get(ack.result, FAILED)
-    command.finished_at = ack.at.ToDatetime(tzinfo=UTC) if ack.HasField("at") else now
+    command.finished_at = timestamp_or_none(ack, "at") or now
     command.result_message = ack.message
     command.output = ack.output[: catalogue.MAX_LOG_BYTES]
     return True

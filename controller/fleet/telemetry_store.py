@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import structlog
@@ -43,6 +43,7 @@ from controller.fleet.commands import apply_ack
 from controller.fleet.rules import OFFLINE, ONLINE
 from muster.clock import Clock
 from muster.v1 import device_pb2
+from muster.wire_values import enum_name, timestamp_or_none
 
 log = structlog.get_logger(__name__)
 
@@ -116,13 +117,6 @@ def _indexed_update() -> Update:
         )
         .values({name: bindparam(f"v_{name}") for name in _INDEXED})
     )
-
-
-def _ts(message: Any, field: str) -> datetime | None:
-    if not message.HasField(field):
-        return None
-    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
-    return value
 
 
 @functools.lru_cache(maxsize=64)
@@ -316,7 +310,7 @@ class DeviceStateStore:
         self, row: dict[str, Any], payload: bytes, now: datetime, history: list[dict[str, Any]]
     ) -> bool:
         status = device_pb2.DeviceStatus.FromString(payload)
-        since = _ts(status, "since") or now
+        since = timestamp_or_none(status, "since") or now
         held = row["status_since"]
         if held is not None and not supersedes(bool(row["online"]), held, since):
             return False
@@ -356,16 +350,16 @@ class DeviceStateStore:
         row["collection_refusal"] = beat.collection_refusal
         row["clock_skew_s"] = beat.clock_skew_s
         row["software_version"] = beat.software_version or row["software_version"]
-        last_card = _ts(beat, "last_card_read")
+        last_card = timestamp_or_none(beat, "last_card_read")
         row["last_heartbeat"] = {
             "uptime_s": beat.uptime_s,
             "records_sealed": beat.records_sealed,
             "records_acked": beat.records_acked,
             "oldest_unsent_age_s": beat.oldest_unsent_age_s,
             "disk_free_bytes": beat.disk_free_bytes,
-            "reader": device_pb2.ComponentState.Name(beat.reader),
-            "camera": device_pb2.ComponentState.Name(beat.camera),
-            "sent_at": (_ts(beat, "sent_at") or now).isoformat(),
+            "reader": enum_name(device_pb2.ComponentState.Name, beat.reader),
+            "camera": enum_name(device_pb2.ComponentState.Name, beat.camera),
+            "sent_at": (timestamp_or_none(beat, "sent_at") or now).isoformat(),
             "last_card_read": last_card.isoformat() if last_card else "",
         }
         return True
@@ -375,8 +369,8 @@ class DeviceStateStore:
         event = device_pb2.Event.FromString(payload)
         return {
             "device_id": device_id,
-            "at": _ts(event, "at") or now,
-            "kind": device_pb2.Event.Kind.Name(event.kind),
+            "at": timestamp_or_none(event, "at") or now,
+            "kind": enum_name(device_pb2.Event.Kind.Name, event.kind),
             "message": event.message,
             "details": dict(event.details),
         }

@@ -8,6 +8,7 @@ import re
 
 from muster.records import RECORD_ID_PATTERN, RECORD_MAX_BYTES
 from muster.v1 import data_pb2
+from muster.wire_values import timestamp_or_none
 
 __all__ = ["envelope_problem"]
 
@@ -37,4 +38,6 @@ def envelope_problem(sealed: data_pb2.SealedRecord) -> str | None:
         return f"签名长度不对 (signature must be 1..{_MAX_SIGNATURE} bytes)"
     if not sealed.HasField("sealed_at"):
         return "缺少封存时间 (sealed_at missing)"
+    if timestamp_or_none(sealed, "sealed_at") is None:
+        return "封存时间超出范围 (sealed_at must fall in the years 0001-9999)"
     return None

@@ -293,7 +293,7 @@ def _nan_record(centre: Centre) -> data_pb2.SealedRecord:
 async def test_bad_records_are_rejected_alone_and_the_good_ones_stored(any_centre: Centre) -> None:
     """Attack: one batch mixes good records with a NaN number, a 41-character record id (a
     DataError for the whole batch on PostgreSQL before), a record of garbage ciphertext and
-    a record with no envelope at all. Refused: each bad one alone, with its reason; the good
+    a record with no envelope at all, and one sealed at an impossible time. Refused: each bad one alone, with its reason; the good
     ones are stored once and counted once."""
     centre = any_centre
     good = [centre.seal(seed=seed) for seed in range(3)]
@@ -302,7 +302,9 @@ async def test_bad_records_are_rejected_alone_and_the_good_ones_stored(any_centr
     garbage = centre.seal(seed=11)
     garbage.ciphertext = b"\x00" * len(garbage.ciphertext)
     empty = data_pb2.SealedRecord(record_id="00000000-0000-4000-8000-000000000000")
-    acks = await upload(centre, batch(good[0], nan, long_id, good[1], garbage, empty, good[2]))
+    far = centre.seal(seed=12)
+    far.sealed_at.seconds = 2**62  # no datetime holds it: it raised out of the whole batch
+    acks = await upload(centre, batch(good[0], nan, long_id, good[1], garbage, empty, far, good[2]))
     by_id = {ack.record_id: ack for ack in acks}
     Ack = data_pb2.RecordAck
     assert [by_id[s.record_id].status for s in good] == [Ack.STATUS_STORED] * 3
@@ -311,7 +313,9 @@ async def test_bad_records_are_rejected_alone_and_the_good_ones_stored(any_centr
     assert by_id["x" * 41].reason_code == "malformed" and "UUID" in by_id["x" * 41].reason
     assert by_id[garbage.record_id].reason_code == "signature"
     assert by_id[empty.record_id].reason_code == "malformed"
-    assert len(acks) == 7
+    assert by_id[far.record_id].reason_code == "malformed"
+    assert "0001-9999" in by_id[far.record_id].reason
+    assert len(acks) == 8
     assert centre.stored() == {s.record_id for s in good}
     assert centre.device().records_received == 3
 

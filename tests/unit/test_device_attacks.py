@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Attachment, Device, Record
+from controller.demo.simulated_fleet import register_simulated
 from controller.devices.pki_store import ControllerPki
 from controller.devices.revocation import revoke_device
 from controller.fleet.telemetry_consumer import TelemetryConsumer
@@ -35,6 +36,7 @@ from muster.crypto import (
     seal_record,
     upload_public_from_bytes,
 )
+from muster.fleet_layout import simulated_device
 from muster.licence import sign_licence
 from muster.records import describe_attachment
 from muster.v1 import data_pb2, device_pb2
@@ -272,3 +274,55 @@ def test_a_batch_applied_after_the_revocation_changes_nothing(
     with sessions() as session:
         row = session.get(Device, device.device_id)
         assert row is not None and row.heartbeat_sequence == 0 and row.outbox_depth == 0
+
+
+def _hostile_telemetry(device_id: str) -> list[tuple[str, str, bytes]]:
+    """Messages a device's broker session can publish that protobuf decodes but a datetime or
+    an enum cannot hold: timestamps outside 0001-9999, enum values no release defines."""
+    far = 2**62
+    beat = device_pb2.Heartbeat(sequence=9, outbox_depth=1, reader=99, camera=-5)
+    beat.sent_at.seconds = far
+    beat.last_card_read.seconds = -far
+    status = device_pb2.DeviceStatus(device_id=device_id, state=77)
+    status.since.seconds = far
+    event = device_pb2.Event(device_id=device_id, kind=1234, message="x")
+    event.at.seconds = -far
+    ack = device_pb2.CommandAck(command_id="c", result=55)
+    ack.at.seconds = far
+    return [
+        (device_id, kind, message.SerializeToString())
+        for kind, message in (
+            ("telemetry", beat),
+            ("status", status),
+            ("event", event),
+            ("ack", ack),
+        )
+    ]
+
+
+def test_impossible_timestamps_and_enum_values_do_not_stall_the_fleet_s_telemetry(
+    sessions: sessionmaker[Session], device: Dev, tmp_path: Path
+) -> None:
+    """Attack: one device publishes a heartbeat, a status, an event and an ack whose timestamps
+    are ±2^62 s and whose enum values no release has. They used to raise out of the batch, which
+    was given back and failed again at every flush, so no device's telemetry was applied any
+    more. Now each is taken for what can be read of it (an impossible time as none, an unknown
+    enum by its number), and another device's beat in the same batch is applied."""
+    clock = VirtualClock(NOW)
+    store = DeviceStateStore(sessions, clock)
+    consumer = TelemetryConsumer(ControllerSettings(data_dir=tmp_path), store, clock)
+    register_simulated(sessions, 1, now=NOW)
+    other = simulated_device(0).device_id
+    for message in _hostile_telemetry(device.device_id):
+        consumer.receive(*message)
+    consumer.receive(other, "telemetry", device_pb2.Heartbeat(sequence=1).SerializeToString())
+    assert asyncio.run(consumer.flush())
+    assert consumer.pending == 0
+    with sessions() as session:
+        row = session.get(Device, device.device_id)
+        assert row is not None
+        assert row.heartbeat_sequence == 9 and row.last_seen == NOW
+        assert row.last_heartbeat["reader"] == "99" and row.last_heartbeat["camera"] == "-5"
+        assert row.last_heartbeat["sent_at"] == NOW.isoformat()  # as if the device sent none
+        assert row.last_heartbeat["last_card_read"] == ""
+        assert session.get(Device, other).heartbeat_sequence == 1  # type: ignore[union-attr]
