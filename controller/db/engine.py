@@ -39,6 +39,10 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
+            # Checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: a fleet's heartbeats
+            # dirty pages all over the devices table, and each checkpoint copies a page once
+            # however often it changed since the last (a beat's write: 19 against 15 µs).
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
