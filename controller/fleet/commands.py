@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import aiomqtt
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, Table, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.db.models import Command, Device
@@ -30,7 +31,7 @@ from muster import topics
 from muster.clock import Clock
 from muster.errors import NotFoundError
 from muster.v1 import device_pb2
-from muster.wire_values import timestamp_or_none
+from muster.wire_values import fit_text, timestamp_or_none
 
 __all__ = [
     "OPEN_STATES",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+_ID_LENGTH = cast(String, cast(Table, Command.__table__).c.id.type).length
 
 PENDING, SENT, ACKED, FAILED, REJECTED, EXPIRED = (
     "pending",
@@ -116,7 +118,10 @@ def apply_ack(session: Session, device_id: str, ack: device_pb2.CommandAck, now:
     """Record a device's ack. Only the device a command was for can end it (its topic says who
     sent the ack, and the broker's ACL ties the topic to the certificate); a repeated ack or one
     for an already finished command changes nothing."""
-    command = session.get(Command, ack.command_id)
+    # An id no command has (too long for the column, a NUL PostgreSQL cannot compare) is
+    # refused before the query, which would fail the batch it came in.
+    fits = fit_text(ack.command_id, _ID_LENGTH) == ack.command_id
+    command = session.get(Command, ack.command_id) if fits else None
     if command is None or command.device_id != device_id:
         log.warning("ack for an unknown command", device_id=device_id, command_id=ack.command_id)
         return False
@@ -124,8 +129,8 @@ def apply_ack(session: Session, device_id: str, ack: device_pb2.CommandAck, now:
         return False
     command.state = _RESULTS.get(ack.result, FAILED)
     command.finished_at = timestamp_or_none(ack, "at") or now
-    command.result_message = ack.message
-    command.output = ack.output[: catalogue.MAX_LOG_BYTES]
+    command.result_message = fit_text(ack.message)
+    command.output = fit_text(ack.output[: catalogue.MAX_LOG_BYTES])
     return True
 
 

@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import (
     Connection,
     Dialect,
+    String,
     Table,
     Update,
     bindparam,
@@ -43,7 +44,7 @@ from controller.fleet.commands import apply_ack
 from controller.fleet.rules import OFFLINE, ONLINE
 from muster.clock import Clock
 from muster.v1 import device_pb2
-from muster.wire_values import enum_name, timestamp_or_none
+from muster.wire_values import enum_name, finite_or_none, fit_int, fit_text, timestamp_or_none
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +86,9 @@ _READ = (
     "state_reason",
     "backlog_rising",
 )
+# What a device reports, cut to the columns that keep it (see muster/wire_values.py).
+_VERSION_LENGTH = cast(String, _DEVICES.c.software_version.type).length
+_REFUSAL_LENGTH = cast(String, _DEVICES.c.collection_refusal.type).length
 _STATE_CHANGES = cast(Table, DeviceStateChange.__table__)
 _EVENTS = cast(Table, DeviceEvent.__table__)
 
@@ -331,31 +335,34 @@ class DeviceStateStore:
         self, row: dict[str, Any], payload: bytes, now: datetime, history: list[dict[str, Any]]
     ) -> bool:
         beat = device_pb2.Heartbeat.FromString(payload)
-        if beat.sequence and beat.sequence <= row["heartbeat_sequence"] and row["online"]:
+        sequence = fit_int(beat.sequence)
+        if sequence and sequence <= row["heartbeat_sequence"] and row["online"]:
             return False  # duplicate delivery (QoS 1 may deliver twice)
-        row["heartbeat_sequence"] = beat.sequence
+        row["heartbeat_sequence"] = sequence
         row["last_seen"] = now
         if not row["online"]:
             row["online"] = True
             row["status_since"] = now
         if row["state"] != ONLINE:
             self._set_state(row, ONLINE, "心跳恢复", now, history)
-        if beat.outbox_depth > row["outbox_depth"]:
+        depth = fit_int(beat.outbox_depth, 32)
+        if depth > row["outbox_depth"]:
             row["backlog_rising"] += 1
-        elif beat.outbox_depth < row["outbox_depth"] or beat.outbox_depth == 0:
+        elif depth < row["outbox_depth"] or depth == 0:
             row["backlog_rising"] = 0
-        row["outbox_depth"] = beat.outbox_depth
+        row["outbox_depth"] = depth
         row["licence_days_left"] = beat.licence_days_left
         row["collection_allowed"] = beat.collection_allowed
-        row["collection_refusal"] = beat.collection_refusal
-        row["clock_skew_s"] = beat.clock_skew_s
-        row["software_version"] = beat.software_version or row["software_version"]
+        row["collection_refusal"] = fit_text(beat.collection_refusal, _REFUSAL_LENGTH)
+        row["clock_skew_s"] = finite_or_none(beat.clock_skew_s) or 0.0
+        version = fit_text(beat.software_version, _VERSION_LENGTH)
+        row["software_version"] = version or row["software_version"]
         last_card = timestamp_or_none(beat, "last_card_read")
         row["last_heartbeat"] = {
-            "uptime_s": beat.uptime_s,
+            "uptime_s": finite_or_none(beat.uptime_s),
             "records_sealed": beat.records_sealed,
             "records_acked": beat.records_acked,
-            "oldest_unsent_age_s": beat.oldest_unsent_age_s,
+            "oldest_unsent_age_s": finite_or_none(beat.oldest_unsent_age_s),
             "disk_free_bytes": beat.disk_free_bytes,
             "reader": enum_name(device_pb2.ComponentState.Name, beat.reader),
             "camera": enum_name(device_pb2.ComponentState.Name, beat.camera),
@@ -371,8 +378,8 @@ class DeviceStateStore:
             "device_id": device_id,
             "at": timestamp_or_none(event, "at") or now,
             "kind": enum_name(device_pb2.Event.Kind.Name, event.kind),
-            "message": event.message,
-            "details": dict(event.details),
+            "message": fit_text(event.message),
+            "details": {fit_text(k): fit_text(v) for k, v in event.details.items()},
         }
 
 
