@@ -19,7 +19,12 @@ fills only when the database falls behind. When it is full:
    ``messages_dropped`` and logged as a warning with the count. (A dropped ack leaves its
    command ``sent``; it is sent again when the device comes back online, or it expires.)
 
-``/api/v1/telemetry`` reports both counts next to ``messages_received`` and ``messages_applied``
+A batch that fails for what it holds (not for the database being away) is applied in halves
+down to the message that fails, which is refused for good: logged with its device and counted in
+``messages_refused``. Without that, the batch went back to fail again at every flush, and one
+device's unforeseen value stopped every device's telemetry.
+
+``/api/v1/telemetry`` reports these counts next to ``messages_received`` and ``messages_applied``
 (messages that changed something), and ``messages_handled``: messages whose fate is settled
 (applied, found stale or duplicate, superseded or dropped), so that a reader can tell the process
 has caught up even when replicas sharing the load see a device's beats out of order.
@@ -48,6 +53,8 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 import structlog
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
 from controller.devices.pki_store import ControllerPki
 from controller.fleet.mqtt_intake import MqttIntake, MqttIntakeError
@@ -68,6 +75,9 @@ _MIN_FREED = 0.1
 # broken connection costs nothing, while acknowledging every beat cost a send() per message (the
 # largest single item of the receive path's profile). Statuses, events and acks keep QoS 1.
 SUBSCRIBE_QOS: dict[topics.Kind, int] = {"status": 1, "telemetry": 0, "event": 1, "ack": 1}
+# Failures that say the database is away (or busy), not that a message is wrong: the batch is
+# kept whole for the next flush. Anything else is isolated to the message that causes it.
+DATABASE_AWAY = (OperationalError, InterfaceError, DisconnectionError, SqlTimeoutError, OSError)
 # The telemetry connection's MQTT keepalive.
 KEEPALIVE_S = 30
 # How often the cached set of revoked devices is read again.
@@ -182,6 +192,7 @@ class TelemetryConsumer:
         self.connected = asyncio.Event()
         self.messages_applied = 0
         self.messages_received = 0
+        self.messages_refused = 0
         # Run after the next batch commits (see the module docstring): a JetStream intake's acks.
         self._after_flush: list[Callable[[], Awaitable[None]]] = []
         self._revoked: frozenset[str] = frozenset()
@@ -339,7 +350,7 @@ class TelemetryConsumer:
             return True
         batch = self._buffer.take()
         try:
-            self.messages_applied += await asyncio.to_thread(self._store.apply, batch)
+            self.messages_applied += await asyncio.to_thread(self._apply_isolating, batch)
         except asyncio.CancelledError:
             self._buffer.done(batch)  # the worker thread still applies it
             raise  # the callbacks do not run: their messages are redelivered
@@ -351,6 +362,31 @@ class TelemetryConsumer:
         self._buffer.done(batch)
         await self._run_after_flush(callbacks)
         return True
+
+    def _apply_isolating(self, batch: list[Message]) -> int:
+        """Apply ``batch``; when it fails for what it holds rather than for the database being
+        away, apply its halves, down to the one message that fails, which is refused: logged,
+        counted and never retried, so one device's message the store cannot take does not stop
+        everyone's telemetry at every flush. The database away still fails the whole batch,
+        which is kept for the next flush."""
+        try:
+            return self._store.apply(batch)
+        except DATABASE_AWAY:
+            raise
+        except Exception:
+            if len(batch) == 1:
+                device_id, kind, payload = batch[0]
+                self.messages_refused += 1
+                log.exception(
+                    "telemetry message refused: the store cannot apply it",
+                    device_id=device_id,
+                    kind=kind,
+                    size=len(payload),
+                    refused_total=self.messages_refused,
+                )
+                return 0
+            middle = len(batch) // 2
+            return self._apply_isolating(batch[:middle]) + self._apply_isolating(batch[middle:])
 
     @staticmethod
     async def _run_after_flush(callbacks: list[Callable[[], Awaitable[None]]]) -> None:

@@ -118,3 +118,53 @@ def test_values_that_do_not_fit_the_columns_do_not_stall_the_fleet_s_telemetry(
         assert command is not None
         assert (command.state, command.result_message) == ("failed", "失败")
         assert command.output == "log" * 10
+
+
+POISON_TRIGGER = {
+    # Stands for a value this release did not foresee: the database refuses one event.
+    "sqlite": [
+        "CREATE TRIGGER poison BEFORE INSERT ON device_events WHEN NEW.message = 'poison'"
+        " BEGIN SELECT RAISE(ABORT, 'poison'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.message = 'poison' THEN"
+        " RAISE EXCEPTION 'poison'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER poison BEFORE INSERT ON device_events FOR EACH ROW"
+        " EXECUTE FUNCTION poison()",
+    ],
+}
+
+
+def test_a_message_the_store_cannot_apply_is_refused_alone_and_the_rest_applied(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    register_simulated(sessions, 6, now=T0)
+    ids = [simulated_device(n).device_id for n in range(6)]
+    with sessions.begin() as session:
+        for statement in POISON_TRIGGER[session.get_bind().dialect.name]:
+            session.connection().exec_driver_sql(statement)
+    clock = VirtualClock(T0)
+    consumer = TelemetryConsumer(
+        ControllerSettings(data_dir=tmp_path), DeviceStateStore(sessions, clock), clock
+    )
+
+    def event(message: str) -> bytes:
+        return device_pb2.Event(
+            kind=device_pb2.Event.KIND_CARD_READ, message=message
+        ).SerializeToString()
+
+    for n, device in enumerate(ids):
+        consumer.receive(
+            device, "telemetry", device_pb2.Heartbeat(sequence=n + 1).SerializeToString()
+        )
+        consumer.receive(device, "event", event("poison" if n == 2 else f"read {n}"))
+
+    assert asyncio.run(consumer.flush())
+    assert consumer.messages_refused == 1
+    assert consumer.messages_handled == consumer.messages_received == 12
+    assert asyncio.run(consumer.flush()) and consumer.messages_refused == 1  # not retried
+    with sessions() as session:
+        sequences = [session.get(Device, d).heartbeat_sequence for d in ids]  # type: ignore[union-attr]
+        messages = sorted(session.scalars(select(DeviceEvent.message)))
+    assert sequences == [1, 2, 3, 4, 5, 6]
+    assert messages == sorted(f"read {n}" for n in range(6) if n != 2)

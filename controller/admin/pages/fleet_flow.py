@@ -29,8 +29,8 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
     @router.get("/api/v1/telemetry", tags=["fleet"])
     def api_telemetry(request: Request) -> dict[str, Any]:
         """This controller process's telemetry consumer: messages received and applied, and,
-        when its buffer was full, superseded by a newer message of the same device or dropped
-        (see controller/fleet/telemetry_consumer.py)."""
+        when its buffer was full, superseded by a newer message of the same device or dropped,
+        and refused as one the store cannot apply (see controller/fleet/telemetry_consumer.py)."""
         consumer = getattr(request.app.state, "consumer", None)
         if consumer is None:
             return {
@@ -42,6 +42,7 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
                 "messages_pending": 0,
                 "messages_superseded": 0,
                 "messages_dropped": 0,
+                "messages_refused": 0,
             }
         # With telemetry over NATS the MQTT connection only carries commands: the replica takes
         # its share of telemetry once the intake is subscribed too.
@@ -56,6 +57,7 @@ def fleet_flow_router(sessions: sessionmaker[Session], clock: Clock) -> APIRoute
             "messages_pending": consumer.pending,
             "messages_superseded": consumer.messages_superseded,
             "messages_dropped": consumer.messages_dropped,
+            "messages_refused": consumer.messages_refused,
         }
 
     @router.get("/flow", response_class=HTMLResponse, include_in_schema=False)
