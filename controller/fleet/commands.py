@@ -156,7 +156,8 @@ def due_for_sending(session: Session, limit: int = 500) -> list[Command]:
                 and_(
                     Command.state == SENT,
                     Device.online.is_(True),
-                    Device.status_since > Command.sent_at,
+                    # Both the centre's clock: the device's own stamp may run hours off it.
+                    Device.status_received_at > Command.sent_at,
                 ),
             )
         )

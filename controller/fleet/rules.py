@@ -51,6 +51,9 @@ class DeviceSnapshot:
     backlog_rising: int
     outbox_depth: int
     reader_faults_last_hour: int
+    # When the centre took in the current status, on its own clock (``status_since`` is the
+    # device's stamp, which may run hours off).
+    status_received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,12 @@ def _offline_for(device: DeviceSnapshot, state: str, now: datetime) -> float:
     if state == STALE:
         since = device.last_seen or device.enrolled_at
     else:
-        since = device.status_since or device.last_seen or device.enrolled_at
+        since = (
+            device.status_received_at
+            or device.status_since
+            or device.last_seen
+            or device.enrolled_at
+        )
     return (now - since).total_seconds()
 
 

@@ -56,6 +56,7 @@ REVOKED_REFUSAL = "本机授权已被中心吊销，不能采集。"
 _MANAGED = (
     "online",
     "status_since",
+    "status_received_at",
     "last_seen",
     "heartbeat_sequence",
     "outbox_depth",
@@ -318,10 +319,16 @@ class DeviceStateStore:
         held = row["status_since"]
         if held is not None and not supersedes(bool(row["online"]), held, since):
             return False
+        online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
         if held is None or since != held:
             # Another session: its daemon may have restarted and counts its beats from 1 again.
             row["heartbeat_sequence"] = 0
-        row["online"] = status.state == device_pb2.DeviceStatus.STATE_ONLINE
+            row["status_received_at"] = now
+        elif online != row["online"]:
+            row["status_received_at"] = now
+        # (The same status again, a retained one replayed to a restarted controller, keeps the
+        # time it was first taken in: commands sent since are not sent again for it.)
+        row["online"] = online
         row["status_since"] = since
         if row["online"]:
             row["last_seen"] = now
@@ -342,7 +349,7 @@ class DeviceStateStore:
         row["last_seen"] = now
         if not row["online"]:
             row["online"] = True
-            row["status_since"] = now
+            row["status_since"] = row["status_received_at"] = now
         if row["state"] != ONLINE:
             self._set_state(row, ONLINE, "心跳恢复", now, history)
         depth = fit_int(beat.outbox_depth, 32)

@@ -12,7 +12,7 @@ import pytest
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.db.models import Command, Device
+from controller.db.models import Command
 from controller.demo.simulated_fleet import register_simulated
 from controller.fleet.commands import (
     CommandSender,
@@ -22,6 +22,7 @@ from controller.fleet.commands import (
     expire_due,
     issue_command,
 )
+from controller.fleet.telemetry_store import DeviceStateStore
 from edge.commands import CommandHandler, CommandHooks, erase_device_state
 from edge.identity import IdentityStore
 from edge.licence_guard import LicenceGuard
@@ -79,16 +80,51 @@ def test_unanswered_commands_expire_and_sent_ones_are_resent_when_the_device_ret
     with sessions.begin() as session:
         for command in due_for_sending(session):
             claim(session, command, T0)
-    with sessions.begin() as session:
-        device = session.get(Device, DEVICE)
-        assert device is not None
-        device.online, device.status_since = True, T0 + timedelta(minutes=1)
+    DeviceStateStore(sessions, VirtualClock(T0 + timedelta(minutes=1))).apply(
+        [connected(DEVICE, T0 + timedelta(minutes=1))]
+    )
     with sessions.begin() as session:
         assert {c.id for c in due_for_sending(session)} == {short.id, long.id}
         assert expire_due(session, T0 + timedelta(minutes=6)) == 1
     with sessions() as session:
         expired = session.get(Command, short.id)
         assert expired is not None and expired.state == "expired"
+
+
+def connected(device: str, since: datetime) -> tuple[str, str, bytes]:
+    """A device's retained online status, stamped ``since`` by the device's own clock."""
+    status = device_pb2.DeviceStatus(device_id=device, state=device_pb2.DeviceStatus.STATE_ONLINE)
+    status.since.FromDatetime(since)
+    return (device, "status", status.SerializeToString())
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=5), -timedelta(hours=5)])
+def test_a_device_whose_clock_is_off_gets_a_sent_command_again_once_it_reconnects(
+    sessions: sessionmaker[Session], skew: timedelta
+) -> None:
+    """The resend follows the centre's clock, not the device's stamp: a clock 5 h ahead used to
+    have its sent commands handed to the broker at every pass, one 5 h behind never again after
+    it reconnected."""
+    register_simulated(sessions, 1, now=T0)
+    clock = VirtualClock(T0)
+    store = DeviceStateStore(sessions, clock)
+    store.apply([connected(DEVICE, T0 + skew)])
+    with sessions.begin() as session:
+        command = issue_command(session, DEVICE, "sync-slice", now=clock.now())
+        assert claim(session, command, clock.now())
+    clock.advance_now(60)
+    with sessions.begin() as session:
+        assert due_for_sending(session) == []  # sent while it was connected: not again
+    clock.advance_now(60)
+    store.apply([connected(DEVICE, clock.now() + skew)])  # the daemon restarted: a new session
+    with sessions.begin() as session:
+        due = due_for_sending(session)
+        assert [c.id for c in due] == [command.id]
+        assert claim(session, due[0], clock.now())
+    clock.advance_now(60)
+    store.apply([connected(DEVICE, clock.now() - timedelta(seconds=60) + skew)])  # replayed
+    with sessions.begin() as session:
+        assert due_for_sending(session) == []
 
 
 async def test_sender_publishes_due_commands_once(sessions: sessionmaker[Session]) -> None:

@@ -127,6 +127,25 @@ def test_offline_alert_after_the_profiles_allowance_and_resolved_on_return(
     assert alert.resolved_at == clock.now() and alert.open_key is None
 
 
+def test_the_offline_alert_keeps_the_centre_s_time_when_the_device_s_clock_runs_ahead(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A device whose clock runs 5 h ahead stamps its goodbye 5 h in the future. The offline
+    alert still comes after the profile's 900 s on the centre's clock, not 5 h later."""
+    clock, store, monitor = setup(sessions)
+    ahead = timedelta(hours=5)
+    store.apply([(KIOSK, "status", status(True, T0 + ahead)), (KIOSK, "telemetry", beat(1))])
+    move_to(clock, T0 + timedelta(seconds=10))
+    store.apply([(KIOSK, "status", status(False, clock.now() + ahead, graceful=True))])
+    move_to(clock, T0 + timedelta(seconds=800))
+    monitor.sweep()
+    assert open_alerts(sessions) == set()
+    move_to(clock, T0 + timedelta(seconds=1000))
+    monitor.sweep()
+    assert open_alerts(sessions) == {"offline"}
+    assert device(sessions).status_received_at == T0 + timedelta(seconds=10)
+
+
 def test_backlog_licence_skew_and_reader_fault_alerts(sessions: sessionmaker[Session]) -> None:
     """Each rule raises its alert while it holds and resolves when it no longer does: backlog
     growing over 5 heartbeats, licence under 30 days, clock skew over 300 s, 3 reader faults in

@@ -50,4 +50,4 @@ def test_one_head() -> None:
 
     from controller.db.engine import alembic_config
 
-    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0023"]
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0024"]

@@ -46,7 +46,10 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_reason: Mapped[str] = mapped_column(String(200), default="")
     online: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # The device's stamp of its current status (its clock, which may run off the centre's) and
+    # when the centre took that status in (the centre's clock: what centre times compare with).
     status_since: Mapped[datetime | None] = mapped_column(default=None)
+    status_received_at: Mapped[datetime | None] = mapped_column(default=None)
     last_seen: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     outbox_depth: Mapped[int] = mapped_column(Integer, default=0)
