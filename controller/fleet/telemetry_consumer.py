@@ -64,6 +64,7 @@ from muster import topics
 from muster.backoff import Backoff
 from muster.clock import Clock
 from muster.mqtt import client_tls_context, parse_broker_url
+from muster.tasks import first_to_end
 
 log = structlog.get_logger(__name__)
 
@@ -297,17 +298,11 @@ class TelemetryConsumer:
                 self.client = client
                 self.connected.set()
                 log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
-                commands = asyncio.ensure_future(self._until_lost(client))
-                watched: set[asyncio.Future[None]] = {commands}
-                if intake is not None:
-                    watched.add(asyncio.ensure_future(intake.closed()))
-                try:
-                    done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for job in watched:
-                        job.cancel()
-                for job in done:
-                    job.result()  # raises why that connection ended
+                # Each raises why its connection ended; the first to end ends both.
+                if intake is None:
+                    await self._until_lost(client)
+                else:
+                    await first_to_end(self._until_lost(client), intake.closed())
                 raise MqttIntakeError("the broker connection ended")
         finally:
             if intake is not None:

@@ -15,7 +15,6 @@ and its chunks again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, timedelta
@@ -27,6 +26,7 @@ from edge.identity import IdentityStore
 from edge.outbox import Outbox
 from muster.backoff import Backoff
 from muster.clock import Clock, wait_for_event
+from muster.tasks import first_to_end
 from muster.v1 import data_pb2, data_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -127,20 +127,8 @@ class DataLink:
 
     async def _session(self, channel: grpc.aio.Channel, backoff: Backoff) -> None:
         """Upload and refresh health until either fails or the controller ends the stream."""
-        tasks = [
-            asyncio.create_task(self._health_forever(channel), name="health"),
-            asyncio.create_task(self._upload_forever(channel, backoff), name="upload"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for task in done:
-            task.result()  # re-raise the RPC error that ended the session
+        # The RPC error that ended the session is raised.
+        await first_to_end(self._health_forever(channel), self._upload_forever(channel, backoff))
 
     async def health(self, channel: grpc.aio.Channel) -> None:
         stub = data_pb2_grpc.DeviceStub(channel)
