@@ -29,10 +29,12 @@ complete)::
     ├── TransportError
     │   ├── BrokenError            the other side or the line went away (cause attached)
     │   │   ├── CameraLostError            edge.drivers.camera
+    │   │   ├── MqttIntakeError    the telemetry subscription failed or ended  controller.fleet.mqtt_intake
     │   │   ├── PcscBrokenError            edge.drivers.pcsc.driver
     │   │   └── ReaderBrokenError          edge.drivers.sam.errors
     │   ├── ClosedError            we closed it ourselves
     │   │   └── CameraClosedError          edge.drivers.camera
+    │   ├── ProtocolError          a broker sent bytes that are not MQTT 3.1.1   muster.mqtt_wire
     │   └── ReaderTimeoutError             edge.drivers.sam.errors
     ├── StorageError               a durable write failed (disk full, database locked, corrupt)
     │   └── OutboxFullError                edge.outbox

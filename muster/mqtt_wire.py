@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from muster.errors import TransportError
+
 __all__ = [
     "CONNACK_REFUSALS",
     "ConnAck",
@@ -51,7 +53,7 @@ CONNACK_REFUSALS = {
 }
 
 
-class ProtocolError(ValueError):
+class ProtocolError(TransportError):
     """The broker sent bytes that are not the MQTT a subscriber expects. ``events`` holds what
     the same read brought before them, still to be handled."""
 

@@ -22,6 +22,7 @@ import structlog
 
 from muster import mqtt_wire
 from muster.clock import Clock
+from muster.errors import BrokenError
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +32,7 @@ __all__ = ["MqttIntake", "MqttIntakeError"]
 HANDSHAKE_TIMEOUT_S = 10.0
 
 
-class MqttIntakeError(ConnectionError):
+class MqttIntakeError(BrokenError):
     """The telemetry subscription could not be made, or its connection ended."""
 
 

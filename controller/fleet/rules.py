@@ -85,16 +85,24 @@ def classify(device: DeviceSnapshot, now: datetime) -> Classification:
 
 
 def _offline_for(device: DeviceSnapshot, state: str, now: datetime) -> float:
-    if state == STALE:
-        since = device.last_seen or device.enrolled_at
-    else:
-        since = (
-            device.status_received_at
-            or device.status_since
-            or device.last_seen
-            or device.enrolled_at
-        )
+    since = (device.last_seen or device.enrolled_at) if state == STALE else _went_offline(device)
     return (now - since).total_seconds()
+
+
+def _went_offline(device: DeviceSnapshot) -> datetime:
+    """When the device went offline, on the centre's clock, as near as the centre can tell.
+
+    Its own stamp, corrected by the clock skew it last measured against the centre; no earlier
+    than the device was last heard (a last will carries the connect time of the session it
+    ends); no later than the centre took the status in (a clock running ahead, uncorrected,
+    cannot put it in the future). A goodbye from a device that was off for hours before this
+    controller first heard of it therefore counts from the goodbye, not from its arrival."""
+    estimates = [device.last_seen] if device.last_seen is not None else []
+    if device.status_since is not None:
+        estimates.append(device.status_since - timedelta(seconds=device.clock_skew_s))
+    since = max(estimates) if estimates else device.enrolled_at
+    received = device.status_received_at
+    return min(since, received) if received is not None else since
 
 
 def alerts(device: DeviceSnapshot, state: str, now: datetime) -> dict[str, str]:

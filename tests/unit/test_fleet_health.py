@@ -146,6 +146,25 @@ def test_the_offline_alert_keeps_the_centre_s_time_when_the_device_s_clock_runs_
     assert device(sessions).status_received_at == T0 + timedelta(seconds=10)
 
 
+def test_a_device_gone_for_hours_before_the_centre_heard_is_alerted_at_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A goodbye the device stamped two hours ago, taken in only now (the broker kept it retained
+    for a controller that was not running yet), counts from the goodbye: the alert is raised at
+    the first sweep, not 900 s after the centre heard. A clock skew the device measured is taken
+    off its stamp first."""
+    clock, store, monitor = setup(sessions)
+    store.apply([(KIOSK, "telemetry", beat(1, clock_skew_s=240.0))])  # its clock 4 min ahead
+    move_to(clock, T0 + timedelta(hours=2))
+    gone_at = T0 + timedelta(seconds=30)
+    store.apply([(KIOSK, "status", status(False, gone_at + timedelta(minutes=4), graceful=True))])
+    monitor.sweep()
+    assert open_alerts(sessions) == {"offline"}
+    with sessions() as session:
+        message = session.scalars(select(Alert.message).where(Alert.device_id == KIOSK)).one()
+    assert message.startswith("离线已 120 分钟"), message  # 116 without the skew taken off
+
+
 def test_backlog_licence_skew_and_reader_fault_alerts(sessions: sessionmaker[Session]) -> None:
     """Each rule raises its alert while it holds and resolves when it no longer does: backlog
     growing over 5 heartbeats, licence under 30 days, clock skew over 300 s, 3 reader faults in

@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 from controller.accounts.admins import add_admin, issue_token
 from controller.admin import create_admin_app
 from controller.demo.simulated_fleet import register_simulated
-from controller.fleet.telemetry_consumer import TelemetryBuffer, TelemetryConsumer, coalesce
+from controller.fleet.telemetry_buffer import TelemetryBuffer, coalesce
+from controller.fleet.telemetry_consumer import TelemetryConsumer
 from controller.fleet.telemetry_store import DeviceStateStore, Message
 from controller.settings import ControllerSettings
 from muster.clock import VirtualClock
