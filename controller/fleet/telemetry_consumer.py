@@ -210,10 +210,10 @@ class TelemetryConsumer:
                 self.connected.set()
                 log.info("telemetry consumer connected", broker=self._settings.mqtt_url)
                 # Each raises why its connection ended; the first to end ends both.
-                if intake is None:
-                    await self._until_lost(client)
-                else:
-                    await first_to_end(self._until_lost(client), intake.closed())
+                connections = [self._until_lost(client)]
+                if intake is not None:
+                    connections.append(intake.closed())
+                await first_to_end(*connections)
                 raise MqttIntakeError("the broker connection ended")
         finally:
             if intake is not None:

@@ -320,14 +320,14 @@ class DeviceStateStore:
         if held is not None and not supersedes(bool(row["online"]), held, since):
             return False
         online = status.state == device_pb2.DeviceStatus.STATE_ONLINE
-        if held is None or since != held:
+        new_session = held is None or since != held
+        if new_session:
             # Another session: its daemon may have restarted and counts its beats from 1 again.
             row["heartbeat_sequence"] = 0
+        if new_session or online != row["online"]:
+            # (The same status again, a retained one replayed to a restarted controller, keeps
+            # the time it was first taken in: commands sent since are not sent again for it.)
             row["status_received_at"] = now
-        elif online != row["online"]:
-            row["status_received_at"] = now
-        # (The same status again, a retained one replayed to a restarted controller, keeps the
-        # time it was first taken in: commands sent since are not sent again for it.)
         row["online"] = online
         row["status_since"] = since
         if row["online"]:
